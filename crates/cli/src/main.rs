@@ -1,0 +1,74 @@
+//! `sop`: the command-line front end. Each subcommand lives in its own module and only
+//! glues library crates together; errors carry context and exit non-zero.
+
+mod calibrate_cmd;
+mod eval_cmd;
+mod formats_cmd;
+mod layers_cmd;
+mod qfile;
+mod quantize_cmd;
+mod rtl_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// RTL generation and co-verification for SOP, a hardware-aware post-training
+/// quantizer for LLM weights.
+///
+/// sop quantizes real model weights (safetensors) with block-scaled formats and
+/// per-layer codebooks, emits the weight-decode hardware as Verilog, and co-simulates
+/// that Verilog under Verilator against a bit-accurate software model.
+#[derive(Parser)]
+#[command(name = "sop", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect the number formats: code tables, rounding, and their parameters.
+    #[command(subcommand)]
+    Formats(formats_cmd::FormatsCmd),
+    /// List the linear layers (2-D weights) of a model, with shapes and dtypes.
+    Layers(layers_cmd::LayersArgs),
+    /// Quantize a model's linear layers at several operating points and compare the
+    /// reconstruction error (NMSE, SQNR, cosine) per layer, with a summary.
+    Eval(eval_cmd::EvalArgs),
+    /// Collect real activation statistics (per-column E[x^2] of every linear layer) by
+    /// running the model on calibration text; write them as a llama.cpp imatrix.gguf.
+    Calibrate(calibrate_cmd::CalibrateArgs),
+    /// Quantize every linear layer to a target average bpw: evaluate a menu of options per
+    /// layer, choose by MCKP, write the quantized model (safetensors) and a report.
+    Quantize(quantize_cmd::QuantizeArgs),
+    /// Load a quantized model written by `sop quantize`, verify it and list its layers.
+    Inspect(quantize_cmd::InspectArgs),
+    /// Emit the decode hardware as Verilog, or measure its area and speed.
+    #[command(subcommand)]
+    Rtl(rtl_cmd::RtlCmd),
+    /// Co-simulate the Verilog in rtl-out/ under Verilator on real quantized layers and
+    /// compare every output word with the bit-accurate model; exit non-zero on mismatch.
+    Cosim(sop_cosim::cli_glue::CosimArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Formats(cmd) => formats_cmd::run(cmd),
+        Command::Layers(args) => layers_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
+        Command::Calibrate(args) => calibrate_cmd::run(args),
+        Command::Quantize(args) => quantize_cmd::run(args),
+        Command::Inspect(args) => quantize_cmd::inspect(args),
+        Command::Rtl(cmd) => rtl_cmd::run(cmd),
+        Command::Cosim(args) => sop_cosim::cli_glue::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

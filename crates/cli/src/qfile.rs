@@ -1,0 +1,288 @@
+//! The quantized-model file (`model.sop.safetensors`): every layer's [`QuantizedLayer`] as
+//! byte tensors plus JSON metadata, loadable back bit-exactly. Layout in `docs/quantizer.md`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+use sop_formats::pack::{pack, unpack};
+use sop_formats::{Element, LutEntry, OperatingPoint};
+use sop_quantize::sparse::MenuOption;
+use sop_quantize::{decode_entry, Lut, QuantizedLayer, SparseEntry};
+
+/// Value of the `format` metadata key.
+pub const FORMAT: &str = "sop-quantized/1";
+/// File name inside the output directory.
+pub const MODEL_FILE: &str = "model.sop.safetensors";
+
+/// Per-layer metadata (JSON array under the `layers` metadata key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerMeta {
+    /// Tensor name.
+    pub name: String,
+    /// The chosen menu option (`POINT[+O<p>%][+R<p>%]`).
+    pub option: String,
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// The LUTs' element, entry format and bias (words are in the `.lutN` tensors).
+    pub tables: Vec<TableMeta>,
+    /// Exact stored bits of the layer.
+    pub bits: u64,
+}
+
+/// A LUT's scalar parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableMeta {
+    /// Codebook.
+    pub element: Element,
+    /// Entry word format.
+    pub entry: LutEntry,
+    /// HIF bias register.
+    pub bias: i32,
+}
+
+fn sparse_bytes(v: &[SparseEntry]) -> Vec<u8> {
+    v.iter().flat_map(|e| e.index.to_le_bytes().into_iter().chain(e.bf16.to_le_bytes())).collect()
+}
+
+fn sparse_from(b: &[u8]) -> Result<Vec<SparseEntry>> {
+    ensure!(b.len() % 6 == 0, "sparse tensor of {} bytes is not a multiple of 6", b.len());
+    Ok(b.chunks_exact(6)
+        .map(|c| SparseEntry {
+            index: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            bf16: u16::from_le_bytes([c[4], c[5]]),
+        })
+        .collect())
+}
+
+fn scale_width(p: &OperatingPoint) -> usize {
+    match p {
+        OperatingPoint::Block { scale, .. } if scale.bits() > 8 => 4,
+        _ => 1,
+    }
+}
+
+/// Serializes layers (with their menu options) to safetensors bytes.
+pub fn to_bytes(layers: &[(QuantizedLayer, MenuOption)], extra: &[(&str, String)]) -> Result<Vec<u8>> {
+    let mut bufs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut metas = Vec::new();
+    for (l, opt) in layers {
+        ensure!(opt.point == l.point, "{}: option {opt} does not match point {}", l.name, l.point);
+        let n = &l.name;
+        let mut add = |suffix: &str, dtype: Dtype, bytes: Vec<u8>| {
+            let shape = vec![bytes.len() / if dtype == Dtype::F32 { 4 } else { 1 }];
+            bufs.push((format!("{n}.{suffix}"), dtype, shape, bytes));
+        };
+        add("codes", Dtype::U8, l.packed_codes());
+        add("sel", Dtype::U8, pack(&l.sel, 1)?);
+        let sw = scale_width(&l.point);
+        add(
+            "scales",
+            Dtype::U8,
+            l.scale_codes.iter().flat_map(|c| c.to_le_bytes()[..sw].to_vec()).collect(),
+        );
+        for (i, t) in l.tables.iter().enumerate() {
+            add(&format!("lut{i}"), Dtype::U8, t.words.iter().flat_map(|w| w.to_le_bytes()).collect());
+        }
+        add("tensor_scale", Dtype::F32, l.tensor_scale.to_le_bytes().to_vec());
+        add("outliers", Dtype::U8, sparse_bytes(&l.outliers));
+        add("residuals", Dtype::U8, sparse_bytes(&l.residuals));
+        metas.push(LayerMeta {
+            name: l.name.clone(),
+            option: opt.to_string(),
+            rows: l.rows,
+            cols: l.cols,
+            tables: l
+                .tables
+                .iter()
+                .map(|t| TableMeta {
+                    element: t.element,
+                    entry: t.entry,
+                    bias: t.bias,
+                })
+                .collect(),
+            bits: l.bits(),
+        });
+    }
+    let mut md = HashMap::new();
+    md.insert("format".to_string(), FORMAT.to_string());
+    md.insert("layers".to_string(), serde_json::to_string(&metas)?);
+    for (k, v) in extra {
+        md.insert(k.to_string(), v.clone());
+    }
+    let views: Vec<(String, TensorView<'_>)> = bufs
+        .iter()
+        .map(|(k, d, s, b)| Ok((k.clone(), TensorView::new(*d, s.clone(), b)?)))
+        .collect::<Result<_>>()?;
+    Ok(safetensors::serialize(views, Some(md))?)
+}
+
+/// A loaded quantized model.
+pub struct Loaded {
+    /// Layers with their options, in file order.
+    pub layers: Vec<(QuantizedLayer, MenuOption)>,
+    /// All metadata.
+    pub metadata: HashMap<String, String>,
+}
+
+/// Parses safetensors bytes written by [`to_bytes`].
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
+    let ctx = || format!("{}: not a SOP quantized model", path.display());
+    let (_, md) = SafeTensors::read_metadata(bytes).with_context(ctx)?;
+    let metadata = md.metadata().clone().unwrap_or_default();
+    if metadata.get("format").map(String::as_str) != Some(FORMAT) {
+        bail!("{}: metadata key `format` is not `{FORMAT}`", path.display());
+    }
+    let st = SafeTensors::deserialize(bytes).with_context(ctx)?;
+    let metas: Vec<LayerMeta> =
+        serde_json::from_str(metadata.get("layers").map(String::as_str).unwrap_or("")).with_context(ctx)?;
+    let mut layers = Vec::new();
+    for m in metas {
+        let get = |s: &str| -> Result<Vec<u8>> {
+            Ok(st
+                .tensor(&format!("{}.{s}", m.name))
+                .with_context(|| format!("{}: layer `{}` has no `.{s}` tensor", path.display(), m.name))?
+                .data()
+                .to_vec())
+        };
+        let opt: MenuOption = m.option.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        let point = opt.point;
+        let n = m.rows * m.cols;
+        let codes = unpack(&get("codes")?, point.code_bits(), n)?;
+        let blocks = match point.block() {
+            Some(b) => m.rows * m.cols.div_ceil(b as usize),
+            None => 0,
+        };
+        let sel = unpack(&get("sel")?, 1, blocks)?;
+        let sw = scale_width(&point);
+        let sb = get("scales")?;
+        ensure!(sb.len() == blocks * sw, "layer `{}`: {} scale bytes for {blocks} blocks", m.name, sb.len());
+        let scale_codes = sb
+            .chunks_exact(sw)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w[..sw].copy_from_slice(c);
+                u32::from_le_bytes(w)
+            })
+            .collect();
+        let mut tables = Vec::new();
+        for (i, t) in m.tables.iter().enumerate() {
+            let words: Vec<u16> = get(&format!("lut{i}"))?
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let levels = words.iter().map(|&w| decode_entry(t.entry, t.bias, w)).collect();
+            tables.push(Lut {
+                element: t.element,
+                entry: t.entry,
+                words,
+                bias: t.bias,
+                levels,
+            });
+        }
+        let ts = get("tensor_scale")?;
+        ensure!(ts.len() == 4, "layer `{}`: tensor_scale must be 4 bytes", m.name);
+        let l = QuantizedLayer {
+            name: m.name.clone(),
+            rows: m.rows,
+            cols: m.cols,
+            point,
+            codes,
+            sel,
+            scale_codes,
+            tables,
+            tensor_scale: f32::from_le_bytes([ts[0], ts[1], ts[2], ts[3]]),
+            outliers: sparse_from(&get("outliers")?)?,
+            residuals: sparse_from(&get("residuals")?)?,
+        };
+        ensure!(
+            l.bits() == m.bits,
+            "layer `{}`: {} bits recorded, {} loaded",
+            m.name,
+            m.bits,
+            l.bits()
+        );
+        layers.push((l, opt));
+    }
+    Ok(Loaded { layers, metadata })
+}
+
+/// Writes `bytes` to `dir/name` atomically: a temporary file in `dir`, fsync, rename, fsync of
+/// the directory. On any error the temporary file is removed and `dir/name` is untouched.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let dest = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| -> Result<()> {
+        let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+        drop(f);
+        fs::rename(&tmp, &dest).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.map(|()| dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sop_quantize::sparse::quantize_option;
+    use sop_quantize::{LayerRef, QuantOptions, Quantizer};
+
+    #[test]
+    fn round_trip_is_bit_exact() {
+        let data: Vec<f32> = (0..48 * 40).map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 333.0).collect();
+        let a: Vec<f32> = (0..40).map(|j| 0.5 + j as f32 / 10.0).collect();
+        let mut layers = Vec::new();
+        for name in [
+            "NF4+DD4sUE4M4b16+O0.5%+R1%",
+            "Split87+DD4sSE4M3b16",
+            "E2M1sE4M3b16+R0.5%",
+            "E2M3sUE4M4b32",
+            "E4M3-POT+O1%",
+            "NF4sF32b64",
+        ] {
+            let opt: MenuOption = name.parse().unwrap();
+            let q = Quantizer::new(opt.point, QuantOptions::default()).unwrap();
+            let w = LayerRef {
+                name,
+                rows: 48,
+                cols: 40,
+                data: &data,
+            };
+            layers.push((quantize_option(&q, &opt, w, Some(&a)).unwrap(), opt));
+        }
+        let bytes = to_bytes(&layers, &[("k", "v".into())]).unwrap();
+        let back = from_bytes(&bytes, Path::new("mem")).unwrap();
+        assert_eq!(back.layers, layers);
+        assert_eq!(back.metadata["k"], "v");
+        for ((l, _), (m, _)) in back.layers.iter().zip(&layers) {
+            let (x, y) = (l.dequantize(), m.dequantize());
+            assert!(x.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+
+    #[test]
+    fn failed_write_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("x")).unwrap(); // the destination is a directory
+        let e = write_atomic(d.path(), "x", b"data").unwrap_err();
+        assert!(format!("{e:#}").contains("renaming"), "{e:#}");
+        let names: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x")]);
+        assert!(from_bytes(b"garbage", Path::new("g")).is_err());
+    }
+}

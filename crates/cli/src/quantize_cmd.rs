@@ -1,0 +1,407 @@
+//! `sop quantize --model M --target-bpw X --out DIR`: per layer, evaluate a menu of options,
+//! choose one per layer by MCKP under the average-bpw target, and write the quantized model
+//! plus a report. `sop inspect DIR` loads it back and verifies it.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use sop_model::Model;
+use sop_quantize::mckp::{solve_exact, solve_greedy, Choice, DEFAULT_MAX_UNITS};
+use sop_quantize::sparse::{quantize_option, MenuOption};
+use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Quantizer};
+
+use crate::qfile;
+
+/// The default menu.
+pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\
+NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,E2M3sUE4M4+R0.5%,E4M3-POT";
+
+#[derive(Args)]
+pub struct QuantizeArgs {
+    /// Model: a safetensors file, a Hugging Face model directory, or `minilm`.
+    #[arg(long)]
+    model: String,
+    /// Per-column activation statistics (imatrix.gguf / .dat, e.g. from `sop calibrate`).
+    #[arg(long, value_name = "FILE", conflicts_with = "calibrate")]
+    imatrix: Option<PathBuf>,
+    /// Calibrate in-process on the built-in text set (BERT encoders only) instead of --imatrix.
+    #[arg(long)]
+    calibrate: bool,
+    /// Target average bits per weight over all linear layers (total bits / total weights).
+    #[arg(long)]
+    target_bpw: f64,
+    /// Output directory (refused if it exists, unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Write into an existing output directory (files are replaced atomically).
+    #[arg(long)]
+    force: bool,
+    /// Comma-separated menu options `POINT[+O<p>%][+R<p>%]`.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_MENU)]
+    menu: Vec<String>,
+    /// Also measure the output-embedding cosine of the quantized encoder against the original
+    /// on the calibration sentences (BERT encoders only).
+    #[arg(long)]
+    check_embeddings: bool,
+    /// Per-layer sensitivity weighting the activation-weighted NMSE in the MCKP distortion:
+    /// `layer` (every layer counts equally: distortion = aw-NMSE, i.e. sensitivity
+    /// 1 / sum a w^2 on the activation-weighted squared error) or `params` (distortion =
+    /// weights in the layer x aw-NMSE).
+    #[arg(long, default_value = "layer", value_parser = ["layer", "params"])]
+    sensitivity: String,
+}
+
+/// One evaluated option of one layer.
+struct Cand {
+    opt: MenuOption,
+    ql: QuantizedLayer,
+    m: Metrics,
+}
+
+pub fn run(a: QuantizeArgs) -> Result<()> {
+    let t0 = Instant::now();
+    if a.out.exists() && !a.force {
+        bail!(
+            "--out {}: already exists; refusing to overwrite (pass --force to replace its files)",
+            a.out.display()
+        );
+    }
+    if !a.target_bpw.is_finite() || a.target_bpw <= 0.0 {
+        bail!("--target-bpw {}: must be a positive number", a.target_bpw);
+    }
+    let mut menu: Vec<MenuOption> = Vec::new();
+    for s in a.menu.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let o: MenuOption = s.parse().map_err(|e: String| anyhow::anyhow!("--menu: {e}"))?;
+        if !menu.contains(&o) {
+            menu.push(o);
+        }
+    }
+    if menu.is_empty() {
+        bail!("--menu: no option given");
+    }
+    let opts = QuantOptions::default();
+    let quantizers: Vec<Quantizer> = menu
+        .iter()
+        .map(|o| Quantizer::new(o.point, opts).with_context(|| format!("--menu {o}")))
+        .collect::<Result<_>>()?;
+    let path = sop_model::resolve(&a.model).with_context(|| format!("model '{}'", a.model))?;
+    let model = Model::open(&path)?;
+    let layers: Vec<String> = model.linear_layers().into_iter().map(|t| t.name).collect();
+    if layers.is_empty() {
+        bail!("{}: no linear layers", path.display());
+    }
+    let (stats, calib_source) = if let Some(f) = &a.imatrix {
+        let s = crate::calibrate_cmd::load_imatrix(f, &path, &model).with_context(|| format!("--imatrix {}", f.display()))?;
+        (Some(s), format!("imatrix file {}", f.display()))
+    } else if a.calibrate {
+        let t = Instant::now();
+        let s = sop_calib::calibrate(&path, &sop_calib::builtin_texts(), &sop_calib::CalibOptions::default(), &mut |_| {})?;
+        eprintln!("calibrated in-process in {:.1} s", t.elapsed().as_secs_f64());
+        (Some(s), format!("in-process calibration on {}", sop_calib::BUILTIN_DATASET))
+    } else {
+        eprintln!("WARNING: no calibration given (--imatrix FILE or --calibrate): column weights are UNIFORM");
+        (None, "uniform: no calibration given".to_string())
+    };
+
+    // Evaluate every option of every layer.
+    let mut all: Vec<(Vec<Cand>, Vec<f32>, bool)> = Vec::new();
+    let mut total_weights = 0u64;
+    for (i, name) in layers.iter().enumerate() {
+        let w = model.load_f32(name)?;
+        let (col_w, calibrated) = crate::calibrate_cmd::column_weights_for(stats.as_ref(), name, w.cols)?;
+        if stats.is_some() && !calibrated {
+            eprintln!("  {name}: no statistics in the calibration: uniform column weights");
+        }
+        let lr = LayerRef {
+            name: &w.name,
+            rows: w.rows,
+            cols: w.cols,
+            data: &w.data,
+        };
+        let aw = calibrated.then_some(col_w.as_slice());
+        let mut cands = Vec::new();
+        for (o, q) in menu.iter().zip(&quantizers) {
+            let ql = quantize_option(q, o, lr, aw).with_context(|| format!("{name}: {o}"))?;
+            let m = metrics(&w.data, &ql.dequantize(), w.cols, aw);
+            cands.push(Cand { opt: *o, ql, m });
+        }
+        eprintln!("[{}/{}] {name} {}x{}: {} options", i + 1, layers.len(), w.rows, w.cols, cands.len());
+        total_weights += (w.rows * w.cols) as u64;
+        all.push((cands, w.data, calibrated));
+    }
+    // Menus: within each cost level keep the option with the best ACos.
+    let mut kept: Vec<Vec<usize>> = Vec::new();
+    let mut menus: Vec<Vec<Choice>> = Vec::new();
+    for (cands, _, _) in &all {
+        let mut idx: Vec<usize> = Vec::new();
+        for (k, c) in cands.iter().enumerate() {
+            match idx.iter().position(|&j| cands[j].ql.bits() == c.ql.bits()) {
+                Some(p) if cands[idx[p]].m.w_cosine >= c.m.w_cosine => {}
+                Some(p) => idx[p] = k,
+                None => idx.push(k),
+            }
+        }
+        menus.push(
+            idx.iter()
+                .map(|&k| Choice {
+                    bits: cands[k].ql.bits(),
+                    distortion: distortion(&cands[k], a.sensitivity == "params"),
+                })
+                .collect(),
+        );
+        kept.push(idx);
+    }
+    let exact = solve_exact(&menus, total_weights, a.target_bpw, DEFAULT_MAX_UNITS).context("--target-bpw")?;
+    let greedy = solve_greedy(&menus, total_weights, a.target_bpw).context("--target-bpw")?;
+    let gap = greedy.distortion / exact.distortion.max(f64::MIN_POSITIVE) - 1.0;
+    eprintln!(
+        "MCKP: exact {:.4} bpw distortion {:.6e}; greedy {:.4} bpw distortion {:.6e} (gap {:+.3}%)",
+        exact.bpw(total_weights),
+        exact.distortion,
+        greedy.bpw(total_weights),
+        greedy.distortion,
+        gap * 100.0
+    );
+    let chosen: Vec<&Cand> = all
+        .iter()
+        .zip(&kept)
+        .zip(&exact.choice)
+        .map(|(((c, _, _), k), &i)| &c[k[i]])
+        .collect();
+
+    // Baseline medians of every menu option (for the targets).
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let mut baselines = serde_json::Map::new();
+    for (k, o) in menu.iter().enumerate() {
+        let mut v: Vec<f64> = all.iter().map(|(c, _, _)| c[k].m.nmse).collect();
+        let bits: u64 = all.iter().map(|(c, _, _)| c[k].ql.bits()).sum();
+        baselines.insert(
+            o.to_string(),
+            serde_json::json!({"median_nmse": median(&mut v), "bpw": bits as f64 / total_weights as f64}),
+        );
+    }
+    let mut v: Vec<f64> = chosen.iter().map(|c| c.m.nmse).collect();
+    let med = median(&mut v);
+
+    let embed_cos = if a.check_embeddings {
+        Some(embedding_cosine(&path, &chosen)?)
+    } else {
+        None
+    };
+
+    // Write.
+    fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
+    let layers_q: Vec<(QuantizedLayer, MenuOption)> = chosen.iter().map(|c| (c.ql.clone(), c.opt)).collect();
+    let bytes = qfile::to_bytes(
+        &layers_q,
+        &[
+            ("model", path.display().to_string()),
+            ("calibration", calib_source.clone()),
+            ("target_bpw", a.target_bpw.to_string()),
+        ],
+    )?;
+    let f = qfile::write_atomic(&a.out, qfile::MODEL_FILE, &bytes)?;
+    let layers_json: Vec<serde_json::Value> = chosen
+        .iter()
+        .zip(&all)
+        .map(|(c, (_, _, cal))| {
+            serde_json::json!({
+                "name": c.ql.name, "shape": [c.ql.rows, c.ql.cols], "option": c.opt.to_string(),
+                "bpw": c.ql.bpw(), "bits": c.ql.bits(), "nmse": c.m.nmse, "w_nmse": c.m.w_nmse,
+                "w_cosine": c.m.w_cosine, "outliers": c.ql.outliers.len(), "residuals": c.ql.residuals.len(),
+                "calibrated": cal,
+            })
+        })
+        .collect();
+    let elapsed = t0.elapsed().as_secs_f64();
+    let report = serde_json::json!({
+        "model": path.display().to_string(),
+        "calibration": calib_source,
+        "target_bpw": a.target_bpw,
+        "achieved_bpw": exact.bpw(total_weights),
+        "total_bits": exact.bits,
+        "total_weights": total_weights,
+        "budget_bits": exact.budget,
+        "median_nmse": med,
+        "mckp": {"exact_distortion": exact.distortion, "dp_quantum_bits": exact.quantum,
+                 "greedy_distortion": greedy.distortion, "greedy_bpw": greedy.bpw(total_weights),
+                 "greedy_gap": gap,
+                 "sensitivity": a.sensitivity},
+        "menu_baselines": baselines,
+        "output_embedding_cosine": embed_cos,
+        "seconds": elapsed,
+        "layers": layers_json,
+    });
+    write_text(&a.out, "report.json", &(serde_json::to_string_pretty(&report)? + "\n"))?;
+    write_text(&a.out, "report.md", &report_md(&report))?;
+    println!(
+        "wrote {} ({} layers, {:.4} bpw for target {}, median NMSE {:.4e}{}; calibration: {}) in {:.1} s",
+        f.display(),
+        chosen.len(),
+        exact.bpw(total_weights),
+        a.target_bpw,
+        med,
+        embed_cos.map(|c| format!(", output-embedding cosine {c:.6}")).unwrap_or_default(),
+        report["calibration"].as_str().unwrap_or(""),
+        elapsed
+    );
+    Ok(())
+}
+
+/// MCKP distortion of an option: its activation-weighted NMSE, times the layer's weight count
+/// with `by_params` (see docs/quantizer.md, "Sensitivity").
+fn distortion(c: &Cand, by_params: bool) -> f64 {
+    let n = if by_params { (c.ql.rows * c.ql.cols) as f64 } else { 1.0 };
+    let d = n * c.m.w_nmse;
+    if d.is_finite() {
+        d
+    } else {
+        f64::MAX / 1e6
+    }
+}
+
+fn write_text(dir: &Path, name: &str, s: &str) -> Result<()> {
+    qfile::write_atomic(dir, name, s.as_bytes()).map(drop)
+}
+
+/// Mean cosine between the original and the quantized encoder's sentence embeddings over the
+/// built-in calibration sentences.
+fn embedding_cosine(path: &Path, chosen: &[&Cand]) -> Result<f64> {
+    let texts = sop_calib::builtin_texts();
+    let mut enc = sop_calib::Encoder::load(path, sop_calib::DEFAULT_MAX_SEQ_LEN)?;
+    let seqs = enc.encode(&texts)?;
+    let base = enc.bert.embed(&seqs)?;
+    for c in chosen {
+        enc.bert.set_linear_weight(&c.ql.name, &c.ql.dequantize())?;
+    }
+    let q = enc.bert.embed(&seqs)?;
+    let cos: f64 = base
+        .iter()
+        .zip(&q)
+        .map(|(x, y)| {
+            let d: f64 = x.iter().zip(y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+            let nx: f64 = x.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+            let ny: f64 = y.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+            d / (nx * ny).max(1e-30)
+        })
+        .sum();
+    Ok(cos / base.len().max(1) as f64)
+}
+
+fn report_md(r: &serde_json::Value) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# SOP quantization report\n");
+    let _ = writeln!(s, "- model: `{}`", r["model"].as_str().unwrap_or(""));
+    let cal = r["calibration"].as_str().unwrap_or("");
+    if cal.starts_with("uniform") {
+        let _ = writeln!(s, "- **calibration: UNIFORM -- no calibration given; column weights are all 1**");
+    } else {
+        let _ = writeln!(s, "- calibration: {cal}");
+    }
+    let _ = writeln!(
+        s,
+        "- target {} bpw, achieved {:.4} bpw ({} bits / {} weights)",
+        r["target_bpw"], r["achieved_bpw"].as_f64().unwrap_or(0.0), r["total_bits"], r["total_weights"]
+    );
+    let _ = writeln!(s, "- median NMSE {:.4e}", r["median_nmse"].as_f64().unwrap_or(0.0));
+    let m = &r["mckp"];
+    let _ = writeln!(
+        s,
+        "- MCKP exact distortion {:.6e} (DP quantum {} bits), greedy {:.6e} (gap {:+.3}%)",
+        m["exact_distortion"].as_f64().unwrap_or(0.0),
+        m["dp_quantum_bits"],
+        m["greedy_distortion"].as_f64().unwrap_or(0.0),
+        m["greedy_gap"].as_f64().unwrap_or(0.0) * 100.0
+    );
+    if let Some(c) = r["output_embedding_cosine"].as_f64() {
+        let _ = writeln!(s, "- output-embedding cosine vs unquantized: {c:.6}");
+    }
+    let _ = writeln!(s, "\n| layer | shape | option | bpw | NMSE | aw-NMSE | ACos |\n|---|---|---|---|---|---|---|");
+    for l in r["layers"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "| {} | {}x{} | {} | {:.4} | {:.4e} | {:.4e} | {:.6} |",
+            l["name"].as_str().unwrap_or(""),
+            l["shape"][0],
+            l["shape"][1],
+            l["option"].as_str().unwrap_or(""),
+            l["bpw"].as_f64().unwrap_or(0.0),
+            l["nmse"].as_f64().unwrap_or(0.0),
+            l["w_nmse"].as_f64().unwrap_or(0.0),
+            l["w_cosine"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let _ = writeln!(s, "\n## Menu baselines (every layer at one option)\n\n| option | bpw | median NMSE |\n|---|---|---|");
+    if let Some(b) = r["menu_baselines"].as_object() {
+        for (k, v) in b {
+            let _ = writeln!(
+                s,
+                "| {k} | {:.4} | {:.4e} |",
+                v["bpw"].as_f64().unwrap_or(0.0),
+                v["median_nmse"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    s
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Directory written by `sop quantize` (or the model.sop.safetensors file itself).
+    dir: PathBuf,
+    /// Also compare against the original model's weights (NMSE per layer).
+    #[arg(long)]
+    model: Option<String>,
+}
+
+pub fn inspect(a: InspectArgs) -> Result<()> {
+    let file = if a.dir.is_dir() { a.dir.join(qfile::MODEL_FILE) } else { a.dir.clone() };
+    let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let loaded = qfile::from_bytes(&bytes, &file)?;
+    let model = match &a.model {
+        Some(m) => Some(Model::open(&sop_model::resolve(m)?)?),
+        None => None,
+    };
+    let (mut bits, mut n) = (0u64, 0u64);
+    for k in ["model", "calibration", "target_bpw"] {
+        if let Some(v) = loaded.metadata.get(k) {
+            println!("{k}: {v}");
+        }
+    }
+    for (l, o) in &loaded.layers {
+        let hat = l.dequantize();
+        if let Some(bad) = hat.iter().position(|v| !v.is_finite()) {
+            bail!("{}: dequantized value {bad} is not finite", l.name);
+        }
+        let extra = match &model {
+            Some(m) => {
+                let w = m.load_f32(&l.name)?;
+                format!("  NMSE {:.4e}", metrics(&w.data, &hat, l.cols, None).nmse)
+            }
+            None => String::new(),
+        };
+        println!("{:<48} {:>10} {:<32} {:>7.4} bpw{extra}", l.name, format!("{}x{}", l.rows, l.cols), o.to_string(), l.bpw());
+        bits += l.bits();
+        n += (l.rows * l.cols) as u64;
+    }
+    println!(
+        "{} layers verified, {:.4} bpw average ({} bits / {} weights)",
+        loaded.layers.len(),
+        bits as f64 / n.max(1) as f64,
+        bits,
+        n
+    );
+    Ok(())
+}

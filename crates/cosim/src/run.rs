@@ -1,0 +1,645 @@
+//! The co-simulation run behind `sop cosim`: quantize a model's linear layers at each
+//! configuration's operating point, stream them through the Verilated models, check every
+//! output word, and summarize (text, JUnit, VCD around the first mismatch).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sop_hw::{LaneConfig, LATENCY};
+use sop_model::Model;
+use sop_quantize::{LayerRef, QuantOptions, Quantizer};
+
+use crate::ffi::{compiled_configs, Dut, Variant, MUTANT_CONFIG, VERILATOR_VERSION};
+use crate::harness::Harness;
+use crate::report::Mismatch;
+use crate::stimulus::{point_for, LayerStim, LayerStream, StimulusOptions};
+use crate::CosimError;
+
+/// What to co-simulate. [`CosimOptions::default`] is the full run of `sop cosim --model
+/// minilm`: every linear layer, every compiled configuration, stop after 10 mismatches.
+#[derive(Clone, Debug)]
+pub struct CosimOptions {
+    /// Model: a safetensors file, a Hugging Face directory, or the alias `minilm`.
+    pub model: String,
+    /// Only the linear layers whose name matches this regular expression (a pattern that is
+    /// not a valid regex is matched as a plain substring). `None`: every linear layer.
+    pub layers: Option<String>,
+    /// A configuration file (TOML, `sop_hw::config`): run only its configurations, each of
+    /// which must be compiled in (same name and parameters as its `rtl-out/` file).
+    pub config: Option<PathBuf>,
+    /// Run only the configurations with these names (empty: all). Applied after `config`.
+    pub only: Vec<String>,
+    /// Stream at most this many weights of each layer (a prefix of whole blocks; the layer
+    /// is still quantized whole, so its tables and scales are the real ones).
+    pub max_weights: Option<u64>,
+    /// Stop after this many mismatches (0: never stop).
+    pub max_mismatches: u64,
+    /// Write a VCD waveform around the first mismatch to this file (replaying its layer on
+    /// the traced model from the layer's table load).
+    pub vcd: Option<PathBuf>,
+    /// Longest stretch dumped before the mismatch, in cycles (the dump starts at the later of
+    /// the last reset / table load and `mismatch - vcd_before`).
+    pub vcd_before: u64,
+    /// Write a JUnit XML report (one test case per layer x configuration) to this file.
+    pub junit: Option<PathBuf>,
+    /// Stream shape: idle gaps, early strobes, bubbles, mid-layer resets, seed.
+    pub stimulus: StimulusOptions,
+    /// Quantizer settings.
+    pub quant: QuantOptions,
+    /// Run the deliberately broken RTL ([`Variant::Mutant`]) for [`MUTANT_CONFIG`] (the
+    /// mutation check; the other configurations run normally).
+    pub mutant: bool,
+}
+
+impl Default for CosimOptions {
+    fn default() -> Self {
+        CosimOptions {
+            model: "minilm".into(),
+            layers: None,
+            config: None,
+            only: Vec::new(),
+            max_weights: None,
+            max_mismatches: 10,
+            vcd: None,
+            vcd_before: 2000,
+            junit: None,
+            stimulus: StimulusOptions::default(),
+            quant: QuantOptions::default(),
+            mutant: false,
+        }
+    }
+}
+
+/// The result of one layer on one configuration.
+#[derive(Clone, Debug)]
+pub struct LayerReport {
+    /// Configuration name.
+    pub config: String,
+    /// Operating point the layer was quantized at.
+    pub point: String,
+    /// Layer (tensor) name.
+    pub layer: String,
+    /// Rows x columns of the layer.
+    pub shape: (usize, usize),
+    /// Weights checked: all the layer's streamed weights, unless the run stopped inside it.
+    pub weights: u64,
+    /// Mismatches attributed to this layer.
+    pub mismatches: u64,
+    /// The first of them.
+    pub first_mismatch: Option<Mismatch>,
+    /// Seconds spent loading and quantizing the layer.
+    pub quant_secs: f64,
+    /// Seconds spent simulating it (table load, stream, checks).
+    pub sim_secs: f64,
+}
+
+/// A progress event of [`run`].
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// The run starts: configurations (with their points) and layers.
+    Start {
+        /// Configurations and the operating point each decodes.
+        configs: &'a [(LaneConfig, String)],
+        /// Layers.
+        layers: &'a [String],
+    },
+    /// A layer finished on one configuration (reported once its last output was checked).
+    Layer(&'a LayerReport),
+}
+
+/// Where the waveform around the first mismatch went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VcdReport {
+    /// The VCD file.
+    pub path: PathBuf,
+    /// Configuration and layer replayed.
+    pub config: String,
+    /// Layer replayed.
+    pub layer: String,
+    /// First and last cycle dumped (VCD time `10 * cycle`, rising edge at `+5`).
+    pub cycles: (u64, u64),
+    /// Whether the replay showed the same mismatch (same cycle, lane and word).
+    pub reproduced: bool,
+}
+
+/// The outcome of [`run`].
+#[derive(Clone, Debug, Default)]
+pub struct CosimSummary {
+    /// Output words checked, summed over configurations.
+    pub weights: u64,
+    /// Distinct layers streamed.
+    pub layers: usize,
+    /// Configurations run.
+    pub configs: usize,
+    /// Mismatches found (the run stops at `max_mismatches`).
+    pub mismatches: u64,
+    /// Seconds of simulation (table loads, streams and checks; the rate's denominator).
+    pub sim_secs: f64,
+    /// Seconds spent loading and quantizing layers.
+    pub quant_secs: f64,
+    /// Wall-clock seconds of the whole run.
+    pub wall_secs: f64,
+    /// Per layer and configuration, in run order.
+    pub reports: Vec<LayerReport>,
+    /// Layer x configuration pairs not run because the run stopped early.
+    pub skipped: Vec<(String, String)>,
+    /// The first mismatch reports (at most `max_mismatches`, at most 100).
+    pub mismatch_reports: Vec<Mismatch>,
+    /// The waveform, when one was asked for and a mismatch was found.
+    pub vcd: Option<VcdReport>,
+    /// The run stopped at `max_mismatches`.
+    pub stopped: bool,
+    /// `verilator --version` of the build.
+    pub verilator: String,
+}
+
+impl CosimSummary {
+    /// Millions of checked weights per second of simulation.
+    pub fn mweights_per_sec(&self) -> f64 {
+        if self.sim_secs > 0.0 {
+            self.weights as f64 / self.sim_secs / 1e6
+        } else {
+            0.0
+        }
+    }
+
+    /// True when no mismatch was found.
+    pub fn passed(&self) -> bool {
+        self.mismatches == 0
+    }
+
+    /// The last line: `cosim: <W> weights, <L> layers, <C> configs, <K> mismatches, <R> M
+    /// weights/s`.
+    pub fn line(&self) -> String {
+        format!(
+            "cosim: {} weights, {} layers, {} configs, {} mismatches, {:.1} M weights/s",
+            self.weights,
+            self.layers,
+            self.configs,
+            self.mismatches,
+            self.mweights_per_sec()
+        )
+    }
+}
+
+impl fmt::Display for CosimSummary {
+    /// The mismatch reports, the waveform note, then [`CosimSummary::line`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in &self.mismatch_reports {
+            writeln!(f, "{m}")?;
+        }
+        if self.mismatches > self.mismatch_reports.len() as u64 {
+            writeln!(
+                f,
+                "({} more mismatches not shown)",
+                self.mismatches - self.mismatch_reports.len() as u64
+            )?;
+        }
+        if self.stopped {
+            writeln!(
+                f,
+                "stopped after {} mismatches; {} layer x configuration runs skipped",
+                self.mismatches,
+                self.skipped.len()
+            )?;
+        }
+        if let Some(v) = &self.vcd {
+            writeln!(
+                f,
+                "waveform: {} (config {}, layer {}, cycles {}..={}, VCD time 10 x cycle; the replay {} the mismatch)",
+                v.path.display(),
+                v.config,
+                v.layer,
+                v.cycles.0,
+                v.cycles.1,
+                if v.reproduced {
+                    "reproduced"
+                } else {
+                    "did NOT reproduce"
+                }
+            )?;
+        }
+        write!(f, "{}", self.line())
+    }
+}
+
+/// Selects the linear layers matching `pattern` (a regular expression, or a plain substring
+/// when it is not a valid one), in model order.
+pub fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>, CosimError> {
+    let linear: Vec<String> = model.linear_layers().into_iter().map(|t| t.name).collect();
+    if linear.is_empty() {
+        return Err(CosimError::Config(format!(
+            "{}: no linear (2-D weight) tensors",
+            model.path().display()
+        )));
+    }
+    let Some(p) = pattern else { return Ok(linear) };
+    let chosen: Vec<String> = match regex::Regex::new(p) {
+        Ok(re) => linear.iter().filter(|n| re.is_match(n)).cloned().collect(),
+        Err(_) => linear.iter().filter(|n| n.contains(p)).cloned().collect(),
+    };
+    if chosen.is_empty() {
+        return Err(CosimError::Config(format!(
+            "--layers '{p}' matches none of the {} linear layers of {}",
+            linear.len(),
+            model.path().display()
+        )));
+    }
+    Ok(chosen)
+}
+
+/// The configurations to run: the compiled ones, or those of `opts.config` (each must be
+/// compiled in with the same parameters), filtered by `opts.only`.
+pub fn select_configs(opts: &CosimOptions) -> Result<Vec<LaneConfig>, CosimError> {
+    let compiled = compiled_configs();
+    let mut chosen = match &opts.config {
+        None => compiled.clone(),
+        Some(path) => {
+            let wanted = sop_hw::config::load_configs(path)?;
+            let mut v = Vec::new();
+            for w in wanted {
+                match compiled.iter().find(|c| c.name == w.name) {
+                    None => {
+                        return Err(CosimError::NoModel {
+                            name: w.name.clone(),
+                            variant: Variant::Plain,
+                            available: compiled.iter().map(|c| c.name.clone()).collect(),
+                        })
+                    }
+                    Some(c) if *c != w => {
+                        return Err(CosimError::Config(format!(
+                            "{}: configuration '{}' ({}) differs from the compiled Verilog ({}); re-emit rtl-out/ and rebuild",
+                            path.display(),
+                            w.name,
+                            w.summary(),
+                            c.summary()
+                        )))
+                    }
+                    Some(c) => v.push(c.clone()),
+                }
+            }
+            v
+        }
+    };
+    if !opts.only.is_empty() {
+        for n in &opts.only {
+            if !chosen.iter().any(|c| &c.name == n) {
+                return Err(CosimError::NoModel {
+                    name: n.clone(),
+                    variant: Variant::Plain,
+                    available: chosen.iter().map(|c| c.name.clone()).collect(),
+                });
+            }
+        }
+        chosen.retain(|c| opts.only.contains(&c.name));
+    }
+    if chosen.is_empty() {
+        return Err(CosimError::Config("no configuration to run".into()));
+    }
+    Ok(chosen)
+}
+
+/// One configuration's state during a run.
+struct Lane {
+    cfg: LaneConfig,
+    point: String,
+    variant: Variant,
+    quantizer: Quantizer,
+    h: Harness,
+    /// The layer streamed last (its outputs are checked by the next table load or the final
+    /// drain): report, stream id, stimulus and the cycle its table load began.
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    report: LayerReport,
+    /// The harness's checked count when the stream began.
+    checked0: u64,
+    stream: usize,
+    stim: LayerStim,
+    index: u64,
+    load_start: u64,
+}
+
+/// The first mismatch's layer, kept for the VCD replay.
+struct FirstMismatch {
+    config: usize,
+    stim: LayerStim,
+    index: u64,
+    load_start: u64,
+    mismatch: Mismatch,
+}
+
+/// Runs the co-simulation (see [`CosimOptions`]); `progress` sees each finished layer.
+///
+/// Every configuration keeps one Verilated model for the whole run: it is reset once, then
+/// for each layer the tables are reloaded (while the previous layer's last outputs drain) and
+/// the layer is streamed with the gaps, strobes, bubbles and mid-layer reset of
+/// `opts.stimulus`. Every output word is compared with the golden model.
+pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Result<CosimSummary, CosimError> {
+    let wall = Instant::now();
+    let configs = select_configs(opts)?;
+    let path = sop_model::resolve(&opts.model)?;
+    let model = Model::open(&path)?;
+    let layers = select_layers(&model, opts.layers.as_deref())?;
+
+    let mut lanes = Vec::new();
+    for cfg in &configs {
+        let point = point_for(cfg)?;
+        let variant = if opts.mutant && cfg.name == MUTANT_CONFIG {
+            Variant::Mutant
+        } else {
+            Variant::Plain
+        };
+        let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
+        h.set_keep(opts.max_mismatches.clamp(1, 100) as usize);
+        h.reset();
+        lanes.push(Lane {
+            cfg: cfg.clone(),
+            point: point.to_string(),
+            variant,
+            quantizer: Quantizer::new(point, opts.quant)?,
+            h,
+            pending: None,
+        });
+    }
+    let listed: Vec<(LaneConfig, String)> = lanes.iter().map(|l| (l.cfg.clone(), l.point.clone())).collect();
+    progress(Progress::Start {
+        configs: &listed,
+        layers: &layers,
+    });
+
+    let mut s = CosimSummary {
+        configs: lanes.len(),
+        verilator: VERILATOR_VERSION.to_string(),
+        ..CosimSummary::default()
+    };
+    let keep = (opts.max_mismatches.clamp(1, 100)) as usize;
+    let mut first: Option<FirstMismatch> = None;
+    let mut total_mm = 0u64;
+    let mut layers_run = 0usize;
+    'layers: for (li, name) in layers.iter().enumerate() {
+        let t0 = Instant::now();
+        let w = model.load_f32(name)?;
+        let load_secs = t0.elapsed().as_secs_f64();
+        layers_run += 1;
+        for (ci, lane) in lanes.iter_mut().enumerate() {
+            if opts.max_mismatches != 0 && total_mm >= opts.max_mismatches {
+                s.stopped = true;
+                s.skipped.push((lane.cfg.name.clone(), name.clone()));
+                continue;
+            }
+            let t1 = Instant::now();
+            let ql = lane.quantizer.quantize(
+                LayerRef {
+                    name: &w.name,
+                    rows: w.rows,
+                    cols: w.cols,
+                    data: &w.data,
+                },
+                None,
+            )?;
+            let mut stim = LayerStim::from_quantized(&ql, &lane.cfg)?;
+            drop(ql);
+            if let Some(m) = opts.max_weights {
+                stim.truncate_weights(m);
+            }
+            let quant_secs = t1.elapsed().as_secs_f64() + load_secs / lanes_len(&configs);
+            let t2 = Instant::now();
+            let before = lane.h.counters().mismatches;
+            if opts.max_mismatches != 0 {
+                // The limit is global: this harness may find what the others left.
+                lane.h.set_max_mismatches(opts.max_mismatches - total_mm + before);
+            }
+            let load_start = lane.h.cycle();
+            lane.h.load_tables(&stim.tables)?;
+            let sim_load = t2.elapsed().as_secs_f64();
+            finish_pending(lane, ci, &mut s, &mut first, &mut progress);
+            let t3 = Instant::now();
+            let stream = lane.h.begin_stream(name, Some(stim.geometry()));
+            let checked0 = lane.h.counters().checked;
+            let mut ls = LayerStream::new(&stim, lane.cfg.lanes as usize, opts.stimulus, li as u64);
+            let resets: Vec<u64> = ls.reset_offset(li as u64).into_iter().collect();
+            lane.h.run(&mut ls, &resets);
+            let sim_secs = sim_load + t3.elapsed().as_secs_f64();
+            total_mm += lane.h.counters().mismatches - before;
+            lane.pending = Some(Pending {
+                report: LayerReport {
+                    config: lane.cfg.name.clone(),
+                    point: lane.point.clone(),
+                    layer: name.clone(),
+                    shape: (stim.rows, stim.cols),
+                    weights: stim.weights(),
+                    mismatches: 0,
+                    first_mismatch: None,
+                    quant_secs,
+                    sim_secs,
+                },
+                checked0,
+                stream,
+                stim,
+                index: li as u64,
+                load_start,
+            });
+            if lane.h.stopped() {
+                s.stopped = true;
+            }
+        }
+        if s.stopped && li + 1 < layers.len() {
+            for l in &layers[li + 1..] {
+                for lane in &lanes {
+                    s.skipped.push((lane.cfg.name.clone(), l.clone()));
+                }
+            }
+            break 'layers;
+        }
+    }
+    for (ci, lane) in lanes.iter_mut().enumerate() {
+        let t = Instant::now();
+        let before = lane.h.counters().mismatches;
+        if !lane.h.stopped() {
+            lane.h.drain();
+        }
+        total_mm += lane.h.counters().mismatches - before;
+        if let Some(p) = &mut lane.pending {
+            p.report.sim_secs += t.elapsed().as_secs_f64();
+        }
+        finish_pending(lane, ci, &mut s, &mut first, &mut progress);
+    }
+    s.layers = layers_run;
+    for lane in &lanes {
+        let n = lane.h.counters();
+        s.weights += n.checked;
+        s.mismatches += n.mismatches;
+    }
+    debug_assert_eq!(s.mismatches, total_mm);
+    s.sim_secs = s.reports.iter().map(|r| r.sim_secs).sum();
+    s.quant_secs = s.reports.iter().map(|r| r.quant_secs).sum();
+    let mut reports: Vec<Mismatch> = Vec::new();
+    for lane in &lanes {
+        reports.extend(lane.h.mismatches().iter().cloned());
+    }
+    // Per-layer first mismatches complete the list (the harness keeps one per stream).
+    for r in &s.reports {
+        if let Some(m) = &r.first_mismatch {
+            if !reports.contains(m) {
+                reports.push(m.clone());
+            }
+        }
+    }
+    reports.truncate(keep);
+    s.mismatch_reports = reports;
+
+    if let (Some(path), Some(fm)) = (&opts.vcd, &first) {
+        let lane = &lanes[fm.config];
+        s.vcd = Some(replay_vcd(&lane.cfg, lane.variant, fm, opts, path)?);
+    }
+    s.wall_secs = wall.elapsed().as_secs_f64();
+    if let Some(p) = &opts.junit {
+        crate::junit::write_junit(&s, p)?;
+    }
+    Ok(s)
+}
+
+fn lanes_len(configs: &[LaneConfig]) -> f64 {
+    configs.len().max(1) as f64
+}
+
+/// Reports the pending layer of `lane` (all its outputs have been checked by now).
+fn finish_pending(
+    lane: &mut Lane,
+    ci: usize,
+    s: &mut CosimSummary,
+    first: &mut Option<FirstMismatch>,
+    progress: &mut impl FnMut(Progress<'_>),
+) {
+    let Some(mut p) = lane.pending.take() else { return };
+    let (count, fm) = lane.h.stream_mismatches(p.stream);
+    p.report.mismatches = count;
+    // Every output of this layer was due before the next layer's first weight: the checked
+    // words since the stream began are this layer's (fewer than streamed if it stopped).
+    p.report.weights = lane.h.counters().checked - p.checked0;
+    debug_assert!(lane.h.stopped() || p.report.weights == p.stim.weights());
+    p.report.first_mismatch = fm.cloned();
+    if let Some(m) = fm {
+        if first.is_none() {
+            *first = Some(FirstMismatch {
+                config: ci,
+                stim: p.stim.clone(),
+                index: p.index,
+                load_start: p.load_start,
+                mismatch: m.clone(),
+            });
+        }
+    }
+    progress(Progress::Layer(&p.report));
+    s.reports.push(p.report);
+}
+
+/// Replays the layer of the first mismatch on the traced model, from its table load (after
+/// a reset), dumping the cycles from the last reset or table load before the mismatch (at
+/// most `opts.vcd_before` cycles before it) to `LATENCY + 4` cycles after it.
+fn replay_vcd(
+    cfg: &LaneConfig,
+    variant: Variant,
+    fm: &FirstMismatch,
+    opts: &CosimOptions,
+    path: &Path,
+) -> Result<VcdReport, CosimError> {
+    let mut dut = Dut::with_variant(&cfg.name, variant.traced())?;
+    let start = fm.load_start.saturating_sub(1);
+    dut.set_cycle(start);
+    dut.vcd_open(path)?;
+    let mut h = Harness::new(dut);
+    h.set_keep(usize::MAX);
+    let m = &fm.mismatch;
+    let ls0 = LayerStream::new(&fm.stim, cfg.lanes as usize, opts.stimulus, fm.index);
+    let resets: Vec<u64> = ls0.reset_offset(fm.index).into_iter().collect();
+    // The stream starts after the reset cycle and the table load.
+    let stream_start = fm.load_start + crate::ffi::load_ops(cfg, &fm.stim.tables).len() as u64;
+    let mut sync = start;
+    for r in &resets {
+        if stream_start + r <= m.issue_cycle {
+            sync = stream_start + r;
+        }
+    }
+    let from = sync.max(m.cycle.saturating_sub(opts.vcd_before));
+    let to = m.cycle + LATENCY as u64 + 4;
+    h.set_vcd_window(from, to);
+    h.reset();
+    h.load_tables(&fm.stim.tables)?;
+    h.begin_stream(&fm.stim.name, Some(fm.stim.geometry()));
+    let mut ls = ls0;
+    h.run_until(&mut ls, &resets, to + 1);
+    if h.cycle() <= to {
+        h.idle(to + 1 - h.cycle());
+    }
+    let reproduced = h
+        .mismatches()
+        .iter()
+        .any(|x| x.cycle == m.cycle && x.lane == m.lane && x.actual == m.actual && x.expected == m.expected);
+    h.dut_mut().vcd_close();
+    Ok(VcdReport {
+        path: path.to_path_buf(),
+        config: cfg.name.clone(),
+        layer: fm.stim.name.clone(),
+        cycles: (from, to),
+        reproduced,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_format() {
+        let s = CosimSummary {
+            weights: 1_000_000,
+            layers: 2,
+            configs: 3,
+            mismatches: 0,
+            sim_secs: 0.04,
+            ..CosimSummary::default()
+        };
+        assert_eq!(
+            s.line(),
+            "cosim: 1000000 weights, 2 layers, 3 configs, 0 mismatches, 25.0 M weights/s"
+        );
+        assert_eq!(s.to_string(), s.line());
+    }
+
+    #[test]
+    fn config_files_must_match_the_compiled_verilog() {
+        let dir = std::env::temp_dir().join(format!("sop-cosim-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = compiled_configs()[0].clone();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, good.to_toml()).unwrap();
+        let opts = CosimOptions {
+            config: Some(path.clone()),
+            ..CosimOptions::default()
+        };
+        assert_eq!(select_configs(&opts).unwrap(), vec![good.clone()]);
+        let mut other = good.clone();
+        other.lanes = 2;
+        std::fs::write(&path, other.to_toml()).unwrap();
+        let e = select_configs(&opts).unwrap_err().to_string();
+        assert!(e.contains("differs from the compiled Verilog"), "{e}");
+        let mut unknown = good;
+        unknown.name = "not_compiled".into();
+        std::fs::write(&path, unknown.to_toml()).unwrap();
+        let e = select_configs(&opts).unwrap_err().to_string();
+        assert!(
+            e.contains("not_compiled") && e.contains("sop_c4_hif8_ue4m4_fp16"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let only = CosimOptions {
+            only: vec!["nope".into()],
+            ..CosimOptions::default()
+        };
+        assert!(select_configs(&only).is_err());
+    }
+}

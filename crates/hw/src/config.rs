@@ -1,0 +1,373 @@
+//! Decode-lane configurations: what one generated top module is, and its file format.
+//!
+//! A configuration file is TOML: either one configuration as top-level keys, or several
+//! as an array of `[[config]]` tables (see `docs/hardware.md`):
+//!
+//! ```toml
+//! [[config]]
+//! name = "sop_c4_hif8_ue4m4_fp16"
+//! lanes = 4
+//! code_bits = 4
+//! block = 16
+//! scale = "UE4M4"
+//! lut = "HIF8"
+//! output = "FP16"
+//! ```
+//!
+//! Format names are the canonical names of `sop-formats` (case-insensitive on input,
+//! `SE4M3` and `S+E4M3` both name the signed scale).
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sop_formats::point::{LutEntry, ScaleFormat, DEFAULT_BLOCK};
+use sop_formats::Ieee16;
+
+use crate::HwError;
+
+/// Largest number of lanes a top may have.
+pub const MAX_LANES: u32 = 64;
+/// Largest block size a configuration may name.
+pub const MAX_BLOCK: u32 = 1 << 16;
+
+/// One generated decode top: `lanes` identical decode lanes sharing a table load port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneConfig {
+    /// Top-module name (and file stem of the emitted Verilog); a plain Verilog identifier.
+    pub name: String,
+    /// Number of decode lanes (1 ..= [`MAX_LANES`]).
+    pub lanes: u32,
+    /// Code width in bits: 4 (16-entry tables) or 6 (64-entry tables).
+    pub code_bits: u32,
+    /// Weights per block scale (for documentation and stream drivers; the hardware takes
+    /// a `block_start` strobe and does not count).
+    #[serde(default = "default_block")]
+    pub block: u32,
+    /// Block-scale format: UE4M4, E4M3 (unsigned use, sign bit ignored) or SE4M3.
+    #[serde(with = "scale_name")]
+    pub scale: ScaleFormat,
+    /// LUT entry format: HIF7, HIF8 or FP16 (the conventional baseline).
+    #[serde(with = "lut_name")]
+    pub lut: LutEntry,
+    /// Output word format: FP16 or BF16.
+    #[serde(with = "output_name")]
+    pub output: Ieee16,
+}
+
+fn default_block() -> u32 {
+    DEFAULT_BLOCK
+}
+
+/// Reserved words a top-module name must not be (Verilog-2005 keywords that could pass the
+/// identifier check, plus names the generator uses itself).
+const RESERVED: &[&str] = &[
+    "always",
+    "and",
+    "assign",
+    "begin",
+    "buf",
+    "case",
+    "casex",
+    "casez",
+    "default",
+    "else",
+    "end",
+    "endcase",
+    "endfunction",
+    "endmodule",
+    "for",
+    "function",
+    "if",
+    "initial",
+    "inout",
+    "input",
+    "integer",
+    "localparam",
+    "module",
+    "nand",
+    "negedge",
+    "nor",
+    "not",
+    "or",
+    "output",
+    "parameter",
+    "posedge",
+    "reg",
+    "signed",
+    "time",
+    "top",
+    "wire",
+    "xor",
+    "xnor",
+    "logic",
+    "bit",
+    "byte",
+    "int",
+    "config",
+    "edge",
+    "disable",
+];
+
+impl LaneConfig {
+    /// Checks that the configuration describes hardware this crate can build; the error
+    /// names the configuration, the offending field and why.
+    pub fn validate(&self) -> Result<(), HwError> {
+        let err = |reason: String| {
+            Err(HwError::Config {
+                name: self.name.clone(),
+                reason,
+            })
+        };
+        let ident_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident_ok {
+            return err(format!(
+                "name '{}' is not a plain Verilog identifier (letters, digits, '_', not starting with a digit, at most 64 characters): it becomes the top-module and file name",
+                self.name
+            ));
+        }
+        if RESERVED.contains(&self.name.to_ascii_lowercase().as_str()) {
+            return err(format!("name '{}' is a reserved word", self.name));
+        }
+        if self.lanes == 0 || self.lanes > MAX_LANES {
+            return err(format!(
+                "lanes = {} is out of range 1..={MAX_LANES} (a top needs at least one lane; above {MAX_LANES} the per-lane ports and table copies make no sense for one load port)",
+                self.lanes
+            ));
+        }
+        if self.code_bits != 4 && self.code_bits != 6 {
+            return err(format!(
+                "code_bits = {} is not supported: the decode tables are addressed by 4-bit (16-entry) or 6-bit (64-entry) codes",
+                self.code_bits
+            ));
+        }
+        if self.block == 0 || self.block > MAX_BLOCK {
+            return err(format!("block = {} is out of range 1..={MAX_BLOCK}", self.block));
+        }
+        match self.scale {
+            ScaleFormat::UE4M4 | ScaleFormat::E4M3 | ScaleFormat::SE4M3 => {}
+            ScaleFormat::UE8M0 => {
+                return err("scale UE8M0 is not supported by the decode lane: its 2^-127..2^127 range needs a wider exponent path than the 8-bit-scale datapath (UE4M4, E4M3, SE4M3)".into())
+            }
+            ScaleFormat::F32 => {
+                return err("scale F32 is not supported by the decode lane: block scales are 8-bit words (UE4M4, E4M3, SE4M3)".into())
+            }
+        }
+        Ok(())
+    }
+
+    /// Short human-readable summary of the parameters (used in the Verilog header).
+    pub fn summary(&self) -> String {
+        format!(
+            "lanes={} code_bits={} block={} scale={} lut={} output={}",
+            self.lanes,
+            self.code_bits,
+            self.block,
+            self.scale.name(),
+            self.lut.name(),
+            self.output.name()
+        )
+    }
+
+    /// Serializes this configuration as a TOML document (one configuration, top-level keys).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a LaneConfig always serializes")
+    }
+}
+
+/// The default configurations emitted into `rtl-out/` (names are the stable top-module
+/// names):
+///
+/// - `sop_c4_hif8_ue4m4_fp16`: 4-bit codes, HIF8 tables, UE4M4 scales, FP16 out.
+/// - `sop_c4_hif7_ue4m4_fp16`: the same with HIF7 tables.
+/// - `sop_c4_hif8_se4m3_fp16`: HIF8 tables with signed E4M3 block scales.
+/// - `sop_c6_hif8_ue4m4_bf16`: 6-bit codes (DD6-style 64-entry HIF tables), BF16 out.
+/// - `sop_c6_fp16lut_ue4m4_bf16`: 6-bit codes for E2M3 elements with FP16 LUT entries
+///   (E2M3 values are not all HIF values; FP16 holds them exactly), BF16 out.
+/// - `sop_c4_fp16lut_ue4m4_fp16`: the conventional baseline, FP16 LUT and a real
+///   significand multiplier.
+///
+/// All have 4 lanes and block 16.
+pub fn default_configs() -> Vec<LaneConfig> {
+    let mk = |name: &str, code_bits, scale, lut, output| LaneConfig {
+        name: name.into(),
+        lanes: 4,
+        code_bits,
+        block: DEFAULT_BLOCK,
+        scale,
+        lut,
+        output,
+    };
+    vec![
+        mk(
+            "sop_c4_hif8_ue4m4_fp16",
+            4,
+            ScaleFormat::UE4M4,
+            LutEntry::Hif8,
+            Ieee16::Fp16,
+        ),
+        mk(
+            "sop_c4_hif7_ue4m4_fp16",
+            4,
+            ScaleFormat::UE4M4,
+            LutEntry::Hif7,
+            Ieee16::Fp16,
+        ),
+        mk(
+            "sop_c4_hif8_se4m3_fp16",
+            4,
+            ScaleFormat::SE4M3,
+            LutEntry::Hif8,
+            Ieee16::Fp16,
+        ),
+        mk(
+            "sop_c6_hif8_ue4m4_bf16",
+            6,
+            ScaleFormat::UE4M4,
+            LutEntry::Hif8,
+            Ieee16::Bf16,
+        ),
+        mk(
+            "sop_c6_fp16lut_ue4m4_bf16",
+            6,
+            ScaleFormat::UE4M4,
+            LutEntry::Fp16,
+            Ieee16::Bf16,
+        ),
+        mk(
+            "sop_c4_fp16lut_ue4m4_fp16",
+            4,
+            ScaleFormat::UE4M4,
+            LutEntry::Fp16,
+            Ieee16::Fp16,
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    config: Vec<LaneConfig>,
+}
+
+/// Parses a TOML configuration document (one configuration as top-level keys, or an array
+/// of `[[config]]` tables) and validates every configuration; names must be unique.
+pub fn parse_configs(text: &str) -> Result<Vec<LaneConfig>, HwError> {
+    let value: toml::Table = toml::from_str(text).map_err(|e| HwError::Parse(e.to_string()))?;
+    let configs = if value.contains_key("config") {
+        let f: ConfigFile = value
+            .try_into()
+            .map_err(|e: toml::de::Error| HwError::Parse(e.to_string()))?;
+        f.config
+    } else {
+        let c: LaneConfig = value
+            .try_into()
+            .map_err(|e: toml::de::Error| HwError::Parse(e.to_string()))?;
+        vec![c]
+    };
+    if configs.is_empty() {
+        return Err(HwError::Parse("no configuration in the file".into()));
+    }
+    for (i, c) in configs.iter().enumerate() {
+        c.validate()?;
+        if configs[..i].iter().any(|d| d.name == c.name) {
+            return Err(HwError::Config {
+                name: c.name.clone(),
+                reason: "name used by two configurations".into(),
+            });
+        }
+    }
+    Ok(configs)
+}
+
+/// Reads and parses a TOML configuration file (see [`parse_configs`]).
+pub fn load_configs(path: &std::path::Path) -> Result<Vec<LaneConfig>, HwError> {
+    let text = std::fs::read_to_string(path).map_err(|e| HwError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    parse_configs(&text)
+}
+
+/// Parses a scale-format name (case-insensitive; `SE4M3` = `S+E4M3`).
+pub fn parse_scale(s: &str) -> Option<ScaleFormat> {
+    let up = s.trim().to_ascii_uppercase();
+    let up = if up == "S+E4M3" { "SE4M3".to_string() } else { up };
+    ScaleFormat::ALL.into_iter().find(|f| f.name() == up)
+}
+
+/// Parses a LUT-entry format name (case-insensitive).
+pub fn parse_lut(s: &str) -> Option<LutEntry> {
+    let up = s.trim().to_ascii_uppercase();
+    [LutEntry::Hif7, LutEntry::Hif8, LutEntry::Fp16]
+        .into_iter()
+        .find(|f| f.name() == up)
+}
+
+/// Parses an output format name (case-insensitive).
+pub fn parse_output(s: &str) -> Option<Ieee16> {
+    let up = s.trim().to_ascii_uppercase();
+    [Ieee16::Fp16, Ieee16::Bf16].into_iter().find(|f| f.name() == up)
+}
+
+macro_rules! name_serde {
+    ($module:ident, $ty:ty, $parse:ident, $what:literal) => {
+        mod $module {
+            use super::*;
+            pub fn serialize<S: Serializer>(v: &$ty, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(v.name())
+            }
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                let s = String::deserialize(d)?;
+                $parse(&s).ok_or_else(|| serde::de::Error::custom(format!(concat!("unknown ", $what, " '{}'"), s)))
+            }
+        }
+    };
+}
+
+name_serde!(scale_name, ScaleFormat, parse_scale, "scale format");
+name_serde!(lut_name, LutEntry, parse_lut, "LUT entry format (HIF7, HIF8, FP16)");
+name_serde!(output_name, Ieee16, parse_output, "output format (FP16, BF16)");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_round_trip() {
+        for c in default_configs() {
+            c.validate().unwrap();
+            let back = parse_configs(&c.to_toml()).unwrap();
+            assert_eq!(back, vec![c]);
+        }
+    }
+
+    #[test]
+    fn array_form_and_errors() {
+        let text = "[[config]]\nname = \"a\"\nlanes = 2\ncode_bits = 6\nscale = \"s+e4m3\"\nlut = \"hif7\"\noutput = \"bf16\"\n";
+        let c = parse_configs(text).unwrap();
+        assert_eq!(c[0].scale, ScaleFormat::SE4M3);
+        assert_eq!(c[0].block, DEFAULT_BLOCK);
+        let bad = text.replace("lanes = 2", "lanes = 0");
+        let e = parse_configs(&bad).unwrap_err().to_string();
+        assert!(e.contains("lanes = 0"), "{e}");
+        let bad = text.replace("code_bits = 6", "code_bits = 5");
+        assert!(parse_configs(&bad).unwrap_err().to_string().contains("code_bits = 5"));
+        let bad = text.replace("s+e4m3", "UE8M0");
+        assert!(parse_configs(&bad).unwrap_err().to_string().contains("UE8M0"));
+        let bad = text.replace("hif7", "HIF9");
+        assert!(parse_configs(&bad).unwrap_err().to_string().contains("HIF9"));
+        let bad = text.replace("\"a\"", "\"9a\"");
+        assert!(parse_configs(&bad).unwrap_err().to_string().contains("identifier"));
+        let twice = format!("{text}{text}");
+        assert!(parse_configs(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("two configurations"));
+    }
+}

@@ -1,0 +1,59 @@
+//! SOP weight-decode hardware: the decode lane described with rust-hdl, its bit-accurate
+//! golden model, and Verilog emission.
+//!
+//! - [`config`]: [`LaneConfig`] (what one generated top is), TOML files, the defaults.
+//! - [`model`]: the golden model ([`model::decode_word`], [`model::run_lane`]), computed
+//!   through `sop-formats`.
+//! - [`params`]: every datapath constant, derived from `sop-formats`.
+//! - [`sim`]: rust-hdl simulation of a top ([`sim::RtlSim`]) and of the combinational
+//!   datapath ([`sim::Datapath`]).
+//! - [`mod@emit`]: Verilog files ([`emit()`], [`emit_all()`]).
+//!
+//! The hardware description itself (module `rtl`, private) is the only code that
+//! touches rust-hdl's block types; see `docs/hardware.md` for the datapath.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod emit;
+pub mod model;
+pub mod params;
+mod rtl;
+pub mod sim;
+
+use std::path::PathBuf;
+
+pub use config::{default_configs, LaneConfig};
+pub use emit::{emit, emit_all};
+pub use model::{decode_word, run_lane, Beat, Tables};
+pub use params::LATENCY;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum HwError {
+    /// A configuration describes hardware that cannot be built.
+    #[error("configuration '{name}': {reason}")]
+    Config {
+        /// Configuration name.
+        name: String,
+        /// What is wrong and why.
+        reason: String,
+    },
+    /// A configuration file does not parse.
+    #[error("configuration file: {0}")]
+    Parse(String),
+    /// Table contents do not fit the configuration.
+    #[error("tables: {0}")]
+    Tables(String),
+    /// A simulation check failed.
+    #[error("simulation: {0}")]
+    Sim(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}

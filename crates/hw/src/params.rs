@@ -1,0 +1,223 @@
+//! Every number the datapath is built from, derived from `sop-formats` for one
+//! configuration. The RTL generator takes its constants from here and nowhere else.
+//!
+//! Notation (see `docs/hardware.md`): a product leaves the multiplier as an integer
+//! magnitude `p` and an offset exponent `x`, with value `p * 2^(x - xoff)`. The packer
+//! works with `b = x + k` (`k` = position of the leading one of `p`), whose output
+//! exponent field is `b - pack_off` (`pack_off = xoff - output bias`).
+
+use sop_formats::hif::{HifFormat, MANT_EIGHTHS, MANT_TERMS};
+use sop_formats::point::{LutEntry, ScaleFormat, LUT_BIAS_BITS};
+use sop_formats::{Ieee16, MiniFloat, E4M3, UE4M4};
+
+use crate::config::LaneConfig;
+
+/// `log2` of the denominator of [`MANT_EIGHTHS`] (the HIF mantissas are in eighths).
+pub const HIF_MANT_SHIFT: u32 = 3;
+
+/// Width of the scale code and of the bias register.
+pub const SCALE_BITS: u32 = 8;
+
+/// Widest scale mantissa among the supported scale formats (UE4M4: 4, E4M3: 3); every
+/// scale significand is left-aligned to `SCALE_MAN_ALIGNED + 1` bits.
+pub const SCALE_MAN_ALIGNED: u32 = if UE4M4.man_bits > E4M3.man_bits {
+    UE4M4.man_bits
+} else {
+    E4M3.man_bits
+};
+
+/// Width of the offset exponent `x` and of `b = x + k` in the packer.
+pub const XW: u32 = 10;
+
+/// Width of shift amounts and of the leading-one index in the packer.
+pub const SW: u32 = 5;
+
+/// The scale format as a minifloat, and whether its sign is used.
+pub fn scale_format(s: ScaleFormat) -> (MiniFloat, bool) {
+    match s {
+        ScaleFormat::UE4M4 => (UE4M4, false),
+        ScaleFormat::E4M3 => (E4M3, false),
+        ScaleFormat::SE4M3 => (E4M3, true),
+        other => panic!("scale format {} is not supported by the decode lane", other.name()),
+    }
+}
+
+/// Parameters of the shift-add form of one HIF mantissa code:
+/// `m * s = (s << sh_a) +- (s << sh_b)` in units of `2^-HIF_MANT_SHIFT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HifTerm {
+    /// The mantissa code `c`.
+    pub c: u32,
+    /// Left shift of the first term (`HIF_MANT_SHIFT + a_shl`).
+    pub sh_a: u32,
+    /// Left shift of the second term (`HIF_MANT_SHIFT - b_shr`), when there is one.
+    pub sh_b: Option<u32>,
+    /// Whether the second term is subtracted.
+    pub sub: bool,
+}
+
+/// The shift-add table of a HIF format, one entry per used mantissa code, from
+/// `sop_formats::hif::MANT_TERMS` (checked against `MANT_EIGHTHS`).
+pub fn hif_terms(h: HifFormat) -> Vec<HifTerm> {
+    (0..h.mantissas())
+        .map(|c| {
+            let (a_shl, sub, b_shr) = MANT_TERMS[c as usize];
+            let t = HifTerm {
+                c,
+                sh_a: HIF_MANT_SHIFT + a_shl,
+                sh_b: b_shr.map(|b| HIF_MANT_SHIFT - b),
+                sub,
+            };
+            let first = 1i64 << t.sh_a;
+            let second = t.sh_b.map_or(0, |b| 1i64 << b);
+            let m = if sub { first - second } else { first + second };
+            assert_eq!(
+                m, MANT_EIGHTHS[c as usize] as i64,
+                "MANT_TERMS and MANT_EIGHTHS disagree at c = {c}"
+            );
+            t
+        })
+        .collect()
+}
+
+/// All constants of one configuration's datapath.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Code width.
+    pub code_bits: u32,
+    /// LUT entry format.
+    pub lut: LutEntry,
+    /// LUT entry width in bits.
+    pub entry_bits: u32,
+    /// Scale minifloat (UE4M4 or E4M3).
+    pub scale: MiniFloat,
+    /// Whether the scale's sign bit is used (SE4M3).
+    pub scale_signed: bool,
+    /// Mask of the scale sign bit (0 when the sign is not used).
+    pub scale_sign_mask: u32,
+    /// `SCALE_MAN_ALIGNED - scale.man_bits`: left shift aligning the scale significand.
+    pub scale_align: u32,
+    /// Output format.
+    pub output: Ieee16,
+    /// Product magnitude width `PW` (9 for HIF, 16 for FP16 entries).
+    pub pw: u32,
+    /// Packer working width `WW` (`max(PW + 2, 16)`: holds `1 << (PW + 1)` and the 16-bit word).
+    pub ww: u32,
+    /// Constant added to the multiplier's exponent sum so that `pack_off >= 0`.
+    pub xpad: u32,
+    /// Exponent offset of the multiplier output: value = `p * 2^(x - xoff)`.
+    pub xoff: u32,
+    /// Packer offset: output biased exponent = `b - pack_off`.
+    pub pack_off: u32,
+    /// Largest packer right shift (`PW + 1`: everything further rounds to zero).
+    pub rs_max: u32,
+    /// Pipeline latency in cycles (register stages from `valid_in` to `valid_out`).
+    pub latency: u32,
+}
+
+/// Pipeline latency of every configuration: LUT read, multiply, normalize, round/pack.
+pub const LATENCY: u32 = 4;
+
+impl Params {
+    /// Derives the parameters of a (validated) configuration.
+    pub fn new(cfg: &LaneConfig) -> Params {
+        let (scale, scale_signed) = scale_format(cfg.scale);
+        assert!(
+            scale.bits() == SCALE_BITS && scale.has_subnormals(),
+            "scale formats are 8-bit with subnormals"
+        );
+        let scale_sign_mask = if scale_signed {
+            1 << (scale.exp_bits + scale.man_bits)
+        } else {
+            0
+        };
+        let scale_align = SCALE_MAN_ALIGNED - scale.man_bits;
+        // Scale value = sig_aligned * 2^(ef - scale.bias - SCALE_MAN_ALIGNED), ef = max(e, 1).
+        let scale_off = scale.bias as u32 + SCALE_MAN_ALIGNED;
+        let (pw, base) = match cfg.lut.hif() {
+            // HIF: x = e + ef + (127 - bias); value exponent = e - bias - 3 + ef - scale_off.
+            Some(_) => {
+                let max_m = *MANT_EIGHTHS.iter().max().unwrap();
+                let max_s = (1u32 << (SCALE_MAN_ALIGNED + 1)) - 1;
+                let pw = 32 - (max_m * max_s).leading_zeros();
+                (pw, ((1u32 << (LUT_BIAS_BITS - 1)) - 1) + HIF_MANT_SHIFT + scale_off)
+            }
+            // FP16: x = max(fe, 1) + ef; value exponent = fe' - 15 - 10 + ef - scale_off.
+            None => {
+                let f = Ieee16::Fp16;
+                let sig_bits = f.man_bits() + 1;
+                (
+                    sig_bits + SCALE_MAN_ALIGNED + 1,
+                    f.bias() as u32 + f.man_bits() + scale_off,
+                )
+            }
+        };
+        let obias = cfg.output.bias() as u32;
+        let xpad = obias.saturating_sub(base);
+        let xoff = base + xpad;
+        let ww = (pw + 2).max(16).max(cfg.output.man_bits() + 2);
+        let p = Params {
+            code_bits: cfg.code_bits,
+            lut: cfg.lut,
+            entry_bits: cfg.lut.bits(),
+            scale,
+            scale_signed,
+            scale_sign_mask,
+            scale_align,
+            output: cfg.output,
+            pw,
+            ww,
+            xpad,
+            xoff,
+            pack_off: xoff - obias,
+            rs_max: pw + 1,
+            latency: LATENCY,
+        };
+        assert!(p.x_max() + p.pw < (1 << XW), "exponent path too narrow");
+        assert!(p.rs_max < (1 << SW) && cfg.output.man_bits() < (1 << SW));
+        p
+    }
+
+    /// Largest offset exponent `x` the multiplier can produce.
+    pub fn x_max(&self) -> u32 {
+        let ef_max = (1 << self.scale.exp_bits) - 1;
+        match self.lut.hif() {
+            Some(_) => (sop_formats::hif::OCTAVES - 1) + ef_max + ((1 << LUT_BIAS_BITS) - 1) + self.xpad,
+            None => ((1 << Ieee16::Fp16.exp_bits()) - 1) + ef_max + self.xpad,
+        }
+    }
+
+    /// Output exponent-field value meaning Inf/NaN (`2^exp_bits - 1`).
+    pub fn out_emax_field(&self) -> u32 {
+        (1 << self.output.exp_bits()) - 1
+    }
+
+    /// The HIF format of the tables, if any.
+    pub fn hif(&self) -> Option<HifFormat> {
+        self.lut.hif()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::default_configs;
+
+    #[test]
+    fn terms_match_eighths() {
+        for h in [HifFormat::Hif7, HifFormat::Hif8] {
+            assert_eq!(hif_terms(h).len() as u32, h.mantissas());
+        }
+    }
+
+    #[test]
+    fn widths() {
+        for c in default_configs() {
+            let p = Params::new(&c);
+            match c.lut {
+                LutEntry::Fp16 => assert_eq!((p.pw, p.ww), (16, 18)),
+                _ => assert_eq!((p.pw, p.ww), (9, 16)),
+            }
+        }
+    }
+}

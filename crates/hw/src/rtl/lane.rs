@@ -1,0 +1,259 @@
+//! One decode lane: block registers and LUT read (stage 1), block-scale multiplier
+//! (stage 2), packer normalize (stage 3) and round/pack (stage 4).
+
+use rust_hdl::prelude::*;
+
+use super::cb;
+use super::mul::{Fp16Mul, HifMul, ScaleDec};
+use super::pack::{PackA, PackB};
+use super::prims::{Lut, Reg, RegR};
+use crate::params::{Params, SW as SW_U32, XW as XW_U32};
+
+const XW: usize = XW_U32 as usize;
+const SW: usize = SW_U32 as usize;
+
+/// A decode lane with `C`-bit codes, `A = C + 1` address bits, `W`-bit LUT entries,
+/// product width `PW` and packer width `WW`.
+#[derive(LogicBlock)]
+pub struct Lane<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize> {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// Synchronous reset: clears the valid pipeline and the block registers.
+    pub reset: Signal<In, bool>,
+    /// A weight code is presented.
+    pub valid_in: Signal<In, bool>,
+    /// Latch `scale` and `sel` (applies to this cycle's weight already).
+    pub block_start: Signal<In, bool>,
+    /// Block-scale code.
+    pub scale: Signal<In, Bits<8>>,
+    /// Table selection bit.
+    pub sel: Signal<In, bool>,
+    /// Weight code.
+    pub code: Signal<In, Bits<C>>,
+    /// Load port: table select.
+    pub load_table: Signal<In, bool>,
+    /// Load port: entry address.
+    pub load_addr: Signal<In, Bits<C>>,
+    /// Load port: entry word.
+    pub load_data: Signal<In, Bits<W>>,
+    /// Load port: entry write enable.
+    pub load_we: Signal<In, bool>,
+    /// Bias register of table 0 (HIF lanes only: one element, else none).
+    pub bias0: Vec<Signal<In, Bits<8>>>,
+    /// Bias register of table 1 (HIF lanes only).
+    pub bias1: Vec<Signal<In, Bits<8>>>,
+    /// Output word.
+    pub data_out: Signal<Out, Bits<16>>,
+    /// Output valid.
+    pub valid_out: Signal<Out, bool>,
+    blk_scale: RegR<Bits<8>>,
+    blk_sel: RegR<bool>,
+    sdec: ScaleDec,
+    lut: Lut<A, W>,
+    s1_valid: RegR<bool>,
+    s1_sig: Reg<Bits<8>>,
+    s1_exp: Reg<Bits<8>>,
+    s1_neg: Reg<bool>,
+    s1_bias: Vec<Reg<Bits<8>>>,
+    hif: Vec<HifMul<W, PW>>,
+    fp: Vec<Fp16Mul<W, PW>>,
+    s2_valid: RegR<bool>,
+    s2_neg: Reg<bool>,
+    s2_p: Reg<Bits<PW>>,
+    s2_x: Reg<Bits<XW>>,
+    s2_inf: Reg<bool>,
+    pa: PackA<PW>,
+    s3_valid: RegR<bool>,
+    s3_neg: Reg<bool>,
+    s3_p: Reg<Bits<PW>>,
+    s3_zero: Reg<bool>,
+    s3_sat: Reg<bool>,
+    s3_rs: Reg<Bits<SW>>,
+    s3_ls: Reg<Bits<SW>>,
+    s3_fe: Reg<Bits<8>>,
+    pb: PackB<PW, WW>,
+    s4_valid: RegR<bool>,
+    s4_word: Reg<Bits<16>>,
+    eff_scale: Signal<Local, Bits<8>>,
+    eff_sel: Signal<Local, bool>,
+    raddr: Signal<Local, Bits<A>>,
+    waddr: Signal<Local, Bits<A>>,
+    sel_bit: Constant<Bits<A>>,
+}
+
+impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize> Lane<C, A, W, PW, WW> {
+    /// A lane for the configuration's parameters.
+    pub fn new(p: &Params) -> Self {
+        assert_eq!((p.code_bits as usize, p.entry_bits as usize), (C, W));
+        assert_eq!(A, C + 1);
+        let hif = p.hif().is_some();
+        let n_hif = usize::from(hif);
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            valid_in: Default::default(),
+            block_start: Default::default(),
+            scale: Default::default(),
+            sel: Default::default(),
+            code: Default::default(),
+            load_table: Default::default(),
+            load_addr: Default::default(),
+            load_data: Default::default(),
+            load_we: Default::default(),
+            bias0: (0..n_hif).map(|_| Default::default()).collect(),
+            bias1: (0..n_hif).map(|_| Default::default()).collect(),
+            data_out: Default::default(),
+            valid_out: Default::default(),
+            blk_scale: Default::default(),
+            blk_sel: Default::default(),
+            sdec: ScaleDec::new(p),
+            lut: Default::default(),
+            s1_valid: Default::default(),
+            s1_sig: Default::default(),
+            s1_exp: Default::default(),
+            s1_neg: Default::default(),
+            s1_bias: (0..n_hif).map(|_| Default::default()).collect(),
+            hif: (0..n_hif).map(|_| HifMul::new(p)).collect(),
+            fp: (0..1 - n_hif).map(|_| Fp16Mul::new(p)).collect(),
+            s2_valid: Default::default(),
+            s2_neg: Default::default(),
+            s2_p: Default::default(),
+            s2_x: Default::default(),
+            s2_inf: Default::default(),
+            pa: PackA::new(p),
+            s3_valid: Default::default(),
+            s3_neg: Default::default(),
+            s3_p: Default::default(),
+            s3_zero: Default::default(),
+            s3_sat: Default::default(),
+            s3_rs: Default::default(),
+            s3_ls: Default::default(),
+            s3_fe: Default::default(),
+            pb: PackB::new(p),
+            s4_valid: Default::default(),
+            s4_word: Default::default(),
+            eff_scale: Default::default(),
+            eff_sel: Default::default(),
+            raddr: Default::default(),
+            waddr: Default::default(),
+            sel_bit: cb(1u64 << C),
+        }
+    }
+}
+
+impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize> Logic for Lane<C, A, W, PW, WW> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        // Clocks and resets.
+        self.blk_scale.clock.next = self.clock.val();
+        self.blk_sel.clock.next = self.clock.val();
+        self.lut.clock.next = self.clock.val();
+        self.s1_valid.clock.next = self.clock.val();
+        self.s1_sig.clock.next = self.clock.val();
+        self.s1_exp.clock.next = self.clock.val();
+        self.s1_neg.clock.next = self.clock.val();
+        self.s2_valid.clock.next = self.clock.val();
+        self.s2_neg.clock.next = self.clock.val();
+        self.s2_p.clock.next = self.clock.val();
+        self.s2_x.clock.next = self.clock.val();
+        self.s2_inf.clock.next = self.clock.val();
+        self.s3_valid.clock.next = self.clock.val();
+        self.s3_neg.clock.next = self.clock.val();
+        self.s3_p.clock.next = self.clock.val();
+        self.s3_zero.clock.next = self.clock.val();
+        self.s3_sat.clock.next = self.clock.val();
+        self.s3_rs.clock.next = self.clock.val();
+        self.s3_ls.clock.next = self.clock.val();
+        self.s3_fe.clock.next = self.clock.val();
+        self.s4_valid.clock.next = self.clock.val();
+        self.s4_word.clock.next = self.clock.val();
+        self.blk_scale.reset.next = self.reset.val();
+        self.blk_sel.reset.next = self.reset.val();
+        self.s1_valid.reset.next = self.reset.val();
+        self.s2_valid.reset.next = self.reset.val();
+        self.s3_valid.reset.next = self.reset.val();
+        self.s4_valid.reset.next = self.reset.val();
+        // Stage 1: block registers (the strobe's values apply to this cycle's weight).
+        self.eff_scale.next = self.blk_scale.q.val();
+        self.eff_sel.next = self.blk_sel.q.val();
+        if self.block_start.val() {
+            self.eff_scale.next = self.scale.val();
+            self.eff_sel.next = self.sel.val();
+        }
+        self.blk_scale.d.next = self.eff_scale.val();
+        self.blk_sel.d.next = self.eff_sel.val();
+        // Stage 1: LUT read at {sel, code}; table writes at {load_table, load_addr}.
+        self.raddr.next = bit_cast::<A, C>(self.code.val());
+        if self.eff_sel.val() {
+            self.raddr.next = self.raddr.val() | self.sel_bit.val();
+        }
+        self.waddr.next = bit_cast::<A, C>(self.load_addr.val());
+        if self.load_table.val() {
+            self.waddr.next = self.waddr.val() | self.sel_bit.val();
+        }
+        self.lut.raddr.next = self.raddr.val();
+        self.lut.waddr.next = self.waddr.val();
+        self.lut.wdata.next = self.load_data.val();
+        self.lut.we.next = self.load_we.val();
+        // Stage 1: scale decode.
+        self.sdec.code.next = self.eff_scale.val();
+        self.s1_valid.d.next = self.valid_in.val();
+        self.s1_sig.d.next = self.sdec.sig.val();
+        self.s1_exp.d.next = self.sdec.exp.val();
+        self.s1_neg.d.next = self.sdec.neg.val();
+        for i in 0..self.s1_bias.len() {
+            self.s1_bias[i].clock.next = self.clock.val();
+            self.s1_bias[i].d.next = self.bias0[i].val();
+            if self.eff_sel.val() {
+                self.s1_bias[i].d.next = self.bias1[i].val();
+            }
+        }
+        // Stage 2: multiplier (exactly one of the two exists).
+        self.s2_valid.d.next = self.s1_valid.q.val();
+        for i in 0..self.hif.len() {
+            self.hif[i].entry.next = self.lut.rdata.val();
+            self.hif[i].ssig.next = self.s1_sig.q.val();
+            self.hif[i].sexp.next = self.s1_exp.q.val();
+            self.hif[i].sneg.next = self.s1_neg.q.val();
+            self.hif[i].bias.next = self.s1_bias[i].q.val();
+            self.s2_neg.d.next = self.hif[i].neg.val();
+            self.s2_p.d.next = self.hif[i].p.val();
+            self.s2_x.d.next = self.hif[i].x.val();
+            self.s2_inf.d.next = self.hif[i].inf.val();
+        }
+        for i in 0..self.fp.len() {
+            self.fp[i].entry.next = self.lut.rdata.val();
+            self.fp[i].ssig.next = self.s1_sig.q.val();
+            self.fp[i].sexp.next = self.s1_exp.q.val();
+            self.fp[i].sneg.next = self.s1_neg.q.val();
+            self.s2_neg.d.next = self.fp[i].neg.val();
+            self.s2_p.d.next = self.fp[i].p.val();
+            self.s2_x.d.next = self.fp[i].x.val();
+            self.s2_inf.d.next = self.fp[i].inf.val();
+        }
+        // Stage 3: packer normalize.
+        self.pa.p.next = self.s2_p.q.val();
+        self.pa.x.next = self.s2_x.q.val();
+        self.pa.inf.next = self.s2_inf.q.val();
+        self.s3_valid.d.next = self.s2_valid.q.val();
+        self.s3_neg.d.next = self.s2_neg.q.val();
+        self.s3_p.d.next = self.s2_p.q.val();
+        self.s3_zero.d.next = self.pa.zero.val();
+        self.s3_sat.d.next = self.pa.sat.val();
+        self.s3_rs.d.next = self.pa.rs.val();
+        self.s3_ls.d.next = self.pa.ls.val();
+        self.s3_fe.d.next = self.pa.fe.val();
+        // Stage 4: round and pack.
+        self.pb.neg.next = self.s3_neg.q.val();
+        self.pb.p.next = self.s3_p.q.val();
+        self.pb.zero.next = self.s3_zero.q.val();
+        self.pb.sat.next = self.s3_sat.q.val();
+        self.pb.rs.next = self.s3_rs.q.val();
+        self.pb.ls.next = self.s3_ls.q.val();
+        self.pb.fe.next = self.s3_fe.q.val();
+        self.s4_valid.d.next = self.s3_valid.q.val();
+        self.s4_word.d.next = self.pb.word.val();
+        self.data_out.next = self.s4_word.q.val();
+        self.valid_out.next = self.s4_valid.q.val();
+    }
+}

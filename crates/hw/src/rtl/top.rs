@@ -1,0 +1,212 @@
+//! The top: `N` lanes sharing one table load port, and the two table-bias registers
+//! (HIF configurations only), shared by all lanes.
+//!
+//! The top is pure wiring. Its simulation and its Verilog are both written here by hand
+//! (rust-hdl's `hdl_gen` cannot index two arrays in one name), from the same port list.
+
+use std::fmt::Write as _;
+
+use rust_hdl::prelude::*;
+
+use super::lane::Lane;
+use super::prims::Reg;
+use crate::params::Params;
+
+/// The two per-table bias registers, written through the load port.
+#[derive(LogicBlock, Default)]
+pub struct BiasRegs {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// Write strobe.
+    pub we: Signal<In, bool>,
+    /// Table select.
+    pub tsel: Signal<In, bool>,
+    /// Bias value (8-bit two's complement).
+    pub data: Signal<In, Bits<8>>,
+    /// Bias of table 0.
+    pub b0: Signal<Out, Bits<8>>,
+    /// Bias of table 1.
+    pub b1: Signal<Out, Bits<8>>,
+    r0: Reg<Bits<8>>,
+    r1: Reg<Bits<8>>,
+}
+
+impl Logic for BiasRegs {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.r0.clock.next = self.clock.val();
+        self.r1.clock.next = self.clock.val();
+        self.r0.d.next = self.r0.q.val();
+        self.r1.d.next = self.r1.q.val();
+        if self.we.val() {
+            if self.tsel.val() {
+                self.r1.d.next = self.data.val();
+            } else {
+                self.r0.d.next = self.data.val();
+            }
+        }
+        self.b0.next = self.r0.q.val();
+        self.b1.next = self.r1.q.val();
+    }
+}
+
+/// The generated top (see `docs/hardware.md` for the port list).
+#[derive(LogicBlock)]
+pub struct Top<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize> {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// Synchronous reset.
+    pub reset: Signal<In, bool>,
+    /// Load port: table select.
+    pub load_table: Signal<In, bool>,
+    /// Load port: entry address.
+    pub load_addr: Signal<In, Bits<C>>,
+    /// Load port: entry word.
+    pub load_data: Signal<In, Bits<W>>,
+    /// Load port: entry write enable (all lanes).
+    pub load_we: Signal<In, bool>,
+    /// Load port: bias value (HIF only).
+    pub load_bias: Vec<Signal<In, Bits<8>>>,
+    /// Load port: bias write enable (HIF only).
+    pub load_bias_we: Vec<Signal<In, bool>>,
+    /// Per lane: weight valid.
+    pub valid_in: Vec<Signal<In, bool>>,
+    /// Per lane: block start strobe.
+    pub block_start: Vec<Signal<In, bool>>,
+    /// Per lane: block-scale code.
+    pub scale: Vec<Signal<In, Bits<8>>>,
+    /// Per lane: table selection bit.
+    pub sel: Vec<Signal<In, bool>>,
+    /// Per lane: weight code.
+    pub code: Vec<Signal<In, Bits<C>>>,
+    /// Per lane: output word.
+    pub data_out: Vec<Signal<Out, Bits<16>>>,
+    /// Per lane: output valid.
+    pub valid_out: Vec<Signal<Out, bool>>,
+    bias: Vec<BiasRegs>,
+    lanes: Vec<Lane<C, A, W, PW, WW>>,
+}
+
+fn sigs<D: Direction, T: Synth>(n: usize) -> Vec<Signal<D, T>> {
+    (0..n).map(|_| Signal::default()).collect()
+}
+
+impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize> Top<C, A, W, PW, WW> {
+    /// A top with `lanes` lanes.
+    pub fn new(p: &Params, lanes: usize) -> Self {
+        let nb = usize::from(p.hif().is_some());
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            load_table: Default::default(),
+            load_addr: Default::default(),
+            load_data: Default::default(),
+            load_we: Default::default(),
+            load_bias: sigs(nb),
+            load_bias_we: sigs(nb),
+            valid_in: sigs(lanes),
+            block_start: sigs(lanes),
+            scale: sigs(lanes),
+            sel: sigs(lanes),
+            code: sigs(lanes),
+            data_out: sigs(lanes),
+            valid_out: sigs(lanes),
+            bias: (0..nb).map(|_| BiasRegs::default()).collect(),
+            lanes: (0..lanes).map(|_| Lane::new(p)).collect(),
+        }
+    }
+}
+
+impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize> Logic for Top<C, A, W, PW, WW> {
+    fn update(&mut self) {
+        for j in 0..self.bias.len() {
+            let b = &mut self.bias[j];
+            b.clock.next = self.clock.val();
+            b.we.next = self.load_bias_we[j].val();
+            b.tsel.next = self.load_table.val();
+            b.data.next = self.load_bias[j].val();
+        }
+        for i in 0..self.lanes.len() {
+            let l = &mut self.lanes[i];
+            l.clock.next = self.clock.val();
+            l.reset.next = self.reset.val();
+            l.valid_in.next = self.valid_in[i].val();
+            l.block_start.next = self.block_start[i].val();
+            l.scale.next = self.scale[i].val();
+            l.sel.next = self.sel[i].val();
+            l.code.next = self.code[i].val();
+            l.load_table.next = self.load_table.val();
+            l.load_addr.next = self.load_addr.val();
+            l.load_data.next = self.load_data.val();
+            l.load_we.next = self.load_we.val();
+            for j in 0..l.bias0.len() {
+                l.bias0[j].next = self.bias[j].b0.val();
+                l.bias1[j].next = self.bias[j].b1.val();
+            }
+            self.data_out[i].next = l.data_out.val();
+            self.valid_out[i].next = l.valid_out.val();
+        }
+    }
+
+    fn connect(&mut self) {
+        for b in &mut self.bias {
+            b.clock.connect();
+            b.we.connect();
+            b.tsel.connect();
+            b.data.connect();
+        }
+        for l in &mut self.lanes {
+            l.clock.connect();
+            l.reset.connect();
+            l.valid_in.connect();
+            l.block_start.connect();
+            l.scale.connect();
+            l.sel.connect();
+            l.code.connect();
+            l.load_table.connect();
+            l.load_addr.connect();
+            l.load_data.connect();
+            l.load_we.connect();
+            for s in l.bias0.iter_mut().chain(l.bias1.iter_mut()) {
+                s.connect();
+            }
+        }
+        for s in &mut self.data_out {
+            s.connect();
+        }
+        for s in &mut self.valid_out {
+            s.connect();
+        }
+    }
+
+    fn hdl(&self) -> Verilog {
+        let mut v = String::from("always @(*) begin\n");
+        for j in 0..self.bias.len() {
+            for (port, src) in [
+                ("clock", "clock".to_string()),
+                ("we", format!("load_bias_we${j}")),
+                ("tsel", "load_table".into()),
+                ("data", format!("load_bias${j}")),
+            ] {
+                writeln!(v, "   bias${j}${port} = {src};").unwrap();
+            }
+        }
+        for (i, l) in self.lanes.iter().enumerate() {
+            for port in ["clock", "reset", "load_table", "load_addr", "load_data", "load_we"] {
+                writeln!(v, "   lanes${i}${port} = {port};").unwrap();
+            }
+            for port in ["valid_in", "block_start", "scale", "sel", "code"] {
+                writeln!(v, "   lanes${i}${port} = {port}${i};").unwrap();
+            }
+            for j in 0..l.bias0.len() {
+                writeln!(v, "   lanes${i}$bias0${j} = bias${j}$b0;").unwrap();
+                writeln!(v, "   lanes${i}$bias1${j} = bias${j}$b1;").unwrap();
+            }
+            for port in ["data_out", "valid_out"] {
+                writeln!(v, "   {port}${i} = lanes${i}${port};").unwrap();
+            }
+        }
+        v.push_str("end\n");
+        Verilog::Custom(v)
+    }
+}

@@ -1,0 +1,226 @@
+//! Outliers and sparse residuals: switchable sparse corrections on top of a dense quantized
+//! layer, each entry a 32-bit flat index and a bf16 value
+//! ([`SPARSE_ENTRY_BITS`](crate::SPARSE_ENTRY_BITS) = 48 bits, counted in
+//! [`QuantizedLayer::bits`]).
+//!
+//! * **Outliers** (`+O<p>%`): before block scaling, the `round(p/100 * n)` weights of largest
+//!   magnitude (ties: lower flat index first) are removed from the dense tensor (set to 0, so
+//!   they no longer stretch their block's scale) and stored as `bf16(w)` (round to nearest
+//!   even); the reconstruction at those positions is that value.
+//! * **Residuals** (`+R<p>%`): after quantization (and outlier replacement), the
+//!   `round(p/100 * n)` weights with the largest activation-weighted squared error
+//!   `a_j (w - w_hat)^2` (ties: lower flat index) get a correction `bf16(w - w_hat)` that is
+//!   added to the reconstruction.
+//!
+//! The decode hardware is unchanged: it decodes the dense part; the sparse entries are a
+//! separate scatter applied afterwards. Co-simulation covers the dense part only.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sop_formats::OperatingPoint;
+
+use crate::error::QuantError;
+use crate::layer::{QuantizedLayer, SparseEntry};
+use crate::quantizer::{LayerRef, Quantizer};
+
+/// One entry of a per-layer menu: an operating point plus optional outlier and residual
+/// fractions, named `POINT[+O<p>%][+R<p>%]` (e.g. `E2M1sE4M3b16+O0.1%+R0.5%`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MenuOption {
+    /// The dense operating point.
+    pub point: OperatingPoint,
+    /// Percentage of weights kept as outliers (0 = none).
+    pub outlier_pct: f64,
+    /// Percentage of weights given a residual correction (0 = none).
+    pub residual_pct: f64,
+}
+
+impl MenuOption {
+    /// A dense option without sparse parts.
+    pub fn dense(point: OperatingPoint) -> Self {
+        MenuOption {
+            point,
+            outlier_pct: 0.0,
+            residual_pct: 0.0,
+        }
+    }
+}
+
+impl fmt::Display for MenuOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.point)?;
+        if self.outlier_pct > 0.0 {
+            write!(f, "+O{}%", self.outlier_pct)?;
+        }
+        if self.residual_pct > 0.0 {
+            write!(f, "+R{}%", self.residual_pct)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for MenuOption {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut rest = s.trim();
+        let (mut o, mut r) = (0.0, 0.0);
+        while rest.ends_with('%') {
+            let plus = rest.rfind('+').ok_or_else(|| format!("`{s}`: a `%` suffix needs `+O<p>%` or `+R<p>%`"))?;
+            let suffix = &rest[plus + 1..rest.len() - 1];
+            let (kind, num) = suffix.split_at(suffix.len().min(1));
+            let v: f64 = num
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0 && *v <= 100.0)
+                .ok_or_else(|| format!("`{s}`: `{num}` is not a percentage in 0..=100"))?;
+            match kind {
+                "O" if o == 0.0 => o = v,
+                "R" if r == 0.0 => r = v,
+                _ => return Err(format!("`{s}`: unknown or repeated suffix `+{suffix}%` (use +O<p>% and +R<p>%)")),
+            }
+            rest = &rest[..plus];
+        }
+        let point: OperatingPoint = rest.parse().map_err(|e| format!("`{s}`: {e}"))?;
+        Ok(MenuOption {
+            point,
+            outlier_pct: o,
+            residual_pct: r,
+        })
+    }
+}
+
+/// `round(pct/100 * n)`.
+pub fn count_for(pct: f64, n: usize) -> usize {
+    ((pct / 100.0 * n as f64).round() as usize).min(n)
+}
+
+/// f32 to bf16 bits, round to nearest even (finite inputs).
+pub fn to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    let round = ((b >> 16) & 1) + 0x7fff;
+    (b.wrapping_add(round) >> 16) as u16
+}
+
+/// Indices of the `k` largest `score`s (ties: lower index first), ascending.
+fn top_k(score: &[f64], k: usize) -> Vec<u32> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut idx: Vec<u32> = (0..score.len() as u32).collect();
+    let cmp = |a: &u32, b: &u32| score[*b as usize].total_cmp(&score[*a as usize]).then(a.cmp(b));
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, cmp);
+        idx.truncate(k);
+    }
+    idx.sort_unstable();
+    idx
+}
+
+/// Quantizes `w` with `option`: `q` must be prepared for `option.point`. Outliers are taken
+/// out before quantizing, residuals added afterwards (module docs).
+pub fn quantize_option(
+    q: &Quantizer,
+    option: &MenuOption,
+    w: LayerRef<'_>,
+    a: Option<&[f32]>,
+) -> Result<QuantizedLayer, QuantError> {
+    if q.point() != option.point {
+        return Err(QuantError::Unsupported {
+            point: option.point.to_string(),
+            reason: format!("quantizer prepared for {}", q.point()),
+        });
+    }
+    let n = w.data.len();
+    let ko = count_for(option.outlier_pct, n);
+    let mut ql = if ko > 0 {
+        if n > u32::MAX as usize {
+            return Err(QuantError::Unsupported {
+                point: option.to_string(),
+                reason: "sparse indices are 32-bit".into(),
+            });
+        }
+        let mag: Vec<f64> = w.data.iter().map(|v| f64::from(v.abs())).collect();
+        let idx = top_k(&mag, ko);
+        let mut data = w.data.to_vec();
+        for &i in &idx {
+            data[i as usize] = 0.0;
+        }
+        let mut ql = q.quantize(LayerRef { data: &data, ..w }, a)?;
+        ql.outliers = idx
+            .iter()
+            .map(|&i| SparseEntry {
+                index: i,
+                bf16: to_bf16(w.data[i as usize]),
+            })
+            .collect();
+        ql
+    } else {
+        q.quantize(w, a)?
+    };
+    add_residuals(&mut ql, w.data, a, option.residual_pct);
+    Ok(ql)
+}
+
+/// Replaces `ql`'s residuals by the top `pct` percent by activation-weighted squared error of
+/// its reconstruction against `w` (module docs).
+pub fn add_residuals(ql: &mut QuantizedLayer, w: &[f32], a: Option<&[f32]>, pct: f64) {
+    ql.residuals.clear();
+    let k = count_for(pct, w.len());
+    if k == 0 {
+        return;
+    }
+    let hat = ql.dequantize();
+    let cols = ql.cols;
+    let score: Vec<f64> = w
+        .iter()
+        .zip(&hat)
+        .enumerate()
+        .map(|(i, (&x, &y))| {
+            let e = f64::from(x - y);
+            a.map_or(1.0, |a| f64::from(a[i % cols])) * e * e
+        })
+        .collect();
+    ql.residuals = top_k(&score, k)
+        .into_iter()
+        .map(|i| SparseEntry {
+            index: i,
+            bf16: to_bf16(w[i as usize] - hat[i as usize]),
+        })
+        .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::QuantOptions;
+
+    #[test]
+    fn names_round_trip() {
+        for s in ["NF4+DD4sUE4M4b16+O0.1%+R0.5%", "E2M1sE4M3b16", "E4M3-POT+R1%"] {
+            let m: MenuOption = s.parse().unwrap();
+            assert_eq!(m.to_string().parse::<MenuOption>().unwrap(), m);
+        }
+        assert!("E2M1sE4M3b16+X1%".parse::<MenuOption>().is_err());
+        assert!("E2M1sE4M3b16+O200%".parse::<MenuOption>().is_err());
+    }
+
+    #[test]
+    fn sparse_bits_and_effect() {
+        let data: Vec<f32> = (0..4096).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 300.0).collect();
+        let mut d = data.clone();
+        d[5] = 40.0;
+        let w = LayerRef { name: "w", rows: 64, cols: 64, data: &d };
+        let p = "E2M1sE4M3b16".parse().unwrap();
+        let q = Quantizer::new(p, QuantOptions::default()).unwrap();
+        let base = quantize_option(&q, &MenuOption::dense(p), w, None).unwrap();
+        let opt: MenuOption = "E2M1sE4M3b16+O0.1%+R1%".parse().unwrap();
+        let s = quantize_option(&q, &opt, w, None).unwrap();
+        assert_eq!(s.outliers.len(), 4);
+        assert_eq!(s.residuals.len(), 41);
+        assert!(s.outliers.iter().any(|o| o.index == 5 && o.value() == 40.0));
+        assert_eq!(s.bits(), base.bits() + 45 * 48);
+        let e = |h: &[f32]| d.iter().zip(h).map(|(x, y)| f64::from(x - y).powi(2)).sum::<f64>();
+        assert!(e(&s.dequantize()) < e(&base.dequantize()));
+    }
+}

@@ -1,0 +1,89 @@
+//! Co-simulation testbenches of the SOP decode RTL (`sop-testbenches`).
+//!
+//! The tests live in `tests/`: `real_layers.rs` (real quantized minilm layers through every
+//! committed configuration), `protocol.rs` (directed: idle gaps, reloads, resets, latency),
+//! `random.rs` (proptest corner cases), `end_to_end.rs` (RTL word x tensor scale against the
+//! quantizer's dequantized weights), `mutation.rs` (the broken RTL is caught), `cli_run.rs`
+//! (the library entry point, JUnit and VCD). The throughput benchmark is
+//! `benches/throughput.rs`. This library holds their shared helpers. See `docs/cosim.md`.
+
+#![warn(missing_docs)]
+
+use std::sync::OnceLock;
+
+use sop_cosim::{point_for, Dut, Harness, LayerStim, LayerStream, StimulusOptions, Variant};
+use sop_hw::LaneConfig;
+use sop_model::{Model, Weights2D};
+use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
+
+/// The smallest linear layer of minilm (384 x 384), used by the default tests.
+pub const SMALL_LAYER: &str = "encoder.layer.0.attention.self.query.weight";
+
+/// The real minilm model (fetched into `$SOP_CACHE` on first use), opened once per process.
+pub fn minilm() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| {
+        let p = sop_model::resolve("minilm").expect("minilm weights (scripts/fetch-weights minilm)");
+        Model::open(&p).expect("open minilm")
+    })
+}
+
+/// Loads one layer of minilm as f32.
+pub fn load(layer: &str) -> Weights2D {
+    minilm().load_f32(layer).expect("load layer")
+}
+
+/// The configuration of a compiled model by name.
+pub fn config(name: &str) -> LaneConfig {
+    sop_cosim::compiled_configs()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no compiled configuration {name}"))
+}
+
+/// Quantizes `w` at the operating point of `cfg` (default quantizer options).
+pub fn quantize(cfg: &LaneConfig, w: &Weights2D) -> QuantizedLayer {
+    let q = Quantizer::new(point_for(cfg).expect("point"), QuantOptions::default()).expect("quantizer");
+    q.quantize(
+        LayerRef {
+            name: &w.name,
+            rows: w.rows,
+            cols: w.cols,
+            data: &w.data,
+        },
+        None,
+    )
+    .expect("quantize")
+}
+
+/// A harness on a fresh, reset model.
+pub fn harness(name: &str, variant: Variant) -> Harness {
+    let mut h = Harness::new(Dut::with_variant(name, variant).expect("model"));
+    h.reset();
+    h
+}
+
+/// Streams one layer through `h`: table load, stream (with `opts`' gaps and mid-layer
+/// reset; `index` selects the pseudo-random choices). Does not drain.
+pub fn stream_layer(h: &mut Harness, stim: &LayerStim, opts: StimulusOptions, index: u64) {
+    h.load_tables(&stim.tables).expect("tables");
+    h.begin_stream(&stim.name, Some(stim.geometry()));
+    let lanes = h.dut().lanes();
+    let mut s = LayerStream::new(stim, lanes, opts, index);
+    let resets: Vec<u64> = s.reset_offset(index).into_iter().collect();
+    h.run(&mut s, &resets);
+}
+
+/// Panics with the mismatch reports when `h` found any.
+pub fn assert_clean(h: &Harness) {
+    let n = h.counters();
+    if n.mismatches > 0 {
+        let reports: Vec<String> = h.mismatches().iter().map(|m| m.to_string()).collect();
+        panic!(
+            "{} mismatches on {}; first ones:\n{}",
+            n.mismatches,
+            h.config().name,
+            reports.join("\n")
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Corner cases real weights rarely hit, on every committed configuration:
+//!
+//! - proptest: random tables and biases (zero entries, FP16 Inf/NaN entries, biases over the
+//!   model's whole domain -100..=100), random lane streams with strobes in idle cycles, zero
+//!   scales, subnormal scales, the largest scale codes, negative signed scales, and resets at
+//!   random cycles;
+//! - exhaustive: every LUT word times every scale code (HIF: at five biases; FP16: 20 scale
+//!   codes including zero, subnormals and the largest), through the full pipeline.
+
+use proptest::prelude::*;
+use sop_cosim::{compiled_configs, BeatStreams, Dut, Harness};
+use sop_hw::{Beat, LaneConfig, Tables};
+use sop_testbenches::assert_clean;
+
+/// Scale codes weighted towards the corners.
+fn scale_code() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        2 => Just(0u8),                 // zero scale
+        3 => 1u8..16,                   // subnormal (UE4M4 exponent 0; E4M3 small)
+        2 => 0x81u8..0x88,              // SE4M3: negative subnormal
+        2 => prop_oneof![Just(0xffu8), Just(0x7f), Just(0xfe), Just(0xf7), Just(0x7e)], // largest
+        3 => 0x80u8..=0xff,             // SE4M3: negative; UE4M4: large
+        4 => any::<u8>(),
+    ]
+}
+
+/// LUT words (masked to the entry width later): zeros, all ones, anything.
+fn word() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        2 => Just(0u32),
+        1 => Just(0x8000u32),           // FP16 -0
+        1 => 0x7c00u32..0x7c08,         // FP16 Inf / NaN
+        1 => 0xfc00u32..0xfc08,
+        1 => Just(0x7bffu32),           // FP16 max
+        1 => 0u32..0x400,               // FP16 subnormal
+        6 => any::<u32>(),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    words: Vec<u32>,
+    bias: (i32, i32),
+    lanes: Vec<Vec<(u8, u8, bool, u32)>>,
+    resets: Vec<u64>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        prop::collection::vec(word(), 128),
+        (-100i32..=100, -100i32..=100),
+        prop::collection::vec(
+            prop::collection::vec((0u8..10, scale_code(), any::<bool>(), any::<u32>()), 0..120),
+            4,
+        ),
+        prop::collection::vec(0u64..140, 0..3),
+    )
+        .prop_map(|(words, bias, lanes, mut resets)| {
+            resets.sort_unstable();
+            resets.dedup();
+            Case {
+                words,
+                bias,
+                lanes,
+                resets,
+            }
+        })
+}
+
+fn tables_of(cfg: &LaneConfig, c: &Case) -> Tables {
+    let n = 1usize << cfg.code_bits;
+    let mask = (1u32 << cfg.lut.bits()) - 1;
+    let mut t = Tables::zeroed(cfg);
+    for (k, e) in t.entries.iter_mut().enumerate() {
+        for (i, w) in e.iter_mut().enumerate() {
+            *w = c.words[(k * n + i) % c.words.len()] & mask;
+        }
+    }
+    if cfg.lut.hif().is_some() {
+        t.bias = [c.bias.0, c.bias.1];
+    }
+    t
+}
+
+fn beats_of(cfg: &LaneConfig, lane: &[(u8, u8, bool, u32)]) -> Vec<Beat> {
+    let cmask = (1u32 << cfg.code_bits) - 1;
+    lane.iter()
+        .map(|&(kind, scale, sel, code)| {
+            let code = code & cmask;
+            match kind {
+                0 => Beat::idle(),
+                1 => Beat {
+                    valid: false,
+                    block_start: true,
+                    scale,
+                    sel,
+                    code,
+                },
+                2 | 3 => Beat::start(code, scale, sel),
+                _ => Beat::weight(code),
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_streams_every_config(c in case()) {
+        for cfg in compiled_configs() {
+            let mut h = Harness::new(Dut::new(&cfg.name).unwrap());
+            h.reset();
+            h.load_tables(&tables_of(&cfg, &c)).unwrap();
+            let n = h.dut().lanes();
+            let lanes: Vec<Vec<Beat>> = (0..n).map(|i| beats_of(&cfg, &c.lanes[i % c.lanes.len()])).collect();
+            let mut s = BeatStreams::new(lanes);
+            h.run(&mut s, &c.resets);
+            // Reload different tables right away, then stream again (no reset in between).
+            let mut c2 = c.clone();
+            c2.words.rotate_left(5);
+            h.load_tables(&tables_of(&cfg, &c2)).unwrap();
+            let lanes: Vec<Vec<Beat>> = (0..n).map(|i| beats_of(&cfg, &c.lanes[(i + 1) % c.lanes.len()])).collect();
+            let mut s = BeatStreams::new(lanes);
+            h.run(&mut s, &[]);
+            h.drain();
+            prop_assert_eq!(h.counters().mismatches, 0, "{}", h.mismatches().first().map(|m| m.to_string()).unwrap_or_default());
+        }
+    }
+}
+
+/// Streams every (table word, scale code) pair through `h`: the words are loaded a table
+/// pair at a time, and each lane takes every `lanes`-th pair.
+fn sweep(h: &mut Harness, cfg: &LaneConfig, words: &[u32], scales: &[u8], bias: i32) {
+    let n = 1usize << cfg.code_bits;
+    let lanes = h.dut().lanes();
+    for chunk in words.chunks(2 * n) {
+        let mut t = Tables::zeroed(cfg);
+        for (i, &w) in chunk.iter().enumerate() {
+            t.entries[i / n][i % n] = w;
+        }
+        if cfg.lut.hif().is_some() {
+            t.bias = [bias, bias];
+        }
+        h.load_tables(&t).unwrap();
+        let mut streams = vec![Vec::new(); lanes];
+        let mut k = 0;
+        for &s in scales {
+            for sel in [false, true] {
+                for code in 0..n as u32 {
+                    let lane = &mut streams[k % lanes];
+                    lane.push(Beat::start(code, s, sel));
+                    k += 1;
+                }
+            }
+        }
+        let mut st = BeatStreams::new(streams);
+        h.run(&mut st, &[]);
+    }
+}
+
+#[test]
+fn every_lut_word_times_every_scale() {
+    for cfg in compiled_configs() {
+        let mut h = Harness::new(Dut::new(&cfg.name).unwrap());
+        h.reset();
+        let expected = match cfg.lut.hif() {
+            Some(hf) => {
+                let words: Vec<u32> = (0..hf.num_codes()).collect();
+                let scales: Vec<u8> = (0..=255).collect();
+                let biases = [-100, -7, 0, 7, 100];
+                for bias in biases {
+                    sweep(&mut h, &cfg, &words, &scales, bias);
+                }
+                biases.len() * words.len().div_ceil(2 << cfg.code_bits) * scales.len() * (2 << cfg.code_bits)
+            }
+            None => {
+                let words: Vec<u32> = (0..1 << 16).collect();
+                let scales = [
+                    0u8, 1, 2, 7, 8, 15, 16, 0x17, 0x38, 0x70, 0x77, 0x78, 0x7e, 0x7f, 0x80, 0x81, 0xb8, 0xef, 0xfe,
+                    0xff,
+                ];
+                sweep(&mut h, &cfg, &words, &scales, 0);
+                words.len() / (2 << cfg.code_bits) * scales.len() * (2 << cfg.code_bits)
+            }
+        };
+        h.drain();
+        assert_clean(&h);
+        assert_eq!(h.counters().checked, expected as u64, "{}", cfg.name);
+    }
+}

@@ -49,11 +49,17 @@ pub struct TableMeta {
 }
 
 fn sparse_bytes(v: &[SparseEntry]) -> Vec<u8> {
-    v.iter().flat_map(|e| e.index.to_le_bytes().into_iter().chain(e.bf16.to_le_bytes())).collect()
+    v.iter()
+        .flat_map(|e| e.index.to_le_bytes().into_iter().chain(e.bf16.to_le_bytes()))
+        .collect()
 }
 
 fn sparse_from(b: &[u8]) -> Result<Vec<SparseEntry>> {
-    ensure!(b.len() % 6 == 0, "sparse tensor of {} bytes is not a multiple of 6", b.len());
+    ensure!(
+        b.len().is_multiple_of(6),
+        "sparse tensor of {} bytes is not a multiple of 6",
+        b.len()
+    );
     Ok(b.chunks_exact(6)
         .map(|c| SparseEntry {
             index: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
@@ -74,7 +80,12 @@ pub fn to_bytes(layers: &[(QuantizedLayer, MenuOption)], extra: &[(&str, String)
     let mut bufs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut metas = Vec::new();
     for (l, opt) in layers {
-        ensure!(opt.point == l.point, "{}: option {opt} does not match point {}", l.name, l.point);
+        ensure!(
+            opt.point == l.point,
+            "{}: option {opt} does not match point {}",
+            l.name,
+            l.point
+        );
         let n = &l.name;
         let mut add = |suffix: &str, dtype: Dtype, bytes: Vec<u8>| {
             let shape = vec![bytes.len() / if dtype == Dtype::F32 { 4 } else { 1 }];
@@ -86,10 +97,17 @@ pub fn to_bytes(layers: &[(QuantizedLayer, MenuOption)], extra: &[(&str, String)
         add(
             "scales",
             Dtype::U8,
-            l.scale_codes.iter().flat_map(|c| c.to_le_bytes()[..sw].to_vec()).collect(),
+            l.scale_codes
+                .iter()
+                .flat_map(|c| c.to_le_bytes()[..sw].to_vec())
+                .collect(),
         );
         for (i, t) in l.tables.iter().enumerate() {
-            add(&format!("lut{i}"), Dtype::U8, t.words.iter().flat_map(|w| w.to_le_bytes()).collect());
+            add(
+                &format!("lut{i}"),
+                Dtype::U8,
+                t.words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+            );
         }
         add("tensor_scale", Dtype::F32, l.tensor_scale.to_le_bytes().to_vec());
         add("outliers", Dtype::U8, sparse_bytes(&l.outliers));
@@ -163,7 +181,12 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
         let sel = unpack(&get("sel")?, 1, blocks)?;
         let sw = scale_width(&point);
         let sb = get("scales")?;
-        ensure!(sb.len() == blocks * sw, "layer `{}`: {} scale bytes for {blocks} blocks", m.name, sb.len());
+        ensure!(
+            sb.len() == blocks * sw,
+            "layer `{}`: {} scale bytes for {blocks} blocks",
+            m.name,
+            sb.len()
+        );
         let scale_codes = sb
             .chunks_exact(sw)
             .map(|c| {
@@ -221,7 +244,8 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let res = (|| -> Result<()> {
         let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
         f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
         drop(f);
         fs::rename(&tmp, &dest).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
@@ -244,7 +268,9 @@ mod tests {
 
     #[test]
     fn round_trip_is_bit_exact() {
-        let data: Vec<f32> = (0..48 * 40).map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 333.0).collect();
+        let data: Vec<f32> = (0..48 * 40)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 333.0)
+            .collect();
         let a: Vec<f32> = (0..40).map(|j| 0.5 + j as f32 / 10.0).collect();
         let mut layers = Vec::new();
         for name in [
@@ -281,7 +307,10 @@ mod tests {
         fs::create_dir(d.path().join("x")).unwrap(); // the destination is a directory
         let e = write_atomic(d.path(), "x", b"data").unwrap_err();
         assert!(format!("{e:#}").contains("renaming"), "{e:#}");
-        let names: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("x")]);
         assert!(from_bytes(b"garbage", Path::new("g")).is_err());
     }

@@ -18,7 +18,9 @@ use crate::qfile;
 
 /// The default menu.
 pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\
-NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,E2M3sUE4M4+R0.5%,E4M3-POT";
+NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,E2M3sUE4M4+R0.5%,\
+E2M3sUE4M4b8,E2M3sUE4M4b32+R0.5%,E2M3sUE4M4+O0.05%,E4M3-POT,E2M3sUE4M4b8+R0.5%,E2M3sUE4M4+R1%,\
+E2M3sUE4M4b32+R1%";
 
 #[derive(Args)]
 pub struct QuantizeArgs {
@@ -50,9 +52,15 @@ pub struct QuantizeArgs {
     /// Per-layer sensitivity weighting the activation-weighted NMSE in the MCKP distortion:
     /// `layer` (every layer counts equally: distortion = aw-NMSE, i.e. sensitivity
     /// 1 / sum a w^2 on the activation-weighted squared error) or `params` (distortion =
-    /// weights in the layer x aw-NMSE).
-    #[arg(long, default_value = "layer", value_parser = ["layer", "params"])]
+    /// weights in the layer x aw-NMSE) or `measured` (BERT encoders: aw-NMSE x s_i, with s_i
+    /// the measured drop of output-embedding cosine per unit aw-NMSE when layer i alone is
+    /// quantized with its cheapest option, on the first --sensitivity-sentences sentences) or
+    /// `hybrid` (aw-NMSE x (1/2 + s_i / (2 mean s)): half per-layer, half measured).
+    #[arg(long, default_value = "layer", value_parser = ["layer", "params", "measured", "hybrid"])]
     sensitivity: String,
+    /// Calibration sentences used by `--sensitivity measured`.
+    #[arg(long, default_value_t = 64)]
+    sensitivity_sentences: usize,
 }
 
 /// One evaluated option of one layer.
@@ -95,13 +103,22 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         bail!("{}: no linear layers", path.display());
     }
     let (stats, calib_source) = if let Some(f) = &a.imatrix {
-        let s = crate::calibrate_cmd::load_imatrix(f, &path, &model).with_context(|| format!("--imatrix {}", f.display()))?;
+        let s = crate::calibrate_cmd::load_imatrix(f, &path, &model)
+            .with_context(|| format!("--imatrix {}", f.display()))?;
         (Some(s), format!("imatrix file {}", f.display()))
     } else if a.calibrate {
         let t = Instant::now();
-        let s = sop_calib::calibrate(&path, &sop_calib::builtin_texts(), &sop_calib::CalibOptions::default(), &mut |_| {})?;
+        let s = sop_calib::calibrate(
+            &path,
+            &sop_calib::builtin_texts(),
+            &sop_calib::CalibOptions::default(),
+            &mut |_| {},
+        )?;
         eprintln!("calibrated in-process in {:.1} s", t.elapsed().as_secs_f64());
-        (Some(s), format!("in-process calibration on {}", sop_calib::BUILTIN_DATASET))
+        (
+            Some(s),
+            format!("in-process calibration on {}", sop_calib::BUILTIN_DATASET),
+        )
     } else {
         eprintln!("WARNING: no calibration given (--imatrix FILE or --calibrate): column weights are UNIFORM");
         (None, "uniform: no calibration given".to_string())
@@ -129,14 +146,34 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             let m = metrics(&w.data, &ql.dequantize(), w.cols, aw);
             cands.push(Cand { opt: *o, ql, m });
         }
-        eprintln!("[{}/{}] {name} {}x{}: {} options", i + 1, layers.len(), w.rows, w.cols, cands.len());
+        eprintln!(
+            "[{}/{}] {name} {}x{}: {} options",
+            i + 1,
+            layers.len(),
+            w.rows,
+            w.cols,
+            cands.len()
+        );
         total_weights += (w.rows * w.cols) as u64;
         all.push((cands, w.data, calibrated));
     }
+    let sens: Vec<f64> = match a.sensitivity.as_str() {
+        "measured" => measured_sensitivity(&path, &all, a.sensitivity_sentences)?,
+        "hybrid" => {
+            let m = measured_sensitivity(&path, &all, a.sensitivity_sentences)?;
+            let mean = m.iter().sum::<f64>() / m.len() as f64;
+            m.iter().map(|s| 0.5 + 0.5 * s / mean).collect()
+        }
+        "params" => all
+            .iter()
+            .map(|(c, _, _)| (c[0].ql.rows * c[0].ql.cols) as f64)
+            .collect(),
+        _ => vec![1.0; all.len()],
+    };
     // Menus: within each cost level keep the option with the best ACos.
     let mut kept: Vec<Vec<usize>> = Vec::new();
     let mut menus: Vec<Vec<Choice>> = Vec::new();
-    for (cands, _, _) in &all {
+    for ((cands, _, _), &s_i) in all.iter().zip(&sens) {
         let mut idx: Vec<usize> = Vec::new();
         for (k, c) in cands.iter().enumerate() {
             match idx.iter().position(|&j| cands[j].ql.bits() == c.ql.bits()) {
@@ -149,7 +186,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             idx.iter()
                 .map(|&k| Choice {
                     bits: cands[k].ql.bits(),
-                    distortion: distortion(&cands[k], a.sensitivity == "params"),
+                    distortion: distortion(&cands[k], s_i),
                 })
                 .collect(),
         );
@@ -253,23 +290,64 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         exact.bpw(total_weights),
         a.target_bpw,
         med,
-        embed_cos.map(|c| format!(", output-embedding cosine {c:.6}")).unwrap_or_default(),
+        embed_cos
+            .map(|c| format!(", output-embedding cosine {c:.6}"))
+            .unwrap_or_default(),
         report["calibration"].as_str().unwrap_or(""),
         elapsed
     );
     Ok(())
 }
 
-/// MCKP distortion of an option: its activation-weighted NMSE, times the layer's weight count
-/// with `by_params` (see docs/quantizer.md, "Sensitivity").
-fn distortion(c: &Cand, by_params: bool) -> f64 {
-    let n = if by_params { (c.ql.rows * c.ql.cols) as f64 } else { 1.0 };
-    let d = n * c.m.w_nmse;
+/// MCKP distortion of an option: its activation-weighted NMSE times the layer's sensitivity
+/// (see docs/quantizer.md, "Sensitivity").
+fn distortion(c: &Cand, sensitivity: f64) -> f64 {
+    let d = sensitivity * c.m.w_nmse;
     if d.is_finite() {
         d
     } else {
         f64::MAX / 1e6
     }
+}
+
+/// Per-layer sensitivity `s_i = (1 - cos_i) / aw-NMSE_i`, where `cos_i` is the mean
+/// output-embedding cosine when only layer `i` is replaced by its cheapest menu option.
+fn measured_sensitivity(path: &Path, all: &[(Vec<Cand>, Vec<f32>, bool)], sentences: usize) -> Result<Vec<f64>> {
+    let t = Instant::now();
+    let texts: Vec<String> = sop_calib::builtin_texts().into_iter().take(sentences.max(1)).collect();
+    let mut enc = sop_calib::Encoder::load(path, sop_calib::DEFAULT_MAX_SEQ_LEN)
+        .context("--sensitivity measured needs a BERT encoder")?;
+    let seqs = enc.encode(&texts)?;
+    let base = enc.bert.embed(&seqs)?;
+    let mut out = Vec::with_capacity(all.len());
+    for (cands, orig, _) in all {
+        let c = cands.iter().min_by_key(|c| c.ql.bits()).expect("non-empty menu");
+        enc.bert.set_linear_weight(&c.ql.name, &c.ql.dequantize())?;
+        let q = enc.bert.embed(&seqs)?;
+        enc.bert.set_linear_weight(&c.ql.name, orig)?;
+        let drop = 1.0 - mean_cosine(&base, &q);
+        out.push((drop.max(0.0) / c.m.w_nmse.max(1e-30)).max(1e-12));
+    }
+    eprintln!(
+        "measured sensitivities on {} sentences in {:.1} s",
+        texts.len(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+fn mean_cosine(base: &[Vec<f32>], q: &[Vec<f32>]) -> f64 {
+    let cos: f64 = base
+        .iter()
+        .zip(q)
+        .map(|(x, y)| {
+            let d: f64 = x.iter().zip(y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+            let nx: f64 = x.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+            let ny: f64 = y.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+            d / (nx * ny).max(1e-30)
+        })
+        .sum();
+    cos / base.len().max(1) as f64
 }
 
 fn write_text(dir: &Path, name: &str, s: &str) -> Result<()> {
@@ -287,17 +365,7 @@ fn embedding_cosine(path: &Path, chosen: &[&Cand]) -> Result<f64> {
         enc.bert.set_linear_weight(&c.ql.name, &c.ql.dequantize())?;
     }
     let q = enc.bert.embed(&seqs)?;
-    let cos: f64 = base
-        .iter()
-        .zip(&q)
-        .map(|(x, y)| {
-            let d: f64 = x.iter().zip(y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-            let nx: f64 = x.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
-            let ny: f64 = y.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
-            d / (nx * ny).max(1e-30)
-        })
-        .sum();
-    Ok(cos / base.len().max(1) as f64)
+    Ok(mean_cosine(&base, &q))
 }
 
 fn report_md(r: &serde_json::Value) -> String {
@@ -306,14 +374,20 @@ fn report_md(r: &serde_json::Value) -> String {
     let _ = writeln!(s, "- model: `{}`", r["model"].as_str().unwrap_or(""));
     let cal = r["calibration"].as_str().unwrap_or("");
     if cal.starts_with("uniform") {
-        let _ = writeln!(s, "- **calibration: UNIFORM -- no calibration given; column weights are all 1**");
+        let _ = writeln!(
+            s,
+            "- **calibration: UNIFORM -- no calibration given; column weights are all 1**"
+        );
     } else {
         let _ = writeln!(s, "- calibration: {cal}");
     }
     let _ = writeln!(
         s,
         "- target {} bpw, achieved {:.4} bpw ({} bits / {} weights)",
-        r["target_bpw"], r["achieved_bpw"].as_f64().unwrap_or(0.0), r["total_bits"], r["total_weights"]
+        r["target_bpw"],
+        r["achieved_bpw"].as_f64().unwrap_or(0.0),
+        r["total_bits"],
+        r["total_weights"]
     );
     let _ = writeln!(s, "- median NMSE {:.4e}", r["median_nmse"].as_f64().unwrap_or(0.0));
     let m = &r["mckp"];
@@ -328,7 +402,10 @@ fn report_md(r: &serde_json::Value) -> String {
     if let Some(c) = r["output_embedding_cosine"].as_f64() {
         let _ = writeln!(s, "- output-embedding cosine vs unquantized: {c:.6}");
     }
-    let _ = writeln!(s, "\n| layer | shape | option | bpw | NMSE | aw-NMSE | ACos |\n|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "\n| layer | shape | option | bpw | NMSE | aw-NMSE | ACos |\n|---|---|---|---|---|---|---|"
+    );
     for l in r["layers"].as_array().into_iter().flatten() {
         let _ = writeln!(
             s,
@@ -343,7 +420,10 @@ fn report_md(r: &serde_json::Value) -> String {
             l["w_cosine"].as_f64().unwrap_or(0.0)
         );
     }
-    let _ = writeln!(s, "\n## Menu baselines (every layer at one option)\n\n| option | bpw | median NMSE |\n|---|---|---|");
+    let _ = writeln!(
+        s,
+        "\n## Menu baselines (every layer at one option)\n\n| option | bpw | median NMSE |\n|---|---|---|"
+    );
     if let Some(b) = r["menu_baselines"].as_object() {
         for (k, v) in b {
             let _ = writeln!(
@@ -367,7 +447,11 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
-    let file = if a.dir.is_dir() { a.dir.join(qfile::MODEL_FILE) } else { a.dir.clone() };
+    let file = if a.dir.is_dir() {
+        a.dir.join(qfile::MODEL_FILE)
+    } else {
+        a.dir.clone()
+    };
     let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let loaded = qfile::from_bytes(&bytes, &file)?;
     let model = match &a.model {
@@ -392,7 +476,13 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             }
             None => String::new(),
         };
-        println!("{:<48} {:>10} {:<32} {:>7.4} bpw{extra}", l.name, format!("{}x{}", l.rows, l.cols), o.to_string(), l.bpw());
+        println!(
+            "{:<48} {:>10} {:<32} {:>7.4} bpw{extra}",
+            l.name,
+            format!("{}x{}", l.rows, l.cols),
+            o.to_string(),
+            l.bpw()
+        );
         bits += l.bits();
         n += (l.rows * l.cols) as u64;
     }

@@ -17,6 +17,9 @@
 //!   [`dequantize`](QuantizedLayer::dequantize).
 //! * [`metrics()`]: MSE, NMSE, SQNR, cosine and their activation-weighted forms.
 //! * [`eval`]: several points over many layers, with a summary.
+//! * [`sparse`]: menu options with outliers (`+O<p>%`) and sparse residuals (`+R<p>%`).
+//! * [`mckp`]: one option per layer under an average-bpw budget (exact DP and convex-hull
+//!   greedy).
 //!
 //! Every format rule comes from `sop-formats` and every fixed table from `sop-codebook`. The
 //! decisions (tensor-scale rule, scale search, padding, ties, DD fit, pairs, baselines) are
@@ -39,8 +42,8 @@ mod dd;
 mod error;
 pub mod eval;
 mod layer;
-mod member;
 pub mod mckp;
+mod member;
 mod metrics;
 mod quantizer;
 mod scale;

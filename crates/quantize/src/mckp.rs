@@ -5,10 +5,12 @@
 //! number of weights and `t` the target average bits per weight, the budget is
 //! `B = floor(t * W)` bits and a selection is feasible when its total bits are `<= B`.
 //!
-//! * [`solve_exact`]: dynamic programming over a discretized cost. Costs are rounded **up** to
-//!   units of `q = max(1, ceil(B / max_units))` bits, the DP capacity is `floor(B / q)` units,
-//!   so any selection the DP accepts has real total bits `<= q * units <= B`: the answer
-//!   respects the budget exactly in real bits. With `q = 1` (small problems) the DP is exactly
+//! * [`solve_exact`]: dynamic programming over a discretized cost. Each option's cost above its
+//!   layer's cheapest option, `bits - min_bits`, is rounded **up** to units of
+//!   `q = max(1, ceil(S / max_units))` bits, where `S = B - sum(min_bits)` is the contested
+//!   slack; the DP capacity is `floor(S / q)` units, so any selection the DP accepts has real
+//!   total bits `<= sum(min_bits) + q * units <= B`: the answer respects the budget exactly in
+//!   real bits. With `q = 1` (small problems) the DP is exactly
 //!   optimal; with `q > 1` it is optimal among selections whose rounded cost fits, which loses
 //!   at most `q` bits of budget per layer (documented in `docs/quantizer.md`).
 //! * [`solve_greedy`]: the Lagrangian / convex-hull greedy: start every layer at its cheapest
@@ -90,7 +92,10 @@ fn check(menus: &[Vec<Choice>], weights: u64, target: f64) -> Result<u64, MckpEr
             return Err(MckpError::Invalid(format!("layer {i} has an empty menu")));
         }
         if let Some(c) = m.iter().find(|c| !c.distortion.is_finite() || c.distortion < 0.0) {
-            return Err(MckpError::Invalid(format!("layer {i}: distortion {} is not finite and >= 0", c.distortion)));
+            return Err(MckpError::Invalid(format!(
+                "layer {i}: distortion {} is not finite and >= 0",
+                c.distortion
+            )));
         }
     }
     let lo: u64 = menus.iter().map(|m| m.iter().map(|c| c.bits).min().unwrap_or(0)).sum();
@@ -127,23 +132,29 @@ fn finish(menus: &[Vec<Choice>], choice: Vec<usize>, budget: u64, quantum: u64) 
 /// width (use [`DEFAULT_MAX_UNITS`]). `weights` is the total number of weights over all layers.
 pub fn solve_exact(menus: &[Vec<Choice>], weights: u64, target: f64, max_units: u64) -> Result<Selection, MckpError> {
     let budget = check(menus, weights, target)?;
-    let q = budget.div_ceil(max_units.max(1)).max(1);
-    let cap = (budget / q) as usize;
+    // Costs are measured above each layer's cheapest option, so the DP spends its resolution
+    // on the part of the budget that is actually contested.
+    let mins: Vec<u64> = menus
+        .iter()
+        .map(|m| m.iter().map(|c| c.bits).min().unwrap_or(0))
+        .collect();
+    let slack = budget - mins.iter().sum::<u64>();
+    let q = slack.div_ceil(max_units.max(1)).max(1);
+    let cap = (slack / q) as usize;
     const INF: f64 = f64::INFINITY;
     // best[c] = minimum distortion of the layers so far with rounded cost exactly c.
     let mut best = vec![INF; cap + 1];
     best[0] = 0.0;
     let mut back: Vec<Vec<u16>> = Vec::with_capacity(menus.len());
-    for m in menus {
+    for (m, &lo) in menus.iter().zip(&mins) {
         let mut next = vec![INF; cap + 1];
         let mut arg = vec![u16::MAX; cap + 1];
         for (k, c) in m.iter().enumerate() {
-            let u = c.bits.div_ceil(q) as usize;
+            let u = (c.bits - lo).div_ceil(q) as usize;
             if u > cap {
                 continue;
             }
-            for from in 0..=cap - u {
-                let d = best[from];
+            for (from, &d) in best[..=cap - u].iter().enumerate() {
                 if d == INF {
                     continue;
                 }
@@ -158,11 +169,14 @@ pub fn solve_exact(menus: &[Vec<Choice>], weights: u64, target: f64, max_units: 
         best = next;
         back.push(arg);
     }
-    let (mut c, _) = best
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.is_finite())
-        .fold((usize::MAX, INF), |(bc, bd), (c, &d)| if d < bd { (c, d) } else { (bc, bd) });
+    let (mut c, _) =
+        best.iter()
+            .enumerate()
+            .filter(|(_, d)| d.is_finite())
+            .fold(
+                (usize::MAX, INF),
+                |(bc, bd), (c, &d)| if d < bd { (c, d) } else { (bc, bd) },
+            );
     if c == usize::MAX {
         // Feasible in real bits but not after rounding up: only possible with q > 1.
         return Err(MckpError::Invalid(format!(
@@ -173,7 +187,7 @@ pub fn solve_exact(menus: &[Vec<Choice>], weights: u64, target: f64, max_units: 
     for (i, m) in menus.iter().enumerate().rev() {
         let k = back[i][c] as usize;
         choice[i] = k;
-        c -= m[k].bits.div_ceil(q) as usize;
+        c -= (m[k].bits - mins[i]).div_ceil(q) as usize;
     }
     Ok(finish(menus, choice, budget, q))
 }
@@ -182,7 +196,11 @@ pub fn solve_exact(menus: &[Vec<Choice>], weights: u64, target: f64, max_units: 
 /// strictly decreasing distortion.
 fn hull(m: &[Choice]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..m.len()).collect();
-    idx.sort_by(|&a, &b| m[a].bits.cmp(&m[b].bits).then(m[a].distortion.total_cmp(&m[b].distortion)));
+    idx.sort_by(|&a, &b| {
+        m[a].bits
+            .cmp(&m[b].bits)
+            .then(m[a].distortion.total_cmp(&m[b].distortion))
+    });
     let mut h: Vec<usize> = Vec::new();
     for i in idx {
         if let Some(&l) = h.last() {
@@ -243,7 +261,11 @@ pub fn solve_greedy(menus: &[Vec<Choice>], weights: u64, target: f64) -> Result<
 
 impl fmt::Display for Selection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} bits of {} budget, distortion {:.6e}", self.bits, self.budget, self.distortion)
+        write!(
+            f,
+            "{} bits of {} budget, distortion {:.6e}",
+            self.bits, self.budget, self.distortion
+        )
     }
 }
 
@@ -278,7 +300,10 @@ mod tests {
 
     fn menus() -> impl Strategy<Value = Vec<Vec<Choice>>> {
         prop::collection::vec(
-            prop::collection::vec((1u64..200, 0.0f64..100.0).prop_map(|(bits, distortion)| Choice { bits, distortion }), 1..5),
+            prop::collection::vec(
+                (1u64..200, 0.0f64..100.0).prop_map(|(bits, distortion)| Choice { bits, distortion }),
+                1..5,
+            ),
             1..6,
         )
     }
@@ -287,6 +312,7 @@ mod tests {
         #[test]
         fn greedy_never_beats_exact(m in menus(), frac in 0.0f64..1.0) {
             let weights = 10u64;
+            // Slack below 2^18 bits: quantum 1, the DP is exactly optimal.
             let lo: u64 = m.iter().map(|o| o.iter().map(|c| c.bits).min().unwrap()).sum();
             let hi: u64 = m.iter().map(|o| o.iter().map(|c| c.bits).max().unwrap()).sum();
             let target = (lo as f64 + frac * (hi - lo) as f64) / weights as f64;
@@ -313,7 +339,16 @@ mod tests {
 
     #[test]
     fn infeasible_targets() {
-        let m = vec![vec![Choice { bits: 40, distortion: 1.0 }, Choice { bits: 80, distortion: 0.5 }]];
+        let m = vec![vec![
+            Choice {
+                bits: 40,
+                distortion: 1.0,
+            },
+            Choice {
+                bits: 80,
+                distortion: 0.5,
+            },
+        ]];
         for t in [3.9, 8.1, 0.0, f64::NAN] {
             for r in [solve_exact(&m, 10, t, DEFAULT_MAX_UNITS), solve_greedy(&m, 10, t)] {
                 let e = r.unwrap_err();

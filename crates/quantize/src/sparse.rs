@@ -66,7 +66,9 @@ impl FromStr for MenuOption {
         let mut rest = s.trim();
         let (mut o, mut r) = (0.0, 0.0);
         while rest.ends_with('%') {
-            let plus = rest.rfind('+').ok_or_else(|| format!("`{s}`: a `%` suffix needs `+O<p>%` or `+R<p>%`"))?;
+            let plus = rest
+                .rfind('+')
+                .ok_or_else(|| format!("`{s}`: a `%` suffix needs `+O<p>%` or `+R<p>%`"))?;
             let suffix = &rest[plus + 1..rest.len() - 1];
             let (kind, num) = suffix.split_at(suffix.len().min(1));
             let v: f64 = num
@@ -77,7 +79,11 @@ impl FromStr for MenuOption {
             match kind {
                 "O" if o == 0.0 => o = v,
                 "R" if r == 0.0 => r = v,
-                _ => return Err(format!("`{s}`: unknown or repeated suffix `+{suffix}%` (use +O<p>% and +R<p>%)")),
+                _ => {
+                    return Err(format!(
+                        "`{s}`: unknown or repeated suffix `+{suffix}%` (use +O<p>% and +R<p>%)"
+                    ))
+                }
             }
             rest = &rest[..plus];
         }
@@ -210,7 +216,12 @@ mod tests {
         let data: Vec<f32> = (0..4096).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 300.0).collect();
         let mut d = data.clone();
         d[5] = 40.0;
-        let w = LayerRef { name: "w", rows: 64, cols: 64, data: &d };
+        let w = LayerRef {
+            name: "w",
+            rows: 64,
+            cols: 64,
+            data: &d,
+        };
         let p = "E2M1sE4M3b16".parse().unwrap();
         let q = Quantizer::new(p, QuantOptions::default()).unwrap();
         let base = quantize_option(&q, &MenuOption::dense(p), w, None).unwrap();

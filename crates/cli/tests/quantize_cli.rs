@@ -1,0 +1,244 @@
+//! End-to-end tests of `sop quantize` / `sop inspect`: a small model written, loaded back and
+//! verified; one-line errors for bad input (malformed or mismatched imatrix, impossible
+//! target, existing output directory). The MiniLM targets are an opt-in test
+//! (`cargo test -p sop-cli --release --test quantize_cli -- --ignored`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+fn sop(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sop")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Two linear layers: `a.weight` (32 x 64) and `b.weight` (64 x 32), deterministic values.
+fn write_model(path: &Path) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, r, c) in [("a.weight", 32usize, 64usize), ("b.weight", 64, 32)] {
+        let start = data.len();
+        for i in 0..r * c {
+            let v = ((i * 7919 + r) % 1013) as f32 / 1013.0 - 0.5;
+            let v = if i % 97 == 0 { v * 20.0 } else { v };
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            name.into(),
+            serde_json::json!({"dtype": "F32", "shape": [r, c], "data_offsets": [start, data.len()]}),
+        );
+    }
+    let h = serde_json::to_vec(&header).unwrap();
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&data);
+    std::fs::write(path, out).unwrap();
+}
+
+fn imatrix(path: &Path, layers: &[(&str, usize)]) {
+    let per_layer: BTreeMap<String, sop_calib::LayerStats> = layers
+        .iter()
+        .map(|&(n, c)| {
+            (
+                n.to_string(),
+                sop_calib::LayerStats {
+                    sum_x2: (0..c).map(|j| 1.0 + j as f64).collect(),
+                    sum_x: None,
+                    count: 10,
+                },
+            )
+        })
+        .collect();
+    let s = sop_calib::ImatrixStats {
+        per_layer,
+        datasets: vec!["test".into()],
+        chunks: 1,
+        chunk_size: 8,
+        source: None,
+        format: sop_calib::ImatrixFormat::Memory,
+    };
+    s.write(path).unwrap();
+}
+
+fn one_line_error(code: i32, err: &str, needles: &[&str]) {
+    assert_ne!(code, 0, "expected failure, stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "stderr: {err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "'{n}' missing from: {}", lines[0]);
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn quantize_small_model_and_inspect() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m.safetensors");
+    write_model(&model);
+    let im = d.path().join("m.imatrix.gguf");
+    imatrix(&im, &[("a.weight", 64), ("b.weight", 32)]);
+    let out = d.path().join("q");
+    let m = model.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    let (code, stdout, err) = sop(&[
+        "quantize",
+        "--model",
+        m,
+        "--imatrix",
+        im.to_str().unwrap(),
+        "--target-bpw",
+        "5",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("wrote"), "{stdout}");
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["model.sop.safetensors", "report.json", "report.md"]);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let bpw = r["achieved_bpw"].as_f64().unwrap();
+    assert!(bpw <= 5.0 && bpw > 4.0, "{bpw}");
+    assert!(r["calibration"].as_str().unwrap().contains("imatrix"));
+    let (code, stdout, err) = sop(&["inspect", o, "--model", m]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("2 layers verified"), "{stdout}");
+    assert!(stdout.contains(&format!("{bpw:.4} bpw average")), "{stdout}");
+
+    // Existing directory: refused without --force, accepted with it.
+    let (code, _, err) = sop(&["quantize", "--model", m, "--target-bpw", "5", "--out", o]);
+    one_line_error(code, &err, &["already exists", "--force"]);
+    let (code, _, err) = sop(&["quantize", "--model", m, "--target-bpw", "5", "--out", o, "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("UNIFORM"), "{err}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("UNIFORM"), "{md}");
+}
+
+#[test]
+fn quantize_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m.safetensors");
+    write_model(&model);
+    let m = model.to_str().unwrap();
+    let out = d.path().join("q");
+    let o = out.to_str().unwrap();
+    // Impossible targets.
+    for t in ["1.0", "30"] {
+        let (code, _, err) = sop(&["quantize", "--model", m, "--target-bpw", t, "--out", o]);
+        one_line_error(code, &err, &["--target-bpw", "infeasible"]);
+    }
+    let (code, _, err) = sop(&["quantize", "--model", m, "--target-bpw=-1", "--out", o]);
+    one_line_error(code, &err, &["--target-bpw"]);
+    // Malformed imatrix.
+    let bad = d.path().join("bad.gguf");
+    std::fs::write(&bad, b"not an imatrix").unwrap();
+    let (code, _, err) = sop(&[
+        "quantize",
+        "--model",
+        m,
+        "--imatrix",
+        bad.to_str().unwrap(),
+        "--target-bpw",
+        "5",
+        "--out",
+        o,
+    ]);
+    one_line_error(code, &err, &["--imatrix"]);
+    // Wrong tensor names.
+    let names = d.path().join("names.gguf");
+    imatrix(&names, &[("other.weight", 64)]);
+    let (code, _, err) = sop(&[
+        "quantize",
+        "--model",
+        m,
+        "--imatrix",
+        names.to_str().unwrap(),
+        "--target-bpw",
+        "5",
+        "--out",
+        o,
+    ]);
+    one_line_error(code, &err, &["--imatrix", "other.weight"]);
+    // Wrong column count.
+    let cols = d.path().join("cols.gguf");
+    imatrix(&cols, &[("a.weight", 65), ("b.weight", 32)]);
+    let (code, _, err) = sop(&[
+        "quantize",
+        "--model",
+        m,
+        "--imatrix",
+        cols.to_str().unwrap(),
+        "--target-bpw",
+        "5",
+        "--out",
+        o,
+    ]);
+    one_line_error(code, &err, &["--imatrix", "65 columns"]);
+    // Bad menu entry.
+    let (code, _, err) = sop(&[
+        "quantize",
+        "--model",
+        m,
+        "--target-bpw",
+        "5",
+        "--out",
+        o,
+        "--menu",
+        "E2M1sE4M3b16+Q1%",
+    ]);
+    one_line_error(code, &err, &["--menu"]);
+    // Nothing was written by any failure.
+    assert!(!out.exists());
+    // Not a quantized model.
+    let (code, _, err) = sop(&["inspect", m]);
+    one_line_error(code, &err, &["format"]);
+}
+
+/// The MiniLM targets of docs/quantizer.md (opt-in: needs the cached weights, ~1 min).
+#[test]
+#[ignore]
+fn minilm_targets() {
+    let d = tempfile::tempdir().unwrap();
+    for (t, base, cos_min) in [("4.75", "E2M1sE4M3", 0.99), ("6.5", "E4M3-POT", 0.999)] {
+        let out = d.path().join(t);
+        let (code, _, err) = sop(&[
+            "quantize",
+            "--model",
+            "minilm",
+            "--calibrate",
+            "--target-bpw",
+            t,
+            "--out",
+            out.to_str().unwrap(),
+            "--check-embeddings",
+            "--sensitivity",
+            "hybrid",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+        let target: f64 = t.parse().unwrap();
+        let bpw = r["achieved_bpw"].as_f64().unwrap();
+        let med = r["median_nmse"].as_f64().unwrap();
+        let base_med = r["menu_baselines"][base]["median_nmse"].as_f64().unwrap();
+        let cos = r["output_embedding_cosine"].as_f64().unwrap();
+        let secs = r["seconds"].as_f64().unwrap();
+        eprintln!(
+            "{t}: bpw {bpw:.4} median {med:.4e} (0.6 x {base} = {:.4e}) cos {cos:.6} {secs:.1} s",
+            0.6 * base_med
+        );
+        assert!((bpw - target).abs() <= 0.01 && bpw <= target);
+        assert!(med <= 0.6 * base_med, "median NMSE {med} > 0.6 x {base_med}");
+        assert!(cos >= cos_min, "cosine {cos} < {cos_min}");
+        assert!(secs < 60.0);
+    }
+}

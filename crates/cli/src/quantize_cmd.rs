@@ -58,6 +58,10 @@ pub struct QuantizeArgs {
     /// `hybrid` (aw-NMSE x (1/2 + s_i / (2 mean s)): half per-layer, half measured).
     #[arg(long, default_value = "layer", value_parser = ["layer", "params", "measured", "hybrid"])]
     sensitivity: String,
+    /// Scale codes tried on each side of each block's absmax code (larger: lower error,
+    /// slower; at most sop_quantize::MAX_RADIUS).
+    #[arg(long, default_value_t = QuantOptions::default().search_radius)]
+    search_radius: u32,
     /// Calibration sentences used by `--sensitivity measured`.
     #[arg(long, default_value_t = 64)]
     sensitivity_sentences: usize,
@@ -91,7 +95,17 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     if menu.is_empty() {
         bail!("--menu: no option given");
     }
-    let opts = QuantOptions::default();
+    if a.search_radius > sop_quantize::MAX_RADIUS {
+        bail!(
+            "--search-radius {} is out of range (0..={})",
+            a.search_radius,
+            sop_quantize::MAX_RADIUS
+        );
+    }
+    let opts = QuantOptions {
+        search_radius: a.search_radius,
+        ..QuantOptions::default()
+    };
     let quantizers: Vec<Quantizer> = menu
         .iter()
         .map(|o| Quantizer::new(o.point, opts).with_context(|| format!("--menu {o}")))

@@ -222,6 +222,8 @@ fn minilm_targets() {
             "--check-embeddings",
             "--sensitivity",
             "hybrid",
+            "--search-radius",
+            "4",
         ]);
         assert_eq!(code, 0, "{err}");
         let r: serde_json::Value =

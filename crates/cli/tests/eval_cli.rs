@@ -2,6 +2,10 @@
 //! and one-line errors for bad input (missing file, corrupt safetensors, a non-2-D tensor,
 //! an unknown format, NaN weights).
 
+mod common;
+
+use common::one_line_error;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -29,16 +33,6 @@ fn write_model(path: &Path, weight: &[f32]) {
     out.extend_from_slice(&wb);
     out.extend_from_slice(&bb);
     std::fs::write(path, out).unwrap();
-}
-
-fn assert_one_line_error(code: i32, err: &str, needles: &[&str]) {
-    assert_ne!(code, 0, "expected failure, stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "stderr: {err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' missing from: {}", lines[0]);
-    }
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
@@ -97,7 +91,7 @@ fn eval_small_file_and_nonfinite_policy() {
     w[17] = f32::NAN;
     write_model(&f, &w);
     let (code, _, err) = sop(&["eval", "--model", f.to_str().unwrap(), "--formats", "E2M3sUE4M4"]);
-    assert_one_line_error(code, &err, &["layer.weight", "index 17", "--allow-nonfinite"]);
+    one_line_error(code, &err, &["layer.weight", "index 17", "--allow-nonfinite"]);
     let (code, out, err) = sop(&[
         "eval",
         "--model",
@@ -119,19 +113,19 @@ fn eval_bad_input_gives_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.safetensors");
     let (code, _, err) = sop(&["eval", "--model", missing.to_str().unwrap()]);
-    assert_one_line_error(code, &err, &["nope.safetensors", "does not exist"]);
+    one_line_error(code, &err, &["nope.safetensors", "does not exist"]);
 
     let corrupt = dir.path().join("bad.safetensors");
     std::fs::write(&corrupt, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all").unwrap();
     let (code, _, err) = sop(&["eval", "--model", corrupt.to_str().unwrap()]);
-    assert_one_line_error(code, &err, &["bad.safetensors"]);
+    one_line_error(code, &err, &["bad.safetensors"]);
 
     let good = dir.path().join("m.safetensors");
     write_model(&good, &[0.25; 32]);
     let (code, _, err) = sop(&["eval", "--model", good.to_str().unwrap(), "--layers", "layer.bias"]);
-    assert_one_line_error(code, &err, &["layer.bias", "[16]", "2-D"]);
+    one_line_error(code, &err, &["layer.bias", "[16]", "2-D"]);
     let (code, _, err) = sop(&["eval", "--model", good.to_str().unwrap(), "--layers", "attention"]);
-    assert_one_line_error(code, &err, &["--layers", "matches none"]);
+    one_line_error(code, &err, &["--layers", "matches none"]);
 
     let (code, _, err) = sop(&[
         "eval",
@@ -140,7 +134,7 @@ fn eval_bad_input_gives_one_line_errors() {
         "--formats",
         "E2M3sUE4M4,E9M9sXYZ",
     ]);
-    assert_one_line_error(code, &err, &["--formats", "E9M9sXYZ"]);
+    one_line_error(code, &err, &["--formats", "E9M9sXYZ"]);
     let (code, _, err) = sop(&["eval", "--model", good.to_str().unwrap(), "--search-radius", "99"]);
-    assert_one_line_error(code, &err, &["--search-radius 99", "out of range"]);
+    one_line_error(code, &err, &["--search-radius 99", "out of range"]);
 }

@@ -3,6 +3,10 @@
 //! target, existing output directory). The MiniLM targets are an opt-in test
 //! (`cargo test -p sop-cli --release --test quantize_cli -- --ignored`).
 
+mod common;
+
+use common::one_line_error;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -62,16 +66,6 @@ fn imatrix(path: &Path, layers: &[(&str, usize)]) {
         format: sop_calib::ImatrixFormat::Memory,
     };
     s.write(path).unwrap();
-}
-
-fn one_line_error(code: i32, err: &str, needles: &[&str]) {
-    assert_ne!(code, 0, "expected failure, stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "stderr: {err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' missing from: {}", lines[0]);
-    }
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

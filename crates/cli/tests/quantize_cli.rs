@@ -132,51 +132,32 @@ fn quantize_bad_input() {
     }
     let (code, _, err) = sop(&["quantize", "--model", m, "--target-bpw=-1", "--out", o]);
     one_line_error(code, &err, &["--target-bpw"]);
-    // Malformed imatrix.
+    // Malformed imatrix, wrong tensor names, wrong column count.
     let bad = d.path().join("bad.gguf");
     std::fs::write(&bad, b"not an imatrix").unwrap();
-    let (code, _, err) = sop(&[
-        "quantize",
-        "--model",
-        m,
-        "--imatrix",
-        bad.to_str().unwrap(),
-        "--target-bpw",
-        "5",
-        "--out",
-        o,
-    ]);
-    one_line_error(code, &err, &["--imatrix"]);
-    // Wrong tensor names.
     let names = d.path().join("names.gguf");
     imatrix(&names, &[("other.weight", 64)]);
-    let (code, _, err) = sop(&[
-        "quantize",
-        "--model",
-        m,
-        "--imatrix",
-        names.to_str().unwrap(),
-        "--target-bpw",
-        "5",
-        "--out",
-        o,
-    ]);
-    one_line_error(code, &err, &["--imatrix", "other.weight"]);
-    // Wrong column count.
     let cols = d.path().join("cols.gguf");
     imatrix(&cols, &[("a.weight", 65), ("b.weight", 32)]);
-    let (code, _, err) = sop(&[
-        "quantize",
-        "--model",
-        m,
-        "--imatrix",
-        cols.to_str().unwrap(),
-        "--target-bpw",
-        "5",
-        "--out",
-        o,
-    ]);
-    one_line_error(code, &err, &["--imatrix", "65 columns"]);
+    for (file, needles) in [
+        (&bad, &["--imatrix"][..]),
+        (&names, &["--imatrix", "other.weight"][..]),
+        (&cols, &["--imatrix", "65 columns"][..]),
+    ] {
+        let f = file.to_str().unwrap();
+        let (code, _, err) = sop(&[
+            "quantize",
+            "--model",
+            m,
+            "--imatrix",
+            f,
+            "--target-bpw",
+            "5",
+            "--out",
+            o,
+        ]);
+        one_line_error(code, &err, needles);
+    }
     // Bad menu entry.
     let (code, _, err) = sop(&[
         "quantize",

@@ -50,6 +50,11 @@ pub struct EvalArgs {
     /// Scale search radius inside the EM rounds (the final assignment uses --search-radius).
     #[arg(long, default_value_t = QuantOptions::default().em_search_radius)]
     em_search_radius: u32,
+    /// HIF LUT entries: keep every table's top level at 1 instead of choosing it per layer
+    /// among the HIF mantissas 1 .. 1.875 by the layer's error (the table search; costs up
+    /// to 11 quantizations of a layer per HIF table point).
+    #[arg(long)]
+    no_table_search: bool,
 }
 
 fn parse_policy(s: &str) -> std::result::Result<NonFinitePolicy, String> {
@@ -104,6 +109,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         search_radius: a.search_radius,
         em_rounds: a.em_rounds,
         em_search_radius: a.em_search_radius,
+        table_search: !a.no_table_search,
     };
     let mut quantizers: Vec<Quantizer> = Vec::new();
     for name in a.formats.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {

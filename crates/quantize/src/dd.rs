@@ -7,7 +7,7 @@
 //! `sum a_j (u - s_b q(x))^2`. They are accumulated into a fine histogram ([`NBINS`] bins on
 //! `[-RANGE, RANGE]`, values beyond it in the end bins), each bin represented by its exact
 //! weighted centroid `sum(w x) / sum(w)`; Lloyd then runs on the bin centroids. A cell
-//! boundary therefore resolves to one bin (`2 * RANGE / NBINS`, about `7e-4`), far finer than
+//! boundary therefore resolves to one bin (`2 * RANGE / NBINS`, about `1e-3`), far finer than
 //! the LUT formats' spacing, and a fit costs O(NBINS) instead of a sort of the whole layer.
 
 use sop_codebook::{LloydOptions, WeightedSamples};
@@ -18,7 +18,7 @@ use crate::member::round_to_entry;
 /// Histogram bins.
 pub const NBINS: usize = 4096;
 /// Half-width of the histogram range in normalized units.
-pub const RANGE: f32 = 1.5;
+pub const RANGE: f32 = 2.0;
 
 /// Weighted histogram of normalized values: per bin `sum w` and `sum w x` (f64).
 #[derive(Clone, Debug)]

@@ -54,5 +54,5 @@ pub use error::QuantError;
 pub use layer::{decode_entry, decode_scale, Lut, QuantizedLayer, SparseEntry, SPARSE_ENTRY_BITS};
 pub use member::minifloat_of;
 pub use metrics::{metrics, Metrics};
-pub use quantizer::{LayerRef, QuantOptions, Quantizer, CHUNK_WEIGHTS};
+pub use quantizer::{LayerRef, QuantOptions, Quantizer, CHUNK_WEIGHTS, TABLE_TOPS};
 pub use scale::{pot_exponent, MAX_RADIUS};

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use rayon::prelude::*;
-use sop_formats::{Element, LutEntry, OperatingPoint};
+use sop_formats::{Element, LutEntry, OperatingPoint, ScaleFormat};
 
 use crate::dd::{self, Hist};
 use crate::error::QuantError;
@@ -29,7 +29,18 @@ pub struct QuantOptions {
     /// Scale search radius used inside the EM rounds (the final assignment always uses
     /// `search_radius`). Default 0: the rounds compare both members at their starting codes.
     pub em_search_radius: u32,
+    /// HIF LUT entries with 8-bit block scales only: choose each table's top level per layer,
+    /// by the layer's weighted error, among the HIF mantissas [`TABLE_TOPS`] (the fixed table
+    /// is prescaled, the data-driven table's extremes sit there). The HIF grid is coarse and not scale
+    /// invariant, so where a table's levels fall on it matters; an FP16 LUT is unaffected.
+    /// Default on; off keeps every table normalized to a top level of 1.
+    pub table_search: bool,
 }
+
+/// Top levels tried per table by [`QuantOptions::table_search`]: the HIF mantissas
+/// `{1, 1.125, 1.25, 1.5, 1.75, 1.875}` (`MANT_EIGHTHS / 8`), each exactly representable so
+/// that a block's extreme weight can be reproduced exactly. The first is the untouched table.
+pub const TABLE_TOPS: [f32; 6] = [1.0, 1.125, 1.25, 1.5, 1.75, 1.875];
 
 impl Default for QuantOptions {
     fn default() -> Self {
@@ -37,6 +48,7 @@ impl Default for QuantOptions {
             search_radius: 2,
             em_rounds: 4,
             em_search_radius: 0,
+            table_search: true,
         }
     }
 }
@@ -60,7 +72,9 @@ enum First {
     /// A minifloat decoded by its format.
     Mini(MiniMember),
     /// A fixed codebook in a LUT.
-    Table(Box<(TableMember, Lut)>),
+    /// One prepared table per top level tried ([`TABLE_TOPS`]; a single one without the
+    /// table search); the first is the table as defined.
+    Table(Vec<(TableMember, Lut)>),
     /// The point's element is itself data-driven (`DD4sUE4M4`): fitted per layer.
     Dynamic,
 }
@@ -76,6 +90,9 @@ struct DynSpec {
     init: Vec<f32>,
     /// Levels the fit never moves: `-1, 0, +1` (unsigned scales) or `0, +1` (signed).
     fixed: Vec<f32>,
+    /// The table's top level (`1`, or one of [`TABLE_TOPS`]): the starting scale of a block
+    /// maps its extreme weight there.
+    top: f32,
 }
 
 /// An operating point prepared for quantizing layers: fixed tables built (and rounded to the
@@ -86,7 +103,8 @@ pub struct Quantizer {
     opts: QuantOptions,
     codec: Option<ScaleCodec>,
     first: First,
-    dynamic: Option<DynSpec>,
+    /// The data-driven member, one spec per top level tried (first: top 1).
+    dynamic: Option<Vec<DynSpec>>,
 }
 
 impl Quantizer {
@@ -121,25 +139,41 @@ impl Quantizer {
                 lut,
             } => {
                 let signed = scale.is_signed();
-                let dyn_spec = |e: Element| DynSpec {
+                // F32 scales store the block absmax by definition (bitsandbytes-like): no search.
+                let tops: &[f32] = if lut.hif().is_some() && opts.table_search && scale != ScaleFormat::F32 {
+                    &TABLE_TOPS
+                } else {
+                    &TABLE_TOPS[..1]
+                };
+                let dyn_spec = |e: Element, top: f32| DynSpec {
                     element: e,
                     entry: lut,
-                    bias: lut.hif().map(|h| h.bias_for(1.0)).unwrap_or(0),
-                    init: base_levels(e, block, signed),
-                    fixed: if signed { vec![0.0, 1.0] } else { vec![-1.0, 0.0, 1.0] },
+                    bias: lut.hif().map(|h| h.bias_for(top)).unwrap_or(0),
+                    init: base_levels(e, block, signed).iter().map(|v| v * top).collect(),
+                    fixed: if signed { vec![0.0, top] } else { vec![-top, 0.0, top] },
+                    top,
                 };
                 let first = if let Some(m) = minifloat_of(element) {
                     First::Mini(MiniMember::new(m).ok_or_else(|| unsupported(format!("{} has no subnormals", m.name)))?)
                 } else if element.is_dynamic() {
                     First::Dynamic
                 } else {
-                    let lut = Lut::from_levels(element, lut, &base_levels(element, block, signed));
-                    First::Table(Box::new((table_member(&lut), lut)))
+                    let base = base_levels(element, block, signed);
+                    First::Table(
+                        tops.iter()
+                            .map(|&top| {
+                                let scaled: Vec<f32> = base.iter().map(|v| v * top).collect();
+                                let lut = Lut::from_levels(element, lut, &scaled);
+                                (table_member(&lut), lut)
+                            })
+                            .collect(),
+                    )
                 };
+                let all = |e: Element| tops.iter().map(|&t| dyn_spec(e, t)).collect::<Vec<_>>();
                 let dynamic = match (&first, dynamic) {
-                    (First::Dynamic, None) => Some(dyn_spec(element)),
+                    (First::Dynamic, None) => Some(all(element)),
                     (First::Dynamic, Some(_)) => return Err(unsupported("a pair's first member must be fixed".into())),
-                    (_, Some(d)) if d.is_dynamic() => Some(dyn_spec(d)),
+                    (_, Some(d)) if d.is_dynamic() => Some(all(d)),
                     (_, Some(d)) => return Err(unsupported(format!("{} cannot be the dynamic member", d.name()))),
                     (_, None) => None,
                 };
@@ -239,7 +273,7 @@ impl Quantizer {
         let codec = self.codec.as_ref().expect("block points have a scale codec");
         let first_max = match &self.first {
             First::Mini(m) => m.elem_max(),
-            First::Table(t) => t.0.elem_max(),
+            First::Table(t) => t[0].0.elem_max(),
             First::Dynamic => 1.0,
         };
         let elem_max = if self.dynamic.is_some() {
@@ -262,31 +296,67 @@ impl Quantizer {
             Cow::Owned(u)
         };
         let ctx = Ctx::new(&u, a, w.rows, w.cols, block, codec);
-        let (codes, scale_codes, sel, tables) = match (&self.first, &self.dynamic) {
-            (First::Mini(m), None) => {
-                let (c, s) = ctx.single(m, self.radius(m));
-                (c, s, vec![0; ctx.n_blocks], Vec::new())
+        let n = ctx.n_blocks;
+        // One candidate per (fixed table, data-driven spec); the table search tries the fixed
+        // table's tops first (data-driven top 1), then the data-driven tops with the best
+        // fixed table, and keeps the lowest weighted error (ties: the earlier candidate).
+        let run = |fi: usize, di: usize| -> Candidate {
+            match (&self.first, &self.dynamic) {
+                (First::Mini(m), None) => {
+                    let (c, s) = ctx.single(m, self.radius(m));
+                    (c, s, vec![0; n], Vec::new())
+                }
+                (First::Table(t), None) => {
+                    let (m, lut) = &t[fi];
+                    let (c, s) = ctx.single(m, self.radius(m));
+                    (c, s, vec![0; n], vec![lut.clone()])
+                }
+                (First::Dynamic, Some(d)) => {
+                    let (c, s, _, dl) = ctx.with_dynamic::<MiniMember>(None, &d[di], &self.opts);
+                    (c, s, vec![0; n], vec![dl])
+                }
+                (First::Mini(m), Some(d)) => {
+                    let (c, s, sel, dl) = ctx.with_dynamic(Some((m, self.radius(m))), &d[di], &self.opts);
+                    (c, s, sel, vec![dl])
+                }
+                (First::Table(t), Some(d)) => {
+                    let (m, lut) = &t[fi];
+                    let (c, s, sel, dl) = ctx.with_dynamic(Some((m, self.radius(m))), &d[di], &self.opts);
+                    (c, s, sel, vec![lut.clone(), dl])
+                }
+                (First::Dynamic, None) => unreachable!("a dynamic element always has a DynSpec"),
             }
-            (First::Table(t), None) => {
-                let (m, lut) = &**t;
-                let (c, s) = ctx.single(m, self.radius(m));
-                (c, s, vec![0; ctx.n_blocks], vec![lut.clone()])
-            }
-            (First::Dynamic, Some(d)) => {
-                let (c, s, _, dl) = ctx.with_dynamic::<MiniMember>(None, d, &self.opts);
-                (c, s, vec![0; ctx.n_blocks], vec![dl])
-            }
-            (First::Mini(m), Some(d)) => {
-                let (c, s, sel, dl) = ctx.with_dynamic(Some((m, self.radius(m))), d, &self.opts);
-                (c, s, sel, vec![dl])
-            }
-            (First::Table(t), Some(d)) => {
-                let (m, lut) = &**t;
-                let (c, s, sel, dl) = ctx.with_dynamic(Some((m, self.radius(m))), d, &self.opts);
-                (c, s, sel, vec![lut.clone(), dl])
-            }
-            (First::Dynamic, None) => unreachable!("a dynamic element always has a DynSpec"),
         };
+        // The search needs every selection to be a table (a minifloat first member has none).
+        let (n_fixed, n_dyn) = match &self.first {
+            First::Mini(_) => (1, 1),
+            First::Table(t) => (t.len(), self.dynamic.as_ref().map_or(1, Vec::len)),
+            First::Dynamic => (1, self.dynamic.as_ref().map_or(1, Vec::len)),
+        };
+        let mut best = run(0, 0);
+        if n_fixed > 1 || n_dyn > 1 {
+            let mut best_err = ctx.error(&best);
+            let mut best_fi = 0;
+            let mut consider = |fi: usize, di: usize, best: &mut Candidate| -> bool {
+                let cand = run(fi, di);
+                let e = ctx.error(&cand);
+                let better = e < best_err;
+                if better {
+                    best_err = e;
+                    *best = cand;
+                }
+                better
+            };
+            for fi in 1..n_fixed {
+                if consider(fi, 0, &mut best) {
+                    best_fi = fi;
+                }
+            }
+            for di in 1..n_dyn {
+                consider(best_fi, di, &mut best);
+            }
+        }
+        let (codes, scale_codes, sel, tables) = best;
         QuantizedLayer {
             name: w.name.to_string(),
             rows: w.rows,
@@ -449,6 +519,9 @@ fn search<M: Member>(m: &M, codec: &ScaleCodec, u: &[f32], a: &[f32], radius: u3
     best
 }
 
+/// One quantization of a layer: codes, scale words, selection bits, tables.
+type Candidate = (Vec<u8>, Vec<u32>, Vec<u8>, Vec<Lut>);
+
 /// Per-block state of a point with a data-driven member.
 #[derive(Clone, Copy, Debug)]
 struct BlockState {
@@ -491,6 +564,37 @@ impl<'a> Ctx<'a> {
     #[inline]
     fn range(&self, k: usize) -> std::ops::Range<usize> {
         k * self.block..((k + 1) * self.block).min(self.cols)
+    }
+
+    /// Weighted squared error `sum a_j (u - level * scale)^2` of a candidate (normalized
+    /// units): per-chunk sums in block order, added in chunk order, so the value does not
+    /// depend on the thread count.
+    fn error(&self, (codes, scales, sel, tables): &Candidate) -> f64 {
+        let (cols, bpr) = (self.cols, self.bpr);
+        let parts: Vec<f64> = codes
+            .par_chunks(self.chunk_rows * cols)
+            .enumerate()
+            .map(|(ci, crows)| {
+                let row0 = ci * self.chunk_rows;
+                let mut sum = 0.0f64;
+                for (i, crow) in crows.chunks(cols).enumerate() {
+                    let r = row0 + i;
+                    let urow = &self.u[r * cols..(r + 1) * cols];
+                    for k in 0..bpr {
+                        let b = r * bpr + k;
+                        let levels = &tables[sel[b] as usize].levels;
+                        let s = self.codec.decode(scales[b]);
+                        let range = self.range(k);
+                        for ((&u, &c), &a) in urow[range.clone()].iter().zip(&crow[range.clone()]).zip(&self.a[range]) {
+                            let e = (u - levels[c as usize] * s) as f64;
+                            sum += a as f64 * e * e;
+                        }
+                    }
+                }
+                sum
+            })
+            .collect();
+        parts.iter().sum()
     }
 
     /// Single member: search every block, write scale words and codes.
@@ -598,7 +702,7 @@ impl<'a> Ctx<'a> {
         let h = self.pass(&mut states, &mut codes, |urow, r, _, _, h| {
             let (ub, ab) = (&urow[r.clone()], &self.a[r]);
             let (amax, smax) = extremes(ub);
-            let s = self.codec.decode(self.codec.base_code(amax, smax, 1.0));
+            let s = self.codec.decode(self.codec.base_code(amax, smax, d.top));
             accumulate(h, ub, ab, s);
         });
         let mut fit = dd::fit(&h, &d.init, &d.fixed, d.entry, d.bias).unwrap_or_else(|| dd::Fit {

@@ -5,7 +5,7 @@ mod common;
 
 use common::{reconstruct, SplitMix};
 use sop_formats::{E2M1, E2M3, E4M3, UE4M4, UE8M0};
-use sop_quantize::{metrics, LayerRef, QuantError, QuantOptions, Quantizer};
+use sop_quantize::{metrics, LayerRef, QuantError, QuantOptions, Quantizer, TABLE_TOPS};
 
 fn q(name: &str) -> Quantizer {
     Quantizer::new(name.parse().unwrap(), QuantOptions::default()).unwrap()
@@ -315,12 +315,16 @@ fn codebook_points_use_exactly_the_lut_levels() {
         if p.starts_with("NF4") {
             let t = &ql.tables[0];
             assert_eq!(t.levels.len(), 16);
-            // The LUT holds NF4 rounded to the entry format, not NF4 itself (except FP16 close).
+            // The LUT holds NF4 times the chosen top level (HIF: one of TABLE_TOPS; FP16: 1),
+            // rounded to the entry format, not NF4 itself (except FP16 close).
+            let top = t.levels[15];
+            assert!(TABLE_TOPS.contains(&top), "{p}: top {top}");
+            assert_eq!(t.levels[0], -top, "{p}");
             let diff = t
                 .levels
                 .iter()
                 .zip(&nf4.levels)
-                .map(|(a, b)| (a - b).abs())
+                .map(|(a, b)| (a / top - b).abs())
                 .fold(0.0f32, f32::max);
             if p.ends_with("FP16") {
                 assert!(diff < 1e-3);
@@ -361,7 +365,67 @@ fn pairs_pick_the_better_member_and_dd4_helps() {
         "DD4 serves {used} of {} blocks",
         ql.sel.len()
     );
-    // The DD4 table keeps -1, 0, +1 and holds HIF8 values.
+    // The DD4 table keeps -top, 0, +top for a top level from TABLE_TOPS.
     let t = &ql.tables[1];
-    assert!(t.levels.contains(&-1.0) && t.levels.contains(&0.0) && t.levels.contains(&1.0));
+    let top = t.levels[15];
+    assert!(TABLE_TOPS.contains(&top), "top {top}");
+    assert!(t.levels.contains(&-top) && t.levels.contains(&0.0));
+}
+
+/// Weighted squared error of a quantized layer against the data (plain sum, f64).
+fn sq_error(data: &[f32], ql: &sop_quantize::QuantizedLayer) -> f64 {
+    data.iter()
+        .zip(ql.dequantize())
+        .map(|(&x, y)| (x as f64 - y as f64).powi(2))
+        .sum()
+}
+
+#[test]
+fn table_search_never_loses_and_leaves_fp16_alone() {
+    let mut g = SplitMix(11);
+    let (rows, cols) = (64, 256);
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|_| g.gaussian(0.02) * if g.next() % 8 == 0 { 3.0 } else { 1.0 })
+        .collect();
+    let w = LayerRef {
+        name: "s",
+        rows,
+        cols,
+        data: &data,
+    };
+    let off = QuantOptions {
+        table_search: false,
+        ..QuantOptions::default()
+    };
+    let mut improved = 0;
+    for p in [
+        "NF4sUE4M4",
+        "DD4sUE4M4",
+        "NF4+DD4sUE4M4",
+        "NF4+DD4sUE4M4-HIF7",
+        "SH4+DD4sSE4M3",
+    ] {
+        let point = p.parse().unwrap();
+        let with = Quantizer::new(point, QuantOptions::default())
+            .unwrap()
+            .quantize(w, None)
+            .unwrap();
+        let without = Quantizer::new(point, off).unwrap().quantize(w, None).unwrap();
+        let (a, b) = (sq_error(&data, &with), sq_error(&data, &without));
+        // The search keeps the untouched tables as its first candidate: never worse (a small
+        // slack for the f32 reconstruction, which the search does not see).
+        assert!(a <= b * (1.0 + 1e-6), "{p}: search {a} vs none {b}");
+        improved += (a < b * 0.999) as usize;
+        assert_eq!(with.dequantize(), reconstruct(&with), "{p}");
+    }
+    assert!(improved >= 2, "the search improved only {improved} points");
+    for p in ["NF4sUE4M4-FP16", "NF4+DD4sUE4M4-FP16"] {
+        let point = p.parse().unwrap();
+        let with = Quantizer::new(point, QuantOptions::default())
+            .unwrap()
+            .quantize(w, None)
+            .unwrap();
+        let without = Quantizer::new(point, off).unwrap().quantize(w, None).unwrap();
+        assert_eq!(with, without, "{p}: an FP16 LUT is not searched");
+    }
 }

@@ -42,6 +42,10 @@ pub struct QuantOptions {
 /// that a block's extreme weight can be reproduced exactly. The first is the untouched table.
 pub const TABLE_TOPS: [f32; 6] = [1.0, 1.125, 1.25, 1.5, 1.75, 1.875];
 
+/// Weights the table search quantizes per candidate: it picks the tops on every
+/// `max(1, rows * cols / SEARCH_SAMPLE)`-th row, then quantizes the whole layer once.
+pub const SEARCH_SAMPLE: usize = 65_536;
+
 impl Default for QuantOptions {
     fn default() -> Self {
         Self {
@@ -296,11 +300,11 @@ impl Quantizer {
             Cow::Owned(u)
         };
         let ctx = Ctx::new(&u, a, w.rows, w.cols, block, codec);
-        let n = ctx.n_blocks;
         // One candidate per (fixed table, data-driven spec); the table search tries the fixed
         // table's tops first (data-driven top 1), then the data-driven tops with the best
         // fixed table, and keeps the lowest weighted error (ties: the earlier candidate).
-        let run = |fi: usize, di: usize| -> Candidate {
+        let run = |ctx: &Ctx<'_>, fi: usize, di: usize| -> Candidate {
+            let n = ctx.n_blocks;
             match (&self.first, &self.dynamic) {
                 (First::Mini(m), None) => {
                     let (c, s) = ctx.single(m, self.radius(m));
@@ -333,29 +337,38 @@ impl Quantizer {
             First::Table(t) => (t.len(), self.dynamic.as_ref().map_or(1, Vec::len)),
             First::Dynamic => (1, self.dynamic.as_ref().map_or(1, Vec::len)),
         };
-        let mut best = run(0, 0);
-        if n_fixed > 1 || n_dyn > 1 {
-            let mut best_err = ctx.error(&best);
-            let mut best_fi = 0;
-            let mut consider = |fi: usize, di: usize, best: &mut Candidate| -> bool {
-                let cand = run(fi, di);
-                let e = ctx.error(&cand);
-                let better = e < best_err;
-                if better {
-                    best_err = e;
-                    *best = cand;
+        let best = if n_fixed > 1 || n_dyn > 1 {
+            // Choose on an evenly spaced subset of rows (about SEARCH_SAMPLE weights), then
+            // quantize the whole layer once with the chosen tables.
+            let stride = (w.rows * w.cols / SEARCH_SAMPLE).clamp(1, w.rows);
+            let (sub_u, sub_rows): (Cow<[f32]>, usize) = if stride == 1 {
+                (Cow::Borrowed(&u[..]), w.rows)
+            } else {
+                let rows: Vec<usize> = (0..w.rows).step_by(stride).collect();
+                let mut v = Vec::with_capacity(rows.len() * w.cols);
+                for &r in &rows {
+                    v.extend_from_slice(&u[r * w.cols..(r + 1) * w.cols]);
                 }
-                better
+                (Cow::Owned(v), rows.len())
             };
-            for fi in 1..n_fixed {
-                if consider(fi, 0, &mut best) {
-                    best_fi = fi;
+            let sub = Ctx::new(&sub_u, a, sub_rows, w.cols, block, codec);
+            let mut chosen = (0, 0);
+            let mut best_err = sub.error(&run(&sub, 0, 0));
+            for (fi, di) in (1..n_fixed)
+                .map(|fi| (fi, 0))
+                .chain((1..n_dyn).map(|di| (usize::MAX, di)))
+            {
+                let fi = if fi == usize::MAX { chosen.0 } else { fi };
+                let e = sub.error(&run(&sub, fi, di));
+                if e < best_err {
+                    best_err = e;
+                    chosen = (fi, di);
                 }
             }
-            for di in 1..n_dyn {
-                consider(best_fi, di, &mut best);
-            }
-        }
+            run(&ctx, chosen.0, chosen.1)
+        } else {
+            run(&ctx, 0, 0)
+        };
         let (codes, scale_codes, sel, tables) = best;
         QuantizedLayer {
             name: w.name.to_string(),

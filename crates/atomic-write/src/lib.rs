@@ -106,7 +106,7 @@ impl AtomicFile {
 
     /// The temporary file being written (for diagnostics and tests).
     pub fn temp_path(&self) -> &Path {
-        &self.temp.path
+        &self.temp.tmp
     }
 
     /// Flushes and fsyncs the temporary file, renames it over the destination and fsyncs the
@@ -137,7 +137,7 @@ impl Write for AtomicFile {
             }
             _ => self.file.write(buf),
         };
-        res.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.temp.path.display())))
+        res.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.temp.tmp.display())))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -167,7 +167,7 @@ impl ExternalFile {
 
     /// Where the writer must write (and close) the file before [`ExternalFile::commit`].
     pub fn temp_path(&self) -> &Path {
-        &self.temp.path
+        &self.temp.tmp
     }
 
     /// Fsyncs the temporary file, renames it over the destination and fsyncs the directory.
@@ -176,7 +176,7 @@ impl ExternalFile {
         if let Some(d) = pause_from_env() {
             pause(&self.temp, d);
         }
-        let f = File::open(&self.temp.path).map_err(|e| self.temp.error("reopening", e))?;
+        let f = File::open(&self.temp.tmp).map_err(|e| self.temp.error("reopening", e))?;
         f.sync_all().map_err(|e| self.temp.error("syncing", e))?;
         drop(f);
         self.temp.commit()
@@ -187,7 +187,7 @@ impl ExternalFile {
 #[derive(Debug)]
 struct Temp {
     dest: PathBuf,
-    path: PathBuf,
+    tmp: PathBuf,
     dir: PathBuf,
     committed: bool,
 }
@@ -226,7 +226,7 @@ impl Temp {
                 Ok(file) => {
                     let t = Temp {
                         dest: dest.to_path_buf(),
-                        path,
+                        tmp: path,
                         dir,
                         committed: false,
                     };
@@ -246,13 +246,13 @@ impl Temp {
     fn error(&self, what: &str, error: io::Error) -> Error {
         Error {
             path: self.dest.clone(),
-            what: format!("{what} temporary file {}", self.path.display()),
+            what: format!("{what} temporary file {}", self.tmp.display()),
             error,
         }
     }
 
     fn commit(mut self) -> Result<PathBuf, Error> {
-        fs::rename(&self.path, &self.dest).map_err(|e| self.error("renaming into place", e))?;
+        fs::rename(&self.tmp, &self.dest).map_err(|e| self.error("renaming into place", e))?;
         self.committed = true;
         // Make the rename durable. Some file systems cannot fsync a directory (EINVAL); the
         // rename is still atomic there, only its durability is up to the file system.
@@ -271,7 +271,7 @@ impl Temp {
 impl Drop for Temp {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = fs::remove_file(&self.path);
+            let _ = fs::remove_file(&self.tmp);
         }
     }
 }
@@ -320,7 +320,7 @@ fn pause_from_env() -> Option<Duration> {
 }
 
 fn pause(t: &Temp, d: Duration) {
-    eprintln!("{PAUSE_MARKER} {} -> {}", t.path.display(), t.dest.display());
+    eprintln!("{PAUSE_MARKER} {} -> {}", t.tmp.display(), t.dest.display());
     std::thread::sleep(d);
 }
 
@@ -405,7 +405,13 @@ mod tests {
         let res = write(&p, b"new");
         fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
         if probe.is_ok() {
+            // Running as root: use a directory nobody can create files in.
             assert!(res.is_ok());
+            let p = Path::new("/proc/sop-atomic-write-test.txt");
+            let e = write(p, b"new").unwrap_err();
+            assert_eq!(e.path, p);
+            assert!(e.to_string().contains("sop-atomic-write-test.txt"), "{e}");
+            assert!(!p.exists());
             return;
         }
         let e = res.unwrap_err();

@@ -1,7 +1,6 @@
 //! `sop eval --model M --formats A,B,...`: quantize every linear layer at several operating
 //! points and compare the reconstructions (per-layer table, summary, optional JSON).
 
-use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
@@ -180,7 +179,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if let Some(file) = &a.json {
         let json = to_json(&path, &results, &summary, &weights_note);
         let text = serde_json::to_string_pretty(&json).context("serializing the results")?;
-        fs::write(file, text + "\n").with_context(|| format!("--json: writing {}", file.display()))?;
+        sop_atomic_write::write(file, (text + "\n").as_bytes()).context("--json")?;
         eprintln!("wrote {}", file.display());
     }
     Ok(())

@@ -276,6 +276,8 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             })
         })
         .collect();
+    // The report is a function of the inputs alone (same bytes at any thread count or
+    // machine load): the wall-clock time goes to stdout only.
     let elapsed = t0.elapsed().as_secs_f64();
     let report = serde_json::json!({
         "model": path.display().to_string(),
@@ -292,7 +294,6 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
                  "sensitivity": a.sensitivity},
         "menu_baselines": baselines,
         "output_embedding_cosine": embed_cos,
-        "seconds": elapsed,
         "layers": layers_json,
     });
     write_text(&a.out, "report.json", &(serde_json::to_string_pretty(&report)? + "\n"))?;
@@ -364,8 +365,10 @@ fn mean_cosine(base: &[Vec<f32>], q: &[Vec<f32>]) -> f64 {
     cos / base.len().max(1) as f64
 }
 
+/// Writes `dir/name` whole or not at all.
 fn write_text(dir: &Path, name: &str, s: &str) -> Result<()> {
-    qfile::write_atomic(dir, name, s.as_bytes()).map(drop)
+    sop_atomic_write::write(&dir.join(name), s.as_bytes())?;
+    Ok(())
 }
 
 /// Mean cosine between the original and the quantized encoder's sentence embeddings over the

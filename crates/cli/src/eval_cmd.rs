@@ -58,9 +58,10 @@ fn parse_policy(s: &str) -> std::result::Result<NonFinitePolicy, String> {
     }
 }
 
-/// Selects the layers to evaluate: every linear layer, or those matching `--layers`. A pattern
-/// that names a non-linear tensor exactly is an error that says why it is not evaluated.
-fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>> {
+/// Selects the layers to evaluate or quantize: every linear layer, or those matching
+/// `--layers` (a regex, or a plain substring when it is not a valid regex). A pattern that
+/// names a non-linear tensor exactly is an error that says why it is not selected.
+pub(crate) fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>> {
     let linear: Vec<String> = model.linear_layers().into_iter().map(|t| t.name).collect();
     if linear.is_empty() {
         bail!("{}: no linear (2-D weight) tensors to evaluate", model.path().display());

@@ -33,9 +33,14 @@ pub struct QuantizeArgs {
     /// Calibrate in-process on the built-in text set (BERT encoders only) instead of --imatrix.
     #[arg(long)]
     calibrate: bool,
-    /// Target average bits per weight over all linear layers (total bits / total weights).
+    /// Target average bits per weight over the quantized linear layers (total bits / total
+    /// weights).
     #[arg(long)]
     target_bpw: f64,
+    /// Only the linear layers whose name matches this regular expression (a pattern that is
+    /// not a valid regex is matched as a plain substring). Default: every linear layer.
+    #[arg(long, value_name = "PATTERN")]
+    layers: Option<String>,
     /// Output directory (refused if it exists, unless --force).
     #[arg(long)]
     out: PathBuf,
@@ -112,10 +117,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let path = sop_model::resolve(&a.model).with_context(|| format!("model '{}'", a.model))?;
     let model = Model::open(&path)?;
-    let layers: Vec<String> = model.linear_layers().into_iter().map(|t| t.name).collect();
-    if layers.is_empty() {
-        bail!("{}: no linear layers", path.display());
-    }
+    let layers = crate::eval_cmd::select_layers(&model, a.layers.as_deref())?;
     let (stats, calib_source) = if let Some(f) = &a.imatrix {
         let s = crate::calibrate_cmd::load_imatrix(f, &path, &model)
             .with_context(|| format!("--imatrix {}", f.display()))?;

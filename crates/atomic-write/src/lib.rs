@@ -13,8 +13,10 @@
 //!
 //! Test hook: when the environment variable [`PAUSE_ENV`] (`SOP_TEST_WRITE_PAUSE_MS`) holds a
 //! number of milliseconds, every file pauses once after part of its bytes reached the
-//! temporary file, after printing [`PAUSE_MARKER`] and the paths to stderr. End-to-end tests
-//! use it to kill the binary mid-write deterministically. It is not meant for users.
+//! temporary file, after printing [`PAUSE_MARKER`] and the paths to stderr; with
+//! [`PAUSE_SKIP_ENV`] (`SOP_TEST_WRITE_PAUSE_SKIP`) = `K` the process's first `K` files do not
+//! pause. End-to-end tests use it to kill the binary inside its `K`-th write
+//! deterministically. It is not meant for users.
 //!
 //! ```
 //! # let dir = tempfile::tempdir().unwrap();
@@ -39,6 +41,10 @@ use std::time::Duration;
 /// Environment variable (milliseconds) that makes every atomic write pause once mid-file;
 /// for end-to-end kill tests only.
 pub const PAUSE_ENV: &str = "SOP_TEST_WRITE_PAUSE_MS";
+
+/// Environment variable: the number of files (in the order this process starts writing them)
+/// that do not pause under [`PAUSE_ENV`].
+pub const PAUSE_SKIP_ENV: &str = "SOP_TEST_WRITE_PAUSE_SKIP";
 
 /// Printed to stderr (followed by the temporary and the destination path) when a write
 /// pauses because of [`PAUSE_ENV`].
@@ -151,13 +157,18 @@ impl Write for AtomicFile {
 #[derive(Debug)]
 pub struct ExternalFile {
     temp: Temp,
+    /// The [`PAUSE_ENV`] pause before the rename, if any.
+    pause: Option<Duration>,
 }
 
 impl ExternalFile {
     /// Reserves a temporary name for `path` by creating it empty (the directory must exist).
     pub fn reserve(path: &Path) -> Result<Self, Error> {
         let (temp, _file) = Temp::new(path)?;
-        Ok(ExternalFile { temp })
+        Ok(ExternalFile {
+            temp,
+            pause: pause_from_env(),
+        })
     }
 
     /// The destination path.
@@ -173,7 +184,7 @@ impl ExternalFile {
     /// Fsyncs the temporary file, renames it over the destination and fsyncs the directory.
     /// Returns the destination path.
     pub fn commit(self) -> Result<PathBuf, Error> {
-        if let Some(d) = pause_from_env() {
+        if let Some(d) = self.pause {
             pause(&self.temp, d);
         }
         let f = File::open(&self.temp.tmp).map_err(|e| self.temp.error("reopening", e))?;
@@ -310,13 +321,17 @@ fn remove_stale(dir: &Path, prefix: &OsString) {
     }
 }
 
+/// Files of this process started so far (for [`PAUSE_SKIP_ENV`]).
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// The pause of the file being started, if the test hook asks for one.
 fn pause_from_env() -> Option<Duration> {
-    std::env::var(PAUSE_ENV)
-        .ok()?
-        .trim()
-        .parse::<u64>()
+    let ms = std::env::var(PAUSE_ENV).ok()?.trim().parse::<u64>().ok()?;
+    let skip = std::env::var(PAUSE_SKIP_ENV)
         .ok()
-        .map(Duration::from_millis)
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    (STARTED.fetch_add(1, Ordering::Relaxed) >= skip).then(|| Duration::from_millis(ms))
 }
 
 fn pause(t: &Temp, d: Duration) {

@@ -265,6 +265,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             ("target_bpw", a.target_bpw.to_string()),
         ],
     )?;
+    let bytes = sorted_header(&bytes)?;
     let f = qfile::write_atomic(&a.out, qfile::MODEL_FILE, &bytes)?;
     let layers_json: Vec<serde_json::Value> = chosen
         .iter()
@@ -314,6 +315,30 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         elapsed
     );
     Ok(())
+}
+
+/// The safetensors file `bytes` with its JSON header re-serialized with every object's keys
+/// sorted. `safetensors::serialize` takes the metadata as a `HashMap`, whose iteration order
+/// (and so the header bytes) changes from run to run; the output must be a function of the
+/// inputs alone. The tensor data is unchanged (offsets are relative to the header's end).
+/// Belongs in `qfile::to_bytes`, left untouched here because qfile is moving to its own crate.
+fn sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .filter(|&n| n <= bytes.len() - 8)
+        .context("serialized model: truncated safetensors header")?;
+    // serde_json's `Map` is a `BTreeMap` (no `preserve_order` feature): keys come out sorted.
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).context("serialized model: safetensors header")?;
+    let mut h = serde_json::to_vec(&header)?;
+    // Pad with spaces to a multiple of 8 bytes, as safetensors does, to keep the data aligned.
+    h.resize(h.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// MCKP distortion of an option: its activation-weighted NMSE times the layer's sensitivity

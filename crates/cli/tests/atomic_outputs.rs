@@ -3,9 +3,9 @@
 //! a rerun into the same place succeeds and leaves no temporary file behind.
 //!
 //! The kill lands mid-write deterministically through the hidden test hook
-//! `SOP_TEST_WRITE_PAUSE_MS` (`sop_atomic_write::PAUSE_ENV`): every atomic write pauses once
-//! with part of its bytes in the temporary file and announces it on stderr, and the test kills
-//! during that pause. A second test kills at random instants across whole runs.
+//! `SOP_TEST_WRITE_PAUSE_MS` (`sop_atomic_write::PAUSE_ENV`): an atomic write pauses once with
+//! part of its bytes in the temporary file and announces it on stderr, and the test kills
+//! during that pause; `SOP_TEST_WRITE_PAUSE_SKIP=K` lets the first `K` writes go unpaused. A second test kills at random instants across whole runs.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sop_atomic_write::{PAUSE_ENV, PAUSE_MARKER};
+use sop_atomic_write::{PAUSE_ENV, PAUSE_MARKER, PAUSE_SKIP_ENV};
 
 /// Runs `sop args` to completion and asserts success.
 fn sop_ok(args: &[&str]) {
@@ -39,21 +39,17 @@ fn kill_at_pause(args: &[&str], k: usize) -> Option<Killed> {
         .args(args)
         // Long enough that the kill below always lands inside the pause.
         .env(PAUSE_ENV, "60000")
+        .env(PAUSE_SKIP_ENV, k.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
-    let mut seen = 0;
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
         let Some(rest) = line.strip_prefix(PAUSE_MARKER) else {
             continue;
         };
-        if seen < k {
-            seen += 1;
-            continue;
-        }
         child.kill().unwrap(); // SIGKILL: no destructors, no cleanup.
         child.wait().unwrap();
         let (temp, dest) = rest.trim().split_once(" -> ").expect("marker: TEMP -> DEST");

@@ -103,10 +103,13 @@ fn assert_absent_or_whole(what: &str, dir: &Path, reference: &BTreeMap<String, V
     }
 }
 
+/// Builds a command's arguments from its output directory.
+type ArgsFn = Box<dyn Fn(&Path) -> Vec<String>>;
+
 /// One command writing several outputs into `out` (its arguments built by `args`).
 struct Case {
     name: &'static str,
-    args: Box<dyn Fn(&Path) -> Vec<String>>,
+    args: ArgsFn,
     /// Whether a rerun into an existing output directory needs `--force`.
     force: bool,
 }

@@ -91,4 +91,11 @@ fn mutant_run_stops_writes_vcd_and_junit_failure() {
     assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
     assert_eq!(xml.matches("<skipped").count(), 1, "{xml}");
     assert!(xml.contains("MISMATCH (wrong word)"), "{xml}");
+    // Both were written under a temporary name and renamed into place: nothing else is left.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["cosim.xml", "first.vcd"]);
 }

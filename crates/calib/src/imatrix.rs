@@ -2,7 +2,6 @@
 //! matrix (`imatrix.gguf`, and the legacy `imatrix.dat` for reading).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::gguf::{self, Gguf, OutTensor, Value};
@@ -569,35 +568,9 @@ impl Default for ImatrixStats {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary name in the same directory, fsync, rename,
-/// then a best-effort fsync of the directory).
+/// Writes `bytes` to `path` whole or not at all (see `sop_atomic_write`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CalibError> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| CalibError::Invalid(format!("output path {} has no file name", path.display())))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(CalibError::io(path, e));
-    }
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    sop_atomic_write::write(path, bytes).map_err(|e| CalibError::io(path, e.into_io()))
 }
 
 /// Serializes statistics in the legacy `imatrix.dat` layout (for tests and for tools that

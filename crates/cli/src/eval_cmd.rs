@@ -1,7 +1,6 @@
 //! `sop eval --model M --formats A,B,...`: quantize every linear layer at several operating
 //! points and compare the reconstructions (per-layer table, summary, optional JSON).
 
-use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
@@ -64,9 +63,10 @@ fn parse_policy(s: &str) -> std::result::Result<NonFinitePolicy, String> {
     }
 }
 
-/// Selects the layers to evaluate: every linear layer, or those matching `--layers`. A pattern
-/// that names a non-linear tensor exactly is an error that says why it is not evaluated.
-fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>> {
+/// Selects the layers to evaluate or quantize: every linear layer, or those matching
+/// `--layers` (a regex, or a plain substring when it is not a valid regex). A pattern that
+/// names a non-linear tensor exactly is an error that says why it is not selected.
+pub(crate) fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>> {
     let linear: Vec<String> = model.linear_layers().into_iter().map(|t| t.name).collect();
     if linear.is_empty() {
         bail!("{}: no linear (2-D weight) tensors to evaluate", model.path().display());
@@ -186,7 +186,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if let Some(file) = &a.json {
         let json = to_json(&path, &results, &summary, &weights_note);
         let text = serde_json::to_string_pretty(&json).context("serializing the results")?;
-        fs::write(file, text + "\n").with_context(|| format!("--json: writing {}", file.display()))?;
+        sop_atomic_write::write(file, (text + "\n").as_bytes()).context("--json")?;
         eprintln!("wrote {}", file.display());
     }
     Ok(())

@@ -22,6 +22,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "sop", version, about, long_about, max_term_width = 100)]
 struct Cli {
+    /// Worker threads for the parallel numerics [default: all cores]. Outputs are
+    /// byte-identical at any thread count.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +58,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // The only pool: every parallel loop (quantizer, metrics, calibration) runs on it.
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n.into()).build_global() {
+            eprintln!("error: --threads {n}: cannot start the thread pool: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Command::Formats(cmd) => formats_cmd::run(cmd),
         Command::Layers(args) => layers_cmd::run(args),

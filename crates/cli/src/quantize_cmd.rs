@@ -33,9 +33,14 @@ pub struct QuantizeArgs {
     /// Calibrate in-process on the built-in text set (BERT encoders only) instead of --imatrix.
     #[arg(long)]
     calibrate: bool,
-    /// Target average bits per weight over all linear layers (total bits / total weights).
+    /// Target average bits per weight over the quantized linear layers (total bits / total
+    /// weights).
     #[arg(long)]
     target_bpw: f64,
+    /// Only the linear layers whose name matches this regular expression (a pattern that is
+    /// not a valid regex is matched as a plain substring). Default: every linear layer.
+    #[arg(long, value_name = "PATTERN")]
+    layers: Option<String>,
     /// Output directory (refused if it exists, unless --force).
     #[arg(long)]
     out: PathBuf,
@@ -112,10 +117,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let path = sop_model::resolve(&a.model).with_context(|| format!("model '{}'", a.model))?;
     let model = Model::open(&path)?;
-    let layers: Vec<String> = model.linear_layers().into_iter().map(|t| t.name).collect();
-    if layers.is_empty() {
-        bail!("{}: no linear layers", path.display());
-    }
+    let layers = crate::eval_cmd::select_layers(&model, a.layers.as_deref())?;
     let (stats, calib_source) = if let Some(f) = &a.imatrix {
         let s = crate::calibrate_cmd::load_imatrix(f, &path, &model)
             .with_context(|| format!("--imatrix {}", f.display()))?;
@@ -263,6 +265,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             ("target_bpw", a.target_bpw.to_string()),
         ],
     )?;
+    let bytes = sorted_header(&bytes)?;
     let f = qfile::write_atomic(&a.out, qfile::MODEL_FILE, &bytes)?;
     let layers_json: Vec<serde_json::Value> = chosen
         .iter()
@@ -276,6 +279,8 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             })
         })
         .collect();
+    // The report is a function of the inputs alone (same bytes at any thread count or
+    // machine load): the wall-clock time goes to stdout only.
     let elapsed = t0.elapsed().as_secs_f64();
     let report = serde_json::json!({
         "model": path.display().to_string(),
@@ -292,7 +297,6 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
                  "sensitivity": a.sensitivity},
         "menu_baselines": baselines,
         "output_embedding_cosine": embed_cos,
-        "seconds": elapsed,
         "layers": layers_json,
     });
     write_text(&a.out, "report.json", &(serde_json::to_string_pretty(&report)? + "\n"))?;
@@ -311,6 +315,30 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         elapsed
     );
     Ok(())
+}
+
+/// The safetensors file `bytes` with its JSON header re-serialized with every object's keys
+/// sorted. `safetensors::serialize` takes the metadata as a `HashMap`, whose iteration order
+/// (and so the header bytes) changes from run to run; the output must be a function of the
+/// inputs alone. The tensor data is unchanged (offsets are relative to the header's end).
+/// Belongs in `qfile::to_bytes`, left untouched here because qfile is moving to its own crate.
+fn sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .filter(|&n| n <= bytes.len() - 8)
+        .context("serialized model: truncated safetensors header")?;
+    // serde_json's `Map` is a `BTreeMap` (no `preserve_order` feature): keys come out sorted.
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).context("serialized model: safetensors header")?;
+    let mut h = serde_json::to_vec(&header)?;
+    // Pad with spaces to a multiple of 8 bytes, as safetensors does, to keep the data aligned.
+    h.resize(h.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// MCKP distortion of an option: its activation-weighted NMSE times the layer's sensitivity
@@ -364,8 +392,10 @@ fn mean_cosine(base: &[Vec<f32>], q: &[Vec<f32>]) -> f64 {
     cos / base.len().max(1) as f64
 }
 
+/// Writes `dir/name` whole or not at all.
 fn write_text(dir: &Path, name: &str, s: &str) -> Result<()> {
-    qfile::write_atomic(dir, name, s.as_bytes()).map(drop)
+    sop_atomic_write::write(&dir.join(name), s.as_bytes())?;
+    Ok(())
 }
 
 /// Mean cosine between the original and the quantized encoder's sentence embeddings over the

@@ -83,8 +83,7 @@ pub fn run(cmd: RtlCmd) -> Result<()> {
             let rows = sop_qor::run(&opts)?;
             print!("{}", sop_qor::markdown(&rows));
             if let Some(f) = &a.json {
-                std::fs::write(f, sop_qor::to_json(&rows))
-                    .with_context(|| format!("--json: writing {}", f.display()))?;
+                sop_atomic_write::write(f, sop_qor::to_json(&rows).as_bytes()).context("--json")?;
                 eprintln!("wrote {}", f.display());
             }
         }

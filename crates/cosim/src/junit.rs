@@ -105,11 +105,11 @@ pub fn junit_xml(s: &CosimSummary) -> String {
     x
 }
 
-/// Writes [`junit_xml`] to `path`.
+/// Writes [`junit_xml`] to `path`, whole or not at all (temporary file, fsync, rename).
 pub fn write_junit(s: &CosimSummary, path: &Path) -> Result<(), CosimError> {
-    std::fs::write(path, junit_xml(s)).map_err(|source| CosimError::Io {
+    sop_atomic_write::write(path, junit_xml(s).as_bytes()).map_err(|e| CosimError::Io {
         path: path.to_path_buf(),
-        source,
+        source: e.into_io(),
     })
 }
 

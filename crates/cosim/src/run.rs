@@ -550,7 +550,14 @@ fn replay_vcd(
     let mut dut = Dut::with_variant(&cfg.name, variant.traced())?;
     let start = fm.load_start.saturating_sub(1);
     dut.set_cycle(start);
-    dut.vcd_open(path)?;
+    // Verilator's tracer opens the file by name: let it write a temporary name and rename it
+    // after the close, so `path` appears whole or not at all. On an early return the harness
+    // (declared later) drops first and closes the tracer, then `out` removes the temporary.
+    let out = sop_atomic_write::ExternalFile::reserve(path).map_err(|e| CosimError::Io {
+        path: path.to_path_buf(),
+        source: e.into_io(),
+    })?;
+    dut.vcd_open(out.temp_path())?;
     let mut h = Harness::new(dut);
     h.set_keep(usize::MAX);
     let m = &fm.mismatch;
@@ -580,6 +587,10 @@ fn replay_vcd(
         .iter()
         .any(|x| x.cycle == m.cycle && x.lane == m.lane && x.actual == m.actual && x.expected == m.expected);
     h.dut_mut().vcd_close();
+    out.commit().map_err(|e| CosimError::Io {
+        path: path.to_path_buf(),
+        source: e.into_io(),
+    })?;
     Ok(VcdReport {
         path: path.to_path_buf(),
         config: cfg.name.clone(),

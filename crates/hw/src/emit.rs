@@ -246,7 +246,8 @@ pub fn verilog(cfg: &LaneConfig) -> Result<String, HwError> {
     Ok(text)
 }
 
-/// Writes `<out_dir>/<name>.v` for one configuration and returns its path.
+/// Writes `<out_dir>/<name>.v` for one configuration, whole or not at all (temporary file,
+/// fsync, rename), and returns its path.
 pub fn emit(cfg: &LaneConfig, out_dir: &Path) -> Result<PathBuf, HwError> {
     let text = verilog(cfg)?;
     std::fs::create_dir_all(out_dir).map_err(|e| HwError::Io {
@@ -254,9 +255,9 @@ pub fn emit(cfg: &LaneConfig, out_dir: &Path) -> Result<PathBuf, HwError> {
         source: e,
     })?;
     let path = out_dir.join(format!("{}.v", cfg.name));
-    std::fs::write(&path, text).map_err(|e| HwError::Io {
+    sop_atomic_write::write(&path, text.as_bytes()).map_err(|e| HwError::Io {
         path: path.clone(),
-        source: e,
+        source: e.into_io(),
     })?;
     Ok(path)
 }

@@ -59,7 +59,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         print!("{}", sop_qor::recon::markdown_errors(&rows));
         if let Some(path) = json {
             let text = serde_json::to_string_pretty(&rows)? + "\n";
-            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            sop_atomic_write::write(&path, text.as_bytes())?;
             eprintln!("wrote {}", path.display());
         }
         return Ok(());
@@ -84,7 +84,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if let Some(path) = json {
-        std::fs::write(&path, sop_qor::to_json(&rows)).map_err(|e| format!("{}: {e}", path.display()))?;
+        sop_atomic_write::write(&path, sop_qor::to_json(&rows).as_bytes())?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -29,7 +29,8 @@
 //! let rows = sop_qor::run(&opts)?;
 //! print!("{}", sop_qor::markdown(&rows));
 //! if let Some(file) = &json {
-//!     std::fs::write(file, sop_qor::to_json(&rows)).map_err(|e| sop_qor::QorError::Io { path: file.clone(), source: e })?;
+//!     sop_atomic_write::write(file, sop_qor::to_json(&rows).as_bytes())
+//!         .map_err(|e| sop_qor::QorError::Io { path: file.clone(), source: e.into_io() })?;
 //! }
 //! # Ok(()) }
 //! ```

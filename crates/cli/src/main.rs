@@ -78,8 +78,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes as one line, `context: cause: ...`, each text once: a cause
+/// that an outer message already quotes (errors that embed their source) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        let c = c.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !c.is_empty() && !s.contains(&c) {
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(&c);
+        }
+    }
+    s
 }

@@ -67,6 +67,11 @@ pub struct CosimArgs {
     /// Scale codes tried on each side of each block's absmax code (quantizer).
     #[arg(long, default_value_t = QuantOptions::default().search_radius)]
     pub search_radius: u32,
+    /// Soak: ROUNDS rounds of every layer through every configuration, each round with a new
+    /// seed (from --seed), random idle gaps, pauses, resets, table reloads and interleaved
+    /// layers; prints the weights, mismatches and throughput, exits non-zero on a mismatch.
+    #[arg(long, value_name = "ROUNDS", conflicts_with_all = ["dense", "junit", "vcd"])]
+    pub soak: Option<u64>,
     /// Run the deliberately broken RTL for the mutation check (its mismatches are expected).
     #[arg(long, hide = true)]
     pub mutant: bool,
@@ -110,6 +115,9 @@ impl CosimArgs {
 /// when any mismatch was found.
 pub fn run(args: CosimArgs) -> Result<()> {
     let opts = args.options()?;
+    if let Some(rounds) = args.soak {
+        return soak(&opts, rounds);
+    }
     let summary = run_cosim(&opts, |p| match p {
         Progress::Start { configs, layers } => {
             eprintln!(
@@ -143,6 +151,40 @@ pub fn run(args: CosimArgs) -> Result<()> {
     }
     if !summary.passed() {
         bail!("co-simulation found {} mismatches", summary.mismatches);
+    }
+    Ok(())
+}
+
+/// Runs `sop cosim --soak ROUNDS`: a line per round on stderr, the mismatch reports and the
+/// summary line on stdout; an error when any mismatch was found.
+fn soak(opts: &CosimOptions, rounds: u64) -> Result<()> {
+    eprintln!(
+        "soak: {rounds} rounds (Verilator: {}); quantizing the layers once per configuration",
+        crate::ffi::VERILATOR_VERSION
+    );
+    let summary = crate::run::soak(opts, rounds, |r| {
+        let e = &r.events;
+        eprintln!(
+            "  round {}/{rounds} (seed {:#018x}): {} weights, {} mismatches, {} resets, {} reloads, {} interleaves, {} pauses, {:.1} s ({:.1} M weights/s)",
+            r.round + 1,
+            r.seed,
+            r.weights,
+            r.mismatches,
+            e.resets,
+            e.reloads,
+            e.interleaves,
+            e.pauses,
+            r.secs,
+            r.weights as f64 / r.secs.max(1e-9) / 1e6
+        );
+    })
+    .context("co-simulation soak")?;
+    eprintln!("soak: quantization took {:.1} s", summary.quant_secs);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{summary}")?;
+    out.flush()?;
+    if summary.mismatches > 0 {
+        bail!("co-simulation soak found {} mismatches", summary.mismatches);
     }
     Ok(())
 }

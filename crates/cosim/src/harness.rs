@@ -256,6 +256,16 @@ impl Harness {
         self.streams.len() - 1
     }
 
+    /// Makes the existing stream `id` (from [`Harness::begin_stream`]) current again, e.g.
+    /// after another layer was interleaved.
+    ///
+    /// # Panics
+    /// When `id` was not returned by [`Harness::begin_stream`].
+    pub fn resume_stream(&mut self, id: usize) {
+        assert!(id < self.streams.len(), "no stream {id}");
+        self.cur = id as u16;
+    }
+
     /// Mismatches attributed to stream `id` (by the weight's stream; an unexpected output
     /// counts for the stream current when it appeared) and the first of them.
     pub fn stream_mismatches(&self, id: usize) -> (u64, Option<&Mismatch>) {

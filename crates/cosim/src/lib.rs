@@ -38,5 +38,8 @@ pub use ffi::{compiled_configs, load_ops, models, raw_stimulus, Dut, LoadOp, Mod
 pub use golden::ProductTable;
 pub use harness::{BeatStreams, Counters, Geometry, Harness, Stimulus};
 pub use report::{Mismatch, MismatchKind, WeightPos};
-pub use run::{run, CosimOptions, CosimSummary, LayerReport, Progress, VcdReport};
-pub use stimulus::{point_for, tables_for, LayerStim, LayerStream, StimulusOptions};
+pub use run::{
+    run, soak, stream_layer, CosimOptions, CosimSummary, EventCounts, LayerReport, Progress, SoakRound, SoakSummary,
+    VcdReport,
+};
+pub use stimulus::{point_for, tables_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};

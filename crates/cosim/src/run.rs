@@ -11,9 +11,9 @@ use sop_model::Model;
 use sop_quantize::{LayerRef, QuantOptions, Quantizer};
 
 use crate::ffi::{compiled_configs, Dut, Variant, MUTANT_CONFIG, VERILATOR_VERSION};
-use crate::harness::Harness;
+use crate::harness::{Harness, Stimulus};
 use crate::report::Mismatch;
-use crate::stimulus::{point_for, LayerStim, LayerStream, StimulusOptions};
+use crate::stimulus::{point_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};
 use crate::CosimError;
 
 /// What to co-simulate. [`CosimOptions::default`] is the full run of `sop cosim --model
@@ -256,7 +256,8 @@ pub fn select_configs(opts: &CosimOptions) -> Result<Vec<LaneConfig>, CosimError
     let mut chosen = match &opts.config {
         None => compiled.clone(),
         Some(path) => {
-            let wanted = sop_hw::config::load_configs(path)?;
+            let wanted = sop_hw::config::load_configs(path)
+                .map_err(|e| CosimError::Config(format!("--config {}: {e}", path.display())))?;
             let mut v = Vec::new();
             for w in wanted {
                 match compiled.iter().find(|c| c.name == w.name) {
@@ -307,6 +308,8 @@ struct Lane {
     variant: Variant,
     quantizer: Quantizer,
     h: Harness,
+    /// The previous layer's stimulus (interleaved by mid-layer reloads).
+    prev: Option<LayerStim>,
     /// The layer streamed last (its outputs are checked by the next table load or the final
     /// drain): report, stream id, stimulus and the cycle its table load began.
     pending: Option<Pending>,
@@ -318,6 +321,10 @@ struct Pending {
     checked0: u64,
     stream: usize,
     stim: LayerStim,
+    /// The layer interleaved into this one's stream, if any may be.
+    other: Option<LayerStim>,
+    /// What the stream did besides the layer (interleaved weights and their streams).
+    events: EventCounts,
     index: u64,
     load_start: u64,
 }
@@ -326,9 +333,107 @@ struct Pending {
 struct FirstMismatch {
     config: usize,
     stim: LayerStim,
+    other: Option<LayerStim>,
     index: u64,
     load_start: u64,
     mismatch: Mismatch,
+}
+
+/// What [`stream_layer`] did besides streaming the layer's own weights.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    /// Mid-layer resets.
+    pub resets: u64,
+    /// Reloads of the layer's own tables.
+    pub reloads: u64,
+    /// Interleaves: another layer's tables and blocks, then the layer's tables again.
+    pub interleaves: u64,
+    /// All-lane pauses.
+    pub pauses: u64,
+    /// Weights of other layers streamed by interleaves.
+    pub other_weights: u64,
+    /// The harness streams of the interleaved blocks (their mismatches belong to this
+    /// layer's run).
+    pub streams: Vec<usize>,
+}
+
+impl EventCounts {
+    /// Adds `o`'s counts (not its streams).
+    pub fn add(&mut self, o: &EventCounts) {
+        self.resets += o.resets;
+        self.reloads += o.reloads;
+        self.interleaves += o.interleaves;
+        self.pauses += o.pauses;
+        self.other_weights += o.other_weights;
+    }
+}
+
+/// Streams `stim`, whose tables are loaded, on `h` as harness stream `stream_id` with the
+/// mid-layer events of `opts` ([`LayerStream::events`] for stream number `index`): resets,
+/// reloads of its own tables, pauses and, when `other` is given, interleaves of `other`'s
+/// tables and first blocks (then `stim`'s tables again and a fresh strobe on every lane).
+/// Stops when the stream is done, the harness stopped at its mismatch limit, or before
+/// cycle `until`. Outputs still in flight at the end are checked by the following cycles.
+pub fn stream_layer(
+    h: &mut Harness,
+    stim: &LayerStim,
+    other: Option<&LayerStim>,
+    opts: StimulusOptions,
+    index: u64,
+    stream_id: usize,
+    until: u64,
+) -> Result<EventCounts, CosimError> {
+    let lanes = h.dut().lanes();
+    let mut ls = LayerStream::new(stim, lanes, opts, index);
+    let mut n = EventCounts::default();
+    let mut t = 0u64;
+    let halt = |h: &Harness| h.stopped() || h.cycle() >= until;
+    for (at, ev) in ls.events(index) {
+        while t < at && !ls.done() && !halt(h) {
+            h.step(&mut ls);
+            t += 1;
+        }
+        if ls.done() || halt(h) {
+            break;
+        }
+        match (ev, other) {
+            (StreamEvent::Reset, _) => {
+                h.reset_with(&mut ls);
+                t += 1;
+                n.resets += 1;
+            }
+            (StreamEvent::Reload, _) | (StreamEvent::Interleave { .. }, None) => {
+                h.load_tables(&stim.tables)?;
+                n.reloads += 1;
+            }
+            (StreamEvent::Interleave { blocks }, Some(o)) => {
+                h.load_tables(&o.tables)?;
+                n.streams.push(h.begin_stream(&o.name, Some(o.geometry())));
+                let chunk_opts = StimulusOptions {
+                    reset_mid_layer: false,
+                    ..opts
+                };
+                let mut cs = LayerStream::prefix(o, lanes, chunk_opts, index ^ (t << 16), blocks);
+                let before = h.counters().issued;
+                while !cs.done() && !halt(h) {
+                    h.step(&mut cs);
+                }
+                n.other_weights += h.counters().issued - before;
+                h.load_tables(&stim.tables)?;
+                h.resume_stream(stream_id);
+                ls.restrobe();
+                n.interleaves += 1;
+            }
+            (StreamEvent::Pause(c), _) => {
+                h.idle((c as u64).min(until.saturating_sub(h.cycle())));
+                n.pauses += 1;
+            }
+        }
+    }
+    while !ls.done() && !halt(h) {
+        h.step(&mut ls);
+    }
+    Ok(n)
 }
 
 /// Runs the co-simulation (see [`CosimOptions`]); `progress` sees each finished layer.
@@ -361,6 +466,7 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
             variant,
             quantizer: Quantizer::new(point, opts.quant)?,
             h,
+            prev: None,
             pending: None,
         });
     }
@@ -419,9 +525,20 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
             let t3 = Instant::now();
             let stream = lane.h.begin_stream(name, Some(stim.geometry()));
             let checked0 = lane.h.counters().checked;
-            let mut ls = LayerStream::new(&stim, lane.cfg.lanes as usize, opts.stimulus, li as u64);
-            let resets: Vec<u64> = ls.reset_offset(li as u64).into_iter().collect();
-            lane.h.run(&mut ls, &resets);
+            let other = if opts.stimulus.reloads_per_layer > 0 {
+                lane.prev.clone()
+            } else {
+                None
+            };
+            let events = stream_layer(
+                &mut lane.h,
+                &stim,
+                other.as_ref(),
+                opts.stimulus,
+                li as u64,
+                stream,
+                u64::MAX,
+            )?;
             let sim_secs = sim_load + t3.elapsed().as_secs_f64();
             total_mm += lane.h.counters().mismatches - before;
             lane.pending = Some(Pending {
@@ -439,6 +556,8 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
                 checked0,
                 stream,
                 stim,
+                other,
+                events,
                 index: li as u64,
                 load_start,
             });
@@ -502,6 +621,203 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
     Ok(s)
 }
 
+/// One finished round of [`soak`].
+#[derive(Clone, Debug)]
+pub struct SoakRound {
+    /// Round number, from 0.
+    pub round: u64,
+    /// The round's stimulus seed ([`StimulusOptions::soak`]).
+    pub seed: u64,
+    /// Output words checked in the round, summed over configurations.
+    pub weights: u64,
+    /// Mismatches found in the round.
+    pub mismatches: u64,
+    /// The round's mid-layer events, summed over layers and configurations.
+    pub events: EventCounts,
+    /// Wall-clock seconds of the round.
+    pub secs: f64,
+}
+
+/// The outcome of [`soak`].
+#[derive(Clone, Debug, Default)]
+pub struct SoakSummary {
+    /// Rounds run (fewer than asked when the mismatch limit stopped the soak).
+    pub rounds: u64,
+    /// Layers per round.
+    pub layers: usize,
+    /// Configurations per round.
+    pub configs: usize,
+    /// Output words checked, summed over rounds and configurations.
+    pub weights: u64,
+    /// Mismatches found.
+    pub mismatches: u64,
+    /// Mid-layer events, summed.
+    pub events: EventCounts,
+    /// Seconds spent loading and quantizing the layers (once, before the first round).
+    pub quant_secs: f64,
+    /// Seconds of the rounds (simulation and checks; the rate's denominator).
+    pub sim_secs: f64,
+    /// The first mismatch reports (at most `max_mismatches`, at most 100).
+    pub mismatch_reports: Vec<Mismatch>,
+}
+
+impl SoakSummary {
+    /// Millions of checked weights per second of the rounds.
+    pub fn mweights_per_sec(&self) -> f64 {
+        if self.sim_secs > 0.0 {
+            self.weights as f64 / self.sim_secs / 1e6
+        } else {
+            0.0
+        }
+    }
+
+    /// The last line: `soak: <N> rounds, <W> weights, <L> layers, <C> configs, <K>
+    /// mismatches, <E> events (resets, reloads, interleaves, pauses), <T> s, <R> M weights/s`.
+    pub fn line(&self) -> String {
+        let e = &self.events;
+        format!(
+            "soak: {} rounds, {} weights, {} layers, {} configs, {} mismatches, {} resets, {} reloads, {} interleaves, {} pauses, {:.1} s, {:.1} M weights/s",
+            self.rounds,
+            self.weights,
+            self.layers,
+            self.configs,
+            self.mismatches,
+            e.resets,
+            e.reloads,
+            e.interleaves,
+            e.pauses,
+            self.sim_secs,
+            self.mweights_per_sec()
+        )
+    }
+}
+
+impl fmt::Display for SoakSummary {
+    /// The mismatch reports, then [`SoakSummary::line`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in &self.mismatch_reports {
+            writeln!(f, "{m}")?;
+        }
+        write!(f, "{}", self.line())
+    }
+}
+
+/// The soak: quantizes the selected layers once per configuration, then runs `rounds`
+/// rounds, each streaming every layer through every configuration on a fresh, reset model
+/// with its own seed ([`StimulusOptions::soak`] of `opts.stimulus.seed` and the round):
+/// idle gaps, early strobes, bubbles, a reset, table reloads, interleaves of another
+/// (seeded) layer's tables and blocks, and pauses, checking every output word. Stops at
+/// `opts.max_mismatches` (0: never). `opts.stimulus` other than its seed, `vcd` and
+/// `junit` are not used; `progress` sees each finished round.
+pub fn soak(opts: &CosimOptions, rounds: u64, mut progress: impl FnMut(&SoakRound)) -> Result<SoakSummary, CosimError> {
+    if rounds == 0 {
+        return Err(CosimError::Config("--soak 0: run at least one round".into()));
+    }
+    let configs = select_configs(opts)?;
+    let path = sop_model::resolve(&opts.model)?;
+    let model = Model::open(&path)?;
+    let layers = select_layers(&model, opts.layers.as_deref())?;
+    let t0 = Instant::now();
+    let mut quantizers = Vec::new();
+    for cfg in &configs {
+        quantizers.push(Quantizer::new(point_for(cfg)?, opts.quant)?);
+    }
+    let mut stims: Vec<Vec<LayerStim>> = vec![Vec::with_capacity(layers.len()); configs.len()];
+    for name in &layers {
+        let w = model.load_f32(name)?;
+        for ((cfg, q), out) in configs.iter().zip(&quantizers).zip(&mut stims) {
+            let ql = q.quantize(
+                LayerRef {
+                    name: &w.name,
+                    rows: w.rows,
+                    cols: w.cols,
+                    data: &w.data,
+                },
+                None,
+            )?;
+            let mut stim = LayerStim::from_quantized(&ql, cfg)?;
+            if let Some(m) = opts.max_weights {
+                stim.truncate_weights(m);
+            }
+            out.push(stim);
+        }
+    }
+    let mut s = SoakSummary {
+        layers: layers.len(),
+        configs: configs.len(),
+        quant_secs: t0.elapsed().as_secs_f64(),
+        ..SoakSummary::default()
+    };
+    let keep = opts.max_mismatches.clamp(1, 100) as usize;
+    let n = layers.len();
+    for round in 0..rounds {
+        let t = Instant::now();
+        let seed = opts
+            .stimulus
+            .seed
+            .wrapping_add(round.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let so = StimulusOptions::soak(seed);
+        let mut r = SoakRound {
+            round,
+            seed,
+            weights: 0,
+            mismatches: 0,
+            events: EventCounts::default(),
+            secs: 0.0,
+        };
+        for (cfg, cs) in configs.iter().zip(&stims) {
+            let variant = if opts.mutant && cfg.name == MUTANT_CONFIG {
+                Variant::Mutant
+            } else {
+                Variant::Plain
+            };
+            let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
+            h.set_keep(keep);
+            if opts.max_mismatches != 0 {
+                h.set_max_mismatches(opts.max_mismatches - s.mismatches - r.mismatches);
+            }
+            h.reset();
+            for (li, stim) in cs.iter().enumerate() {
+                h.load_tables(&stim.tables)?;
+                let sid = h.begin_stream(&stim.name, Some(stim.geometry()));
+                // Another layer, chosen by the round's seed, for the interleaves.
+                let other =
+                    (n > 1).then(|| &cs[(li + 1 + (seed.rotate_left(li as u32) % (n as u64 - 1)) as usize) % n]);
+                let ev = stream_layer(&mut h, stim, other, so, li as u64, sid, u64::MAX)?;
+                r.events.add(&ev);
+                if h.stopped() {
+                    break;
+                }
+            }
+            if !h.stopped() {
+                h.drain();
+            }
+            let c = h.counters();
+            r.weights += c.checked;
+            r.mismatches += c.mismatches;
+            for m in h.mismatches() {
+                if s.mismatch_reports.len() < keep {
+                    s.mismatch_reports.push(m.clone());
+                }
+            }
+            if h.stopped() {
+                break;
+            }
+        }
+        r.secs = t.elapsed().as_secs_f64();
+        s.rounds += 1;
+        s.weights += r.weights;
+        s.mismatches += r.mismatches;
+        s.sim_secs += r.secs;
+        s.events.add(&r.events);
+        progress(&r);
+        if opts.max_mismatches != 0 && s.mismatches >= opts.max_mismatches {
+            break;
+        }
+    }
+    Ok(s)
+}
+
 fn lanes_len(configs: &[LaneConfig]) -> f64 {
     configs.len().max(1) as f64
 }
@@ -515,18 +831,31 @@ fn finish_pending(
     progress: &mut impl FnMut(Progress<'_>),
 ) {
     let Some(mut p) = lane.pending.take() else { return };
-    let (count, fm) = lane.h.stream_mismatches(p.stream);
+    // The layer's own stream and the streams of the blocks interleaved into it.
+    let mut count = 0;
+    let mut fm: Option<&Mismatch> = None;
+    for id in std::iter::once(p.stream).chain(p.events.streams.iter().copied()) {
+        let (c, m) = lane.h.stream_mismatches(id);
+        count += c;
+        if let Some(m) = m {
+            if fm.map_or(true, |f| m.cycle < f.cycle) {
+                fm = Some(m);
+            }
+        }
+    }
     p.report.mismatches = count;
     // Every output of this layer was due before the next layer's first weight: the checked
-    // words since the stream began are this layer's (fewer than streamed if it stopped).
+    // words since the stream began are this layer's and the interleaved ones (fewer than
+    // streamed if it stopped).
     p.report.weights = lane.h.counters().checked - p.checked0;
-    debug_assert!(lane.h.stopped() || p.report.weights == p.stim.weights());
+    debug_assert!(lane.h.stopped() || p.report.weights == p.stim.weights() + p.events.other_weights);
     p.report.first_mismatch = fm.cloned();
     if let Some(m) = fm {
         if first.is_none() {
             *first = Some(FirstMismatch {
                 config: ci,
                 stim: p.stim.clone(),
+                other: p.other.clone(),
                 index: p.index,
                 load_start: p.load_start,
                 mismatch: m.clone(),
@@ -535,6 +864,7 @@ fn finish_pending(
     }
     progress(Progress::Layer(&p.report));
     s.reports.push(p.report);
+    lane.prev = Some(p.stim);
 }
 
 /// Replays the layer of the first mismatch on the traced model, from its table load (after
@@ -563,6 +893,7 @@ fn replay_vcd(
     let m = &fm.mismatch;
     let ls0 = LayerStream::new(&fm.stim, cfg.lanes as usize, opts.stimulus, fm.index);
     let resets: Vec<u64> = ls0.reset_offset(fm.index).into_iter().collect();
+    drop(ls0);
     // The stream starts after the reset cycle and the table load.
     let stream_start = fm.load_start + crate::ffi::load_ops(cfg, &fm.stim.tables).len() as u64;
     let mut sync = start;
@@ -576,9 +907,16 @@ fn replay_vcd(
     h.set_vcd_window(from, to);
     h.reset();
     h.load_tables(&fm.stim.tables)?;
-    h.begin_stream(&fm.stim.name, Some(fm.stim.geometry()));
-    let mut ls = ls0;
-    h.run_until(&mut ls, &resets, to + 1);
+    let sid = h.begin_stream(&fm.stim.name, Some(fm.stim.geometry()));
+    stream_layer(
+        &mut h,
+        &fm.stim,
+        fm.other.as_ref(),
+        opts.stimulus,
+        fm.index,
+        sid,
+        to + 1,
+    )?;
     if h.cycle() <= to {
         h.idle(to + 1 - h.cycle());
     }

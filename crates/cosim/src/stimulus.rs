@@ -267,6 +267,18 @@ pub struct StimulusOptions {
     /// Assert the reset for one cycle in the middle of every layer's stream (lanes re-send
     /// from the first lost weight with a fresh `block_start`).
     pub reset_mid_layer: bool,
+    /// Mid-layer table reloads per layer (soak): each is either a reload of the layer's own
+    /// tables (the lanes keep their latched block state and continue without a strobe) or,
+    /// when another layer is at hand, an interleave ([`StreamEvent::Interleave`]).
+    pub reloads_per_layer: u32,
+    /// Per mille of reloads that are interleaves (another layer's tables and blocks, then the
+    /// layer's own tables again).
+    pub interleave_per_mille: u32,
+    /// Mid-layer pauses per layer (soak): every lane idle for 1 ..= `max_pause` cycles, the
+    /// pipeline drains and the lanes continue their blocks without a strobe.
+    pub pauses_per_layer: u32,
+    /// Longest pause, in cycles.
+    pub max_pause: u32,
     /// Seed of the pseudo-random choices.
     pub seed: u64,
 }
@@ -279,6 +291,10 @@ impl Default for StimulusOptions {
             early_strobe_per_mille: 250,
             bubble_per_mille: 30,
             reset_mid_layer: true,
+            reloads_per_layer: 0,
+            interleave_per_mille: 500,
+            pauses_per_layer: 0,
+            max_pause: 64,
             seed: 0x5eed_c051,
         }
     }
@@ -296,6 +312,45 @@ impl StimulusOptions {
             ..StimulusOptions::default()
         }
     }
+
+    /// One soak round's stream, every choice drawn from `seed`: idle gaps before 5-35% of
+    /// the blocks, 1-8 cycles long, early strobes in 0-60% of them, bubbles in 0-10% of the
+    /// blocks, the mid-layer reset, 1-3 table reloads (half of them interleaves) and 1-3
+    /// pauses of up to 64 cycles per layer.
+    pub fn soak(seed: u64) -> Self {
+        let r = mix(seed ^ 0x50a4);
+        StimulusOptions {
+            gap_per_mille: 50 + (r % 301) as u32,
+            max_gap: 1 + ((r >> 9) % 8) as u32,
+            early_strobe_per_mille: ((r >> 12) % 601) as u32,
+            bubble_per_mille: ((r >> 22) % 101) as u32,
+            reset_mid_layer: true,
+            reloads_per_layer: 1 + ((r >> 32) % 3) as u32,
+            interleave_per_mille: 500,
+            pauses_per_layer: 1 + ((r >> 34) % 3) as u32,
+            max_pause: 64,
+            seed,
+        }
+    }
+}
+
+/// A mid-layer event of a [`LayerStream`], at a cycle offset from the stream's start
+/// ([`LayerStream::events`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// Assert the reset for one cycle (lanes re-send from the first lost weight).
+    Reset,
+    /// Reload the layer's own tables; the lanes continue without a strobe.
+    Reload,
+    /// Load another layer's tables, stream its first `blocks` blocks, reload this layer's
+    /// tables and continue with a fresh strobe on every lane (falls back to
+    /// [`StreamEvent::Reload`] when no other layer is at hand).
+    Interleave {
+        /// Blocks of the other layer streamed (a prefix, at most all of its streamed ones).
+        blocks: usize,
+    },
+    /// Every lane idle for this many cycles; the lanes continue without a strobe.
+    Pause(u32),
 }
 
 /// splitmix64: the seed of lane `lane` of stream `stream`.
@@ -341,18 +396,33 @@ pub struct LayerStream<'a> {
     cur: Vec<Cursor>,
     active: usize,
     opts: StimulusOptions,
+    /// Blocks streamed (a prefix of the layer's).
+    blocks: usize,
 }
 
 impl<'a> LayerStream<'a> {
     /// The stream of `stim` over `lanes` lanes; `stream` numbers the layer in its run (it
     /// selects the pseudo-random choices together with `opts.seed`).
     pub fn new(stim: &'a LayerStim, lanes: usize, opts: StimulusOptions, stream: u64) -> LayerStream<'a> {
+        Self::prefix(stim, lanes, opts, stream, stim.blocks)
+    }
+
+    /// [`LayerStream::new`] for the first `blocks` blocks of `stim` only (at most
+    /// [`LayerStim::blocks`]).
+    pub fn prefix(
+        stim: &'a LayerStim,
+        lanes: usize,
+        opts: StimulusOptions,
+        stream: u64,
+        blocks: usize,
+    ) -> LayerStream<'a> {
         let mut s = LayerStream {
             stim,
             lanes,
             cur: Vec::with_capacity(lanes),
             active: 0,
             opts,
+            blocks: blocks.min(stim.blocks),
         };
         for lane in 0..lanes {
             let mut c = Cursor {
@@ -385,9 +455,55 @@ impl<'a> LayerStream<'a> {
         if !self.opts.reset_mid_layer {
             return None;
         }
-        let per_lane = self.stim.blocks.div_ceil(self.lanes) * self.stim.block;
+        let per_lane = self.blocks.div_ceil(self.lanes) * self.stim.block;
         let span = (per_lane / 2).max(1) as u64;
         Some((per_lane / 4) as u64 + mix(self.opts.seed ^ mix(stream) ^ 0x7e5e7) % span)
+    }
+
+    /// The layer's mid-stream events by cycle offset from the stream's start, ascending: the
+    /// reset of [`LayerStream::reset_offset`] (same offset), then
+    /// [`StimulusOptions::reloads_per_layer`] reloads or interleaves and
+    /// [`StimulusOptions::pauses_per_layer`] pauses at offsets spread over the lanes'
+    /// streaming time. Reproducible from `opts.seed` and `stream`.
+    pub fn events(&self, stream: u64) -> Vec<(u64, StreamEvent)> {
+        let o = self.opts;
+        let mut ev: Vec<(u64, StreamEvent)> = Vec::new();
+        if let Some(r) = self.reset_offset(stream) {
+            ev.push((r, StreamEvent::Reset));
+        }
+        let per_lane = (self.blocks.div_ceil(self.lanes) * self.stim.block).max(1) as u64;
+        let mut rng = mix(o.seed ^ mix(stream) ^ 0x7e10_ad5e) | 1;
+        let mut draw = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..o.reloads_per_layer {
+            let (at, r) = (draw() % per_lane, draw());
+            let e = if (r % 1000) < o.interleave_per_mille as u64 {
+                StreamEvent::Interleave {
+                    blocks: self.lanes * (1 + ((r >> 10) % 8) as usize),
+                }
+            } else {
+                StreamEvent::Reload
+            };
+            ev.push((at, e));
+        }
+        for _ in 0..o.pauses_per_layer {
+            let (at, r) = (draw() % per_lane, draw());
+            ev.push((at, StreamEvent::Pause(1 + (r % o.max_pause.max(1) as u64) as u32)));
+        }
+        ev.sort_by_key(|e| e.0);
+        ev
+    }
+
+    /// Forces a `block_start` on every lane's next weight: the lanes' block registers were
+    /// overwritten by another stream (an interleave).
+    pub fn restrobe(&mut self) {
+        for lane in 0..self.lanes {
+            self.on_reset(lane, None);
+        }
     }
 
     /// Positions cursor `c` of lane `lane` at its `k`-th block, weight `off` (no gap).
@@ -399,7 +515,7 @@ impl<'a> LayerStream<'a> {
         c.strobe_in_gap = false;
         c.strobed = false;
         c.bubble = usize::MAX;
-        if b >= self.stim.blocks {
+        if b >= self.blocks {
             c.done = true;
             return;
         }
@@ -613,5 +729,75 @@ mod tests {
         // Nothing lost: the next weight still carries a strobe.
         ls.on_reset(0, None);
         assert!(ls.next(0).0.block_start);
+    }
+
+    #[test]
+    fn soak_events_are_seeded_sorted_and_complete() {
+        let s = stim(64, 64, 16);
+        let opts = StimulusOptions::soak(42);
+        assert_ne!(opts, StimulusOptions::soak(43));
+        let ls = LayerStream::new(&s, 4, opts, 5);
+        let ev = ls.events(5);
+        assert_eq!(ev, LayerStream::new(&s, 4, opts, 5).events(5), "reproducible");
+        assert_ne!(ev, ls.events(6), "per stream");
+        assert!(ev.windows(2).all(|w| w[0].0 <= w[1].0), "{ev:?}");
+        let count = |f: fn(&StreamEvent) -> bool| ev.iter().filter(|e| f(&e.1)).count() as u32;
+        assert_eq!(count(|e| *e == StreamEvent::Reset), 1);
+        assert_eq!(
+            count(|e| matches!(e, StreamEvent::Reload | StreamEvent::Interleave { .. })),
+            opts.reloads_per_layer
+        );
+        assert_eq!(count(|e| matches!(e, StreamEvent::Pause(_))), opts.pauses_per_layer);
+        // Offsets within the lanes' streaming time; pauses within 1..=max_pause; interleaves
+        // a whole number of blocks per lane.
+        let per_lane = (s.blocks.div_ceil(4) * 16) as u64;
+        for (at, e) in &ev {
+            assert!(*at < per_lane, "{at}");
+            match e {
+                StreamEvent::Pause(c) => assert!((1..=opts.max_pause).contains(c)),
+                StreamEvent::Interleave { blocks } => assert!(*blocks % 4 == 0 && *blocks <= 32),
+                _ => {}
+            }
+        }
+        // Over many seeds both kinds of reload occur.
+        let kinds: Vec<StreamEvent> = (0..64)
+            .flat_map(|seed| LayerStream::new(&s, 4, StimulusOptions::soak(seed), 0).events(0))
+            .map(|e| e.1)
+            .collect();
+        assert!(kinds.contains(&StreamEvent::Reload));
+        assert!(kinds.iter().any(|e| matches!(e, StreamEvent::Interleave { .. })));
+        // The default stream has only the reset.
+        let d = LayerStream::new(&s, 4, StimulusOptions::default(), 5);
+        assert_eq!(d.events(5), vec![(d.reset_offset(5).unwrap(), StreamEvent::Reset)]);
+    }
+
+    #[test]
+    fn prefix_streams_its_blocks_and_restrobe_strobes_every_lane() {
+        let s = stim(5, 40, 16);
+        let mut ls = LayerStream::prefix(&s, 2, StimulusOptions::dense(), 0, 5);
+        let mut tags = Vec::new();
+        while !ls.done() {
+            for lane in 0..2 {
+                let (b, tag) = ls.next(lane);
+                if b.valid {
+                    tags.push(tag);
+                }
+            }
+        }
+        tags.sort_unstable();
+        // Blocks 0..5 of rows of 16 + 16 + 8: row 0 (40 weights) and row 1's first 32.
+        assert_eq!(tags, (0..72).collect::<Vec<u32>>());
+        let mut ls = LayerStream::new(&s, 2, StimulusOptions::dense(), 0);
+        for _ in 0..5 {
+            ls.next(0);
+            ls.next(1);
+        }
+        ls.restrobe();
+        for lane in 0..2 {
+            let (b, tag) = ls.next(lane);
+            assert!(b.valid && b.block_start, "{b:?}");
+            assert_eq!(tag as usize, [5, 21][lane], "continues where it was");
+            assert!(!ls.next(lane).0.block_start);
+        }
     }
 }

@@ -258,16 +258,12 @@ struct ConfigFile {
 /// Parses a TOML configuration document (one configuration as top-level keys, or an array
 /// of `[[config]]` tables) and validates every configuration; names must be unique.
 pub fn parse_configs(text: &str) -> Result<Vec<LaneConfig>, HwError> {
-    let value: toml::Table = toml::from_str(text).map_err(|e| HwError::Parse(e.to_string()))?;
+    let value: toml::Table = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
     let configs = if value.contains_key("config") {
-        let f: ConfigFile = value
-            .try_into()
-            .map_err(|e: toml::de::Error| HwError::Parse(e.to_string()))?;
+        let f: ConfigFile = value.try_into().map_err(|e| toml_error(text, &e))?;
         f.config
     } else {
-        let c: LaneConfig = value
-            .try_into()
-            .map_err(|e: toml::de::Error| HwError::Parse(e.to_string()))?;
+        let c: LaneConfig = value.try_into().map_err(|e| toml_error(text, &e))?;
         vec![c]
     };
     if configs.is_empty() {
@@ -283,6 +279,26 @@ pub fn parse_configs(text: &str) -> Result<Vec<LaneConfig>, HwError> {
         }
     }
     Ok(configs)
+}
+
+/// A TOML error as one line (toml's own `Display` spans several): `line L, column C:
+/// message` for a syntax error, `` `key`: message `` for a value of the wrong type or range.
+fn toml_error(text: &str, e: &toml::de::Error) -> HwError {
+    let shown = e.to_string();
+    let lines: Vec<&str> = shown.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    HwError::Parse(match (e.span(), lines.split_last()) {
+        (Some(span), _) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let msg: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            format!("line {line}, column {col}: {}", msg.join(" "))
+        }
+        (None, Some((last, rest))) if last.starts_with("in `") && !rest.is_empty() => {
+            format!("{}: {}", &last[3..], rest.join(" "))
+        }
+        (None, _) => lines.join(" "),
+    })
 }
 
 /// Reads and parses a TOML configuration file (see [`parse_configs`]).

@@ -93,7 +93,7 @@ pub enum ModelError {
     /// Only the first one (lowest flat index) is reported.
     #[error(
         "tensor `{tensor}`: non-finite value {value} at flat index {index} (row {row}, col {col}); \
-         pass NonFinitePolicy::Zero or ::Clamp (CLI: --allow-nonfinite=zero|clamp) to load it anyway"
+         refused (NonFinitePolicy::Zero or ::Clamp loads it anyway; CLI: `sop eval --allow-nonfinite zero|clamp`)"
     )]
     NonFinite {
         /// The tensor name.

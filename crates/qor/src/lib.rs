@@ -472,6 +472,11 @@ pub fn run(opts: &QorOptions) -> Result<Vec<QorRow>, QorError> {
     if opts.flows.is_empty() {
         return Err(QorError::Usage("no flow selected".into()));
     }
+    if opts.seeds == 0 {
+        return Err(QorError::Usage(
+            "--seeds 0: at least one placement seed is needed (Fmax is the median over seeds 1..=N)".into(),
+        ));
+    }
     check_tools(&opts.flows)?;
     let configs = configs_to_run(opts);
     for c in &configs {

@@ -69,7 +69,7 @@ fn parse_policy(s: &str) -> std::result::Result<NonFinitePolicy, String> {
 pub(crate) fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>> {
     let linear: Vec<String> = model.linear_layers().into_iter().map(|t| t.name).collect();
     if linear.is_empty() {
-        bail!("{}: no linear (2-D weight) tensors to evaluate", model.path().display());
+        bail!("{}: no linear layers (2-D weight tensors)", model.path().display());
     }
     let Some(p) = pattern else { return Ok(linear) };
     if let Some(t) = model.tensor(p) {

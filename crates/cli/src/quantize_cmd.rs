@@ -14,7 +14,6 @@ use sop_quantize::mckp::{solve_exact, solve_greedy, Choice, DEFAULT_MAX_UNITS};
 use sop_quantize::sparse::{quantize_option, MenuOption};
 use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Quantizer};
 
-use crate::qfile;
 
 /// The default menu.
 pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\
@@ -255,7 +254,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     // Write.
     fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
     let layers_q: Vec<(QuantizedLayer, MenuOption)> = chosen.iter().map(|c| (c.ql.clone(), c.opt)).collect();
-    let bytes = qfile::to_bytes(
+    let bytes = sop_qmodel::to_bytes(
         &layers_q,
         &[
             ("model", path.display().to_string()),
@@ -263,7 +262,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             ("target_bpw", a.target_bpw.to_string()),
         ],
     )?;
-    let f = qfile::write_atomic(&a.out, qfile::MODEL_FILE, &bytes)?;
+    let f = sop_qmodel::write_atomic(&a.out, sop_qmodel::MODEL_FILE, &bytes)?;
     let layers_json: Vec<serde_json::Value> = chosen
         .iter()
         .zip(&all)
@@ -365,7 +364,7 @@ fn mean_cosine(base: &[Vec<f32>], q: &[Vec<f32>]) -> f64 {
 }
 
 fn write_text(dir: &Path, name: &str, s: &str) -> Result<()> {
-    qfile::write_atomic(dir, name, s.as_bytes()).map(drop)
+    sop_qmodel::write_atomic(dir, name, s.as_bytes()).map(drop)
 }
 
 /// Mean cosine between the original and the quantized encoder's sentence embeddings over the
@@ -462,12 +461,12 @@ pub struct InspectArgs {
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let file = if a.dir.is_dir() {
-        a.dir.join(qfile::MODEL_FILE)
+        a.dir.join(sop_qmodel::MODEL_FILE)
     } else {
         a.dir.clone()
     };
     let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    let loaded = qfile::from_bytes(&bytes, &file)?;
+    let loaded = sop_qmodel::from_bytes(&bytes, &file)?;
     let model = match &a.model {
         Some(m) => Some(Model::open(&sop_model::resolve(m)?)?),
         None => None,

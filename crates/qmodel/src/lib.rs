@@ -1,5 +1,10 @@
-//! The quantized-model file (`model.sop.safetensors`): every layer's [`QuantizedLayer`] as
-//! byte tensors plus JSON metadata, loadable back bit-exactly. Layout in `docs/quantizer.md`.
+//! `sop-qmodel`: the quantized-model file format, reader and writer.
+//!
+//! The file (`model.sop.safetensors`) holds every layer's [`QuantizedLayer`] as byte tensors
+//! plus JSON metadata, loadable back bit-exactly: [`to_bytes`] writes it, [`from_bytes`] reads
+//! it (`sop quantize` / `sop inspect`). Layout in `docs/quantizer.md`.
+
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::fs;
@@ -56,7 +61,7 @@ fn sparse_bytes(v: &[SparseEntry]) -> Vec<u8> {
 
 fn sparse_from(b: &[u8]) -> Result<Vec<SparseEntry>> {
     ensure!(
-        b.len().is_multiple_of(6),
+        b.len() % 6 == 0,
         "sparse tensor of {} bytes is not a multiple of 6",
         b.len()
     );

@@ -14,7 +14,6 @@ use sop_quantize::mckp::{solve_exact, solve_greedy, Choice, DEFAULT_MAX_UNITS};
 use sop_quantize::sparse::{quantize_option, MenuOption};
 use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Quantizer};
 
-
 /// The default menu.
 pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\
 NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,E2M3sUE4M4+R0.5%,\

@@ -166,8 +166,12 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
     let st = SafeTensors::deserialize(bytes).with_context(ctx)?;
     let metas: Vec<LayerMeta> =
         serde_json::from_str(metadata.get("layers").map(String::as_str).unwrap_or("")).with_context(ctx)?;
-    let mut layers = Vec::new();
+    let mut layers: Vec<(QuantizedLayer, MenuOption)> = Vec::new();
     for m in metas {
+        let bad = |reason: String| anyhow::anyhow!("{}: layer `{}`: {reason}", path.display(), m.name);
+        if layers.iter().any(|(l, _)| l.name == m.name) {
+            return Err(bad("appears twice in the `layers` metadata".into()));
+        }
         let get = |s: &str| -> Result<Vec<u8>> {
             Ok(st
                 .tensor(&format!("{}.{s}", m.name))
@@ -175,15 +179,19 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
                 .data()
                 .to_vec())
         };
-        let opt: MenuOption = m.option.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        let opt: MenuOption = m.option.parse().map_err(|e: String| bad(format!("option {e}")))?;
         let point = opt.point;
-        let n = m.rows * m.cols;
-        let codes = unpack(&get("codes")?, point.code_bits(), n)?;
+        let n = m
+            .rows
+            .checked_mul(m.cols)
+            .filter(|&n| n > 0 && u32::try_from(n).is_ok())
+            .ok_or_else(|| bad(format!("shape {}x{} is empty or too large", m.rows, m.cols)))?;
+        let codes = unpack(&get("codes")?, point.code_bits(), n).map_err(|e| bad(format!("codes: {e}")))?;
         let blocks = match point.block() {
             Some(b) => m.rows * m.cols.div_ceil(b as usize),
             None => 0,
         };
-        let sel = unpack(&get("sel")?, 1, blocks)?;
+        let sel = unpack(&get("sel")?, 1, blocks).map_err(|e| bad(format!("selection bits: {e}")))?;
         let sw = scale_width(&point);
         let sb = get("scales")?;
         ensure!(
@@ -200,12 +208,31 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
                 u32::from_le_bytes(w)
             })
             .collect();
+        ensure!(
+            m.tables.len() == point.tables() as usize,
+            bad(format!(
+                "{} LUTs recorded, option {} has {}",
+                m.tables.len(),
+                m.option,
+                point.tables()
+            ))
+        );
+        let entries = 1usize << point.code_bits();
         let mut tables = Vec::new();
         for (i, t) in m.tables.iter().enumerate() {
-            let words: Vec<u16> = get(&format!("lut{i}"))?
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            ensure!(
+                (-100..=100).contains(&t.bias),
+                bad(format!("LUT {i} bias {} is outside -100..=100", t.bias))
+            );
+            let wb = get(&format!("lut{i}"))?;
+            ensure!(
+                wb.len() == 2 * entries,
+                bad(format!(
+                    "LUT {i} has {} bytes, expected {entries} 16-bit words",
+                    wb.len()
+                ))
+            );
+            let words: Vec<u16> = wb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
             let levels = words.iter().map(|&w| decode_entry(t.entry, t.bias, w)).collect();
             tables.push(Lut {
                 element: t.element,
@@ -217,6 +244,13 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
         }
         let ts = get("tensor_scale")?;
         ensure!(ts.len() == 4, "layer `{}`: tensor_scale must be 4 bytes", m.name);
+        let sparse = |s: &str| -> Result<Vec<SparseEntry>> {
+            let v = sparse_from(&get(s)?).map_err(|e| bad(format!("{s}: {e}")))?;
+            if let Some(e) = v.iter().find(|e| e.index as usize >= n) {
+                return Err(bad(format!("{s}: index {} is outside the {n} weights", e.index)));
+            }
+            Ok(v)
+        };
         let l = QuantizedLayer {
             name: m.name.clone(),
             rows: m.rows,
@@ -227,8 +261,8 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
             scale_codes,
             tables,
             tensor_scale: f32::from_le_bytes([ts[0], ts[1], ts[2], ts[3]]),
-            outliers: sparse_from(&get("outliers")?)?,
-            residuals: sparse_from(&get("residuals")?)?,
+            outliers: sparse("outliers")?,
+            residuals: sparse("residuals")?,
         };
         ensure!(
             l.bits() == m.bits,

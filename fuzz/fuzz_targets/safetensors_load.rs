@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let dir = tempfile::tempdir().expect("temporary directory");
-    if mode % 2 == 0 {
+    if mode.is_multiple_of(2) {
         let p = dir.path().join("fuzz.safetensors");
         std::fs::write(&p, rest).expect("write input");
         exercise(&p);

@@ -5,7 +5,6 @@ mod calibrate_cmd;
 mod eval_cmd;
 mod formats_cmd;
 mod layers_cmd;
-mod qfile;
 mod quantize_cmd;
 mod rtl_cmd;
 

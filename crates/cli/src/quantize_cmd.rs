@@ -14,8 +14,6 @@ use sop_quantize::mckp::{solve_exact, solve_greedy, Choice, DEFAULT_MAX_UNITS};
 use sop_quantize::sparse::{quantize_option, MenuOption};
 use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Quantizer};
 
-use crate::qfile;
-
 /// The default menu.
 pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\
 NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,E2M3sUE4M4+R0.5%,\
@@ -257,7 +255,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     // Write.
     fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
     let layers_q: Vec<(QuantizedLayer, MenuOption)> = chosen.iter().map(|c| (c.ql.clone(), c.opt)).collect();
-    let bytes = qfile::to_bytes(
+    let bytes = sop_qmodel::to_bytes(
         &layers_q,
         &[
             ("model", path.display().to_string()),
@@ -265,8 +263,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             ("target_bpw", a.target_bpw.to_string()),
         ],
     )?;
-    let bytes = sorted_header(&bytes)?;
-    let f = qfile::write_atomic(&a.out, qfile::MODEL_FILE, &bytes)?;
+    let f = sop_qmodel::write_atomic(&a.out, sop_qmodel::MODEL_FILE, &bytes)?;
     let layers_json: Vec<serde_json::Value> = chosen
         .iter()
         .zip(&all)
@@ -315,30 +312,6 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         elapsed
     );
     Ok(())
-}
-
-/// The safetensors file `bytes` with its JSON header re-serialized with every object's keys
-/// sorted. `safetensors::serialize` takes the metadata as a `HashMap`, whose iteration order
-/// (and so the header bytes) changes from run to run; the output must be a function of the
-/// inputs alone. The tensor data is unchanged (offsets are relative to the header's end).
-/// Belongs in `qfile::to_bytes`, left untouched here because qfile is moving to its own crate.
-fn sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
-    let n = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
-        .filter(|&n| n <= bytes.len() - 8)
-        .context("serialized model: truncated safetensors header")?;
-    // serde_json's `Map` is a `BTreeMap` (no `preserve_order` feature): keys come out sorted.
-    let header: serde_json::Value =
-        serde_json::from_slice(&bytes[8..8 + n]).context("serialized model: safetensors header")?;
-    let mut h = serde_json::to_vec(&header)?;
-    // Pad with spaces to a multiple of 8 bytes, as safetensors does, to keep the data aligned.
-    h.resize(h.len().next_multiple_of(8), b' ');
-    let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
-    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
-    out.extend_from_slice(&h);
-    out.extend_from_slice(&bytes[8 + n..]);
-    Ok(out)
 }
 
 /// MCKP distortion of an option: its activation-weighted NMSE times the layer's sensitivity
@@ -492,12 +465,12 @@ pub struct InspectArgs {
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let file = if a.dir.is_dir() {
-        a.dir.join(qfile::MODEL_FILE)
+        a.dir.join(sop_qmodel::MODEL_FILE)
     } else {
         a.dir.clone()
     };
     let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    let loaded = qfile::from_bytes(&bytes, &file)?;
+    let loaded = sop_qmodel::from_bytes(&bytes, &file)?;
     let model = match &a.model {
         Some(m) => Some(Model::open(&sop_model::resolve(m)?)?),
         None => None,

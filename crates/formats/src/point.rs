@@ -337,7 +337,19 @@ impl fmt::Display for OperatingPoint {
                 if let Some(d) = dynamic {
                     write!(f, "+{}", d.name())?;
                 }
-                write!(f, "s{}", scale.name())?;
+                // `BOF4` + `sSE4M3` would read back as `BOF4S` + `sE4M3` (names are
+                // case-insensitive): write the signed scale as `S+E4M3` whenever the element
+                // followed by `S` is the start of another element's name.
+                let ambiguous = scale == ScaleFormat::SE4M3
+                    && dynamic.is_none()
+                    && Element::ALL.iter().any(|e| {
+                        e.name().len() > element.name().len()
+                            && e.name()
+                                .to_ascii_uppercase()
+                                .starts_with(&format!("{}S", element.name().to_ascii_uppercase()))
+                    });
+                let scale_name = if ambiguous { "S+E4M3" } else { scale.name() };
+                write!(f, "s{scale_name}")?;
                 if block != DEFAULT_BLOCK {
                     write!(f, "b{block}")?;
                 }

@@ -123,3 +123,28 @@ fn bad_names_say_what_is_wrong() {
         assert!(e.contains(needle), "'{bad}': {e}");
     }
 }
+
+/// Regression (fuzz target `point_name`, input `BOF4SS+E4M3`): `BOF4` with the signed scale
+/// printed as `BOF4sSE4M3`, which reads back as `BOF4S` with the unsigned-use `E4M3` scale.
+#[test]
+fn signed_scale_after_an_element_that_prefixes_another_round_trips() {
+    let bof4_se4m3 = p("BOF4SS+E4M3");
+    assert_eq!(
+        bof4_se4m3,
+        OperatingPoint::Block {
+            element: Element::BOF4,
+            dynamic: None,
+            scale: ScaleFormat::SE4M3,
+            block: 16,
+            lut: LutEntry::Hif8,
+        }
+    );
+    assert_eq!(bof4_se4m3.to_string(), "BOF4sS+E4M3");
+    let bof4s_e4m3 = p("BOF4SsE4M3");
+    assert_ne!(bof4s_e4m3, bof4_se4m3);
+    for point in [bof4_se4m3, bof4s_e4m3, p("BOF4SsSE4M3b32"), p("BOF4+DD4sSE4M3")] {
+        assert_eq!(p(&point.to_string()), point, "{point}");
+    }
+    // Unambiguous names keep the short spelling.
+    assert_eq!(p("NF4sS+E4M3").to_string(), "NF4sSE4M3");
+}

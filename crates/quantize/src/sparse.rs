@@ -70,7 +70,8 @@ impl FromStr for MenuOption {
                 .rfind('+')
                 .ok_or_else(|| format!("`{s}`: a `%` suffix needs `+O<p>%` or `+R<p>%`"))?;
             let suffix = &rest[plus + 1..rest.len() - 1];
-            let (kind, num) = suffix.split_at(suffix.len().min(1));
+            // Split after the first character (which may be more than one byte).
+            let (kind, num) = suffix.split_at(suffix.chars().next().map_or(0, char::len_utf8));
             let v: f64 = num
                 .parse()
                 .ok()

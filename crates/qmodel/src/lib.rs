@@ -1,9 +1,12 @@
-//! The quantized-model file (`model.sop.safetensors`): every layer's [`QuantizedLayer`] as
-//! byte tensors plus JSON metadata, loadable back bit-exactly. Layout in `docs/quantizer.md`.
+//! `sop-qmodel`: the quantized-model file format, reader and writer.
+//!
+//! The file (`model.sop.safetensors`) holds every layer's [`QuantizedLayer`] as byte tensors
+//! plus JSON metadata, loadable back bit-exactly: [`to_bytes`] writes it, [`from_bytes`] reads
+//! it (`sop quantize` / `sop inspect`). Layout in `docs/quantizer.md`.
+
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -56,7 +59,7 @@ fn sparse_bytes(v: &[SparseEntry]) -> Vec<u8> {
 
 fn sparse_from(b: &[u8]) -> Result<Vec<SparseEntry>> {
     ensure!(
-        b.len().is_multiple_of(6),
+        b.len() % 6 == 0,
         "sparse tensor of {} bytes is not a multiple of 6",
         b.len()
     );
@@ -139,7 +142,7 @@ pub fn to_bytes(layers: &[(QuantizedLayer, MenuOption)], extra: &[(&str, String)
         .iter()
         .map(|(k, d, s, b)| Ok((k.clone(), TensorView::new(*d, s.clone(), b)?)))
         .collect::<Result<_>>()?;
-    Ok(safetensors::serialize(views, Some(md))?)
+    sorted_header(&safetensors::serialize(views, Some(md))?)
 }
 
 /// A loaded quantized model.
@@ -161,8 +164,12 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
     let st = SafeTensors::deserialize(bytes).with_context(ctx)?;
     let metas: Vec<LayerMeta> =
         serde_json::from_str(metadata.get("layers").map(String::as_str).unwrap_or("")).with_context(ctx)?;
-    let mut layers = Vec::new();
+    let mut layers: Vec<(QuantizedLayer, MenuOption)> = Vec::new();
     for m in metas {
+        let bad = |reason: String| anyhow::anyhow!("{}: layer `{}`: {reason}", path.display(), m.name);
+        if layers.iter().any(|(l, _)| l.name == m.name) {
+            return Err(bad("appears twice in the `layers` metadata".into()));
+        }
         let get = |s: &str| -> Result<Vec<u8>> {
             Ok(st
                 .tensor(&format!("{}.{s}", m.name))
@@ -170,15 +177,19 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
                 .data()
                 .to_vec())
         };
-        let opt: MenuOption = m.option.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        let opt: MenuOption = m.option.parse().map_err(|e: String| bad(format!("option {e}")))?;
         let point = opt.point;
-        let n = m.rows * m.cols;
-        let codes = unpack(&get("codes")?, point.code_bits(), n)?;
+        let n = m
+            .rows
+            .checked_mul(m.cols)
+            .filter(|&n| n > 0 && u32::try_from(n).is_ok())
+            .ok_or_else(|| bad(format!("shape {}x{} is empty or too large", m.rows, m.cols)))?;
+        let codes = unpack(&get("codes")?, point.code_bits(), n).map_err(|e| bad(format!("codes: {e}")))?;
         let blocks = match point.block() {
             Some(b) => m.rows * m.cols.div_ceil(b as usize),
             None => 0,
         };
-        let sel = unpack(&get("sel")?, 1, blocks)?;
+        let sel = unpack(&get("sel")?, 1, blocks).map_err(|e| bad(format!("selection bits: {e}")))?;
         let sw = scale_width(&point);
         let sb = get("scales")?;
         ensure!(
@@ -195,12 +206,31 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
                 u32::from_le_bytes(w)
             })
             .collect();
+        ensure!(
+            m.tables.len() == point.tables() as usize,
+            bad(format!(
+                "{} LUTs recorded, option {} has {}",
+                m.tables.len(),
+                m.option,
+                point.tables()
+            ))
+        );
+        let entries = 1usize << point.code_bits();
         let mut tables = Vec::new();
         for (i, t) in m.tables.iter().enumerate() {
-            let words: Vec<u16> = get(&format!("lut{i}"))?
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            ensure!(
+                (-100..=100).contains(&t.bias),
+                bad(format!("LUT {i} bias {} is outside -100..=100", t.bias))
+            );
+            let wb = get(&format!("lut{i}"))?;
+            ensure!(
+                wb.len() == 2 * entries,
+                bad(format!(
+                    "LUT {i} has {} bytes, expected {entries} 16-bit words",
+                    wb.len()
+                ))
+            );
+            let words: Vec<u16> = wb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
             let levels = words.iter().map(|&w| decode_entry(t.entry, t.bias, w)).collect();
             tables.push(Lut {
                 element: t.element,
@@ -212,6 +242,13 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
         }
         let ts = get("tensor_scale")?;
         ensure!(ts.len() == 4, "layer `{}`: tensor_scale must be 4 bytes", m.name);
+        let sparse = |s: &str| -> Result<Vec<SparseEntry>> {
+            let v = sparse_from(&get(s)?).map_err(|e| bad(format!("{s}: {e}")))?;
+            if let Some(e) = v.iter().find(|e| e.index as usize >= n) {
+                return Err(bad(format!("{s}: index {} is outside the {n} weights", e.index)));
+            }
+            Ok(v)
+        };
         let l = QuantizedLayer {
             name: m.name.clone(),
             rows: m.rows,
@@ -222,8 +259,8 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
             scale_codes,
             tables,
             tensor_scale: f32::from_le_bytes([ts[0], ts[1], ts[2], ts[3]]),
-            outliers: sparse_from(&get("outliers")?)?,
-            residuals: sparse_from(&get("residuals")?)?,
+            outliers: sparse("outliers")?,
+            residuals: sparse("residuals")?,
         };
         ensure!(
             l.bits() == m.bits,
@@ -237,27 +274,35 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
     Ok(Loaded { layers, metadata })
 }
 
-/// Writes `bytes` to `dir/name` atomically: a temporary file in `dir`, fsync, rename, fsync of
-/// the directory. On any error the temporary file is removed and `dir/name` is untouched.
+/// The safetensors file `bytes` with its JSON header re-serialized with every object's keys
+/// sorted. `safetensors::serialize` takes the metadata as a `HashMap`, whose iteration order
+/// (and so the header bytes) changes from run to run; the output must be a function of the
+/// inputs alone. The tensor data is unchanged (offsets are relative to the header's end).
+fn sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .filter(|&n| n <= bytes.len() - 8)
+        .context("serialized model: truncated safetensors header")?;
+    // serde_json's `Map` is a `BTreeMap` (no `preserve_order` feature): keys come out sorted.
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).context("serialized model: safetensors header")?;
+    let mut h = serde_json::to_vec(&header)?;
+    // Pad with spaces to a multiple of 8 bytes, as safetensors does, to keep the data aligned.
+    h.resize(h.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
+}
+
+/// Writes `bytes` to `dir/name` whole or not at all (`sop_atomic_write::write`: temporary
+/// file in `dir`, fsync, rename, directory fsync) and returns the path written.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     let dest = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let res = (|| -> Result<()> {
-        let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        drop(f);
-        fs::rename(&tmp, &dest).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map(|()| dest)
+    sop_atomic_write::write(&dest, bytes)?;
+    Ok(dest)
 }
 
 #[cfg(test)]
@@ -265,6 +310,7 @@ mod tests {
     use super::*;
     use sop_quantize::sparse::quantize_option;
     use sop_quantize::{LayerRef, QuantOptions, Quantizer};
+    use std::fs;
 
     #[test]
     fn round_trip_is_bit_exact() {

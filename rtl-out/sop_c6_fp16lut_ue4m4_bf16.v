@@ -9,7 +9,7 @@
 //   lut       = FP16 (IEEE binary16 words; 11x5-bit significand multiplier)
 //   output    = BF16 (round to nearest even, overflow saturates to max finite, zero product gives +0)
 //   latency   = 4 cycles from valid_in to valid_out, one weight per cycle per lane
-//   internal  = product 16 bits, exponent offset 127, packer offset 0, packer width 18
+//   internal  = product 16 bits, exponent offset 127, packer offset 0, packer width 17
 //
 // Ports:
 //   input         clock            clock, rising edge
@@ -751,44 +751,44 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0$pa(p,x,inf,zero,sat,rs,ls,fe);
     output reg  [7:0] fe;
 
     // Constant declarations
-    localparam  kidx$0 = 10'b0;
-    localparam  kidx$1 = 10'b1;
-    localparam  kidx$2 = 10'b10;
-    localparam  kidx$3 = 10'b11;
-    localparam  kidx$4 = 10'b100;
-    localparam  kidx$5 = 10'b101;
-    localparam  kidx$6 = 10'b110;
-    localparam  kidx$7 = 10'b111;
-    localparam  kidx$8 = 10'b1000;
-    localparam  kidx$9 = 10'b1001;
-    localparam  kidx$10 = 10'b1010;
-    localparam  kidx$11 = 10'b1011;
-    localparam  kidx$12 = 10'b1100;
-    localparam  kidx$13 = 10'b1101;
-    localparam  kidx$14 = 10'b1110;
-    localparam  kidx$15 = 10'b1111;
+    localparam  kidx$0 = 5'b0;
+    localparam  kidx$1 = 5'b1;
+    localparam  kidx$2 = 5'b10;
+    localparam  kidx$3 = 5'b11;
+    localparam  kidx$4 = 5'b100;
+    localparam  kidx$5 = 5'b101;
+    localparam  kidx$6 = 5'b110;
+    localparam  kidx$7 = 5'b111;
+    localparam  kidx$8 = 5'b1000;
+    localparam  kidx$9 = 5'b1001;
+    localparam  kidx$10 = 5'b1010;
+    localparam  kidx$11 = 5'b1011;
+    localparam  kidx$12 = 5'b1100;
+    localparam  kidx$13 = 5'b1101;
+    localparam  kidx$14 = 5'b1110;
+    localparam  kidx$15 = 5'b1111;
     localparam  zero_p = 16'h0;
-    localparam  zero_x = 10'b0;
     localparam  off = 10'b0;
-    localparam  off1 = 10'b1;
     localparam  satb = 10'b11111111;
-    localparam  mb = 10'b111;
+    localparam  lsu_s = 5'b110;
     localparam  mb_s = 5'b111;
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h1;
-    localparam  rsmax = 10'b10001;
+    localparam  normal_rounds = 1'b1;
 
     // Local signals
-    reg  [9:0] k;
+    reg  [4:0] k;
     reg  [9:0] b;
-    reg  [9:0] d;
-    reg  [9:0] sum;
-    reg  [9:0] r;
+    reg  [4:0] rs_k;
+    reg  [4:0] ls_k;
+    reg  [4:0] rs_u;
+    reg  [4:0] ls_u;
+    reg  [4:0] x_s;
 
     // Update code
     always @(*) begin
-        k = zero_x;
+        k = zero_s;
         if (p[0]) begin
             k = kidx$0;
         end
@@ -838,29 +838,27 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0$pa(p,x,inf,zero,sat,rs,ls,fe);
             k = kidx$15;
         end
         zero = p == zero_p;
-        b = x + k;
-        sat = inf || (b >= satb);
-        if (b > off) begin
-            d = zero_x;
+        b = x + ((k) & 10'h3ff);
+        sat = (inf || (b >= satb)) && ~zero;
+        rs_k = zero_s;
+        ls_k = mb_s - k;
+        if (normal_rounds && (k > mb_s)) begin
+            rs_k = k - mb_s;
+            ls_k = zero_s;
+        end
+        x_s = x[(32'h0)+:(5)];
+        rs_u = zero_s;
+        ls_u = x_s + lsu_s;
+        if ((b > off) && ~zero) begin
             fe = b[(32'h0)+:(8)] - off1_8;
+            rs = rs_k;
+            ls = ls_k;
         end
         else begin
-            d = off1 - b;
             fe = zero8;
+            rs = rs_u;
+            ls = ls_u;
         end
-        sum = k + d;
-        if (sum > mb) begin
-            r = sum - mb;
-            if (r > rsmax) begin
-                r = rsmax;
-            end
-            ls = zero_s;
-        end
-        else begin
-            r = zero_x;
-            ls = mb_s - sum[(32'h0)+:(5)];
-        end
-        rs = r[(32'h0)+:(5)];
     end
 
 endmodule // sop_c6_fp16lut_ue4m4_bf16$lanes$0$pa
@@ -878,28 +876,31 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0$pb(neg,p,zero,sat,rs,ls,fe,word);
     output reg  [15:0] word;
 
     // Constant declarations
-    localparam  one_w = 18'b1;
-    localparam  zero_w = 18'b0;
+    localparam  one_p = 16'h1;
+    localparam  ones_w = 17'b11111111111111111;
+    localparam  zero_w = 17'b0;
     localparam  one_s = 5'b1;
     localparam  zero_s = 5'b0;
+    localparam  rs_mask = 5'b11111;
+    localparam  ls_mask = 5'b111;
     localparam  mb = 5'b111;
+    localparam  nmask = 16'hff;
     localparam  inf_w = 16'h7f80;
     localparam  max_w = 16'h7f7f;
     localparam  sign_w = 16'h8000;
-    localparam  zero16 = 16'h0;
-    localparam  f = 1'b0;
-    localparam  tr = 1'b1;
+    localparam  normal_rounds = 1'b1;
 
     // Local signals
-    reg  [17:0] wide;
-    reg  [17:0] q;
-    reg  [17:0] back;
-    reg  [17:0] rem;
-    reg  [17:0] t;
-    reg  [17:0] half;
-    reg  lsb;
+    reg  [16:0] e;
+    reg  [16:0] qg;
+    reg  [16:0] below;
+    reg  [4:0] rsm;
+    reg  [4:0] lsm;
+    reg  sticky;
     reg  ru;
-    reg  [17:0] n;
+    reg  [15:0] q;
+    reg  [15:0] nr;
+    reg  [15:0] nl;
     reg  [15:0] n16;
     reg  [15:0] fe16;
     reg  [15:0] w16;
@@ -907,44 +908,36 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0$pb(neg,p,zero,sat,rs,ls,fe,word);
 
     // Update code
     always @(*) begin
-        wide = ((p) & 18'h3ffff);
-        q = wide >> rs;
-        back = q << rs;
-        rem = wide - back;
-        t = one_w << rs;
-        half = t >> one_s;
-        lsb = (q & one_w) != zero_w;
-        ru = f;
-        if (rs != zero_s) begin
-            if (rem > half) begin
-                ru = tr;
-            end
-            if ((rem == half) && lsb) begin
-                ru = tr;
-            end
-        end
+        rsm = rs & rs_mask;
+        lsm = ls & ls_mask;
+        e = ((p) & 17'h1ffff) << one_s;
+        qg = e >> rsm;
+        below = e & ~(ones_w << rsm);
+        sticky = below != zero_w;
+        q = qg[(32'h1)+:(16)];
+        ru = qg[32'h0] && (sticky || qg[32'h1]);
         if (ru) begin
-            n = q + one_w;
+            nr = q + one_p;
         end
         else begin
-            n = q;
+            nr = q;
         end
-        if (rs == zero_s) begin
-            n = wide << ls;
+        nl = (((p) & 16'hffff) << lsm) & nmask;
+        if (rsm == zero_s) begin
+            n16 = nl;
         end
-        n16 = n[(32'h0)+:(16)];
-        fe16 = ((fe) & 16'hffff) << mb;
+        else begin
+            n16 = ((nr) & 16'hffff);
+        end
+        fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (w16 >= inf_w)) begin
+        if (sat || (normal_rounds && (w16 >= inf_w))) begin
             mag = max_w;
         end
         word = mag;
-        if (neg) begin
+        if (neg && ~zero) begin
             word = mag | sign_w;
-        end
-        if (zero) begin
-            word = zero16;
         end
     end
 
@@ -1735,44 +1728,44 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1$pa(p,x,inf,zero,sat,rs,ls,fe);
     output reg  [7:0] fe;
 
     // Constant declarations
-    localparam  kidx$0 = 10'b0;
-    localparam  kidx$1 = 10'b1;
-    localparam  kidx$2 = 10'b10;
-    localparam  kidx$3 = 10'b11;
-    localparam  kidx$4 = 10'b100;
-    localparam  kidx$5 = 10'b101;
-    localparam  kidx$6 = 10'b110;
-    localparam  kidx$7 = 10'b111;
-    localparam  kidx$8 = 10'b1000;
-    localparam  kidx$9 = 10'b1001;
-    localparam  kidx$10 = 10'b1010;
-    localparam  kidx$11 = 10'b1011;
-    localparam  kidx$12 = 10'b1100;
-    localparam  kidx$13 = 10'b1101;
-    localparam  kidx$14 = 10'b1110;
-    localparam  kidx$15 = 10'b1111;
+    localparam  kidx$0 = 5'b0;
+    localparam  kidx$1 = 5'b1;
+    localparam  kidx$2 = 5'b10;
+    localparam  kidx$3 = 5'b11;
+    localparam  kidx$4 = 5'b100;
+    localparam  kidx$5 = 5'b101;
+    localparam  kidx$6 = 5'b110;
+    localparam  kidx$7 = 5'b111;
+    localparam  kidx$8 = 5'b1000;
+    localparam  kidx$9 = 5'b1001;
+    localparam  kidx$10 = 5'b1010;
+    localparam  kidx$11 = 5'b1011;
+    localparam  kidx$12 = 5'b1100;
+    localparam  kidx$13 = 5'b1101;
+    localparam  kidx$14 = 5'b1110;
+    localparam  kidx$15 = 5'b1111;
     localparam  zero_p = 16'h0;
-    localparam  zero_x = 10'b0;
     localparam  off = 10'b0;
-    localparam  off1 = 10'b1;
     localparam  satb = 10'b11111111;
-    localparam  mb = 10'b111;
+    localparam  lsu_s = 5'b110;
     localparam  mb_s = 5'b111;
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h1;
-    localparam  rsmax = 10'b10001;
+    localparam  normal_rounds = 1'b1;
 
     // Local signals
-    reg  [9:0] k;
+    reg  [4:0] k;
     reg  [9:0] b;
-    reg  [9:0] d;
-    reg  [9:0] sum;
-    reg  [9:0] r;
+    reg  [4:0] rs_k;
+    reg  [4:0] ls_k;
+    reg  [4:0] rs_u;
+    reg  [4:0] ls_u;
+    reg  [4:0] x_s;
 
     // Update code
     always @(*) begin
-        k = zero_x;
+        k = zero_s;
         if (p[0]) begin
             k = kidx$0;
         end
@@ -1822,29 +1815,27 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1$pa(p,x,inf,zero,sat,rs,ls,fe);
             k = kidx$15;
         end
         zero = p == zero_p;
-        b = x + k;
-        sat = inf || (b >= satb);
-        if (b > off) begin
-            d = zero_x;
+        b = x + ((k) & 10'h3ff);
+        sat = (inf || (b >= satb)) && ~zero;
+        rs_k = zero_s;
+        ls_k = mb_s - k;
+        if (normal_rounds && (k > mb_s)) begin
+            rs_k = k - mb_s;
+            ls_k = zero_s;
+        end
+        x_s = x[(32'h0)+:(5)];
+        rs_u = zero_s;
+        ls_u = x_s + lsu_s;
+        if ((b > off) && ~zero) begin
             fe = b[(32'h0)+:(8)] - off1_8;
+            rs = rs_k;
+            ls = ls_k;
         end
         else begin
-            d = off1 - b;
             fe = zero8;
+            rs = rs_u;
+            ls = ls_u;
         end
-        sum = k + d;
-        if (sum > mb) begin
-            r = sum - mb;
-            if (r > rsmax) begin
-                r = rsmax;
-            end
-            ls = zero_s;
-        end
-        else begin
-            r = zero_x;
-            ls = mb_s - sum[(32'h0)+:(5)];
-        end
-        rs = r[(32'h0)+:(5)];
     end
 
 endmodule // sop_c6_fp16lut_ue4m4_bf16$lanes$1$pa
@@ -1862,28 +1853,31 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1$pb(neg,p,zero,sat,rs,ls,fe,word);
     output reg  [15:0] word;
 
     // Constant declarations
-    localparam  one_w = 18'b1;
-    localparam  zero_w = 18'b0;
+    localparam  one_p = 16'h1;
+    localparam  ones_w = 17'b11111111111111111;
+    localparam  zero_w = 17'b0;
     localparam  one_s = 5'b1;
     localparam  zero_s = 5'b0;
+    localparam  rs_mask = 5'b11111;
+    localparam  ls_mask = 5'b111;
     localparam  mb = 5'b111;
+    localparam  nmask = 16'hff;
     localparam  inf_w = 16'h7f80;
     localparam  max_w = 16'h7f7f;
     localparam  sign_w = 16'h8000;
-    localparam  zero16 = 16'h0;
-    localparam  f = 1'b0;
-    localparam  tr = 1'b1;
+    localparam  normal_rounds = 1'b1;
 
     // Local signals
-    reg  [17:0] wide;
-    reg  [17:0] q;
-    reg  [17:0] back;
-    reg  [17:0] rem;
-    reg  [17:0] t;
-    reg  [17:0] half;
-    reg  lsb;
+    reg  [16:0] e;
+    reg  [16:0] qg;
+    reg  [16:0] below;
+    reg  [4:0] rsm;
+    reg  [4:0] lsm;
+    reg  sticky;
     reg  ru;
-    reg  [17:0] n;
+    reg  [15:0] q;
+    reg  [15:0] nr;
+    reg  [15:0] nl;
     reg  [15:0] n16;
     reg  [15:0] fe16;
     reg  [15:0] w16;
@@ -1891,44 +1885,36 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1$pb(neg,p,zero,sat,rs,ls,fe,word);
 
     // Update code
     always @(*) begin
-        wide = ((p) & 18'h3ffff);
-        q = wide >> rs;
-        back = q << rs;
-        rem = wide - back;
-        t = one_w << rs;
-        half = t >> one_s;
-        lsb = (q & one_w) != zero_w;
-        ru = f;
-        if (rs != zero_s) begin
-            if (rem > half) begin
-                ru = tr;
-            end
-            if ((rem == half) && lsb) begin
-                ru = tr;
-            end
-        end
+        rsm = rs & rs_mask;
+        lsm = ls & ls_mask;
+        e = ((p) & 17'h1ffff) << one_s;
+        qg = e >> rsm;
+        below = e & ~(ones_w << rsm);
+        sticky = below != zero_w;
+        q = qg[(32'h1)+:(16)];
+        ru = qg[32'h0] && (sticky || qg[32'h1]);
         if (ru) begin
-            n = q + one_w;
+            nr = q + one_p;
         end
         else begin
-            n = q;
+            nr = q;
         end
-        if (rs == zero_s) begin
-            n = wide << ls;
+        nl = (((p) & 16'hffff) << lsm) & nmask;
+        if (rsm == zero_s) begin
+            n16 = nl;
         end
-        n16 = n[(32'h0)+:(16)];
-        fe16 = ((fe) & 16'hffff) << mb;
+        else begin
+            n16 = ((nr) & 16'hffff);
+        end
+        fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (w16 >= inf_w)) begin
+        if (sat || (normal_rounds && (w16 >= inf_w))) begin
             mag = max_w;
         end
         word = mag;
-        if (neg) begin
+        if (neg && ~zero) begin
             word = mag | sign_w;
-        end
-        if (zero) begin
-            word = zero16;
         end
     end
 
@@ -2719,44 +2705,44 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2$pa(p,x,inf,zero,sat,rs,ls,fe);
     output reg  [7:0] fe;
 
     // Constant declarations
-    localparam  kidx$0 = 10'b0;
-    localparam  kidx$1 = 10'b1;
-    localparam  kidx$2 = 10'b10;
-    localparam  kidx$3 = 10'b11;
-    localparam  kidx$4 = 10'b100;
-    localparam  kidx$5 = 10'b101;
-    localparam  kidx$6 = 10'b110;
-    localparam  kidx$7 = 10'b111;
-    localparam  kidx$8 = 10'b1000;
-    localparam  kidx$9 = 10'b1001;
-    localparam  kidx$10 = 10'b1010;
-    localparam  kidx$11 = 10'b1011;
-    localparam  kidx$12 = 10'b1100;
-    localparam  kidx$13 = 10'b1101;
-    localparam  kidx$14 = 10'b1110;
-    localparam  kidx$15 = 10'b1111;
+    localparam  kidx$0 = 5'b0;
+    localparam  kidx$1 = 5'b1;
+    localparam  kidx$2 = 5'b10;
+    localparam  kidx$3 = 5'b11;
+    localparam  kidx$4 = 5'b100;
+    localparam  kidx$5 = 5'b101;
+    localparam  kidx$6 = 5'b110;
+    localparam  kidx$7 = 5'b111;
+    localparam  kidx$8 = 5'b1000;
+    localparam  kidx$9 = 5'b1001;
+    localparam  kidx$10 = 5'b1010;
+    localparam  kidx$11 = 5'b1011;
+    localparam  kidx$12 = 5'b1100;
+    localparam  kidx$13 = 5'b1101;
+    localparam  kidx$14 = 5'b1110;
+    localparam  kidx$15 = 5'b1111;
     localparam  zero_p = 16'h0;
-    localparam  zero_x = 10'b0;
     localparam  off = 10'b0;
-    localparam  off1 = 10'b1;
     localparam  satb = 10'b11111111;
-    localparam  mb = 10'b111;
+    localparam  lsu_s = 5'b110;
     localparam  mb_s = 5'b111;
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h1;
-    localparam  rsmax = 10'b10001;
+    localparam  normal_rounds = 1'b1;
 
     // Local signals
-    reg  [9:0] k;
+    reg  [4:0] k;
     reg  [9:0] b;
-    reg  [9:0] d;
-    reg  [9:0] sum;
-    reg  [9:0] r;
+    reg  [4:0] rs_k;
+    reg  [4:0] ls_k;
+    reg  [4:0] rs_u;
+    reg  [4:0] ls_u;
+    reg  [4:0] x_s;
 
     // Update code
     always @(*) begin
-        k = zero_x;
+        k = zero_s;
         if (p[0]) begin
             k = kidx$0;
         end
@@ -2806,29 +2792,27 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2$pa(p,x,inf,zero,sat,rs,ls,fe);
             k = kidx$15;
         end
         zero = p == zero_p;
-        b = x + k;
-        sat = inf || (b >= satb);
-        if (b > off) begin
-            d = zero_x;
+        b = x + ((k) & 10'h3ff);
+        sat = (inf || (b >= satb)) && ~zero;
+        rs_k = zero_s;
+        ls_k = mb_s - k;
+        if (normal_rounds && (k > mb_s)) begin
+            rs_k = k - mb_s;
+            ls_k = zero_s;
+        end
+        x_s = x[(32'h0)+:(5)];
+        rs_u = zero_s;
+        ls_u = x_s + lsu_s;
+        if ((b > off) && ~zero) begin
             fe = b[(32'h0)+:(8)] - off1_8;
+            rs = rs_k;
+            ls = ls_k;
         end
         else begin
-            d = off1 - b;
             fe = zero8;
+            rs = rs_u;
+            ls = ls_u;
         end
-        sum = k + d;
-        if (sum > mb) begin
-            r = sum - mb;
-            if (r > rsmax) begin
-                r = rsmax;
-            end
-            ls = zero_s;
-        end
-        else begin
-            r = zero_x;
-            ls = mb_s - sum[(32'h0)+:(5)];
-        end
-        rs = r[(32'h0)+:(5)];
     end
 
 endmodule // sop_c6_fp16lut_ue4m4_bf16$lanes$2$pa
@@ -2846,28 +2830,31 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2$pb(neg,p,zero,sat,rs,ls,fe,word);
     output reg  [15:0] word;
 
     // Constant declarations
-    localparam  one_w = 18'b1;
-    localparam  zero_w = 18'b0;
+    localparam  one_p = 16'h1;
+    localparam  ones_w = 17'b11111111111111111;
+    localparam  zero_w = 17'b0;
     localparam  one_s = 5'b1;
     localparam  zero_s = 5'b0;
+    localparam  rs_mask = 5'b11111;
+    localparam  ls_mask = 5'b111;
     localparam  mb = 5'b111;
+    localparam  nmask = 16'hff;
     localparam  inf_w = 16'h7f80;
     localparam  max_w = 16'h7f7f;
     localparam  sign_w = 16'h8000;
-    localparam  zero16 = 16'h0;
-    localparam  f = 1'b0;
-    localparam  tr = 1'b1;
+    localparam  normal_rounds = 1'b1;
 
     // Local signals
-    reg  [17:0] wide;
-    reg  [17:0] q;
-    reg  [17:0] back;
-    reg  [17:0] rem;
-    reg  [17:0] t;
-    reg  [17:0] half;
-    reg  lsb;
+    reg  [16:0] e;
+    reg  [16:0] qg;
+    reg  [16:0] below;
+    reg  [4:0] rsm;
+    reg  [4:0] lsm;
+    reg  sticky;
     reg  ru;
-    reg  [17:0] n;
+    reg  [15:0] q;
+    reg  [15:0] nr;
+    reg  [15:0] nl;
     reg  [15:0] n16;
     reg  [15:0] fe16;
     reg  [15:0] w16;
@@ -2875,44 +2862,36 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2$pb(neg,p,zero,sat,rs,ls,fe,word);
 
     // Update code
     always @(*) begin
-        wide = ((p) & 18'h3ffff);
-        q = wide >> rs;
-        back = q << rs;
-        rem = wide - back;
-        t = one_w << rs;
-        half = t >> one_s;
-        lsb = (q & one_w) != zero_w;
-        ru = f;
-        if (rs != zero_s) begin
-            if (rem > half) begin
-                ru = tr;
-            end
-            if ((rem == half) && lsb) begin
-                ru = tr;
-            end
-        end
+        rsm = rs & rs_mask;
+        lsm = ls & ls_mask;
+        e = ((p) & 17'h1ffff) << one_s;
+        qg = e >> rsm;
+        below = e & ~(ones_w << rsm);
+        sticky = below != zero_w;
+        q = qg[(32'h1)+:(16)];
+        ru = qg[32'h0] && (sticky || qg[32'h1]);
         if (ru) begin
-            n = q + one_w;
+            nr = q + one_p;
         end
         else begin
-            n = q;
+            nr = q;
         end
-        if (rs == zero_s) begin
-            n = wide << ls;
+        nl = (((p) & 16'hffff) << lsm) & nmask;
+        if (rsm == zero_s) begin
+            n16 = nl;
         end
-        n16 = n[(32'h0)+:(16)];
-        fe16 = ((fe) & 16'hffff) << mb;
+        else begin
+            n16 = ((nr) & 16'hffff);
+        end
+        fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (w16 >= inf_w)) begin
+        if (sat || (normal_rounds && (w16 >= inf_w))) begin
             mag = max_w;
         end
         word = mag;
-        if (neg) begin
+        if (neg && ~zero) begin
             word = mag | sign_w;
-        end
-        if (zero) begin
-            word = zero16;
         end
     end
 
@@ -3703,44 +3682,44 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3$pa(p,x,inf,zero,sat,rs,ls,fe);
     output reg  [7:0] fe;
 
     // Constant declarations
-    localparam  kidx$0 = 10'b0;
-    localparam  kidx$1 = 10'b1;
-    localparam  kidx$2 = 10'b10;
-    localparam  kidx$3 = 10'b11;
-    localparam  kidx$4 = 10'b100;
-    localparam  kidx$5 = 10'b101;
-    localparam  kidx$6 = 10'b110;
-    localparam  kidx$7 = 10'b111;
-    localparam  kidx$8 = 10'b1000;
-    localparam  kidx$9 = 10'b1001;
-    localparam  kidx$10 = 10'b1010;
-    localparam  kidx$11 = 10'b1011;
-    localparam  kidx$12 = 10'b1100;
-    localparam  kidx$13 = 10'b1101;
-    localparam  kidx$14 = 10'b1110;
-    localparam  kidx$15 = 10'b1111;
+    localparam  kidx$0 = 5'b0;
+    localparam  kidx$1 = 5'b1;
+    localparam  kidx$2 = 5'b10;
+    localparam  kidx$3 = 5'b11;
+    localparam  kidx$4 = 5'b100;
+    localparam  kidx$5 = 5'b101;
+    localparam  kidx$6 = 5'b110;
+    localparam  kidx$7 = 5'b111;
+    localparam  kidx$8 = 5'b1000;
+    localparam  kidx$9 = 5'b1001;
+    localparam  kidx$10 = 5'b1010;
+    localparam  kidx$11 = 5'b1011;
+    localparam  kidx$12 = 5'b1100;
+    localparam  kidx$13 = 5'b1101;
+    localparam  kidx$14 = 5'b1110;
+    localparam  kidx$15 = 5'b1111;
     localparam  zero_p = 16'h0;
-    localparam  zero_x = 10'b0;
     localparam  off = 10'b0;
-    localparam  off1 = 10'b1;
     localparam  satb = 10'b11111111;
-    localparam  mb = 10'b111;
+    localparam  lsu_s = 5'b110;
     localparam  mb_s = 5'b111;
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h1;
-    localparam  rsmax = 10'b10001;
+    localparam  normal_rounds = 1'b1;
 
     // Local signals
-    reg  [9:0] k;
+    reg  [4:0] k;
     reg  [9:0] b;
-    reg  [9:0] d;
-    reg  [9:0] sum;
-    reg  [9:0] r;
+    reg  [4:0] rs_k;
+    reg  [4:0] ls_k;
+    reg  [4:0] rs_u;
+    reg  [4:0] ls_u;
+    reg  [4:0] x_s;
 
     // Update code
     always @(*) begin
-        k = zero_x;
+        k = zero_s;
         if (p[0]) begin
             k = kidx$0;
         end
@@ -3790,29 +3769,27 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3$pa(p,x,inf,zero,sat,rs,ls,fe);
             k = kidx$15;
         end
         zero = p == zero_p;
-        b = x + k;
-        sat = inf || (b >= satb);
-        if (b > off) begin
-            d = zero_x;
+        b = x + ((k) & 10'h3ff);
+        sat = (inf || (b >= satb)) && ~zero;
+        rs_k = zero_s;
+        ls_k = mb_s - k;
+        if (normal_rounds && (k > mb_s)) begin
+            rs_k = k - mb_s;
+            ls_k = zero_s;
+        end
+        x_s = x[(32'h0)+:(5)];
+        rs_u = zero_s;
+        ls_u = x_s + lsu_s;
+        if ((b > off) && ~zero) begin
             fe = b[(32'h0)+:(8)] - off1_8;
+            rs = rs_k;
+            ls = ls_k;
         end
         else begin
-            d = off1 - b;
             fe = zero8;
+            rs = rs_u;
+            ls = ls_u;
         end
-        sum = k + d;
-        if (sum > mb) begin
-            r = sum - mb;
-            if (r > rsmax) begin
-                r = rsmax;
-            end
-            ls = zero_s;
-        end
-        else begin
-            r = zero_x;
-            ls = mb_s - sum[(32'h0)+:(5)];
-        end
-        rs = r[(32'h0)+:(5)];
     end
 
 endmodule // sop_c6_fp16lut_ue4m4_bf16$lanes$3$pa
@@ -3830,28 +3807,31 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3$pb(neg,p,zero,sat,rs,ls,fe,word);
     output reg  [15:0] word;
 
     // Constant declarations
-    localparam  one_w = 18'b1;
-    localparam  zero_w = 18'b0;
+    localparam  one_p = 16'h1;
+    localparam  ones_w = 17'b11111111111111111;
+    localparam  zero_w = 17'b0;
     localparam  one_s = 5'b1;
     localparam  zero_s = 5'b0;
+    localparam  rs_mask = 5'b11111;
+    localparam  ls_mask = 5'b111;
     localparam  mb = 5'b111;
+    localparam  nmask = 16'hff;
     localparam  inf_w = 16'h7f80;
     localparam  max_w = 16'h7f7f;
     localparam  sign_w = 16'h8000;
-    localparam  zero16 = 16'h0;
-    localparam  f = 1'b0;
-    localparam  tr = 1'b1;
+    localparam  normal_rounds = 1'b1;
 
     // Local signals
-    reg  [17:0] wide;
-    reg  [17:0] q;
-    reg  [17:0] back;
-    reg  [17:0] rem;
-    reg  [17:0] t;
-    reg  [17:0] half;
-    reg  lsb;
+    reg  [16:0] e;
+    reg  [16:0] qg;
+    reg  [16:0] below;
+    reg  [4:0] rsm;
+    reg  [4:0] lsm;
+    reg  sticky;
     reg  ru;
-    reg  [17:0] n;
+    reg  [15:0] q;
+    reg  [15:0] nr;
+    reg  [15:0] nl;
     reg  [15:0] n16;
     reg  [15:0] fe16;
     reg  [15:0] w16;
@@ -3859,44 +3839,36 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3$pb(neg,p,zero,sat,rs,ls,fe,word);
 
     // Update code
     always @(*) begin
-        wide = ((p) & 18'h3ffff);
-        q = wide >> rs;
-        back = q << rs;
-        rem = wide - back;
-        t = one_w << rs;
-        half = t >> one_s;
-        lsb = (q & one_w) != zero_w;
-        ru = f;
-        if (rs != zero_s) begin
-            if (rem > half) begin
-                ru = tr;
-            end
-            if ((rem == half) && lsb) begin
-                ru = tr;
-            end
-        end
+        rsm = rs & rs_mask;
+        lsm = ls & ls_mask;
+        e = ((p) & 17'h1ffff) << one_s;
+        qg = e >> rsm;
+        below = e & ~(ones_w << rsm);
+        sticky = below != zero_w;
+        q = qg[(32'h1)+:(16)];
+        ru = qg[32'h0] && (sticky || qg[32'h1]);
         if (ru) begin
-            n = q + one_w;
+            nr = q + one_p;
         end
         else begin
-            n = q;
+            nr = q;
         end
-        if (rs == zero_s) begin
-            n = wide << ls;
+        nl = (((p) & 16'hffff) << lsm) & nmask;
+        if (rsm == zero_s) begin
+            n16 = nl;
         end
-        n16 = n[(32'h0)+:(16)];
-        fe16 = ((fe) & 16'hffff) << mb;
+        else begin
+            n16 = ((nr) & 16'hffff);
+        end
+        fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (w16 >= inf_w)) begin
+        if (sat || (normal_rounds && (w16 >= inf_w))) begin
             mag = max_w;
         end
         word = mag;
-        if (neg) begin
+        if (neg && ~zero) begin
             word = mag | sign_w;
-        end
-        if (zero) begin
-            word = zero16;
         end
     end
 

@@ -20,10 +20,12 @@ use std::process::Command;
 
 /// Configuration whose Verilog is mutated for the mutation check.
 const MUTANT_CONFIG: &str = "sop_c4_fp16lut_ue4m4_fp16";
-/// The packer's tie rule (round half to even: round up on a tie only when the kept LSB is 1).
-const MUTANT_FROM: &str = "if ((rem == half) && lsb) begin";
-/// The mutation: round up on every tie (ties away from zero on the magnitude).
-const MUTANT_TO: &str = "if (rem == half) begin";
+/// The packer's rounding rule (round half to even: round up when the guard bit is set and
+/// either a lower bit (sticky) or the kept LSB is 1).
+const MUTANT_FROM: &str = "ru = qg[32'h0] && (sticky || qg[32'h1]);";
+/// The mutation: round up whenever the guard bit is set, also on a tie (ties away from zero
+/// on the magnitude).
+const MUTANT_TO: &str = "ru = qg[32'h0];";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Variant {

@@ -9,8 +9,10 @@ use sop_testbenches::{config, harness, load, quantize, stream_layer, SMALL_LAYER
 
 #[test]
 fn mutated_rounding_is_caught_on_real_weights() {
+    // The rounding rule uses the kept LSB (`qg[1]`; `qg[0]` is the guard bit); the mutant
+    // drops it together with the sticky bit.
     assert!(
-        MUTATION.0.contains("lsb") && !MUTATION.1.contains("lsb"),
+        MUTATION.0.contains("qg[32'h1]") && !MUTATION.1.contains("qg[32'h1]"),
         "{MUTATION:?}"
     );
     let cfg = config(MUTANT_CONFIG);

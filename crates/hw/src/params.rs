@@ -101,8 +101,14 @@ pub struct Params {
     pub output: Ieee16,
     /// Product magnitude width `PW` (9 for HIF, 16 for FP16 entries).
     pub pw: u32,
-    /// Packer working width `WW` (`max(PW + 2, 16)`: holds `1 << (PW + 1)` and the 16-bit word).
+    /// Packer working width `WW = PW + 1`: the product with one guard bit below it, which
+    /// packer B shifts right for rounding.
     pub ww: u32,
+    /// Whether a *normal* result can need rounding: the product has more significant bits
+    /// than the output significand (`PW > man_bits + 1`). When false (HIF products into
+    /// FP16), only subnormal results round, a normal result is exact, and a rounding
+    /// carry can never reach the Inf exponent: the packer omits the logic for both.
+    pub normal_rounds: bool,
     /// Constant added to the multiplier's exponent sum so that `pack_off >= 0`.
     pub xpad: u32,
     /// Exponent offset of the multiplier output: value = `p * 2^(x - xoff)`.
@@ -111,6 +117,17 @@ pub struct Params {
     pub pack_off: u32,
     /// Largest packer right shift (`PW + 1`: everything further rounds to zero).
     pub rs_max: u32,
+    /// Bits of a right shift (`0 ..= rs_max`); packer B uses only these bits of `rs`.
+    pub rs_bits: u32,
+    /// Lowest possible leading-one position of a non-zero product: the smallest non-zero
+    /// entry significand (HIF: the smallest of `MANT_EIGHTHS`; FP16: a subnormal's 1)
+    /// times the smallest non-zero aligned scale significand (`1 << scale_align`).
+    pub k_min: u32,
+    /// Largest packer left shift, `man_bits - k_min` (a normal result shifts left by
+    /// `man_bits - k`, a subnormal one by less).
+    pub ls_max: u32,
+    /// Bits of a left shift (`0 ..= ls_max`); packer B uses only these bits of `ls`.
+    pub ls_bits: u32,
     /// Pipeline latency in cycles (register stages from `valid_in` to `valid_out`).
     pub latency: u32,
 }
@@ -155,7 +172,14 @@ impl Params {
         let obias = cfg.output.bias() as u32;
         let xpad = obias.saturating_sub(base);
         let xoff = base + xpad;
-        let ww = (pw + 2).max(16).max(cfg.output.man_bits() + 2);
+        let ww = pw + 1;
+        let min_entry_sig = match cfg.lut.hif() {
+            Some(_) => *MANT_EIGHTHS.iter().min().unwrap(),
+            None => 1,
+        };
+        let k_min = 31 - (min_entry_sig << scale_align).leading_zeros();
+        let ls_max = cfg.output.man_bits().saturating_sub(k_min);
+        let bits_for = |v: u32| 32 - v.leading_zeros();
         let p = Params {
             code_bits: cfg.code_bits,
             lut: cfg.lut,
@@ -167,14 +191,20 @@ impl Params {
             output: cfg.output,
             pw,
             ww,
+            normal_rounds: pw > cfg.output.man_bits() + 1,
             xpad,
             xoff,
             pack_off: xoff - obias,
             rs_max: pw + 1,
+            rs_bits: bits_for(pw + 1),
+            k_min,
+            ls_max,
+            ls_bits: bits_for(ls_max),
             latency: LATENCY,
         };
         assert!(p.x_max() + p.pw < (1 << XW), "exponent path too narrow");
         assert!(p.rs_max < (1 << SW) && cfg.output.man_bits() < (1 << SW));
+        assert!(p.rs_bits <= SW && p.ls_bits <= SW);
         p
     }
 
@@ -215,9 +245,23 @@ mod tests {
         for c in default_configs() {
             let p = Params::new(&c);
             match c.lut {
-                LutEntry::Fp16 => assert_eq!((p.pw, p.ww), (16, 18)),
-                _ => assert_eq!((p.pw, p.ww), (9, 16)),
+                LutEntry::Fp16 => assert_eq!((p.pw, p.ww), (16, 17)),
+                _ => assert_eq!((p.pw, p.ww), (9, 10)),
             }
+            // HIF products (9 bits) fit FP16's 11-bit significand, not BF16's 8 bits.
+            let hif_fp16 = c.lut != LutEntry::Fp16 && c.output == Ieee16::Fp16;
+            assert_eq!(p.normal_rounds, !hif_fp16, "{}", c.name);
+            // Smallest HIF mantissa 1 (8 eighths) times the smallest UE4M4 significand 1
+            // (E4M3: 1 << 1); an FP16 subnormal entry can be 1.
+            let k_min = match (c.lut, c.scale) {
+                (LutEntry::Fp16, ScaleFormat::UE4M4) => 0,
+                (LutEntry::Fp16, _) => 1,
+                (_, ScaleFormat::UE4M4) => 3,
+                _ => 4,
+            };
+            assert_eq!(p.k_min, k_min, "{}", c.name);
+            assert_eq!(p.ls_max, c.output.man_bits() - k_min);
+            assert_eq!(p.rs_bits, if c.lut == LutEntry::Fp16 { 5 } else { 4 });
         }
     }
 }

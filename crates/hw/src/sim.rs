@@ -89,12 +89,12 @@ pub(crate) fn build(cfg: &LaneConfig) -> Box<dyn TopOps> {
     let p = Params::new(cfg);
     let n = cfg.lanes as usize;
     match (cfg.code_bits, cfg.lut) {
-        (4, LutEntry::Hif7) => mk::<4, 5, 7, 9, 16>(&p, n),
-        (4, LutEntry::Hif8) => mk::<4, 5, 8, 9, 16>(&p, n),
-        (4, LutEntry::Fp16) => mk::<4, 5, 16, 16, 18>(&p, n),
-        (6, LutEntry::Hif7) => mk::<6, 7, 7, 9, 16>(&p, n),
-        (6, LutEntry::Hif8) => mk::<6, 7, 8, 9, 16>(&p, n),
-        (6, LutEntry::Fp16) => mk::<6, 7, 16, 16, 18>(&p, n),
+        (4, LutEntry::Hif7) => mk::<4, 5, 7, 9, 10>(&p, n),
+        (4, LutEntry::Hif8) => mk::<4, 5, 8, 9, 10>(&p, n),
+        (4, LutEntry::Fp16) => mk::<4, 5, 16, 16, 17>(&p, n),
+        (6, LutEntry::Hif7) => mk::<6, 7, 7, 9, 10>(&p, n),
+        (6, LutEntry::Hif8) => mk::<6, 7, 8, 9, 10>(&p, n),
+        (6, LutEntry::Fp16) => mk::<6, 7, 16, 16, 17>(&p, n),
         (c, _) => unreachable!("code_bits {c} passed validation"),
     }
 }
@@ -301,19 +301,19 @@ impl Datapath {
         cfg.validate()?;
         let p = Params::new(cfg);
         let inner: Box<dyn PathOps> = match cfg.lut {
-            LutEntry::Hif7 => Box::new(Path::<9, 16> {
+            LutEntry::Hif7 => Box::new(Path::<9, 10> {
                 sdec: ScaleDec::new(&p),
                 mul: Box::new(HifMul::<7, 9>::new(&p)),
                 pa: PackA::new(&p),
                 pb: PackB::new(&p),
             }),
-            LutEntry::Hif8 => Box::new(Path::<9, 16> {
+            LutEntry::Hif8 => Box::new(Path::<9, 10> {
                 sdec: ScaleDec::new(&p),
                 mul: Box::new(HifMul::<8, 9>::new(&p)),
                 pa: PackA::new(&p),
                 pb: PackB::new(&p),
             }),
-            LutEntry::Fp16 => Box::new(Path::<16, 18> {
+            LutEntry::Fp16 => Box::new(Path::<16, 17> {
                 sdec: ScaleDec::new(&p),
                 mul: Box::new(Fp16Mul::<16, 16>::new(&p)),
                 pa: PackA::new(&p),

@@ -92,7 +92,7 @@ struct DynSpec {
     bias: i32,
     /// Normalized starting levels (unrounded).
     init: Vec<f32>,
-    /// Levels the fit never moves: `-1, 0, +1` (unsigned scales) or `0, +1` (signed).
+    /// Levels the fit never moves: `-top, 0, +top` (unsigned scales) or `0, +top` (signed).
     fixed: Vec<f32>,
     /// The table's top level (`1`, or one of [`TABLE_TOPS`]): the starting scale of a block
     /// maps its extreme weight there.

@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use sop_atomic_write::{PAUSE_ENV, PAUSE_MARKER, PAUSE_SKIP_ENV};
 
+mod common;
+
+use common::{f32s, files, safetensors, sop};
+
 /// Runs `sop args` to completion and asserts success.
 fn sop_ok(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sop")).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "sop {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, err) = sop(args);
+    assert_eq!(code, 0, "sop {args:?}: {err}");
 }
 
 /// Where a paused write was killed: its temporary file and its destination.
@@ -62,19 +62,6 @@ fn kill_at_pause(args: &[&str], k: usize) -> Option<Killed> {
     let status = child.wait().unwrap();
     assert!(status.success(), "sop {args:?} failed before pause {k}");
     None
-}
-
-/// Every file of `dir` (hidden ones included), by name.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .map(|e| {
-                let e = e.unwrap();
-                (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap())
-            })
-            .collect(),
-        Err(_) => BTreeMap::new(),
-    }
 }
 
 /// Temporary-file names (`.<name>.tmp-<pid>-<n>`) in `dir`.
@@ -130,24 +117,14 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 /// Two linear layers: `a.weight` (32 x 64) and `b.weight` (64 x 32), deterministic values.
 fn write_model(path: &Path) {
-    let mut header = serde_json::Map::new();
-    let mut data = Vec::new();
-    for (name, r, c) in [("a.weight", 32usize, 64usize), ("b.weight", 64, 32)] {
-        let start = data.len();
-        for i in 0..r * c {
-            let v = ((i * 7919 + r) % 1013) as f32 / 1013.0 - 0.5;
-            data.extend_from_slice(&v.to_le_bytes());
-        }
-        header.insert(
-            name.into(),
-            serde_json::json!({"dtype": "F32", "shape": [r, c], "data_offsets": [start, data.len()]}),
-        );
-    }
-    let h = serde_json::to_vec(&header).unwrap();
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&h);
-    out.extend_from_slice(&data);
-    std::fs::write(path, out).unwrap();
+    let tensors: Vec<_> = [("a.weight", 32usize, 64usize), ("b.weight", 64, 32)]
+        .iter()
+        .map(|&(name, r, c)| {
+            let v = (0..r * c).map(|i| ((i * 7919 + r) % 1013) as f32 / 1013.0 - 0.5);
+            (name.to_string(), "F32", vec![r, c], f32s(v))
+        })
+        .collect();
+    std::fs::write(path, safetensors(&tensors).0).unwrap();
 }
 
 fn cases(model: &Path) -> Vec<Case> {

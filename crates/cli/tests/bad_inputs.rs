@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::one_line_error;
+use common::{f32s, imatrix, one_line_error, safetensors, Tensor as T};
 
 /// One row: `sop args...` (with `$T` standing for the temporary directory), what must appear
 /// in the error line, and the files that must not exist afterwards.
@@ -134,13 +133,6 @@ impl Catalogue {
     }
 }
 
-/// A safetensors tensor: name, dtype, shape, raw little-endian data.
-type T = (String, &'static str, Vec<usize>, Vec<u8>);
-
-fn f32s(v: impl IntoIterator<Item = f32>) -> Vec<u8> {
-    v.into_iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 /// Deterministic weights in [-0.5, 0.5) with a few larger ones.
 fn weights(n: usize, salt: usize) -> Vec<f32> {
     (0..n)
@@ -159,31 +151,6 @@ fn w(name: &str, rows: usize, cols: usize) -> T {
     (name.into(), "F32", vec![rows, cols], f32s(weights(rows * cols, rows)))
 }
 
-/// A safetensors file, tensors stored in order; returns the bytes and the data offset of
-/// each tensor (start, end) relative to the file.
-fn safetensors(tensors: &[T]) -> (Vec<u8>, Vec<(usize, usize)>) {
-    let mut header = serde_json::Map::new();
-    let mut off = 0;
-    for (name, dtype, shape, data) in tensors {
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [off, off + data.len()]}),
-        );
-        off += data.len();
-    }
-    let h = serde_json::to_vec(&header).unwrap();
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&h);
-    let base = out.len();
-    let mut spans = Vec::new();
-    for (_, _, _, data) in tensors {
-        spans.push((out.len(), out.len() + data.len()));
-        out.extend_from_slice(data);
-    }
-    debug_assert_eq!(out.len(), base + off);
-    (out, spans)
-}
-
 /// A safetensors file with a hand-written JSON header (offsets not checked) and `data`.
 fn raw_safetensors(header: serde_json::Value, data: &[u8]) -> Vec<u8> {
     let h = serde_json::to_vec(&header).unwrap();
@@ -199,32 +166,6 @@ fn good_model() -> Vec<T> {
         w("b.weight", 64, 32),
         ("c.bias".into(), "F32", vec![32], f32s(weights(32, 1))),
     ]
-}
-
-fn imatrix(path: &Path, layers: &[(&str, usize)]) {
-    let per_layer: BTreeMap<String, sop_calib::LayerStats> = layers
-        .iter()
-        .map(|&(n, c)| {
-            (
-                n.to_string(),
-                sop_calib::LayerStats {
-                    sum_x2: (0..c).map(|j| 1.0 + j as f64).collect(),
-                    sum_x: None,
-                    count: 10,
-                },
-            )
-        })
-        .collect();
-    sop_calib::ImatrixStats {
-        per_layer,
-        datasets: vec!["test".into()],
-        chunks: 1,
-        chunk_size: 8,
-        source: None,
-        format: sop_calib::ImatrixFormat::Memory,
-    }
-    .write(path)
-    .unwrap();
 }
 
 /// A TOML lane configuration: the first committed one with `field = value` replaced (or

@@ -2,8 +2,10 @@
 //! byte-identical output files at 1, 2 and 8 worker threads (`--threads`). Needs the cached
 //! weights (`minilm`, fetched on first use).
 
+mod common;
+
+use common::files;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -25,17 +27,6 @@ fn sop(threads: &str, args: &[&str]) {
         args[0],
         t0.elapsed().as_secs_f64()
     );
-}
-
-/// Every file of a directory, by name.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap())
-        })
-        .collect()
 }
 
 /// Asserts that every run wrote the same set of files with the same bytes.

@@ -4,35 +4,28 @@
 
 mod common;
 
-use common::one_line_error;
+use common::{f32s, one_line_error, safetensors, sop};
 
 use std::path::Path;
-use std::process::Command;
-
-fn sop(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sop")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
 
 /// A hand-written safetensors file: `layer.weight` (2 x 16 F32, given values) and
 /// `layer.bias` (16 F32).
 fn write_model(path: &Path, weight: &[f32]) {
-    let wb: Vec<u8> = weight.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let bb: Vec<u8> = (0..16).flat_map(|i| (i as f32).to_le_bytes()).collect();
-    let header = serde_json::json!({
-        "layer.weight": {"dtype": "F32", "shape": [2, 16], "data_offsets": [0, wb.len()]},
-        "layer.bias": {"dtype": "F32", "shape": [16], "data_offsets": [wb.len(), wb.len() + bb.len()]},
-    });
-    let h = serde_json::to_vec(&header).unwrap();
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&h);
-    out.extend_from_slice(&wb);
-    out.extend_from_slice(&bb);
-    std::fs::write(path, out).unwrap();
+    let tensors = [
+        (
+            "layer.weight".to_string(),
+            "F32",
+            vec![2, 16],
+            f32s(weight.iter().copied()),
+        ),
+        (
+            "layer.bias".to_string(),
+            "F32",
+            vec![16],
+            f32s((0..16).map(|i| i as f32)),
+        ),
+    ];
+    std::fs::write(path, safetensors(&tensors).0).unwrap();
 }
 
 #[test]

@@ -5,67 +5,27 @@
 
 mod common;
 
-use common::one_line_error;
+use common::{f32s, imatrix, one_line_error, safetensors, sop};
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
-
-fn sop(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sop")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
 
 /// Two linear layers: `a.weight` (32 x 64) and `b.weight` (64 x 32), deterministic values.
 fn write_model(path: &Path) {
-    let mut header = serde_json::Map::new();
-    let mut data = Vec::new();
-    for (name, r, c) in [("a.weight", 32usize, 64usize), ("b.weight", 64, 32)] {
-        let start = data.len();
-        for i in 0..r * c {
-            let v = ((i * 7919 + r) % 1013) as f32 / 1013.0 - 0.5;
-            let v = if i % 97 == 0 { v * 20.0 } else { v };
-            data.extend_from_slice(&v.to_le_bytes());
-        }
-        header.insert(
-            name.into(),
-            serde_json::json!({"dtype": "F32", "shape": [r, c], "data_offsets": [start, data.len()]}),
-        );
-    }
-    let h = serde_json::to_vec(&header).unwrap();
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&h);
-    out.extend_from_slice(&data);
-    std::fs::write(path, out).unwrap();
-}
-
-fn imatrix(path: &Path, layers: &[(&str, usize)]) {
-    let per_layer: BTreeMap<String, sop_calib::LayerStats> = layers
+    let tensors: Vec<_> = [("a.weight", 32usize, 64usize), ("b.weight", 64, 32)]
         .iter()
-        .map(|&(n, c)| {
-            (
-                n.to_string(),
-                sop_calib::LayerStats {
-                    sum_x2: (0..c).map(|j| 1.0 + j as f64).collect(),
-                    sum_x: None,
-                    count: 10,
-                },
-            )
+        .map(|&(name, r, c)| {
+            let v = (0..r * c).map(|i| {
+                let v = ((i * 7919 + r) % 1013) as f32 / 1013.0 - 0.5;
+                if i % 97 == 0 {
+                    v * 20.0
+                } else {
+                    v
+                }
+            });
+            (name.to_string(), "F32", vec![r, c], f32s(v))
         })
         .collect();
-    let s = sop_calib::ImatrixStats {
-        per_layer,
-        datasets: vec!["test".into()],
-        chunks: 1,
-        chunk_size: 8,
-        source: None,
-        format: sop_calib::ImatrixFormat::Memory,
-    };
-    s.write(path).unwrap();
+    std::fs::write(path, safetensors(&tensors).0).unwrap();
 }
 
 #[test]

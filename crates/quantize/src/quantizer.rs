@@ -354,16 +354,19 @@ impl Quantizer {
             let sub = Ctx::new(&sub_u, a, sub_rows, w.cols, block, codec);
             let mut chosen = (0, 0);
             let mut best_err = sub.error(&run(&sub, 0, 0));
-            for (fi, di) in (1..n_fixed)
-                .map(|fi| (fi, 0))
-                .chain((1..n_dyn).map(|di| (usize::MAX, di)))
-            {
-                let fi = if fi == usize::MAX { chosen.0 } else { fi };
+            let mut consider = |fi: usize, di: usize, chosen: &mut (usize, usize)| {
                 let e = sub.error(&run(&sub, fi, di));
                 if e < best_err {
                     best_err = e;
-                    chosen = (fi, di);
+                    *chosen = (fi, di);
                 }
+            };
+            for fi in 1..n_fixed {
+                consider(fi, 0, &mut chosen);
+            }
+            let fi = chosen.0;
+            for di in 1..n_dyn {
+                consider(fi, di, &mut chosen);
             }
             run(&ctx, chosen.0, chosen.1)
         } else {

@@ -452,11 +452,7 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
     let mut lanes = Vec::new();
     for cfg in &configs {
         let point = point_for(cfg)?;
-        let variant = if opts.mutant && cfg.name == MUTANT_CONFIG {
-            Variant::Mutant
-        } else {
-            Variant::Plain
-        };
+        let variant = variant_for(opts, cfg);
         let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
         h.set_keep(opts.max_mismatches.clamp(1, 100) as usize);
         h.reset();
@@ -497,20 +493,7 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
                 continue;
             }
             let t1 = Instant::now();
-            let ql = lane.quantizer.quantize(
-                LayerRef {
-                    name: &w.name,
-                    rows: w.rows,
-                    cols: w.cols,
-                    data: &w.data,
-                },
-                None,
-            )?;
-            let mut stim = LayerStim::from_quantized(&ql, &lane.cfg)?;
-            drop(ql);
-            if let Some(m) = opts.max_weights {
-                stim.truncate_weights(m);
-            }
+            let stim = layer_stim(&lane.quantizer, &w, &lane.cfg, opts.max_weights)?;
             let quant_secs = t1.elapsed().as_secs_f64() + load_secs / lanes_len(&configs);
             let t2 = Instant::now();
             let before = lane.h.counters().mismatches;
@@ -726,20 +709,7 @@ pub fn soak(opts: &CosimOptions, rounds: u64, mut progress: impl FnMut(&SoakRoun
     for name in &layers {
         let w = model.load_f32(name)?;
         for ((cfg, q), out) in configs.iter().zip(&quantizers).zip(&mut stims) {
-            let ql = q.quantize(
-                LayerRef {
-                    name: &w.name,
-                    rows: w.rows,
-                    cols: w.cols,
-                    data: &w.data,
-                },
-                None,
-            )?;
-            let mut stim = LayerStim::from_quantized(&ql, cfg)?;
-            if let Some(m) = opts.max_weights {
-                stim.truncate_weights(m);
-            }
-            out.push(stim);
+            out.push(layer_stim(q, &w, cfg, opts.max_weights)?);
         }
     }
     let mut s = SoakSummary {
@@ -766,12 +736,7 @@ pub fn soak(opts: &CosimOptions, rounds: u64, mut progress: impl FnMut(&SoakRoun
             secs: 0.0,
         };
         for (cfg, cs) in configs.iter().zip(&stims) {
-            let variant = if opts.mutant && cfg.name == MUTANT_CONFIG {
-                Variant::Mutant
-            } else {
-                Variant::Plain
-            };
-            let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
+            let mut h = Harness::new(Dut::with_variant(&cfg.name, variant_for(opts, cfg))?);
             h.set_keep(keep);
             if opts.max_mismatches != 0 {
                 h.set_max_mismatches(opts.max_mismatches - s.mismatches - r.mismatches);
@@ -816,6 +781,40 @@ pub fn soak(opts: &CosimOptions, rounds: u64, mut progress: impl FnMut(&SoakRoun
         }
     }
     Ok(s)
+}
+
+/// The RTL variant a configuration runs: the mutant only when asked for and only for
+/// [`MUTANT_CONFIG`].
+fn variant_for(opts: &CosimOptions, cfg: &LaneConfig) -> Variant {
+    if opts.mutant && cfg.name == MUTANT_CONFIG {
+        Variant::Mutant
+    } else {
+        Variant::Plain
+    }
+}
+
+/// Quantizes layer `w` for configuration `cfg` and turns it into its stimulus, keeping at
+/// most `max_weights` weights (whole blocks) when given.
+fn layer_stim(
+    q: &Quantizer,
+    w: &sop_model::Weights2D,
+    cfg: &LaneConfig,
+    max_weights: Option<u64>,
+) -> Result<LayerStim, CosimError> {
+    let ql = q.quantize(
+        LayerRef {
+            name: &w.name,
+            rows: w.rows,
+            cols: w.cols,
+            data: &w.data,
+        },
+        None,
+    )?;
+    let mut stim = LayerStim::from_quantized(&ql, cfg)?;
+    if let Some(m) = max_weights {
+        stim.truncate_weights(m);
+    }
+    Ok(stim)
 }
 
 fn lanes_len(configs: &[LaneConfig]) -> f64 {

@@ -333,17 +333,17 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,
     reg  [9:0] s2_x$d;
     wire  [9:0] s2_x$q;
     reg  s2_x$clock;
-    reg  s2_inf$d;
-    wire  s2_inf$q;
-    reg  s2_inf$clock;
-    reg  [15:0] pa$p;
-    reg  [9:0] pa$x;
-    reg  pa$inf;
-    wire  pa$zero;
-    wire  pa$sat;
-    wire  [4:0] pa$rs;
-    wire  [4:0] pa$ls;
-    wire  [7:0] pa$fe;
+    reg  s2_inf$0$d;
+    wire  s2_inf$0$q;
+    reg  s2_inf$0$clock;
+    reg  [15:0] pa$0$p;
+    reg  [9:0] pa$0$x;
+    reg  pa$0$inf;
+    wire  pa$0$zero;
+    wire  pa$0$sat;
+    wire  [4:0] pa$0$rs;
+    wire  [4:0] pa$0$ls;
+    wire  [7:0] pa$0$fe;
     reg  s3_valid$d;
     wire  s3_valid$q;
     reg  s3_valid$clock;
@@ -354,29 +354,29 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,
     reg  [15:0] s3_p$d;
     wire  [15:0] s3_p$q;
     reg  s3_p$clock;
-    reg  s3_zero$d;
-    wire  s3_zero$q;
-    reg  s3_zero$clock;
+    reg  s3_zero$0$d;
+    wire  s3_zero$0$q;
+    reg  s3_zero$0$clock;
     reg  s3_sat$d;
     wire  s3_sat$q;
     reg  s3_sat$clock;
     reg  [4:0] s3_rs$d;
     wire  [4:0] s3_rs$q;
     reg  s3_rs$clock;
-    reg  [4:0] s3_ls$d;
-    wire  [4:0] s3_ls$q;
-    reg  s3_ls$clock;
+    reg  [4:0] s3_ls$0$d;
+    wire  [4:0] s3_ls$0$q;
+    reg  s3_ls$0$clock;
     reg  [7:0] s3_fe$d;
     wire  [7:0] s3_fe$q;
     reg  s3_fe$clock;
-    reg  pb$neg;
-    reg  [15:0] pb$p;
-    reg  pb$zero;
-    reg  pb$sat;
-    reg  [4:0] pb$rs;
-    reg  [4:0] pb$ls;
-    reg  [7:0] pb$fe;
-    wire  [15:0] pb$word;
+    reg  pb$0$neg;
+    reg  [15:0] pb$0$p;
+    reg  pb$0$zero;
+    reg  pb$0$sat;
+    reg  [4:0] pb$0$rs;
+    reg  [4:0] pb$0$ls;
+    reg  [7:0] pb$0$fe;
+    wire  [15:0] pb$0$word;
     reg  s4_valid$d;
     wire  s4_valid$q;
     reg  s4_valid$clock;
@@ -470,20 +470,20 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,
         .q(s2_x$q),
         .clock(s2_x$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$0$s2_inf s2_inf(
-        .d(s2_inf$d),
-        .q(s2_inf$q),
-        .clock(s2_inf$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$0$s2_inf$0 s2_inf$0(
+        .d(s2_inf$0$d),
+        .q(s2_inf$0$q),
+        .clock(s2_inf$0$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$0$pa pa(
-        .p(pa$p),
-        .x(pa$x),
-        .inf(pa$inf),
-        .zero(pa$zero),
-        .sat(pa$sat),
-        .rs(pa$rs),
-        .ls(pa$ls),
-        .fe(pa$fe)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$0$pa$0 pa$0(
+        .p(pa$0$p),
+        .x(pa$0$x),
+        .inf(pa$0$inf),
+        .zero(pa$0$zero),
+        .sat(pa$0$sat),
+        .rs(pa$0$rs),
+        .ls(pa$0$ls),
+        .fe(pa$0$fe)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_valid s3_valid(
         .d(s3_valid$d),
@@ -501,10 +501,10 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,
         .q(s3_p$q),
         .clock(s3_p$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_zero s3_zero(
-        .d(s3_zero$d),
-        .q(s3_zero$q),
-        .clock(s3_zero$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_zero$0 s3_zero$0(
+        .d(s3_zero$0$d),
+        .q(s3_zero$0$q),
+        .clock(s3_zero$0$clock)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_sat s3_sat(
         .d(s3_sat$d),
@@ -516,25 +516,25 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,
         .q(s3_rs$q),
         .clock(s3_rs$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_ls s3_ls(
-        .d(s3_ls$d),
-        .q(s3_ls$q),
-        .clock(s3_ls$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_ls$0 s3_ls$0(
+        .d(s3_ls$0$d),
+        .q(s3_ls$0$q),
+        .clock(s3_ls$0$clock)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_fe s3_fe(
         .d(s3_fe$d),
         .q(s3_fe$q),
         .clock(s3_fe$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$0$pb pb(
-        .neg(pb$neg),
-        .p(pb$p),
-        .zero(pb$zero),
-        .sat(pb$sat),
-        .rs(pb$rs),
-        .ls(pb$ls),
-        .fe(pb$fe),
-        .word(pb$word)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$0$pb$0 pb$0(
+        .neg(pb$0$neg),
+        .p(pb$0$p),
+        .zero(pb$0$zero),
+        .sat(pb$0$sat),
+        .rs(pb$0$rs),
+        .ls(pb$0$ls),
+        .fe(pb$0$fe),
+        .word(pb$0$word)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$0$s4_valid s4_valid(
         .d(s4_valid$d),
@@ -561,14 +561,11 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,
         s2_neg$clock = clock;
         s2_p$clock = clock;
         s2_x$clock = clock;
-        s2_inf$clock = clock;
         s3_valid$clock = clock;
         s3_neg$clock = clock;
         s3_p$clock = clock;
-        s3_zero$clock = clock;
         s3_sat$clock = clock;
         s3_rs$clock = clock;
-        s3_ls$clock = clock;
         s3_fe$clock = clock;
         s4_valid$clock = clock;
         s4_word$clock = clock;
@@ -611,27 +608,30 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,
         s2_neg$d = fp$0$neg;
         s2_p$d = fp$0$p;
         s2_x$d = fp$0$x;
-        s2_inf$d = fp$0$inf;
-        pa$p = s2_p$q;
-        pa$x = s2_x$q;
-        pa$inf = s2_inf$q;
+        s2_inf$0$clock = clock;
+        s2_inf$0$d = fp$0$inf;
         s3_valid$d = s2_valid$q;
-        s3_neg$d = s2_neg$q;
         s3_p$d = s2_p$q;
-        s3_zero$d = pa$zero;
-        s3_sat$d = pa$sat;
-        s3_rs$d = pa$rs;
-        s3_ls$d = pa$ls;
-        s3_fe$d = pa$fe;
-        pb$neg = s3_neg$q;
-        pb$p = s3_p$q;
-        pb$zero = s3_zero$q;
-        pb$sat = s3_sat$q;
-        pb$rs = s3_rs$q;
-        pb$ls = s3_ls$q;
-        pb$fe = s3_fe$q;
+        pa$0$p = s2_p$q;
+        pa$0$x = s2_x$q;
+        pa$0$inf = s2_inf$0$q;
+        s3_neg$d = s2_neg$q;
+        s3_zero$0$clock = clock;
+        s3_zero$0$d = pa$0$zero;
+        s3_sat$d = pa$0$sat;
+        s3_rs$d = pa$0$rs;
+        s3_ls$0$clock = clock;
+        s3_ls$0$d = pa$0$ls;
+        s3_fe$d = pa$0$fe;
         s4_valid$d = s3_valid$q;
-        s4_word$d = pb$word;
+        pb$0$neg = s3_neg$q;
+        pb$0$p = s3_p$q;
+        pb$0$zero = s3_zero$0$q;
+        pb$0$sat = s3_sat$q;
+        pb$0$rs = s3_rs$q;
+        pb$0$ls = s3_ls$0$q;
+        pb$0$fe = s3_fe$q;
+        s4_word$d = pb$0$word;
         data_out = s4_word$q;
         valid_out = s4_valid$q;
     end
@@ -738,7 +738,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$lut(clock,we,waddr,wdata,raddr,rdata);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$lut
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pa(p,x,inf,zero,sat,rs,ls,fe);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pa$0(p,x,inf,zero,sat,rs,ls,fe);
 
     // Module arguments
     input wire  [15:0] p;
@@ -867,9 +867,9 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pa(p,x,inf,zero,sat,rs,ls,fe);
         end
     end
 
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$pa
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$pa$0
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pb(neg,p,zero,sat,rs,ls,fe,word);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pb$0(neg,p,zero,sat,rs,ls,fe,word);
 
     // Module arguments
     input wire  neg;
@@ -947,7 +947,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pb(neg,p,zero,sat,rs,ls,fe,word);
         end
     end
 
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$pb
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$pb$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s1_exp(d,q,clock);
 
@@ -1003,7 +1003,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s1_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$s1_valid
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s2_inf(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s2_inf$0(d,q,clock);
 
     // Module arguments
     input wire  d;
@@ -1014,7 +1014,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s2_inf(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$s2_inf
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$s2_inf$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s2_neg(d,q,clock);
 
@@ -1083,7 +1083,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_fe(d,q,clock);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_fe
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_ls(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_ls$0(d,q,clock);
 
     // Module arguments
     input wire  [4:0] d;
@@ -1094,7 +1094,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_ls(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_ls
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_ls$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_neg(d,q,clock);
 
@@ -1163,7 +1163,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_valid
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_zero(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_zero$0(d,q,clock);
 
     // Module arguments
     input wire  d;
@@ -1174,7 +1174,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_zero(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_zero
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$0$s3_zero$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$0$s4_valid(d,q,clock,reset);
 
@@ -1219,8 +1219,18 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$sdec(code,sig,exp,neg);
     localparam  man_mask = 8'hf;
     localparam  hidden = 8'h10;
     localparam  align = 8'h0;
-    localparam  zero = 8'h0;
+    localparam  zero8 = 8'h0;
     localparam  one = 8'h1;
+    localparam  normalized = 1'b0;
+    localparam  exp_norm = 8'h3;
+    localparam  k_sh$0 = 8'h4;
+    localparam  k_sh$1 = 8'h3;
+    localparam  k_sh$2 = 8'h2;
+    localparam  k_sh$3 = 8'h1;
+    localparam  k_e$0 = 8'h0;
+    localparam  k_e$1 = 8'h1;
+    localparam  k_e$2 = 8'h2;
+    localparam  k_e$3 = 8'h3;
 
     // Local signals
     reg  [7:0] e;
@@ -1228,16 +1238,38 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$sdec(code,sig,exp,neg);
 
     // Update code
     always @(*) begin
-        neg = (code & sign_mask) != zero;
+        neg = (code & sign_mask) != zero8;
         e = (code >> man_shift) & exp_mask;
         m = code & man_mask;
-        if (e == zero) begin
+        if (e == zero8) begin
             sig = m << align;
             exp = one;
+            if (normalized) begin
+                exp = zero8;
+                if (m[0]) begin
+                    sig = (m << k_sh$0) << align;
+                    exp = k_e$0;
+                end
+                if (m[1]) begin
+                    sig = (m << k_sh$1) << align;
+                    exp = k_e$1;
+                end
+                if (m[2]) begin
+                    sig = (m << k_sh$2) << align;
+                    exp = k_e$2;
+                end
+                if (m[3]) begin
+                    sig = (m << k_sh$3) << align;
+                    exp = k_e$3;
+                end
+            end
         end
         else begin
             sig = (m | hidden) << align;
             exp = e;
+            if (normalized) begin
+                exp = e + exp_norm;
+            end
         end
     end
 
@@ -1316,17 +1348,17 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,
     reg  [9:0] s2_x$d;
     wire  [9:0] s2_x$q;
     reg  s2_x$clock;
-    reg  s2_inf$d;
-    wire  s2_inf$q;
-    reg  s2_inf$clock;
-    reg  [15:0] pa$p;
-    reg  [9:0] pa$x;
-    reg  pa$inf;
-    wire  pa$zero;
-    wire  pa$sat;
-    wire  [4:0] pa$rs;
-    wire  [4:0] pa$ls;
-    wire  [7:0] pa$fe;
+    reg  s2_inf$0$d;
+    wire  s2_inf$0$q;
+    reg  s2_inf$0$clock;
+    reg  [15:0] pa$0$p;
+    reg  [9:0] pa$0$x;
+    reg  pa$0$inf;
+    wire  pa$0$zero;
+    wire  pa$0$sat;
+    wire  [4:0] pa$0$rs;
+    wire  [4:0] pa$0$ls;
+    wire  [7:0] pa$0$fe;
     reg  s3_valid$d;
     wire  s3_valid$q;
     reg  s3_valid$clock;
@@ -1337,29 +1369,29 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,
     reg  [15:0] s3_p$d;
     wire  [15:0] s3_p$q;
     reg  s3_p$clock;
-    reg  s3_zero$d;
-    wire  s3_zero$q;
-    reg  s3_zero$clock;
+    reg  s3_zero$0$d;
+    wire  s3_zero$0$q;
+    reg  s3_zero$0$clock;
     reg  s3_sat$d;
     wire  s3_sat$q;
     reg  s3_sat$clock;
     reg  [4:0] s3_rs$d;
     wire  [4:0] s3_rs$q;
     reg  s3_rs$clock;
-    reg  [4:0] s3_ls$d;
-    wire  [4:0] s3_ls$q;
-    reg  s3_ls$clock;
+    reg  [4:0] s3_ls$0$d;
+    wire  [4:0] s3_ls$0$q;
+    reg  s3_ls$0$clock;
     reg  [7:0] s3_fe$d;
     wire  [7:0] s3_fe$q;
     reg  s3_fe$clock;
-    reg  pb$neg;
-    reg  [15:0] pb$p;
-    reg  pb$zero;
-    reg  pb$sat;
-    reg  [4:0] pb$rs;
-    reg  [4:0] pb$ls;
-    reg  [7:0] pb$fe;
-    wire  [15:0] pb$word;
+    reg  pb$0$neg;
+    reg  [15:0] pb$0$p;
+    reg  pb$0$zero;
+    reg  pb$0$sat;
+    reg  [4:0] pb$0$rs;
+    reg  [4:0] pb$0$ls;
+    reg  [7:0] pb$0$fe;
+    wire  [15:0] pb$0$word;
     reg  s4_valid$d;
     wire  s4_valid$q;
     reg  s4_valid$clock;
@@ -1453,20 +1485,20 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,
         .q(s2_x$q),
         .clock(s2_x$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$1$s2_inf s2_inf(
-        .d(s2_inf$d),
-        .q(s2_inf$q),
-        .clock(s2_inf$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$1$s2_inf$0 s2_inf$0(
+        .d(s2_inf$0$d),
+        .q(s2_inf$0$q),
+        .clock(s2_inf$0$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$1$pa pa(
-        .p(pa$p),
-        .x(pa$x),
-        .inf(pa$inf),
-        .zero(pa$zero),
-        .sat(pa$sat),
-        .rs(pa$rs),
-        .ls(pa$ls),
-        .fe(pa$fe)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$1$pa$0 pa$0(
+        .p(pa$0$p),
+        .x(pa$0$x),
+        .inf(pa$0$inf),
+        .zero(pa$0$zero),
+        .sat(pa$0$sat),
+        .rs(pa$0$rs),
+        .ls(pa$0$ls),
+        .fe(pa$0$fe)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_valid s3_valid(
         .d(s3_valid$d),
@@ -1484,10 +1516,10 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,
         .q(s3_p$q),
         .clock(s3_p$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_zero s3_zero(
-        .d(s3_zero$d),
-        .q(s3_zero$q),
-        .clock(s3_zero$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_zero$0 s3_zero$0(
+        .d(s3_zero$0$d),
+        .q(s3_zero$0$q),
+        .clock(s3_zero$0$clock)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_sat s3_sat(
         .d(s3_sat$d),
@@ -1499,25 +1531,25 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,
         .q(s3_rs$q),
         .clock(s3_rs$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_ls s3_ls(
-        .d(s3_ls$d),
-        .q(s3_ls$q),
-        .clock(s3_ls$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_ls$0 s3_ls$0(
+        .d(s3_ls$0$d),
+        .q(s3_ls$0$q),
+        .clock(s3_ls$0$clock)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_fe s3_fe(
         .d(s3_fe$d),
         .q(s3_fe$q),
         .clock(s3_fe$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$1$pb pb(
-        .neg(pb$neg),
-        .p(pb$p),
-        .zero(pb$zero),
-        .sat(pb$sat),
-        .rs(pb$rs),
-        .ls(pb$ls),
-        .fe(pb$fe),
-        .word(pb$word)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$1$pb$0 pb$0(
+        .neg(pb$0$neg),
+        .p(pb$0$p),
+        .zero(pb$0$zero),
+        .sat(pb$0$sat),
+        .rs(pb$0$rs),
+        .ls(pb$0$ls),
+        .fe(pb$0$fe),
+        .word(pb$0$word)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$1$s4_valid s4_valid(
         .d(s4_valid$d),
@@ -1544,14 +1576,11 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,
         s2_neg$clock = clock;
         s2_p$clock = clock;
         s2_x$clock = clock;
-        s2_inf$clock = clock;
         s3_valid$clock = clock;
         s3_neg$clock = clock;
         s3_p$clock = clock;
-        s3_zero$clock = clock;
         s3_sat$clock = clock;
         s3_rs$clock = clock;
-        s3_ls$clock = clock;
         s3_fe$clock = clock;
         s4_valid$clock = clock;
         s4_word$clock = clock;
@@ -1594,27 +1623,30 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,
         s2_neg$d = fp$0$neg;
         s2_p$d = fp$0$p;
         s2_x$d = fp$0$x;
-        s2_inf$d = fp$0$inf;
-        pa$p = s2_p$q;
-        pa$x = s2_x$q;
-        pa$inf = s2_inf$q;
+        s2_inf$0$clock = clock;
+        s2_inf$0$d = fp$0$inf;
         s3_valid$d = s2_valid$q;
-        s3_neg$d = s2_neg$q;
         s3_p$d = s2_p$q;
-        s3_zero$d = pa$zero;
-        s3_sat$d = pa$sat;
-        s3_rs$d = pa$rs;
-        s3_ls$d = pa$ls;
-        s3_fe$d = pa$fe;
-        pb$neg = s3_neg$q;
-        pb$p = s3_p$q;
-        pb$zero = s3_zero$q;
-        pb$sat = s3_sat$q;
-        pb$rs = s3_rs$q;
-        pb$ls = s3_ls$q;
-        pb$fe = s3_fe$q;
+        pa$0$p = s2_p$q;
+        pa$0$x = s2_x$q;
+        pa$0$inf = s2_inf$0$q;
+        s3_neg$d = s2_neg$q;
+        s3_zero$0$clock = clock;
+        s3_zero$0$d = pa$0$zero;
+        s3_sat$d = pa$0$sat;
+        s3_rs$d = pa$0$rs;
+        s3_ls$0$clock = clock;
+        s3_ls$0$d = pa$0$ls;
+        s3_fe$d = pa$0$fe;
         s4_valid$d = s3_valid$q;
-        s4_word$d = pb$word;
+        pb$0$neg = s3_neg$q;
+        pb$0$p = s3_p$q;
+        pb$0$zero = s3_zero$0$q;
+        pb$0$sat = s3_sat$q;
+        pb$0$rs = s3_rs$q;
+        pb$0$ls = s3_ls$0$q;
+        pb$0$fe = s3_fe$q;
+        s4_word$d = pb$0$word;
         data_out = s4_word$q;
         valid_out = s4_valid$q;
     end
@@ -1721,7 +1753,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$lut(clock,we,waddr,wdata,raddr,rdata);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$lut
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pa(p,x,inf,zero,sat,rs,ls,fe);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pa$0(p,x,inf,zero,sat,rs,ls,fe);
 
     // Module arguments
     input wire  [15:0] p;
@@ -1850,9 +1882,9 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pa(p,x,inf,zero,sat,rs,ls,fe);
         end
     end
 
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$pa
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$pa$0
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pb(neg,p,zero,sat,rs,ls,fe,word);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pb$0(neg,p,zero,sat,rs,ls,fe,word);
 
     // Module arguments
     input wire  neg;
@@ -1930,7 +1962,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pb(neg,p,zero,sat,rs,ls,fe,word);
         end
     end
 
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$pb
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$pb$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s1_exp(d,q,clock);
 
@@ -1986,7 +2018,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s1_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$s1_valid
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s2_inf(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s2_inf$0(d,q,clock);
 
     // Module arguments
     input wire  d;
@@ -1997,7 +2029,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s2_inf(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$s2_inf
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$s2_inf$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s2_neg(d,q,clock);
 
@@ -2066,7 +2098,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_fe(d,q,clock);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_fe
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_ls(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_ls$0(d,q,clock);
 
     // Module arguments
     input wire  [4:0] d;
@@ -2077,7 +2109,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_ls(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_ls
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_ls$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_neg(d,q,clock);
 
@@ -2146,7 +2178,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_valid
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_zero(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_zero$0(d,q,clock);
 
     // Module arguments
     input wire  d;
@@ -2157,7 +2189,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_zero(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_zero
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$1$s3_zero$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$1$s4_valid(d,q,clock,reset);
 
@@ -2202,8 +2234,18 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$sdec(code,sig,exp,neg);
     localparam  man_mask = 8'hf;
     localparam  hidden = 8'h10;
     localparam  align = 8'h0;
-    localparam  zero = 8'h0;
+    localparam  zero8 = 8'h0;
     localparam  one = 8'h1;
+    localparam  normalized = 1'b0;
+    localparam  exp_norm = 8'h3;
+    localparam  k_sh$0 = 8'h4;
+    localparam  k_sh$1 = 8'h3;
+    localparam  k_sh$2 = 8'h2;
+    localparam  k_sh$3 = 8'h1;
+    localparam  k_e$0 = 8'h0;
+    localparam  k_e$1 = 8'h1;
+    localparam  k_e$2 = 8'h2;
+    localparam  k_e$3 = 8'h3;
 
     // Local signals
     reg  [7:0] e;
@@ -2211,16 +2253,38 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$sdec(code,sig,exp,neg);
 
     // Update code
     always @(*) begin
-        neg = (code & sign_mask) != zero;
+        neg = (code & sign_mask) != zero8;
         e = (code >> man_shift) & exp_mask;
         m = code & man_mask;
-        if (e == zero) begin
+        if (e == zero8) begin
             sig = m << align;
             exp = one;
+            if (normalized) begin
+                exp = zero8;
+                if (m[0]) begin
+                    sig = (m << k_sh$0) << align;
+                    exp = k_e$0;
+                end
+                if (m[1]) begin
+                    sig = (m << k_sh$1) << align;
+                    exp = k_e$1;
+                end
+                if (m[2]) begin
+                    sig = (m << k_sh$2) << align;
+                    exp = k_e$2;
+                end
+                if (m[3]) begin
+                    sig = (m << k_sh$3) << align;
+                    exp = k_e$3;
+                end
+            end
         end
         else begin
             sig = (m | hidden) << align;
             exp = e;
+            if (normalized) begin
+                exp = e + exp_norm;
+            end
         end
     end
 
@@ -2299,17 +2363,17 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,
     reg  [9:0] s2_x$d;
     wire  [9:0] s2_x$q;
     reg  s2_x$clock;
-    reg  s2_inf$d;
-    wire  s2_inf$q;
-    reg  s2_inf$clock;
-    reg  [15:0] pa$p;
-    reg  [9:0] pa$x;
-    reg  pa$inf;
-    wire  pa$zero;
-    wire  pa$sat;
-    wire  [4:0] pa$rs;
-    wire  [4:0] pa$ls;
-    wire  [7:0] pa$fe;
+    reg  s2_inf$0$d;
+    wire  s2_inf$0$q;
+    reg  s2_inf$0$clock;
+    reg  [15:0] pa$0$p;
+    reg  [9:0] pa$0$x;
+    reg  pa$0$inf;
+    wire  pa$0$zero;
+    wire  pa$0$sat;
+    wire  [4:0] pa$0$rs;
+    wire  [4:0] pa$0$ls;
+    wire  [7:0] pa$0$fe;
     reg  s3_valid$d;
     wire  s3_valid$q;
     reg  s3_valid$clock;
@@ -2320,29 +2384,29 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,
     reg  [15:0] s3_p$d;
     wire  [15:0] s3_p$q;
     reg  s3_p$clock;
-    reg  s3_zero$d;
-    wire  s3_zero$q;
-    reg  s3_zero$clock;
+    reg  s3_zero$0$d;
+    wire  s3_zero$0$q;
+    reg  s3_zero$0$clock;
     reg  s3_sat$d;
     wire  s3_sat$q;
     reg  s3_sat$clock;
     reg  [4:0] s3_rs$d;
     wire  [4:0] s3_rs$q;
     reg  s3_rs$clock;
-    reg  [4:0] s3_ls$d;
-    wire  [4:0] s3_ls$q;
-    reg  s3_ls$clock;
+    reg  [4:0] s3_ls$0$d;
+    wire  [4:0] s3_ls$0$q;
+    reg  s3_ls$0$clock;
     reg  [7:0] s3_fe$d;
     wire  [7:0] s3_fe$q;
     reg  s3_fe$clock;
-    reg  pb$neg;
-    reg  [15:0] pb$p;
-    reg  pb$zero;
-    reg  pb$sat;
-    reg  [4:0] pb$rs;
-    reg  [4:0] pb$ls;
-    reg  [7:0] pb$fe;
-    wire  [15:0] pb$word;
+    reg  pb$0$neg;
+    reg  [15:0] pb$0$p;
+    reg  pb$0$zero;
+    reg  pb$0$sat;
+    reg  [4:0] pb$0$rs;
+    reg  [4:0] pb$0$ls;
+    reg  [7:0] pb$0$fe;
+    wire  [15:0] pb$0$word;
     reg  s4_valid$d;
     wire  s4_valid$q;
     reg  s4_valid$clock;
@@ -2436,20 +2500,20 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,
         .q(s2_x$q),
         .clock(s2_x$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$2$s2_inf s2_inf(
-        .d(s2_inf$d),
-        .q(s2_inf$q),
-        .clock(s2_inf$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$2$s2_inf$0 s2_inf$0(
+        .d(s2_inf$0$d),
+        .q(s2_inf$0$q),
+        .clock(s2_inf$0$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$2$pa pa(
-        .p(pa$p),
-        .x(pa$x),
-        .inf(pa$inf),
-        .zero(pa$zero),
-        .sat(pa$sat),
-        .rs(pa$rs),
-        .ls(pa$ls),
-        .fe(pa$fe)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$2$pa$0 pa$0(
+        .p(pa$0$p),
+        .x(pa$0$x),
+        .inf(pa$0$inf),
+        .zero(pa$0$zero),
+        .sat(pa$0$sat),
+        .rs(pa$0$rs),
+        .ls(pa$0$ls),
+        .fe(pa$0$fe)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_valid s3_valid(
         .d(s3_valid$d),
@@ -2467,10 +2531,10 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,
         .q(s3_p$q),
         .clock(s3_p$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_zero s3_zero(
-        .d(s3_zero$d),
-        .q(s3_zero$q),
-        .clock(s3_zero$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_zero$0 s3_zero$0(
+        .d(s3_zero$0$d),
+        .q(s3_zero$0$q),
+        .clock(s3_zero$0$clock)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_sat s3_sat(
         .d(s3_sat$d),
@@ -2482,25 +2546,25 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,
         .q(s3_rs$q),
         .clock(s3_rs$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_ls s3_ls(
-        .d(s3_ls$d),
-        .q(s3_ls$q),
-        .clock(s3_ls$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_ls$0 s3_ls$0(
+        .d(s3_ls$0$d),
+        .q(s3_ls$0$q),
+        .clock(s3_ls$0$clock)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_fe s3_fe(
         .d(s3_fe$d),
         .q(s3_fe$q),
         .clock(s3_fe$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$2$pb pb(
-        .neg(pb$neg),
-        .p(pb$p),
-        .zero(pb$zero),
-        .sat(pb$sat),
-        .rs(pb$rs),
-        .ls(pb$ls),
-        .fe(pb$fe),
-        .word(pb$word)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$2$pb$0 pb$0(
+        .neg(pb$0$neg),
+        .p(pb$0$p),
+        .zero(pb$0$zero),
+        .sat(pb$0$sat),
+        .rs(pb$0$rs),
+        .ls(pb$0$ls),
+        .fe(pb$0$fe),
+        .word(pb$0$word)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$2$s4_valid s4_valid(
         .d(s4_valid$d),
@@ -2527,14 +2591,11 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,
         s2_neg$clock = clock;
         s2_p$clock = clock;
         s2_x$clock = clock;
-        s2_inf$clock = clock;
         s3_valid$clock = clock;
         s3_neg$clock = clock;
         s3_p$clock = clock;
-        s3_zero$clock = clock;
         s3_sat$clock = clock;
         s3_rs$clock = clock;
-        s3_ls$clock = clock;
         s3_fe$clock = clock;
         s4_valid$clock = clock;
         s4_word$clock = clock;
@@ -2577,27 +2638,30 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,
         s2_neg$d = fp$0$neg;
         s2_p$d = fp$0$p;
         s2_x$d = fp$0$x;
-        s2_inf$d = fp$0$inf;
-        pa$p = s2_p$q;
-        pa$x = s2_x$q;
-        pa$inf = s2_inf$q;
+        s2_inf$0$clock = clock;
+        s2_inf$0$d = fp$0$inf;
         s3_valid$d = s2_valid$q;
-        s3_neg$d = s2_neg$q;
         s3_p$d = s2_p$q;
-        s3_zero$d = pa$zero;
-        s3_sat$d = pa$sat;
-        s3_rs$d = pa$rs;
-        s3_ls$d = pa$ls;
-        s3_fe$d = pa$fe;
-        pb$neg = s3_neg$q;
-        pb$p = s3_p$q;
-        pb$zero = s3_zero$q;
-        pb$sat = s3_sat$q;
-        pb$rs = s3_rs$q;
-        pb$ls = s3_ls$q;
-        pb$fe = s3_fe$q;
+        pa$0$p = s2_p$q;
+        pa$0$x = s2_x$q;
+        pa$0$inf = s2_inf$0$q;
+        s3_neg$d = s2_neg$q;
+        s3_zero$0$clock = clock;
+        s3_zero$0$d = pa$0$zero;
+        s3_sat$d = pa$0$sat;
+        s3_rs$d = pa$0$rs;
+        s3_ls$0$clock = clock;
+        s3_ls$0$d = pa$0$ls;
+        s3_fe$d = pa$0$fe;
         s4_valid$d = s3_valid$q;
-        s4_word$d = pb$word;
+        pb$0$neg = s3_neg$q;
+        pb$0$p = s3_p$q;
+        pb$0$zero = s3_zero$0$q;
+        pb$0$sat = s3_sat$q;
+        pb$0$rs = s3_rs$q;
+        pb$0$ls = s3_ls$0$q;
+        pb$0$fe = s3_fe$q;
+        s4_word$d = pb$0$word;
         data_out = s4_word$q;
         valid_out = s4_valid$q;
     end
@@ -2704,7 +2768,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$lut(clock,we,waddr,wdata,raddr,rdata);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$lut
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pa(p,x,inf,zero,sat,rs,ls,fe);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pa$0(p,x,inf,zero,sat,rs,ls,fe);
 
     // Module arguments
     input wire  [15:0] p;
@@ -2833,9 +2897,9 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pa(p,x,inf,zero,sat,rs,ls,fe);
         end
     end
 
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$pa
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$pa$0
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pb(neg,p,zero,sat,rs,ls,fe,word);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pb$0(neg,p,zero,sat,rs,ls,fe,word);
 
     // Module arguments
     input wire  neg;
@@ -2913,7 +2977,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pb(neg,p,zero,sat,rs,ls,fe,word);
         end
     end
 
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$pb
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$pb$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s1_exp(d,q,clock);
 
@@ -2969,7 +3033,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s1_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$s1_valid
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s2_inf(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s2_inf$0(d,q,clock);
 
     // Module arguments
     input wire  d;
@@ -2980,7 +3044,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s2_inf(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$s2_inf
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$s2_inf$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s2_neg(d,q,clock);
 
@@ -3049,7 +3113,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_fe(d,q,clock);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_fe
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_ls(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_ls$0(d,q,clock);
 
     // Module arguments
     input wire  [4:0] d;
@@ -3060,7 +3124,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_ls(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_ls
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_ls$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_neg(d,q,clock);
 
@@ -3129,7 +3193,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_valid
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_zero(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_zero$0(d,q,clock);
 
     // Module arguments
     input wire  d;
@@ -3140,7 +3204,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_zero(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_zero
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$2$s3_zero$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$2$s4_valid(d,q,clock,reset);
 
@@ -3185,8 +3249,18 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$sdec(code,sig,exp,neg);
     localparam  man_mask = 8'hf;
     localparam  hidden = 8'h10;
     localparam  align = 8'h0;
-    localparam  zero = 8'h0;
+    localparam  zero8 = 8'h0;
     localparam  one = 8'h1;
+    localparam  normalized = 1'b0;
+    localparam  exp_norm = 8'h3;
+    localparam  k_sh$0 = 8'h4;
+    localparam  k_sh$1 = 8'h3;
+    localparam  k_sh$2 = 8'h2;
+    localparam  k_sh$3 = 8'h1;
+    localparam  k_e$0 = 8'h0;
+    localparam  k_e$1 = 8'h1;
+    localparam  k_e$2 = 8'h2;
+    localparam  k_e$3 = 8'h3;
 
     // Local signals
     reg  [7:0] e;
@@ -3194,16 +3268,38 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$sdec(code,sig,exp,neg);
 
     // Update code
     always @(*) begin
-        neg = (code & sign_mask) != zero;
+        neg = (code & sign_mask) != zero8;
         e = (code >> man_shift) & exp_mask;
         m = code & man_mask;
-        if (e == zero) begin
+        if (e == zero8) begin
             sig = m << align;
             exp = one;
+            if (normalized) begin
+                exp = zero8;
+                if (m[0]) begin
+                    sig = (m << k_sh$0) << align;
+                    exp = k_e$0;
+                end
+                if (m[1]) begin
+                    sig = (m << k_sh$1) << align;
+                    exp = k_e$1;
+                end
+                if (m[2]) begin
+                    sig = (m << k_sh$2) << align;
+                    exp = k_e$2;
+                end
+                if (m[3]) begin
+                    sig = (m << k_sh$3) << align;
+                    exp = k_e$3;
+                end
+            end
         end
         else begin
             sig = (m | hidden) << align;
             exp = e;
+            if (normalized) begin
+                exp = e + exp_norm;
+            end
         end
     end
 
@@ -3282,17 +3378,17 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,
     reg  [9:0] s2_x$d;
     wire  [9:0] s2_x$q;
     reg  s2_x$clock;
-    reg  s2_inf$d;
-    wire  s2_inf$q;
-    reg  s2_inf$clock;
-    reg  [15:0] pa$p;
-    reg  [9:0] pa$x;
-    reg  pa$inf;
-    wire  pa$zero;
-    wire  pa$sat;
-    wire  [4:0] pa$rs;
-    wire  [4:0] pa$ls;
-    wire  [7:0] pa$fe;
+    reg  s2_inf$0$d;
+    wire  s2_inf$0$q;
+    reg  s2_inf$0$clock;
+    reg  [15:0] pa$0$p;
+    reg  [9:0] pa$0$x;
+    reg  pa$0$inf;
+    wire  pa$0$zero;
+    wire  pa$0$sat;
+    wire  [4:0] pa$0$rs;
+    wire  [4:0] pa$0$ls;
+    wire  [7:0] pa$0$fe;
     reg  s3_valid$d;
     wire  s3_valid$q;
     reg  s3_valid$clock;
@@ -3303,29 +3399,29 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,
     reg  [15:0] s3_p$d;
     wire  [15:0] s3_p$q;
     reg  s3_p$clock;
-    reg  s3_zero$d;
-    wire  s3_zero$q;
-    reg  s3_zero$clock;
+    reg  s3_zero$0$d;
+    wire  s3_zero$0$q;
+    reg  s3_zero$0$clock;
     reg  s3_sat$d;
     wire  s3_sat$q;
     reg  s3_sat$clock;
     reg  [4:0] s3_rs$d;
     wire  [4:0] s3_rs$q;
     reg  s3_rs$clock;
-    reg  [4:0] s3_ls$d;
-    wire  [4:0] s3_ls$q;
-    reg  s3_ls$clock;
+    reg  [4:0] s3_ls$0$d;
+    wire  [4:0] s3_ls$0$q;
+    reg  s3_ls$0$clock;
     reg  [7:0] s3_fe$d;
     wire  [7:0] s3_fe$q;
     reg  s3_fe$clock;
-    reg  pb$neg;
-    reg  [15:0] pb$p;
-    reg  pb$zero;
-    reg  pb$sat;
-    reg  [4:0] pb$rs;
-    reg  [4:0] pb$ls;
-    reg  [7:0] pb$fe;
-    wire  [15:0] pb$word;
+    reg  pb$0$neg;
+    reg  [15:0] pb$0$p;
+    reg  pb$0$zero;
+    reg  pb$0$sat;
+    reg  [4:0] pb$0$rs;
+    reg  [4:0] pb$0$ls;
+    reg  [7:0] pb$0$fe;
+    wire  [15:0] pb$0$word;
     reg  s4_valid$d;
     wire  s4_valid$q;
     reg  s4_valid$clock;
@@ -3419,20 +3515,20 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,
         .q(s2_x$q),
         .clock(s2_x$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$3$s2_inf s2_inf(
-        .d(s2_inf$d),
-        .q(s2_inf$q),
-        .clock(s2_inf$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$3$s2_inf$0 s2_inf$0(
+        .d(s2_inf$0$d),
+        .q(s2_inf$0$q),
+        .clock(s2_inf$0$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$3$pa pa(
-        .p(pa$p),
-        .x(pa$x),
-        .inf(pa$inf),
-        .zero(pa$zero),
-        .sat(pa$sat),
-        .rs(pa$rs),
-        .ls(pa$ls),
-        .fe(pa$fe)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$3$pa$0 pa$0(
+        .p(pa$0$p),
+        .x(pa$0$x),
+        .inf(pa$0$inf),
+        .zero(pa$0$zero),
+        .sat(pa$0$sat),
+        .rs(pa$0$rs),
+        .ls(pa$0$ls),
+        .fe(pa$0$fe)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_valid s3_valid(
         .d(s3_valid$d),
@@ -3450,10 +3546,10 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,
         .q(s3_p$q),
         .clock(s3_p$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_zero s3_zero(
-        .d(s3_zero$d),
-        .q(s3_zero$q),
-        .clock(s3_zero$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_zero$0 s3_zero$0(
+        .d(s3_zero$0$d),
+        .q(s3_zero$0$q),
+        .clock(s3_zero$0$clock)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_sat s3_sat(
         .d(s3_sat$d),
@@ -3465,25 +3561,25 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,
         .q(s3_rs$q),
         .clock(s3_rs$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_ls s3_ls(
-        .d(s3_ls$d),
-        .q(s3_ls$q),
-        .clock(s3_ls$clock)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_ls$0 s3_ls$0(
+        .d(s3_ls$0$d),
+        .q(s3_ls$0$q),
+        .clock(s3_ls$0$clock)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_fe s3_fe(
         .d(s3_fe$d),
         .q(s3_fe$q),
         .clock(s3_fe$clock)
     );
-    sop_c4_fp16lut_ue4m4_fp16$lanes$3$pb pb(
-        .neg(pb$neg),
-        .p(pb$p),
-        .zero(pb$zero),
-        .sat(pb$sat),
-        .rs(pb$rs),
-        .ls(pb$ls),
-        .fe(pb$fe),
-        .word(pb$word)
+    sop_c4_fp16lut_ue4m4_fp16$lanes$3$pb$0 pb$0(
+        .neg(pb$0$neg),
+        .p(pb$0$p),
+        .zero(pb$0$zero),
+        .sat(pb$0$sat),
+        .rs(pb$0$rs),
+        .ls(pb$0$ls),
+        .fe(pb$0$fe),
+        .word(pb$0$word)
     );
     sop_c4_fp16lut_ue4m4_fp16$lanes$3$s4_valid s4_valid(
         .d(s4_valid$d),
@@ -3510,14 +3606,11 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,
         s2_neg$clock = clock;
         s2_p$clock = clock;
         s2_x$clock = clock;
-        s2_inf$clock = clock;
         s3_valid$clock = clock;
         s3_neg$clock = clock;
         s3_p$clock = clock;
-        s3_zero$clock = clock;
         s3_sat$clock = clock;
         s3_rs$clock = clock;
-        s3_ls$clock = clock;
         s3_fe$clock = clock;
         s4_valid$clock = clock;
         s4_word$clock = clock;
@@ -3560,27 +3653,30 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,
         s2_neg$d = fp$0$neg;
         s2_p$d = fp$0$p;
         s2_x$d = fp$0$x;
-        s2_inf$d = fp$0$inf;
-        pa$p = s2_p$q;
-        pa$x = s2_x$q;
-        pa$inf = s2_inf$q;
+        s2_inf$0$clock = clock;
+        s2_inf$0$d = fp$0$inf;
         s3_valid$d = s2_valid$q;
-        s3_neg$d = s2_neg$q;
         s3_p$d = s2_p$q;
-        s3_zero$d = pa$zero;
-        s3_sat$d = pa$sat;
-        s3_rs$d = pa$rs;
-        s3_ls$d = pa$ls;
-        s3_fe$d = pa$fe;
-        pb$neg = s3_neg$q;
-        pb$p = s3_p$q;
-        pb$zero = s3_zero$q;
-        pb$sat = s3_sat$q;
-        pb$rs = s3_rs$q;
-        pb$ls = s3_ls$q;
-        pb$fe = s3_fe$q;
+        pa$0$p = s2_p$q;
+        pa$0$x = s2_x$q;
+        pa$0$inf = s2_inf$0$q;
+        s3_neg$d = s2_neg$q;
+        s3_zero$0$clock = clock;
+        s3_zero$0$d = pa$0$zero;
+        s3_sat$d = pa$0$sat;
+        s3_rs$d = pa$0$rs;
+        s3_ls$0$clock = clock;
+        s3_ls$0$d = pa$0$ls;
+        s3_fe$d = pa$0$fe;
         s4_valid$d = s3_valid$q;
-        s4_word$d = pb$word;
+        pb$0$neg = s3_neg$q;
+        pb$0$p = s3_p$q;
+        pb$0$zero = s3_zero$0$q;
+        pb$0$sat = s3_sat$q;
+        pb$0$rs = s3_rs$q;
+        pb$0$ls = s3_ls$0$q;
+        pb$0$fe = s3_fe$q;
+        s4_word$d = pb$0$word;
         data_out = s4_word$q;
         valid_out = s4_valid$q;
     end
@@ -3687,7 +3783,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$lut(clock,we,waddr,wdata,raddr,rdata);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$lut
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pa(p,x,inf,zero,sat,rs,ls,fe);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pa$0(p,x,inf,zero,sat,rs,ls,fe);
 
     // Module arguments
     input wire  [15:0] p;
@@ -3816,9 +3912,9 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pa(p,x,inf,zero,sat,rs,ls,fe);
         end
     end
 
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$pa
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$pa$0
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pb(neg,p,zero,sat,rs,ls,fe,word);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pb$0(neg,p,zero,sat,rs,ls,fe,word);
 
     // Module arguments
     input wire  neg;
@@ -3896,7 +3992,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pb(neg,p,zero,sat,rs,ls,fe,word);
         end
     end
 
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$pb
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$pb$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s1_exp(d,q,clock);
 
@@ -3952,7 +4048,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s1_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$s1_valid
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s2_inf(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s2_inf$0(d,q,clock);
 
     // Module arguments
     input wire  d;
@@ -3963,7 +4059,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s2_inf(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$s2_inf
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$s2_inf$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s2_neg(d,q,clock);
 
@@ -4032,7 +4128,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_fe(d,q,clock);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_fe
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_ls(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_ls$0(d,q,clock);
 
     // Module arguments
     input wire  [4:0] d;
@@ -4043,7 +4139,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_ls(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_ls
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_ls$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_neg(d,q,clock);
 
@@ -4112,7 +4208,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_valid
 
-module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_zero(d,q,clock);
+module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_zero$0(d,q,clock);
 
     // Module arguments
     input wire  d;
@@ -4123,7 +4219,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_zero(d,q,clock);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_zero
+endmodule // sop_c4_fp16lut_ue4m4_fp16$lanes$3$s3_zero$0
 
 module sop_c4_fp16lut_ue4m4_fp16$lanes$3$s4_valid(d,q,clock,reset);
 
@@ -4168,8 +4264,18 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$sdec(code,sig,exp,neg);
     localparam  man_mask = 8'hf;
     localparam  hidden = 8'h10;
     localparam  align = 8'h0;
-    localparam  zero = 8'h0;
+    localparam  zero8 = 8'h0;
     localparam  one = 8'h1;
+    localparam  normalized = 1'b0;
+    localparam  exp_norm = 8'h3;
+    localparam  k_sh$0 = 8'h4;
+    localparam  k_sh$1 = 8'h3;
+    localparam  k_sh$2 = 8'h2;
+    localparam  k_sh$3 = 8'h1;
+    localparam  k_e$0 = 8'h0;
+    localparam  k_e$1 = 8'h1;
+    localparam  k_e$2 = 8'h2;
+    localparam  k_e$3 = 8'h3;
 
     // Local signals
     reg  [7:0] e;
@@ -4177,16 +4283,38 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$sdec(code,sig,exp,neg);
 
     // Update code
     always @(*) begin
-        neg = (code & sign_mask) != zero;
+        neg = (code & sign_mask) != zero8;
         e = (code >> man_shift) & exp_mask;
         m = code & man_mask;
-        if (e == zero) begin
+        if (e == zero8) begin
             sig = m << align;
             exp = one;
+            if (normalized) begin
+                exp = zero8;
+                if (m[0]) begin
+                    sig = (m << k_sh$0) << align;
+                    exp = k_e$0;
+                end
+                if (m[1]) begin
+                    sig = (m << k_sh$1) << align;
+                    exp = k_e$1;
+                end
+                if (m[2]) begin
+                    sig = (m << k_sh$2) << align;
+                    exp = k_e$2;
+                end
+                if (m[3]) begin
+                    sig = (m << k_sh$3) << align;
+                    exp = k_e$3;
+                end
+            end
         end
         else begin
             sig = (m | hidden) << align;
             exp = e;
+            if (normalized) begin
+                exp = e + exp_norm;
+            end
         end
     end
 

@@ -9,7 +9,7 @@
 //   lut       = HIF8 (8-bit word s|e[2:0]|c[3:0], per-table 8-bit bias register; shift-add multiplier)
 //   output    = FP16 (round to nearest even, overflow saturates to max finite, zero product gives +0)
 //   latency   = 4 cycles from valid_in to valid_out, one weight per cycle per lane
-//   internal  = product 9 bits, exponent offset 141, packer offset 126, packer width 10
+//   internal  = product 9 bits, exponent offset 150, packer offset 135, packer width 10
 //
 // Ports:
 //   input         clock            clock, rising edge
@@ -417,6 +417,7 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
     wire  [7:0] sdec$sig;
     wire  [7:0] sdec$exp;
     wire  sdec$neg;
+    wire  sdec$zero$0;
     reg  lut$clock;
     reg  lut$we;
     reg  [4:0] lut$waddr;
@@ -436,6 +437,9 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
     reg  s1_neg$d;
     wire  s1_neg$q;
     reg  s1_neg$clock;
+    reg  s1_szero$0$d;
+    wire  s1_szero$0$q;
+    reg  s1_szero$0$clock;
     reg  [7:0] s1_bias$0$d;
     wire  [7:0] s1_bias$0$q;
     reg  s1_bias$0$clock;
@@ -443,11 +447,12 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
     reg  [7:0] hif$0$ssig;
     reg  [7:0] hif$0$sexp;
     reg  hif$0$sneg;
+    reg  hif$0$szero;
     reg  [7:0] hif$0$bias;
     wire  hif$0$neg;
     wire  [8:0] hif$0$p;
     wire  [9:0] hif$0$x;
-    wire  hif$0$inf;
+    wire  hif$0$zero;
     reg  s2_valid$d;
     wire  s2_valid$q;
     reg  s2_valid$clock;
@@ -461,17 +466,18 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
     reg  [9:0] s2_x$d;
     wire  [9:0] s2_x$q;
     reg  s2_x$clock;
-    reg  s2_inf$d;
-    wire  s2_inf$q;
-    reg  s2_inf$clock;
-    reg  [8:0] pa$p;
-    reg  [9:0] pa$x;
-    reg  pa$inf;
-    wire  pa$zero;
-    wire  pa$sat;
-    wire  [4:0] pa$rs;
-    wire  [4:0] pa$ls;
-    wire  [7:0] pa$fe;
+    reg  s2_zero$0$d;
+    wire  s2_zero$0$q;
+    reg  s2_zero$0$clock;
+    reg  [8:0] npa$0$p;
+    reg  [9:0] npa$0$x;
+    reg  npa$0$zero;
+    reg  npa$0$neg;
+    wire  [4:0] npa$0$r;
+    wire  [7:0] npa$0$fb;
+    wire  npa$0$normal;
+    wire  npa$0$sat;
+    wire  npa$0$sign;
     reg  s3_valid$d;
     wire  s3_valid$q;
     reg  s3_valid$clock;
@@ -482,29 +488,25 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
     reg  [8:0] s3_p$d;
     wire  [8:0] s3_p$q;
     reg  s3_p$clock;
-    reg  s3_zero$d;
-    wire  s3_zero$q;
-    reg  s3_zero$clock;
+    reg  s3_normal$0$d;
+    wire  s3_normal$0$q;
+    reg  s3_normal$0$clock;
     reg  s3_sat$d;
     wire  s3_sat$q;
     reg  s3_sat$clock;
     reg  [4:0] s3_rs$d;
     wire  [4:0] s3_rs$q;
     reg  s3_rs$clock;
-    reg  [4:0] s3_ls$d;
-    wire  [4:0] s3_ls$q;
-    reg  s3_ls$clock;
     reg  [7:0] s3_fe$d;
     wire  [7:0] s3_fe$q;
     reg  s3_fe$clock;
-    reg  pb$neg;
-    reg  [8:0] pb$p;
-    reg  pb$zero;
-    reg  pb$sat;
-    reg  [4:0] pb$rs;
-    reg  [4:0] pb$ls;
-    reg  [7:0] pb$fe;
-    wire  [15:0] pb$word;
+    reg  [8:0] npb$0$p;
+    reg  [4:0] npb$0$r;
+    reg  [7:0] npb$0$fb;
+    reg  npb$0$normal;
+    reg  npb$0$sat;
+    reg  npb$0$sign;
+    wire  [15:0] npb$0$word;
     reg  s4_valid$d;
     wire  s4_valid$q;
     reg  s4_valid$clock;
@@ -536,7 +538,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         .code(sdec$code),
         .sig(sdec$sig),
         .exp(sdec$exp),
-        .neg(sdec$neg)
+        .neg(sdec$neg),
+        .zero$0(sdec$zero$0)
     );
     sop_c4_hif8_se4m3_fp16$lanes$0$lut lut(
         .clock(lut$clock),
@@ -567,6 +570,11 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         .q(s1_neg$q),
         .clock(s1_neg$clock)
     );
+    sop_c4_hif8_se4m3_fp16$lanes$0$s1_szero$0 s1_szero$0(
+        .d(s1_szero$0$d),
+        .q(s1_szero$0$q),
+        .clock(s1_szero$0$clock)
+    );
     sop_c4_hif8_se4m3_fp16$lanes$0$s1_bias$0 s1_bias$0(
         .d(s1_bias$0$d),
         .q(s1_bias$0$q),
@@ -577,11 +585,12 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         .ssig(hif$0$ssig),
         .sexp(hif$0$sexp),
         .sneg(hif$0$sneg),
+        .szero(hif$0$szero),
         .bias(hif$0$bias),
         .neg(hif$0$neg),
         .p(hif$0$p),
         .x(hif$0$x),
-        .inf(hif$0$inf)
+        .zero(hif$0$zero)
     );
     sop_c4_hif8_se4m3_fp16$lanes$0$s2_valid s2_valid(
         .d(s2_valid$d),
@@ -604,20 +613,21 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         .q(s2_x$q),
         .clock(s2_x$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$0$s2_inf s2_inf(
-        .d(s2_inf$d),
-        .q(s2_inf$q),
-        .clock(s2_inf$clock)
+    sop_c4_hif8_se4m3_fp16$lanes$0$s2_zero$0 s2_zero$0(
+        .d(s2_zero$0$d),
+        .q(s2_zero$0$q),
+        .clock(s2_zero$0$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$0$pa pa(
-        .p(pa$p),
-        .x(pa$x),
-        .inf(pa$inf),
-        .zero(pa$zero),
-        .sat(pa$sat),
-        .rs(pa$rs),
-        .ls(pa$ls),
-        .fe(pa$fe)
+    sop_c4_hif8_se4m3_fp16$lanes$0$npa$0 npa$0(
+        .p(npa$0$p),
+        .x(npa$0$x),
+        .zero(npa$0$zero),
+        .neg(npa$0$neg),
+        .r(npa$0$r),
+        .fb(npa$0$fb),
+        .normal(npa$0$normal),
+        .sat(npa$0$sat),
+        .sign(npa$0$sign)
     );
     sop_c4_hif8_se4m3_fp16$lanes$0$s3_valid s3_valid(
         .d(s3_valid$d),
@@ -635,10 +645,10 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         .q(s3_p$q),
         .clock(s3_p$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$0$s3_zero s3_zero(
-        .d(s3_zero$d),
-        .q(s3_zero$q),
-        .clock(s3_zero$clock)
+    sop_c4_hif8_se4m3_fp16$lanes$0$s3_normal$0 s3_normal$0(
+        .d(s3_normal$0$d),
+        .q(s3_normal$0$q),
+        .clock(s3_normal$0$clock)
     );
     sop_c4_hif8_se4m3_fp16$lanes$0$s3_sat s3_sat(
         .d(s3_sat$d),
@@ -650,25 +660,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         .q(s3_rs$q),
         .clock(s3_rs$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$0$s3_ls s3_ls(
-        .d(s3_ls$d),
-        .q(s3_ls$q),
-        .clock(s3_ls$clock)
-    );
     sop_c4_hif8_se4m3_fp16$lanes$0$s3_fe s3_fe(
         .d(s3_fe$d),
         .q(s3_fe$q),
         .clock(s3_fe$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$0$pb pb(
-        .neg(pb$neg),
-        .p(pb$p),
-        .zero(pb$zero),
-        .sat(pb$sat),
-        .rs(pb$rs),
-        .ls(pb$ls),
-        .fe(pb$fe),
-        .word(pb$word)
+    sop_c4_hif8_se4m3_fp16$lanes$0$npb$0 npb$0(
+        .p(npb$0$p),
+        .r(npb$0$r),
+        .fb(npb$0$fb),
+        .normal(npb$0$normal),
+        .sat(npb$0$sat),
+        .sign(npb$0$sign),
+        .word(npb$0$word)
     );
     sop_c4_hif8_se4m3_fp16$lanes$0$s4_valid s4_valid(
         .d(s4_valid$d),
@@ -695,14 +699,11 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         s2_neg$clock = clock;
         s2_p$clock = clock;
         s2_x$clock = clock;
-        s2_inf$clock = clock;
         s3_valid$clock = clock;
         s3_neg$clock = clock;
         s3_p$clock = clock;
-        s3_zero$clock = clock;
         s3_sat$clock = clock;
         s3_rs$clock = clock;
-        s3_ls$clock = clock;
         s3_fe$clock = clock;
         s4_valid$clock = clock;
         s4_word$clock = clock;
@@ -737,6 +738,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         s1_sig$d = sdec$sig;
         s1_exp$d = sdec$exp;
         s1_neg$d = sdec$neg;
+        s1_szero$0$clock = clock;
+        s1_szero$0$d = sdec$zero$0;
         s1_bias$0$clock = clock;
         s1_bias$0$d = bias0;
         if (eff_sel) begin
@@ -747,31 +750,33 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         hif$0$ssig = s1_sig$q;
         hif$0$sexp = s1_exp$q;
         hif$0$sneg = s1_neg$q;
+        hif$0$szero = s1_szero$0$q;
         hif$0$bias = s1_bias$0$q;
         s2_neg$d = hif$0$neg;
         s2_p$d = hif$0$p;
         s2_x$d = hif$0$x;
-        s2_inf$d = hif$0$inf;
-        pa$p = s2_p$q;
-        pa$x = s2_x$q;
-        pa$inf = s2_inf$q;
+        s2_zero$0$clock = clock;
+        s2_zero$0$d = hif$0$zero;
         s3_valid$d = s2_valid$q;
-        s3_neg$d = s2_neg$q;
         s3_p$d = s2_p$q;
-        s3_zero$d = pa$zero;
-        s3_sat$d = pa$sat;
-        s3_rs$d = pa$rs;
-        s3_ls$d = pa$ls;
-        s3_fe$d = pa$fe;
-        pb$neg = s3_neg$q;
-        pb$p = s3_p$q;
-        pb$zero = s3_zero$q;
-        pb$sat = s3_sat$q;
-        pb$rs = s3_rs$q;
-        pb$ls = s3_ls$q;
-        pb$fe = s3_fe$q;
+        npa$0$p = s2_p$q;
+        npa$0$x = s2_x$q;
+        npa$0$zero = s2_zero$0$q;
+        npa$0$neg = s2_neg$q;
+        s3_neg$d = npa$0$sign;
+        s3_normal$0$clock = clock;
+        s3_normal$0$d = npa$0$normal;
+        s3_sat$d = npa$0$sat;
+        s3_rs$d = npa$0$r;
+        s3_fe$d = npa$0$fb;
         s4_valid$d = s3_valid$q;
-        s4_word$d = pb$word;
+        npb$0$p = s3_p$q;
+        npb$0$r = s3_rs$q;
+        npb$0$fb = s3_fe$q;
+        npb$0$normal = s3_normal$0$q;
+        npb$0$sat = s3_sat$q;
+        npb$0$sign = s3_neg$q;
+        s4_word$d = npb$0$word;
         data_out = s4_word$q;
         valid_out = s4_valid$q;
     end
@@ -808,30 +813,32 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$blk_sel(d,q,clock,reset);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$blk_sel
 
-module sop_c4_hif8_se4m3_fp16$lanes$0$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,inf);
+module sop_c4_hif8_se4m3_fp16$lanes$0$hif$0(entry,ssig,sexp,sneg,szero,bias,neg,p,x,zero);
 
     // Module arguments
     input wire  [7:0] entry;
     input wire  [7:0] ssig;
     input wire  [7:0] sexp;
     input wire  sneg;
+    input wire  szero;
     input wire  [7:0] bias;
     output reg  neg;
     output reg  [8:0] p;
     output reg  [9:0] x;
-    output reg  inf;
+    output reg  zero;
 
     // Constant declarations
     localparam  sign_mask = 8'h80;
     localparam  c_shift = 8'h4;
     localparam  e_mask = 8'h7;
     localparam  c_mask = 8'hf;
+    localparam  cl_mask = 8'h7;
+    localparam  n_mant = 8'h6;
+    localparam  sop_c4_hif8_se4m3_fp16 = 9'b10000;
     localparam  bias_flip = 8'h7f;
     localparam  zero8 = 8'h0;
     localparam  zero_p = 9'b0;
-    localparam  xpad = 10'b0;
-    localparam  t = 1'b1;
-    localparam  f = 1'b0;
+    localparam  xpad = 10'b111;
     localparam  k_c$0 = 8'h0;
     localparam  k_c$1 = 8'h1;
     localparam  k_c$2 = 8'h2;
@@ -866,17 +873,13 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,in
     // Local signals
     reg  [7:0] w8;
     reg  [7:0] c;
+    reg  [7:0] cl;
     reg  [7:0] e;
     reg  hneg;
-    reg  [7:0] sha;
-    reg  [7:0] shb;
     reg  sub;
-    reg  hasb;
-    reg  nz;
     reg  [8:0] sp;
     reg  [8:0] ta;
     reg  [8:0] tb;
-    reg  [8:0] q;
     reg  [7:0] nb;
 
     // Update code
@@ -884,74 +887,70 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,in
         w8 = ((entry) & 8'hff);
         hneg = (w8 & sign_mask) != zero8;
         c = w8 & c_mask;
+        cl = c & cl_mask;
         e = (w8 >> c_shift) & e_mask;
-        sha = zero8;
-        shb = zero8;
-        sub = f;
-        hasb = f;
-        nz = f;
-        if (c == k_c$0) begin
-            sha = k_sha$0;
-            shb = k_shb$0;
-            sub = k_sub$0;
-            hasb = k_hasb$0;
-            nz = t;
-        end
-        if (c == k_c$1) begin
-            sha = k_sha$1;
-            shb = k_shb$1;
-            sub = k_sub$1;
-            hasb = k_hasb$1;
-            nz = t;
-        end
-        if (c == k_c$2) begin
-            sha = k_sha$2;
-            shb = k_shb$2;
-            sub = k_sub$2;
-            hasb = k_hasb$2;
-            nz = t;
-        end
-        if (c == k_c$3) begin
-            sha = k_sha$3;
-            shb = k_shb$3;
-            sub = k_sub$3;
-            hasb = k_hasb$3;
-            nz = t;
-        end
-        if (c == k_c$4) begin
-            sha = k_sha$4;
-            shb = k_shb$4;
-            sub = k_sub$4;
-            hasb = k_hasb$4;
-            nz = t;
-        end
-        if (c == k_c$5) begin
-            sha = k_sha$5;
-            shb = k_shb$5;
-            sub = k_sub$5;
-            hasb = k_hasb$5;
-            nz = t;
-        end
-        sp = ((ssig) & 9'h1ff);
-        ta = sp << sha;
+        zero = szero || (c >= n_mant);
+        sp = ((ssig) & 9'h1ff) | sop_c4_hif8_se4m3_fp16;
+        ta = sp << k_sha$0;
         tb = zero_p;
-        if (hasb) begin
-            tb = sp << shb;
+        sub = k_sub$0;
+        if (cl == k_c$0) begin
+            ta = sp << k_sha$0;
+            tb = zero_p;
+            if (k_hasb$0) begin
+                tb = sp << k_shb$0;
+            end
+            sub = k_sub$0;
+        end
+        if (cl == k_c$1) begin
+            ta = sp << k_sha$1;
+            tb = zero_p;
+            if (k_hasb$1) begin
+                tb = sp << k_shb$1;
+            end
+            sub = k_sub$1;
+        end
+        if (cl == k_c$2) begin
+            ta = sp << k_sha$2;
+            tb = zero_p;
+            if (k_hasb$2) begin
+                tb = sp << k_shb$2;
+            end
+            sub = k_sub$2;
+        end
+        if (cl == k_c$3) begin
+            ta = sp << k_sha$3;
+            tb = zero_p;
+            if (k_hasb$3) begin
+                tb = sp << k_shb$3;
+            end
+            sub = k_sub$3;
+        end
+        if (cl == k_c$4) begin
+            ta = sp << k_sha$4;
+            tb = zero_p;
+            if (k_hasb$4) begin
+                tb = sp << k_shb$4;
+            end
+            sub = k_sub$4;
+        end
+        if (cl == k_c$5) begin
+            ta = sp << k_sha$5;
+            tb = zero_p;
+            if (k_hasb$5) begin
+                tb = sp << k_shb$5;
+            end
+            sub = k_sub$5;
         end
         if (sub) begin
-            q = ta - tb;
+            p = ta - tb;
         end
         else begin
-            q = ta + tb;
-        end
-        p = zero_p;
-        if (nz) begin
-            p = q;
+            p = ta + tb;
         end
         nb = bias ^ bias_flip;
         x = ((e) & 10'h3ff) + ((sexp) & 10'h3ff) + ((nb) & 10'h3ff) + xpad;
         neg = hneg ^ sneg;
-        inf = f;
     end
 
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$hif$0
@@ -975,193 +974,147 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$lut(clock,we,waddr,wdata,raddr,rdata);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$lut
 
-module sop_c4_hif8_se4m3_fp16$lanes$0$pa(p,x,inf,zero,sat,rs,ls,fe);
+module sop_c4_hif8_se4m3_fp16$lanes$0$npa$0(p,x,zero,neg,r,fb,normal,sat,sign);
 
     // Module arguments
     input wire  [8:0] p;
     input wire  [9:0] x;
-    input wire  inf;
-    output reg  zero;
+    input wire  zero;
+    input wire  neg;
+    output reg  [4:0] r;
+    output reg  [7:0] fb;
+    output reg  normal;
     output reg  sat;
-    output reg  [4:0] rs;
-    output reg  [4:0] ls;
-    output reg  [7:0] fe;
+    output reg  sign;
 
     // Constant declarations
-    localparam  kidx$0 = 5'b0;
-    localparam  kidx$1 = 5'b1;
-    localparam  kidx$2 = 5'b10;
-    localparam  kidx$3 = 5'b11;
-    localparam  kidx$4 = 5'b100;
-    localparam  kidx$5 = 5'b101;
-    localparam  kidx$6 = 5'b110;
-    localparam  kidx$7 = 5'b111;
-    localparam  kidx$8 = 5'b1000;
+    localparam  t_bit = 9'b100000000;
     localparam  zero_p = 9'b0;
-    localparam  off = 10'b1111110;
-    localparam  satb = 10'b10011101;
-    localparam  big_x$0 = 10'b1110101;
-    localparam  clamp_x$0 = 10'b1101011;
-    localparam  big_s$0 = 5'b10101;
-    localparam  lsu_s = 5'b1011;
-    localparam  mb_s = 5'b1010;
-    localparam  zero_s = 5'b0;
-    localparam  rsmax_s$0 = 5'b1010;
-    localparam  zero8 = 8'h0;
-    localparam  off1_8 = 8'h7f;
-    localparam  normal_rounds = 1'b0;
+    localparam  one_x = 10'b1;
+    localparam  t_norm = 10'b10000001;
+    localparam  t_sat = 10'b10011111;
+    localparam  c0 = 5'b0;
+    localparam  one_s = 5'b1;
+    localparam  c1_s = 5'b1;
+    localparam  ones_s = 5'b1111;
+    localparam  clamp_x$0 = 10'b1110010;
 
     // Local signals
-    reg  [4:0] k;
+    reg  t;
     reg  [9:0] b;
-    reg  [4:0] rs_k;
-    reg  [4:0] ls_k;
-    reg  [4:0] rs_u;
-    reg  [4:0] ls_u;
-    reg  [4:0] x_s;
+    reg  [4:0] rsub;
 
     // Update code
     always @(*) begin
-        k = zero_s;
-        if (p[0]) begin
-            k = kidx$0;
+        t = (p & t_bit) != zero_p;
+        b = x;
+        if (t) begin
+            b = x + one_x;
         end
-        if (p[1]) begin
-            k = kidx$1;
-        end
-        if (p[2]) begin
-            k = kidx$2;
-        end
-        if (p[3]) begin
-            k = kidx$3;
-        end
-        if (p[4]) begin
-            k = kidx$4;
-        end
-        if (p[5]) begin
-            k = kidx$5;
-        end
-        if (p[6]) begin
-            k = kidx$6;
-        end
-        if (p[7]) begin
-            k = kidx$7;
-        end
-        if (p[8]) begin
-            k = kidx$8;
-        end
-        zero = p == zero_p;
-        b = x + ((k) & 10'h3ff);
-        sat = (inf || (b >= satb)) && ~zero;
-        rs_k = zero_s;
-        ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
-            rs_k = k - mb_s;
-            ls_k = zero_s;
-        end
-        x_s = x[(32'h0)+:(5)];
-        rs_u = zero_s;
-        ls_u = x_s + lsu_s;
-        if (x < big_x$0) begin
-            rs_u = big_s$0 - x_s;
-            ls_u = zero_s;
-        end
+        fb = b[(32'h0)+:(8)];
+        normal = (b >= t_norm) && ~zero;
+        sat = (b >= t_sat) && ~zero;
+        sign = neg && ~zero;
+        rsub = c1_s - x[(32'h0)+:(5)];
         if (x < clamp_x$0) begin
-            rs_u = rsmax_s$0;
+            rsub = ones_s;
         end
-        if ((b > off) && ~zero) begin
-            fe = b[(32'h0)+:(8)] - off1_8;
-            rs = rs_k;
-            ls = ls_k;
+        r = rsub;
+        if (normal) begin
+            r = c0;
+            if (t) begin
+                r = c0 + one_s;
+            end
         end
-        else begin
-            fe = zero8;
-            rs = rs_u;
-            ls = ls_u;
+        if (zero) begin
+            r = ones_s;
         end
     end
 
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$pa
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$npa$0
 
-module sop_c4_hif8_se4m3_fp16$lanes$0$pb(neg,p,zero,sat,rs,ls,fe,word);
+module sop_c4_hif8_se4m3_fp16$lanes$0$npb$0(p,r,fb,normal,sat,sign,word);
 
     // Module arguments
-    input wire  neg;
     input wire  [8:0] p;
-    input wire  zero;
+    input wire  [4:0] r;
+    input wire  [7:0] fb;
+    input wire  normal;
     input wire  sat;
-    input wire  [4:0] rs;
-    input wire  [4:0] ls;
-    input wire  [7:0] fe;
+    input wire  sign;
     output reg  [15:0] word;
 
     // Constant declarations
-    localparam  one_p = 9'b1;
-    localparam  ones_w = 10'b1111111111;
-    localparam  zero_w = 10'b0;
-    localparam  one_s = 5'b1;
-    localparam  zero_s = 5'b0;
+    localparam  lsh = 8'h4;
+    localparam  one_16 = 16'h1;
+    localparam  zero_16 = 16'h0;
+    localparam  ones_16 = 16'hffff;
     localparam  rs_mask = 5'b1111;
-    localparam  ls_mask = 5'b111;
-    localparam  mb = 5'b1010;
-    localparam  nmask = 16'h7ff;
+    localparam  mb = 8'ha;
+    localparam  nmask = 16'hfff;
+    localparam  sub_mask = 16'h7ff;
+    localparam  man_mask = 16'h3ff;
     localparam  inf_w = 16'h7c00;
     localparam  max_w = 16'h7bff;
     localparam  sign_w = 16'h8000;
     localparam  normal_rounds = 1'b0;
 
     // Local signals
-    reg  [9:0] e;
-    reg  [9:0] qg;
-    reg  [9:0] below;
-    reg  [4:0] rsm;
-    reg  [4:0] lsm;
+    reg  [4:0] rm;
+    reg  [15:0] e;
+    reg  [15:0] qg;
+    reg  [15:0] below;
     reg  sticky;
     reg  ru;
-    reg  [8:0] q;
-    reg  [8:0] nr;
-    reg  [15:0] nl;
-    reg  [15:0] n16;
+    reg  [15:0] q;
+    reg  [15:0] n;
     reg  [15:0] fe16;
     reg  [15:0] w16;
     reg  [15:0] mag;
 
     // Update code
     always @(*) begin
-        rsm = rs & rs_mask;
-        lsm = ls & ls_mask;
-        e = ((p) & 10'h3ff) << one_s;
-        qg = e >> rsm;
-        below = e & ~(ones_w << rsm);
-        sticky = below != zero_w;
-        q = qg[(32'h1)+:(9)];
+        rm = r & rs_mask;
+        e = ((p) & 16'hffff) << lsh;
+        qg = e >> rm;
+        below = e & ~(ones_16 << rm);
+        sticky = below != zero_16;
+        q = qg >> one_16;
         ru = qg[32'h0] && (sticky || qg[32'h1]);
         if (ru) begin
-            nr = q + one_p;
+            n = (q + one_16) & nmask;
         end
         else begin
-            nr = q;
+            n = q & nmask;
         end
-        nl = (((p) & 16'hffff) << lsm) & nmask;
-        if (rsm == zero_s) begin
-            n16 = nl;
+        fe16 = (((fb) & 16'hffff) << mb) & inf_w;
+        if (normal_rounds) begin
+            w16 = n;
+            if (normal) begin
+                w16 = fe16 + n;
+            end
+            mag = w16;
+            if (sat || (w16 >= inf_w)) begin
+                mag = max_w;
+            end
         end
         else begin
-            n16 = ((nr) & 16'hffff);
-        end
-        fe16 = (((fe) & 16'hffff) << mb) & inf_w;
-        w16 = fe16 + n16;
-        mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
-            mag = max_w;
+            w16 = n & sub_mask;
+            if (normal) begin
+                w16 = fe16 | (n & man_mask);
+            end
+            mag = w16;
+            if (sat) begin
+                mag = max_w;
+            end
         end
         word = mag;
-        if (neg && ~zero) begin
+        if (sign) begin
             word = mag | sign_w;
         end
     end
 
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$pb
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$npb$0
 
 module sop_c4_hif8_se4m3_fp16$lanes$0$s1_bias$0(d,q,clock);
 
@@ -1215,6 +1168,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$s1_sig(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s1_sig
 
+module sop_c4_hif8_se4m3_fp16$lanes$0$s1_szero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s1_szero$0
+
 module sop_c4_hif8_se4m3_fp16$lanes$0$s1_valid(d,q,clock,reset);
 
     // Module arguments
@@ -1229,19 +1195,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$s1_valid(d,q,clock,reset);
        else q <= d;
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s1_valid
-
-module sop_c4_hif8_se4m3_fp16$lanes$0$s2_inf(d,q,clock);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s2_inf
 
 module sop_c4_hif8_se4m3_fp16$lanes$0$s2_neg(d,q,clock);
 
@@ -1297,6 +1250,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$s2_x(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s2_x
 
+module sop_c4_hif8_se4m3_fp16$lanes$0$s2_zero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s2_zero$0
+
 module sop_c4_hif8_se4m3_fp16$lanes$0$s3_fe(d,q,clock);
 
     // Module arguments
@@ -1310,19 +1276,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$s3_fe(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s3_fe
 
-module sop_c4_hif8_se4m3_fp16$lanes$0$s3_ls(d,q,clock);
-
-    // Module arguments
-    input wire  [4:0] d;
-    output reg  [4:0] q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s3_ls
-
 module sop_c4_hif8_se4m3_fp16$lanes$0$s3_neg(d,q,clock);
 
     // Module arguments
@@ -1335,6 +1288,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$s3_neg(d,q,clock);
        q <= d;
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s3_neg
+
+module sop_c4_hif8_se4m3_fp16$lanes$0$s3_normal$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s3_normal$0
 
 module sop_c4_hif8_se4m3_fp16$lanes$0$s3_p(d,q,clock);
 
@@ -1390,19 +1356,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$s3_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s3_valid
 
-module sop_c4_hif8_se4m3_fp16$lanes$0$s3_zero(d,q,clock);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s3_zero
-
 module sop_c4_hif8_se4m3_fp16$lanes$0$s4_valid(d,q,clock,reset);
 
     // Module arguments
@@ -1431,23 +1384,33 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$s4_word(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$0$s4_word
 
-module sop_c4_hif8_se4m3_fp16$lanes$0$sdec(code,sig,exp,neg);
+module sop_c4_hif8_se4m3_fp16$lanes$0$sdec(code,sig,exp,neg,zero$0);
 
     // Module arguments
     input wire  [7:0] code;
     output reg  [7:0] sig;
     output reg  [7:0] exp;
     output reg  neg;
+    output reg  zero$0;
 
     // Constant declarations
     localparam  sign_mask = 8'h80;
+    localparam  mag_mask$0 = 8'h7f;
     localparam  man_shift = 8'h3;
     localparam  exp_mask = 8'hf;
     localparam  man_mask = 8'h7;
     localparam  hidden = 8'h8;
     localparam  align = 8'h1;
-    localparam  zero = 8'h0;
+    localparam  zero8 = 8'h0;
     localparam  one = 8'h1;
+    localparam  normalized = 1'b1;
+    localparam  exp_norm = 8'h2;
+    localparam  k_sh$0 = 8'h3;
+    localparam  k_sh$1 = 8'h2;
+    localparam  k_sh$2 = 8'h1;
+    localparam  k_e$0 = 8'h0;
+    localparam  k_e$1 = 8'h1;
+    localparam  k_e$2 = 8'h2;
 
     // Local signals
     reg  [7:0] e;
@@ -1455,16 +1418,35 @@ module sop_c4_hif8_se4m3_fp16$lanes$0$sdec(code,sig,exp,neg);
 
     // Update code
     always @(*) begin
-        neg = (code & sign_mask) != zero;
+        neg = (code & sign_mask) != zero8;
+        zero$0 = (code & mag_mask$0) == zero8;
         e = (code >> man_shift) & exp_mask;
         m = code & man_mask;
-        if (e == zero) begin
+        if (e == zero8) begin
             sig = m << align;
             exp = one;
+            if (normalized) begin
+                exp = zero8;
+                if (m[0]) begin
+                    sig = (m << k_sh$0) << align;
+                    exp = k_e$0;
+                end
+                if (m[1]) begin
+                    sig = (m << k_sh$1) << align;
+                    exp = k_e$1;
+                end
+                if (m[2]) begin
+                    sig = (m << k_sh$2) << align;
+                    exp = k_e$2;
+                end
+            end
         end
         else begin
             sig = (m | hidden) << align;
             exp = e;
+            if (normalized) begin
+                exp = e + exp_norm;
+            end
         end
     end
 
@@ -1505,6 +1487,7 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
     wire  [7:0] sdec$sig;
     wire  [7:0] sdec$exp;
     wire  sdec$neg;
+    wire  sdec$zero$0;
     reg  lut$clock;
     reg  lut$we;
     reg  [4:0] lut$waddr;
@@ -1524,6 +1507,9 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
     reg  s1_neg$d;
     wire  s1_neg$q;
     reg  s1_neg$clock;
+    reg  s1_szero$0$d;
+    wire  s1_szero$0$q;
+    reg  s1_szero$0$clock;
     reg  [7:0] s1_bias$0$d;
     wire  [7:0] s1_bias$0$q;
     reg  s1_bias$0$clock;
@@ -1531,11 +1517,12 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
     reg  [7:0] hif$0$ssig;
     reg  [7:0] hif$0$sexp;
     reg  hif$0$sneg;
+    reg  hif$0$szero;
     reg  [7:0] hif$0$bias;
     wire  hif$0$neg;
     wire  [8:0] hif$0$p;
     wire  [9:0] hif$0$x;
-    wire  hif$0$inf;
+    wire  hif$0$zero;
     reg  s2_valid$d;
     wire  s2_valid$q;
     reg  s2_valid$clock;
@@ -1549,17 +1536,18 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
     reg  [9:0] s2_x$d;
     wire  [9:0] s2_x$q;
     reg  s2_x$clock;
-    reg  s2_inf$d;
-    wire  s2_inf$q;
-    reg  s2_inf$clock;
-    reg  [8:0] pa$p;
-    reg  [9:0] pa$x;
-    reg  pa$inf;
-    wire  pa$zero;
-    wire  pa$sat;
-    wire  [4:0] pa$rs;
-    wire  [4:0] pa$ls;
-    wire  [7:0] pa$fe;
+    reg  s2_zero$0$d;
+    wire  s2_zero$0$q;
+    reg  s2_zero$0$clock;
+    reg  [8:0] npa$0$p;
+    reg  [9:0] npa$0$x;
+    reg  npa$0$zero;
+    reg  npa$0$neg;
+    wire  [4:0] npa$0$r;
+    wire  [7:0] npa$0$fb;
+    wire  npa$0$normal;
+    wire  npa$0$sat;
+    wire  npa$0$sign;
     reg  s3_valid$d;
     wire  s3_valid$q;
     reg  s3_valid$clock;
@@ -1570,29 +1558,25 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
     reg  [8:0] s3_p$d;
     wire  [8:0] s3_p$q;
     reg  s3_p$clock;
-    reg  s3_zero$d;
-    wire  s3_zero$q;
-    reg  s3_zero$clock;
+    reg  s3_normal$0$d;
+    wire  s3_normal$0$q;
+    reg  s3_normal$0$clock;
     reg  s3_sat$d;
     wire  s3_sat$q;
     reg  s3_sat$clock;
     reg  [4:0] s3_rs$d;
     wire  [4:0] s3_rs$q;
     reg  s3_rs$clock;
-    reg  [4:0] s3_ls$d;
-    wire  [4:0] s3_ls$q;
-    reg  s3_ls$clock;
     reg  [7:0] s3_fe$d;
     wire  [7:0] s3_fe$q;
     reg  s3_fe$clock;
-    reg  pb$neg;
-    reg  [8:0] pb$p;
-    reg  pb$zero;
-    reg  pb$sat;
-    reg  [4:0] pb$rs;
-    reg  [4:0] pb$ls;
-    reg  [7:0] pb$fe;
-    wire  [15:0] pb$word;
+    reg  [8:0] npb$0$p;
+    reg  [4:0] npb$0$r;
+    reg  [7:0] npb$0$fb;
+    reg  npb$0$normal;
+    reg  npb$0$sat;
+    reg  npb$0$sign;
+    wire  [15:0] npb$0$word;
     reg  s4_valid$d;
     wire  s4_valid$q;
     reg  s4_valid$clock;
@@ -1624,7 +1608,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         .code(sdec$code),
         .sig(sdec$sig),
         .exp(sdec$exp),
-        .neg(sdec$neg)
+        .neg(sdec$neg),
+        .zero$0(sdec$zero$0)
     );
     sop_c4_hif8_se4m3_fp16$lanes$1$lut lut(
         .clock(lut$clock),
@@ -1655,6 +1640,11 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         .q(s1_neg$q),
         .clock(s1_neg$clock)
     );
+    sop_c4_hif8_se4m3_fp16$lanes$1$s1_szero$0 s1_szero$0(
+        .d(s1_szero$0$d),
+        .q(s1_szero$0$q),
+        .clock(s1_szero$0$clock)
+    );
     sop_c4_hif8_se4m3_fp16$lanes$1$s1_bias$0 s1_bias$0(
         .d(s1_bias$0$d),
         .q(s1_bias$0$q),
@@ -1665,11 +1655,12 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         .ssig(hif$0$ssig),
         .sexp(hif$0$sexp),
         .sneg(hif$0$sneg),
+        .szero(hif$0$szero),
         .bias(hif$0$bias),
         .neg(hif$0$neg),
         .p(hif$0$p),
         .x(hif$0$x),
-        .inf(hif$0$inf)
+        .zero(hif$0$zero)
     );
     sop_c4_hif8_se4m3_fp16$lanes$1$s2_valid s2_valid(
         .d(s2_valid$d),
@@ -1692,20 +1683,21 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         .q(s2_x$q),
         .clock(s2_x$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$1$s2_inf s2_inf(
-        .d(s2_inf$d),
-        .q(s2_inf$q),
-        .clock(s2_inf$clock)
+    sop_c4_hif8_se4m3_fp16$lanes$1$s2_zero$0 s2_zero$0(
+        .d(s2_zero$0$d),
+        .q(s2_zero$0$q),
+        .clock(s2_zero$0$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$1$pa pa(
-        .p(pa$p),
-        .x(pa$x),
-        .inf(pa$inf),
-        .zero(pa$zero),
-        .sat(pa$sat),
-        .rs(pa$rs),
-        .ls(pa$ls),
-        .fe(pa$fe)
+    sop_c4_hif8_se4m3_fp16$lanes$1$npa$0 npa$0(
+        .p(npa$0$p),
+        .x(npa$0$x),
+        .zero(npa$0$zero),
+        .neg(npa$0$neg),
+        .r(npa$0$r),
+        .fb(npa$0$fb),
+        .normal(npa$0$normal),
+        .sat(npa$0$sat),
+        .sign(npa$0$sign)
     );
     sop_c4_hif8_se4m3_fp16$lanes$1$s3_valid s3_valid(
         .d(s3_valid$d),
@@ -1723,10 +1715,10 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         .q(s3_p$q),
         .clock(s3_p$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$1$s3_zero s3_zero(
-        .d(s3_zero$d),
-        .q(s3_zero$q),
-        .clock(s3_zero$clock)
+    sop_c4_hif8_se4m3_fp16$lanes$1$s3_normal$0 s3_normal$0(
+        .d(s3_normal$0$d),
+        .q(s3_normal$0$q),
+        .clock(s3_normal$0$clock)
     );
     sop_c4_hif8_se4m3_fp16$lanes$1$s3_sat s3_sat(
         .d(s3_sat$d),
@@ -1738,25 +1730,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         .q(s3_rs$q),
         .clock(s3_rs$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$1$s3_ls s3_ls(
-        .d(s3_ls$d),
-        .q(s3_ls$q),
-        .clock(s3_ls$clock)
-    );
     sop_c4_hif8_se4m3_fp16$lanes$1$s3_fe s3_fe(
         .d(s3_fe$d),
         .q(s3_fe$q),
         .clock(s3_fe$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$1$pb pb(
-        .neg(pb$neg),
-        .p(pb$p),
-        .zero(pb$zero),
-        .sat(pb$sat),
-        .rs(pb$rs),
-        .ls(pb$ls),
-        .fe(pb$fe),
-        .word(pb$word)
+    sop_c4_hif8_se4m3_fp16$lanes$1$npb$0 npb$0(
+        .p(npb$0$p),
+        .r(npb$0$r),
+        .fb(npb$0$fb),
+        .normal(npb$0$normal),
+        .sat(npb$0$sat),
+        .sign(npb$0$sign),
+        .word(npb$0$word)
     );
     sop_c4_hif8_se4m3_fp16$lanes$1$s4_valid s4_valid(
         .d(s4_valid$d),
@@ -1783,14 +1769,11 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         s2_neg$clock = clock;
         s2_p$clock = clock;
         s2_x$clock = clock;
-        s2_inf$clock = clock;
         s3_valid$clock = clock;
         s3_neg$clock = clock;
         s3_p$clock = clock;
-        s3_zero$clock = clock;
         s3_sat$clock = clock;
         s3_rs$clock = clock;
-        s3_ls$clock = clock;
         s3_fe$clock = clock;
         s4_valid$clock = clock;
         s4_word$clock = clock;
@@ -1825,6 +1808,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         s1_sig$d = sdec$sig;
         s1_exp$d = sdec$exp;
         s1_neg$d = sdec$neg;
+        s1_szero$0$clock = clock;
+        s1_szero$0$d = sdec$zero$0;
         s1_bias$0$clock = clock;
         s1_bias$0$d = bias0;
         if (eff_sel) begin
@@ -1835,31 +1820,33 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         hif$0$ssig = s1_sig$q;
         hif$0$sexp = s1_exp$q;
         hif$0$sneg = s1_neg$q;
+        hif$0$szero = s1_szero$0$q;
         hif$0$bias = s1_bias$0$q;
         s2_neg$d = hif$0$neg;
         s2_p$d = hif$0$p;
         s2_x$d = hif$0$x;
-        s2_inf$d = hif$0$inf;
-        pa$p = s2_p$q;
-        pa$x = s2_x$q;
-        pa$inf = s2_inf$q;
+        s2_zero$0$clock = clock;
+        s2_zero$0$d = hif$0$zero;
         s3_valid$d = s2_valid$q;
-        s3_neg$d = s2_neg$q;
         s3_p$d = s2_p$q;
-        s3_zero$d = pa$zero;
-        s3_sat$d = pa$sat;
-        s3_rs$d = pa$rs;
-        s3_ls$d = pa$ls;
-        s3_fe$d = pa$fe;
-        pb$neg = s3_neg$q;
-        pb$p = s3_p$q;
-        pb$zero = s3_zero$q;
-        pb$sat = s3_sat$q;
-        pb$rs = s3_rs$q;
-        pb$ls = s3_ls$q;
-        pb$fe = s3_fe$q;
+        npa$0$p = s2_p$q;
+        npa$0$x = s2_x$q;
+        npa$0$zero = s2_zero$0$q;
+        npa$0$neg = s2_neg$q;
+        s3_neg$d = npa$0$sign;
+        s3_normal$0$clock = clock;
+        s3_normal$0$d = npa$0$normal;
+        s3_sat$d = npa$0$sat;
+        s3_rs$d = npa$0$r;
+        s3_fe$d = npa$0$fb;
         s4_valid$d = s3_valid$q;
-        s4_word$d = pb$word;
+        npb$0$p = s3_p$q;
+        npb$0$r = s3_rs$q;
+        npb$0$fb = s3_fe$q;
+        npb$0$normal = s3_normal$0$q;
+        npb$0$sat = s3_sat$q;
+        npb$0$sign = s3_neg$q;
+        s4_word$d = npb$0$word;
         data_out = s4_word$q;
         valid_out = s4_valid$q;
     end
@@ -1896,30 +1883,32 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$blk_sel(d,q,clock,reset);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$blk_sel
 
-module sop_c4_hif8_se4m3_fp16$lanes$1$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,inf);
+module sop_c4_hif8_se4m3_fp16$lanes$1$hif$0(entry,ssig,sexp,sneg,szero,bias,neg,p,x,zero);
 
     // Module arguments
     input wire  [7:0] entry;
     input wire  [7:0] ssig;
     input wire  [7:0] sexp;
     input wire  sneg;
+    input wire  szero;
     input wire  [7:0] bias;
     output reg  neg;
     output reg  [8:0] p;
     output reg  [9:0] x;
-    output reg  inf;
+    output reg  zero;
 
     // Constant declarations
     localparam  sign_mask = 8'h80;
     localparam  c_shift = 8'h4;
     localparam  e_mask = 8'h7;
     localparam  c_mask = 8'hf;
+    localparam  cl_mask = 8'h7;
+    localparam  n_mant = 8'h6;
+    localparam  sop_c4_hif8_se4m3_fp16 = 9'b10000;
     localparam  bias_flip = 8'h7f;
     localparam  zero8 = 8'h0;
     localparam  zero_p = 9'b0;
-    localparam  xpad = 10'b0;
-    localparam  t = 1'b1;
-    localparam  f = 1'b0;
+    localparam  xpad = 10'b111;
     localparam  k_c$0 = 8'h0;
     localparam  k_c$1 = 8'h1;
     localparam  k_c$2 = 8'h2;
@@ -1954,17 +1943,13 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,in
     // Local signals
     reg  [7:0] w8;
     reg  [7:0] c;
+    reg  [7:0] cl;
     reg  [7:0] e;
     reg  hneg;
-    reg  [7:0] sha;
-    reg  [7:0] shb;
     reg  sub;
-    reg  hasb;
-    reg  nz;
     reg  [8:0] sp;
     reg  [8:0] ta;
     reg  [8:0] tb;
-    reg  [8:0] q;
     reg  [7:0] nb;
 
     // Update code
@@ -1972,74 +1957,70 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,in
         w8 = ((entry) & 8'hff);
         hneg = (w8 & sign_mask) != zero8;
         c = w8 & c_mask;
+        cl = c & cl_mask;
         e = (w8 >> c_shift) & e_mask;
-        sha = zero8;
-        shb = zero8;
-        sub = f;
-        hasb = f;
-        nz = f;
-        if (c == k_c$0) begin
-            sha = k_sha$0;
-            shb = k_shb$0;
-            sub = k_sub$0;
-            hasb = k_hasb$0;
-            nz = t;
-        end
-        if (c == k_c$1) begin
-            sha = k_sha$1;
-            shb = k_shb$1;
-            sub = k_sub$1;
-            hasb = k_hasb$1;
-            nz = t;
-        end
-        if (c == k_c$2) begin
-            sha = k_sha$2;
-            shb = k_shb$2;
-            sub = k_sub$2;
-            hasb = k_hasb$2;
-            nz = t;
-        end
-        if (c == k_c$3) begin
-            sha = k_sha$3;
-            shb = k_shb$3;
-            sub = k_sub$3;
-            hasb = k_hasb$3;
-            nz = t;
-        end
-        if (c == k_c$4) begin
-            sha = k_sha$4;
-            shb = k_shb$4;
-            sub = k_sub$4;
-            hasb = k_hasb$4;
-            nz = t;
-        end
-        if (c == k_c$5) begin
-            sha = k_sha$5;
-            shb = k_shb$5;
-            sub = k_sub$5;
-            hasb = k_hasb$5;
-            nz = t;
-        end
-        sp = ((ssig) & 9'h1ff);
-        ta = sp << sha;
+        zero = szero || (c >= n_mant);
+        sp = ((ssig) & 9'h1ff) | sop_c4_hif8_se4m3_fp16;
+        ta = sp << k_sha$0;
         tb = zero_p;
-        if (hasb) begin
-            tb = sp << shb;
+        sub = k_sub$0;
+        if (cl == k_c$0) begin
+            ta = sp << k_sha$0;
+            tb = zero_p;
+            if (k_hasb$0) begin
+                tb = sp << k_shb$0;
+            end
+            sub = k_sub$0;
+        end
+        if (cl == k_c$1) begin
+            ta = sp << k_sha$1;
+            tb = zero_p;
+            if (k_hasb$1) begin
+                tb = sp << k_shb$1;
+            end
+            sub = k_sub$1;
+        end
+        if (cl == k_c$2) begin
+            ta = sp << k_sha$2;
+            tb = zero_p;
+            if (k_hasb$2) begin
+                tb = sp << k_shb$2;
+            end
+            sub = k_sub$2;
+        end
+        if (cl == k_c$3) begin
+            ta = sp << k_sha$3;
+            tb = zero_p;
+            if (k_hasb$3) begin
+                tb = sp << k_shb$3;
+            end
+            sub = k_sub$3;
+        end
+        if (cl == k_c$4) begin
+            ta = sp << k_sha$4;
+            tb = zero_p;
+            if (k_hasb$4) begin
+                tb = sp << k_shb$4;
+            end
+            sub = k_sub$4;
+        end
+        if (cl == k_c$5) begin
+            ta = sp << k_sha$5;
+            tb = zero_p;
+            if (k_hasb$5) begin
+                tb = sp << k_shb$5;
+            end
+            sub = k_sub$5;
         end
         if (sub) begin
-            q = ta - tb;
+            p = ta - tb;
         end
         else begin
-            q = ta + tb;
-        end
-        p = zero_p;
-        if (nz) begin
-            p = q;
+            p = ta + tb;
         end
         nb = bias ^ bias_flip;
         x = ((e) & 10'h3ff) + ((sexp) & 10'h3ff) + ((nb) & 10'h3ff) + xpad;
         neg = hneg ^ sneg;
-        inf = f;
     end
 
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$hif$0
@@ -2063,193 +2044,147 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$lut(clock,we,waddr,wdata,raddr,rdata);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$lut
 
-module sop_c4_hif8_se4m3_fp16$lanes$1$pa(p,x,inf,zero,sat,rs,ls,fe);
+module sop_c4_hif8_se4m3_fp16$lanes$1$npa$0(p,x,zero,neg,r,fb,normal,sat,sign);
 
     // Module arguments
     input wire  [8:0] p;
     input wire  [9:0] x;
-    input wire  inf;
-    output reg  zero;
+    input wire  zero;
+    input wire  neg;
+    output reg  [4:0] r;
+    output reg  [7:0] fb;
+    output reg  normal;
     output reg  sat;
-    output reg  [4:0] rs;
-    output reg  [4:0] ls;
-    output reg  [7:0] fe;
+    output reg  sign;
 
     // Constant declarations
-    localparam  kidx$0 = 5'b0;
-    localparam  kidx$1 = 5'b1;
-    localparam  kidx$2 = 5'b10;
-    localparam  kidx$3 = 5'b11;
-    localparam  kidx$4 = 5'b100;
-    localparam  kidx$5 = 5'b101;
-    localparam  kidx$6 = 5'b110;
-    localparam  kidx$7 = 5'b111;
-    localparam  kidx$8 = 5'b1000;
+    localparam  t_bit = 9'b100000000;
     localparam  zero_p = 9'b0;
-    localparam  off = 10'b1111110;
-    localparam  satb = 10'b10011101;
-    localparam  big_x$0 = 10'b1110101;
-    localparam  clamp_x$0 = 10'b1101011;
-    localparam  big_s$0 = 5'b10101;
-    localparam  lsu_s = 5'b1011;
-    localparam  mb_s = 5'b1010;
-    localparam  zero_s = 5'b0;
-    localparam  rsmax_s$0 = 5'b1010;
-    localparam  zero8 = 8'h0;
-    localparam  off1_8 = 8'h7f;
-    localparam  normal_rounds = 1'b0;
+    localparam  one_x = 10'b1;
+    localparam  t_norm = 10'b10000001;
+    localparam  t_sat = 10'b10011111;
+    localparam  c0 = 5'b0;
+    localparam  one_s = 5'b1;
+    localparam  c1_s = 5'b1;
+    localparam  ones_s = 5'b1111;
+    localparam  clamp_x$0 = 10'b1110010;
 
     // Local signals
-    reg  [4:0] k;
+    reg  t;
     reg  [9:0] b;
-    reg  [4:0] rs_k;
-    reg  [4:0] ls_k;
-    reg  [4:0] rs_u;
-    reg  [4:0] ls_u;
-    reg  [4:0] x_s;
+    reg  [4:0] rsub;
 
     // Update code
     always @(*) begin
-        k = zero_s;
-        if (p[0]) begin
-            k = kidx$0;
+        t = (p & t_bit) != zero_p;
+        b = x;
+        if (t) begin
+            b = x + one_x;
         end
-        if (p[1]) begin
-            k = kidx$1;
-        end
-        if (p[2]) begin
-            k = kidx$2;
-        end
-        if (p[3]) begin
-            k = kidx$3;
-        end
-        if (p[4]) begin
-            k = kidx$4;
-        end
-        if (p[5]) begin
-            k = kidx$5;
-        end
-        if (p[6]) begin
-            k = kidx$6;
-        end
-        if (p[7]) begin
-            k = kidx$7;
-        end
-        if (p[8]) begin
-            k = kidx$8;
-        end
-        zero = p == zero_p;
-        b = x + ((k) & 10'h3ff);
-        sat = (inf || (b >= satb)) && ~zero;
-        rs_k = zero_s;
-        ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
-            rs_k = k - mb_s;
-            ls_k = zero_s;
-        end
-        x_s = x[(32'h0)+:(5)];
-        rs_u = zero_s;
-        ls_u = x_s + lsu_s;
-        if (x < big_x$0) begin
-            rs_u = big_s$0 - x_s;
-            ls_u = zero_s;
-        end
+        fb = b[(32'h0)+:(8)];
+        normal = (b >= t_norm) && ~zero;
+        sat = (b >= t_sat) && ~zero;
+        sign = neg && ~zero;
+        rsub = c1_s - x[(32'h0)+:(5)];
         if (x < clamp_x$0) begin
-            rs_u = rsmax_s$0;
+            rsub = ones_s;
         end
-        if ((b > off) && ~zero) begin
-            fe = b[(32'h0)+:(8)] - off1_8;
-            rs = rs_k;
-            ls = ls_k;
+        r = rsub;
+        if (normal) begin
+            r = c0;
+            if (t) begin
+                r = c0 + one_s;
+            end
         end
-        else begin
-            fe = zero8;
-            rs = rs_u;
-            ls = ls_u;
+        if (zero) begin
+            r = ones_s;
         end
     end
 
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$pa
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$npa$0
 
-module sop_c4_hif8_se4m3_fp16$lanes$1$pb(neg,p,zero,sat,rs,ls,fe,word);
+module sop_c4_hif8_se4m3_fp16$lanes$1$npb$0(p,r,fb,normal,sat,sign,word);
 
     // Module arguments
-    input wire  neg;
     input wire  [8:0] p;
-    input wire  zero;
+    input wire  [4:0] r;
+    input wire  [7:0] fb;
+    input wire  normal;
     input wire  sat;
-    input wire  [4:0] rs;
-    input wire  [4:0] ls;
-    input wire  [7:0] fe;
+    input wire  sign;
     output reg  [15:0] word;
 
     // Constant declarations
-    localparam  one_p = 9'b1;
-    localparam  ones_w = 10'b1111111111;
-    localparam  zero_w = 10'b0;
-    localparam  one_s = 5'b1;
-    localparam  zero_s = 5'b0;
+    localparam  lsh = 8'h4;
+    localparam  one_16 = 16'h1;
+    localparam  zero_16 = 16'h0;
+    localparam  ones_16 = 16'hffff;
     localparam  rs_mask = 5'b1111;
-    localparam  ls_mask = 5'b111;
-    localparam  mb = 5'b1010;
-    localparam  nmask = 16'h7ff;
+    localparam  mb = 8'ha;
+    localparam  nmask = 16'hfff;
+    localparam  sub_mask = 16'h7ff;
+    localparam  man_mask = 16'h3ff;
     localparam  inf_w = 16'h7c00;
     localparam  max_w = 16'h7bff;
     localparam  sign_w = 16'h8000;
     localparam  normal_rounds = 1'b0;
 
     // Local signals
-    reg  [9:0] e;
-    reg  [9:0] qg;
-    reg  [9:0] below;
-    reg  [4:0] rsm;
-    reg  [4:0] lsm;
+    reg  [4:0] rm;
+    reg  [15:0] e;
+    reg  [15:0] qg;
+    reg  [15:0] below;
     reg  sticky;
     reg  ru;
-    reg  [8:0] q;
-    reg  [8:0] nr;
-    reg  [15:0] nl;
-    reg  [15:0] n16;
+    reg  [15:0] q;
+    reg  [15:0] n;
     reg  [15:0] fe16;
     reg  [15:0] w16;
     reg  [15:0] mag;
 
     // Update code
     always @(*) begin
-        rsm = rs & rs_mask;
-        lsm = ls & ls_mask;
-        e = ((p) & 10'h3ff) << one_s;
-        qg = e >> rsm;
-        below = e & ~(ones_w << rsm);
-        sticky = below != zero_w;
-        q = qg[(32'h1)+:(9)];
+        rm = r & rs_mask;
+        e = ((p) & 16'hffff) << lsh;
+        qg = e >> rm;
+        below = e & ~(ones_16 << rm);
+        sticky = below != zero_16;
+        q = qg >> one_16;
         ru = qg[32'h0] && (sticky || qg[32'h1]);
         if (ru) begin
-            nr = q + one_p;
+            n = (q + one_16) & nmask;
         end
         else begin
-            nr = q;
+            n = q & nmask;
         end
-        nl = (((p) & 16'hffff) << lsm) & nmask;
-        if (rsm == zero_s) begin
-            n16 = nl;
+        fe16 = (((fb) & 16'hffff) << mb) & inf_w;
+        if (normal_rounds) begin
+            w16 = n;
+            if (normal) begin
+                w16 = fe16 + n;
+            end
+            mag = w16;
+            if (sat || (w16 >= inf_w)) begin
+                mag = max_w;
+            end
         end
         else begin
-            n16 = ((nr) & 16'hffff);
-        end
-        fe16 = (((fe) & 16'hffff) << mb) & inf_w;
-        w16 = fe16 + n16;
-        mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
-            mag = max_w;
+            w16 = n & sub_mask;
+            if (normal) begin
+                w16 = fe16 | (n & man_mask);
+            end
+            mag = w16;
+            if (sat) begin
+                mag = max_w;
+            end
         end
         word = mag;
-        if (neg && ~zero) begin
+        if (sign) begin
             word = mag | sign_w;
         end
     end
 
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$pb
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$npb$0
 
 module sop_c4_hif8_se4m3_fp16$lanes$1$s1_bias$0(d,q,clock);
 
@@ -2303,6 +2238,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$s1_sig(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s1_sig
 
+module sop_c4_hif8_se4m3_fp16$lanes$1$s1_szero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s1_szero$0
+
 module sop_c4_hif8_se4m3_fp16$lanes$1$s1_valid(d,q,clock,reset);
 
     // Module arguments
@@ -2317,19 +2265,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$s1_valid(d,q,clock,reset);
        else q <= d;
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s1_valid
-
-module sop_c4_hif8_se4m3_fp16$lanes$1$s2_inf(d,q,clock);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s2_inf
 
 module sop_c4_hif8_se4m3_fp16$lanes$1$s2_neg(d,q,clock);
 
@@ -2385,6 +2320,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$s2_x(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s2_x
 
+module sop_c4_hif8_se4m3_fp16$lanes$1$s2_zero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s2_zero$0
+
 module sop_c4_hif8_se4m3_fp16$lanes$1$s3_fe(d,q,clock);
 
     // Module arguments
@@ -2398,19 +2346,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$s3_fe(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s3_fe
 
-module sop_c4_hif8_se4m3_fp16$lanes$1$s3_ls(d,q,clock);
-
-    // Module arguments
-    input wire  [4:0] d;
-    output reg  [4:0] q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s3_ls
-
 module sop_c4_hif8_se4m3_fp16$lanes$1$s3_neg(d,q,clock);
 
     // Module arguments
@@ -2423,6 +2358,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$s3_neg(d,q,clock);
        q <= d;
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s3_neg
+
+module sop_c4_hif8_se4m3_fp16$lanes$1$s3_normal$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s3_normal$0
 
 module sop_c4_hif8_se4m3_fp16$lanes$1$s3_p(d,q,clock);
 
@@ -2478,19 +2426,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$s3_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s3_valid
 
-module sop_c4_hif8_se4m3_fp16$lanes$1$s3_zero(d,q,clock);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s3_zero
-
 module sop_c4_hif8_se4m3_fp16$lanes$1$s4_valid(d,q,clock,reset);
 
     // Module arguments
@@ -2519,23 +2454,33 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$s4_word(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$1$s4_word
 
-module sop_c4_hif8_se4m3_fp16$lanes$1$sdec(code,sig,exp,neg);
+module sop_c4_hif8_se4m3_fp16$lanes$1$sdec(code,sig,exp,neg,zero$0);
 
     // Module arguments
     input wire  [7:0] code;
     output reg  [7:0] sig;
     output reg  [7:0] exp;
     output reg  neg;
+    output reg  zero$0;
 
     // Constant declarations
     localparam  sign_mask = 8'h80;
+    localparam  mag_mask$0 = 8'h7f;
     localparam  man_shift = 8'h3;
     localparam  exp_mask = 8'hf;
     localparam  man_mask = 8'h7;
     localparam  hidden = 8'h8;
     localparam  align = 8'h1;
-    localparam  zero = 8'h0;
+    localparam  zero8 = 8'h0;
     localparam  one = 8'h1;
+    localparam  normalized = 1'b1;
+    localparam  exp_norm = 8'h2;
+    localparam  k_sh$0 = 8'h3;
+    localparam  k_sh$1 = 8'h2;
+    localparam  k_sh$2 = 8'h1;
+    localparam  k_e$0 = 8'h0;
+    localparam  k_e$1 = 8'h1;
+    localparam  k_e$2 = 8'h2;
 
     // Local signals
     reg  [7:0] e;
@@ -2543,16 +2488,35 @@ module sop_c4_hif8_se4m3_fp16$lanes$1$sdec(code,sig,exp,neg);
 
     // Update code
     always @(*) begin
-        neg = (code & sign_mask) != zero;
+        neg = (code & sign_mask) != zero8;
+        zero$0 = (code & mag_mask$0) == zero8;
         e = (code >> man_shift) & exp_mask;
         m = code & man_mask;
-        if (e == zero) begin
+        if (e == zero8) begin
             sig = m << align;
             exp = one;
+            if (normalized) begin
+                exp = zero8;
+                if (m[0]) begin
+                    sig = (m << k_sh$0) << align;
+                    exp = k_e$0;
+                end
+                if (m[1]) begin
+                    sig = (m << k_sh$1) << align;
+                    exp = k_e$1;
+                end
+                if (m[2]) begin
+                    sig = (m << k_sh$2) << align;
+                    exp = k_e$2;
+                end
+            end
         end
         else begin
             sig = (m | hidden) << align;
             exp = e;
+            if (normalized) begin
+                exp = e + exp_norm;
+            end
         end
     end
 
@@ -2593,6 +2557,7 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
     wire  [7:0] sdec$sig;
     wire  [7:0] sdec$exp;
     wire  sdec$neg;
+    wire  sdec$zero$0;
     reg  lut$clock;
     reg  lut$we;
     reg  [4:0] lut$waddr;
@@ -2612,6 +2577,9 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
     reg  s1_neg$d;
     wire  s1_neg$q;
     reg  s1_neg$clock;
+    reg  s1_szero$0$d;
+    wire  s1_szero$0$q;
+    reg  s1_szero$0$clock;
     reg  [7:0] s1_bias$0$d;
     wire  [7:0] s1_bias$0$q;
     reg  s1_bias$0$clock;
@@ -2619,11 +2587,12 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
     reg  [7:0] hif$0$ssig;
     reg  [7:0] hif$0$sexp;
     reg  hif$0$sneg;
+    reg  hif$0$szero;
     reg  [7:0] hif$0$bias;
     wire  hif$0$neg;
     wire  [8:0] hif$0$p;
     wire  [9:0] hif$0$x;
-    wire  hif$0$inf;
+    wire  hif$0$zero;
     reg  s2_valid$d;
     wire  s2_valid$q;
     reg  s2_valid$clock;
@@ -2637,17 +2606,18 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
     reg  [9:0] s2_x$d;
     wire  [9:0] s2_x$q;
     reg  s2_x$clock;
-    reg  s2_inf$d;
-    wire  s2_inf$q;
-    reg  s2_inf$clock;
-    reg  [8:0] pa$p;
-    reg  [9:0] pa$x;
-    reg  pa$inf;
-    wire  pa$zero;
-    wire  pa$sat;
-    wire  [4:0] pa$rs;
-    wire  [4:0] pa$ls;
-    wire  [7:0] pa$fe;
+    reg  s2_zero$0$d;
+    wire  s2_zero$0$q;
+    reg  s2_zero$0$clock;
+    reg  [8:0] npa$0$p;
+    reg  [9:0] npa$0$x;
+    reg  npa$0$zero;
+    reg  npa$0$neg;
+    wire  [4:0] npa$0$r;
+    wire  [7:0] npa$0$fb;
+    wire  npa$0$normal;
+    wire  npa$0$sat;
+    wire  npa$0$sign;
     reg  s3_valid$d;
     wire  s3_valid$q;
     reg  s3_valid$clock;
@@ -2658,29 +2628,25 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
     reg  [8:0] s3_p$d;
     wire  [8:0] s3_p$q;
     reg  s3_p$clock;
-    reg  s3_zero$d;
-    wire  s3_zero$q;
-    reg  s3_zero$clock;
+    reg  s3_normal$0$d;
+    wire  s3_normal$0$q;
+    reg  s3_normal$0$clock;
     reg  s3_sat$d;
     wire  s3_sat$q;
     reg  s3_sat$clock;
     reg  [4:0] s3_rs$d;
     wire  [4:0] s3_rs$q;
     reg  s3_rs$clock;
-    reg  [4:0] s3_ls$d;
-    wire  [4:0] s3_ls$q;
-    reg  s3_ls$clock;
     reg  [7:0] s3_fe$d;
     wire  [7:0] s3_fe$q;
     reg  s3_fe$clock;
-    reg  pb$neg;
-    reg  [8:0] pb$p;
-    reg  pb$zero;
-    reg  pb$sat;
-    reg  [4:0] pb$rs;
-    reg  [4:0] pb$ls;
-    reg  [7:0] pb$fe;
-    wire  [15:0] pb$word;
+    reg  [8:0] npb$0$p;
+    reg  [4:0] npb$0$r;
+    reg  [7:0] npb$0$fb;
+    reg  npb$0$normal;
+    reg  npb$0$sat;
+    reg  npb$0$sign;
+    wire  [15:0] npb$0$word;
     reg  s4_valid$d;
     wire  s4_valid$q;
     reg  s4_valid$clock;
@@ -2712,7 +2678,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         .code(sdec$code),
         .sig(sdec$sig),
         .exp(sdec$exp),
-        .neg(sdec$neg)
+        .neg(sdec$neg),
+        .zero$0(sdec$zero$0)
     );
     sop_c4_hif8_se4m3_fp16$lanes$2$lut lut(
         .clock(lut$clock),
@@ -2743,6 +2710,11 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         .q(s1_neg$q),
         .clock(s1_neg$clock)
     );
+    sop_c4_hif8_se4m3_fp16$lanes$2$s1_szero$0 s1_szero$0(
+        .d(s1_szero$0$d),
+        .q(s1_szero$0$q),
+        .clock(s1_szero$0$clock)
+    );
     sop_c4_hif8_se4m3_fp16$lanes$2$s1_bias$0 s1_bias$0(
         .d(s1_bias$0$d),
         .q(s1_bias$0$q),
@@ -2753,11 +2725,12 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         .ssig(hif$0$ssig),
         .sexp(hif$0$sexp),
         .sneg(hif$0$sneg),
+        .szero(hif$0$szero),
         .bias(hif$0$bias),
         .neg(hif$0$neg),
         .p(hif$0$p),
         .x(hif$0$x),
-        .inf(hif$0$inf)
+        .zero(hif$0$zero)
     );
     sop_c4_hif8_se4m3_fp16$lanes$2$s2_valid s2_valid(
         .d(s2_valid$d),
@@ -2780,20 +2753,21 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         .q(s2_x$q),
         .clock(s2_x$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$2$s2_inf s2_inf(
-        .d(s2_inf$d),
-        .q(s2_inf$q),
-        .clock(s2_inf$clock)
+    sop_c4_hif8_se4m3_fp16$lanes$2$s2_zero$0 s2_zero$0(
+        .d(s2_zero$0$d),
+        .q(s2_zero$0$q),
+        .clock(s2_zero$0$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$2$pa pa(
-        .p(pa$p),
-        .x(pa$x),
-        .inf(pa$inf),
-        .zero(pa$zero),
-        .sat(pa$sat),
-        .rs(pa$rs),
-        .ls(pa$ls),
-        .fe(pa$fe)
+    sop_c4_hif8_se4m3_fp16$lanes$2$npa$0 npa$0(
+        .p(npa$0$p),
+        .x(npa$0$x),
+        .zero(npa$0$zero),
+        .neg(npa$0$neg),
+        .r(npa$0$r),
+        .fb(npa$0$fb),
+        .normal(npa$0$normal),
+        .sat(npa$0$sat),
+        .sign(npa$0$sign)
     );
     sop_c4_hif8_se4m3_fp16$lanes$2$s3_valid s3_valid(
         .d(s3_valid$d),
@@ -2811,10 +2785,10 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         .q(s3_p$q),
         .clock(s3_p$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$2$s3_zero s3_zero(
-        .d(s3_zero$d),
-        .q(s3_zero$q),
-        .clock(s3_zero$clock)
+    sop_c4_hif8_se4m3_fp16$lanes$2$s3_normal$0 s3_normal$0(
+        .d(s3_normal$0$d),
+        .q(s3_normal$0$q),
+        .clock(s3_normal$0$clock)
     );
     sop_c4_hif8_se4m3_fp16$lanes$2$s3_sat s3_sat(
         .d(s3_sat$d),
@@ -2826,25 +2800,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         .q(s3_rs$q),
         .clock(s3_rs$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$2$s3_ls s3_ls(
-        .d(s3_ls$d),
-        .q(s3_ls$q),
-        .clock(s3_ls$clock)
-    );
     sop_c4_hif8_se4m3_fp16$lanes$2$s3_fe s3_fe(
         .d(s3_fe$d),
         .q(s3_fe$q),
         .clock(s3_fe$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$2$pb pb(
-        .neg(pb$neg),
-        .p(pb$p),
-        .zero(pb$zero),
-        .sat(pb$sat),
-        .rs(pb$rs),
-        .ls(pb$ls),
-        .fe(pb$fe),
-        .word(pb$word)
+    sop_c4_hif8_se4m3_fp16$lanes$2$npb$0 npb$0(
+        .p(npb$0$p),
+        .r(npb$0$r),
+        .fb(npb$0$fb),
+        .normal(npb$0$normal),
+        .sat(npb$0$sat),
+        .sign(npb$0$sign),
+        .word(npb$0$word)
     );
     sop_c4_hif8_se4m3_fp16$lanes$2$s4_valid s4_valid(
         .d(s4_valid$d),
@@ -2871,14 +2839,11 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         s2_neg$clock = clock;
         s2_p$clock = clock;
         s2_x$clock = clock;
-        s2_inf$clock = clock;
         s3_valid$clock = clock;
         s3_neg$clock = clock;
         s3_p$clock = clock;
-        s3_zero$clock = clock;
         s3_sat$clock = clock;
         s3_rs$clock = clock;
-        s3_ls$clock = clock;
         s3_fe$clock = clock;
         s4_valid$clock = clock;
         s4_word$clock = clock;
@@ -2913,6 +2878,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         s1_sig$d = sdec$sig;
         s1_exp$d = sdec$exp;
         s1_neg$d = sdec$neg;
+        s1_szero$0$clock = clock;
+        s1_szero$0$d = sdec$zero$0;
         s1_bias$0$clock = clock;
         s1_bias$0$d = bias0;
         if (eff_sel) begin
@@ -2923,31 +2890,33 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         hif$0$ssig = s1_sig$q;
         hif$0$sexp = s1_exp$q;
         hif$0$sneg = s1_neg$q;
+        hif$0$szero = s1_szero$0$q;
         hif$0$bias = s1_bias$0$q;
         s2_neg$d = hif$0$neg;
         s2_p$d = hif$0$p;
         s2_x$d = hif$0$x;
-        s2_inf$d = hif$0$inf;
-        pa$p = s2_p$q;
-        pa$x = s2_x$q;
-        pa$inf = s2_inf$q;
+        s2_zero$0$clock = clock;
+        s2_zero$0$d = hif$0$zero;
         s3_valid$d = s2_valid$q;
-        s3_neg$d = s2_neg$q;
         s3_p$d = s2_p$q;
-        s3_zero$d = pa$zero;
-        s3_sat$d = pa$sat;
-        s3_rs$d = pa$rs;
-        s3_ls$d = pa$ls;
-        s3_fe$d = pa$fe;
-        pb$neg = s3_neg$q;
-        pb$p = s3_p$q;
-        pb$zero = s3_zero$q;
-        pb$sat = s3_sat$q;
-        pb$rs = s3_rs$q;
-        pb$ls = s3_ls$q;
-        pb$fe = s3_fe$q;
+        npa$0$p = s2_p$q;
+        npa$0$x = s2_x$q;
+        npa$0$zero = s2_zero$0$q;
+        npa$0$neg = s2_neg$q;
+        s3_neg$d = npa$0$sign;
+        s3_normal$0$clock = clock;
+        s3_normal$0$d = npa$0$normal;
+        s3_sat$d = npa$0$sat;
+        s3_rs$d = npa$0$r;
+        s3_fe$d = npa$0$fb;
         s4_valid$d = s3_valid$q;
-        s4_word$d = pb$word;
+        npb$0$p = s3_p$q;
+        npb$0$r = s3_rs$q;
+        npb$0$fb = s3_fe$q;
+        npb$0$normal = s3_normal$0$q;
+        npb$0$sat = s3_sat$q;
+        npb$0$sign = s3_neg$q;
+        s4_word$d = npb$0$word;
         data_out = s4_word$q;
         valid_out = s4_valid$q;
     end
@@ -2984,30 +2953,32 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$blk_sel(d,q,clock,reset);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$blk_sel
 
-module sop_c4_hif8_se4m3_fp16$lanes$2$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,inf);
+module sop_c4_hif8_se4m3_fp16$lanes$2$hif$0(entry,ssig,sexp,sneg,szero,bias,neg,p,x,zero);
 
     // Module arguments
     input wire  [7:0] entry;
     input wire  [7:0] ssig;
     input wire  [7:0] sexp;
     input wire  sneg;
+    input wire  szero;
     input wire  [7:0] bias;
     output reg  neg;
     output reg  [8:0] p;
     output reg  [9:0] x;
-    output reg  inf;
+    output reg  zero;
 
     // Constant declarations
     localparam  sign_mask = 8'h80;
     localparam  c_shift = 8'h4;
     localparam  e_mask = 8'h7;
     localparam  c_mask = 8'hf;
+    localparam  cl_mask = 8'h7;
+    localparam  n_mant = 8'h6;
+    localparam  sop_c4_hif8_se4m3_fp16 = 9'b10000;
     localparam  bias_flip = 8'h7f;
     localparam  zero8 = 8'h0;
     localparam  zero_p = 9'b0;
-    localparam  xpad = 10'b0;
-    localparam  t = 1'b1;
-    localparam  f = 1'b0;
+    localparam  xpad = 10'b111;
     localparam  k_c$0 = 8'h0;
     localparam  k_c$1 = 8'h1;
     localparam  k_c$2 = 8'h2;
@@ -3042,17 +3013,13 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,in
     // Local signals
     reg  [7:0] w8;
     reg  [7:0] c;
+    reg  [7:0] cl;
     reg  [7:0] e;
     reg  hneg;
-    reg  [7:0] sha;
-    reg  [7:0] shb;
     reg  sub;
-    reg  hasb;
-    reg  nz;
     reg  [8:0] sp;
     reg  [8:0] ta;
     reg  [8:0] tb;
-    reg  [8:0] q;
     reg  [7:0] nb;
 
     // Update code
@@ -3060,74 +3027,70 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,in
         w8 = ((entry) & 8'hff);
         hneg = (w8 & sign_mask) != zero8;
         c = w8 & c_mask;
+        cl = c & cl_mask;
         e = (w8 >> c_shift) & e_mask;
-        sha = zero8;
-        shb = zero8;
-        sub = f;
-        hasb = f;
-        nz = f;
-        if (c == k_c$0) begin
-            sha = k_sha$0;
-            shb = k_shb$0;
-            sub = k_sub$0;
-            hasb = k_hasb$0;
-            nz = t;
-        end
-        if (c == k_c$1) begin
-            sha = k_sha$1;
-            shb = k_shb$1;
-            sub = k_sub$1;
-            hasb = k_hasb$1;
-            nz = t;
-        end
-        if (c == k_c$2) begin
-            sha = k_sha$2;
-            shb = k_shb$2;
-            sub = k_sub$2;
-            hasb = k_hasb$2;
-            nz = t;
-        end
-        if (c == k_c$3) begin
-            sha = k_sha$3;
-            shb = k_shb$3;
-            sub = k_sub$3;
-            hasb = k_hasb$3;
-            nz = t;
-        end
-        if (c == k_c$4) begin
-            sha = k_sha$4;
-            shb = k_shb$4;
-            sub = k_sub$4;
-            hasb = k_hasb$4;
-            nz = t;
-        end
-        if (c == k_c$5) begin
-            sha = k_sha$5;
-            shb = k_shb$5;
-            sub = k_sub$5;
-            hasb = k_hasb$5;
-            nz = t;
-        end
-        sp = ((ssig) & 9'h1ff);
-        ta = sp << sha;
+        zero = szero || (c >= n_mant);
+        sp = ((ssig) & 9'h1ff) | sop_c4_hif8_se4m3_fp16;
+        ta = sp << k_sha$0;
         tb = zero_p;
-        if (hasb) begin
-            tb = sp << shb;
+        sub = k_sub$0;
+        if (cl == k_c$0) begin
+            ta = sp << k_sha$0;
+            tb = zero_p;
+            if (k_hasb$0) begin
+                tb = sp << k_shb$0;
+            end
+            sub = k_sub$0;
+        end
+        if (cl == k_c$1) begin
+            ta = sp << k_sha$1;
+            tb = zero_p;
+            if (k_hasb$1) begin
+                tb = sp << k_shb$1;
+            end
+            sub = k_sub$1;
+        end
+        if (cl == k_c$2) begin
+            ta = sp << k_sha$2;
+            tb = zero_p;
+            if (k_hasb$2) begin
+                tb = sp << k_shb$2;
+            end
+            sub = k_sub$2;
+        end
+        if (cl == k_c$3) begin
+            ta = sp << k_sha$3;
+            tb = zero_p;
+            if (k_hasb$3) begin
+                tb = sp << k_shb$3;
+            end
+            sub = k_sub$3;
+        end
+        if (cl == k_c$4) begin
+            ta = sp << k_sha$4;
+            tb = zero_p;
+            if (k_hasb$4) begin
+                tb = sp << k_shb$4;
+            end
+            sub = k_sub$4;
+        end
+        if (cl == k_c$5) begin
+            ta = sp << k_sha$5;
+            tb = zero_p;
+            if (k_hasb$5) begin
+                tb = sp << k_shb$5;
+            end
+            sub = k_sub$5;
         end
         if (sub) begin
-            q = ta - tb;
+            p = ta - tb;
         end
         else begin
-            q = ta + tb;
-        end
-        p = zero_p;
-        if (nz) begin
-            p = q;
+            p = ta + tb;
         end
         nb = bias ^ bias_flip;
         x = ((e) & 10'h3ff) + ((sexp) & 10'h3ff) + ((nb) & 10'h3ff) + xpad;
         neg = hneg ^ sneg;
-        inf = f;
     end
 
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$hif$0
@@ -3151,193 +3114,147 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$lut(clock,we,waddr,wdata,raddr,rdata);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$lut
 
-module sop_c4_hif8_se4m3_fp16$lanes$2$pa(p,x,inf,zero,sat,rs,ls,fe);
+module sop_c4_hif8_se4m3_fp16$lanes$2$npa$0(p,x,zero,neg,r,fb,normal,sat,sign);
 
     // Module arguments
     input wire  [8:0] p;
     input wire  [9:0] x;
-    input wire  inf;
-    output reg  zero;
+    input wire  zero;
+    input wire  neg;
+    output reg  [4:0] r;
+    output reg  [7:0] fb;
+    output reg  normal;
     output reg  sat;
-    output reg  [4:0] rs;
-    output reg  [4:0] ls;
-    output reg  [7:0] fe;
+    output reg  sign;
 
     // Constant declarations
-    localparam  kidx$0 = 5'b0;
-    localparam  kidx$1 = 5'b1;
-    localparam  kidx$2 = 5'b10;
-    localparam  kidx$3 = 5'b11;
-    localparam  kidx$4 = 5'b100;
-    localparam  kidx$5 = 5'b101;
-    localparam  kidx$6 = 5'b110;
-    localparam  kidx$7 = 5'b111;
-    localparam  kidx$8 = 5'b1000;
+    localparam  t_bit = 9'b100000000;
     localparam  zero_p = 9'b0;
-    localparam  off = 10'b1111110;
-    localparam  satb = 10'b10011101;
-    localparam  big_x$0 = 10'b1110101;
-    localparam  clamp_x$0 = 10'b1101011;
-    localparam  big_s$0 = 5'b10101;
-    localparam  lsu_s = 5'b1011;
-    localparam  mb_s = 5'b1010;
-    localparam  zero_s = 5'b0;
-    localparam  rsmax_s$0 = 5'b1010;
-    localparam  zero8 = 8'h0;
-    localparam  off1_8 = 8'h7f;
-    localparam  normal_rounds = 1'b0;
+    localparam  one_x = 10'b1;
+    localparam  t_norm = 10'b10000001;
+    localparam  t_sat = 10'b10011111;
+    localparam  c0 = 5'b0;
+    localparam  one_s = 5'b1;
+    localparam  c1_s = 5'b1;
+    localparam  ones_s = 5'b1111;
+    localparam  clamp_x$0 = 10'b1110010;
 
     // Local signals
-    reg  [4:0] k;
+    reg  t;
     reg  [9:0] b;
-    reg  [4:0] rs_k;
-    reg  [4:0] ls_k;
-    reg  [4:0] rs_u;
-    reg  [4:0] ls_u;
-    reg  [4:0] x_s;
+    reg  [4:0] rsub;
 
     // Update code
     always @(*) begin
-        k = zero_s;
-        if (p[0]) begin
-            k = kidx$0;
+        t = (p & t_bit) != zero_p;
+        b = x;
+        if (t) begin
+            b = x + one_x;
         end
-        if (p[1]) begin
-            k = kidx$1;
-        end
-        if (p[2]) begin
-            k = kidx$2;
-        end
-        if (p[3]) begin
-            k = kidx$3;
-        end
-        if (p[4]) begin
-            k = kidx$4;
-        end
-        if (p[5]) begin
-            k = kidx$5;
-        end
-        if (p[6]) begin
-            k = kidx$6;
-        end
-        if (p[7]) begin
-            k = kidx$7;
-        end
-        if (p[8]) begin
-            k = kidx$8;
-        end
-        zero = p == zero_p;
-        b = x + ((k) & 10'h3ff);
-        sat = (inf || (b >= satb)) && ~zero;
-        rs_k = zero_s;
-        ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
-            rs_k = k - mb_s;
-            ls_k = zero_s;
-        end
-        x_s = x[(32'h0)+:(5)];
-        rs_u = zero_s;
-        ls_u = x_s + lsu_s;
-        if (x < big_x$0) begin
-            rs_u = big_s$0 - x_s;
-            ls_u = zero_s;
-        end
+        fb = b[(32'h0)+:(8)];
+        normal = (b >= t_norm) && ~zero;
+        sat = (b >= t_sat) && ~zero;
+        sign = neg && ~zero;
+        rsub = c1_s - x[(32'h0)+:(5)];
         if (x < clamp_x$0) begin
-            rs_u = rsmax_s$0;
+            rsub = ones_s;
         end
-        if ((b > off) && ~zero) begin
-            fe = b[(32'h0)+:(8)] - off1_8;
-            rs = rs_k;
-            ls = ls_k;
+        r = rsub;
+        if (normal) begin
+            r = c0;
+            if (t) begin
+                r = c0 + one_s;
+            end
         end
-        else begin
-            fe = zero8;
-            rs = rs_u;
-            ls = ls_u;
+        if (zero) begin
+            r = ones_s;
         end
     end
 
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$pa
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$npa$0
 
-module sop_c4_hif8_se4m3_fp16$lanes$2$pb(neg,p,zero,sat,rs,ls,fe,word);
+module sop_c4_hif8_se4m3_fp16$lanes$2$npb$0(p,r,fb,normal,sat,sign,word);
 
     // Module arguments
-    input wire  neg;
     input wire  [8:0] p;
-    input wire  zero;
+    input wire  [4:0] r;
+    input wire  [7:0] fb;
+    input wire  normal;
     input wire  sat;
-    input wire  [4:0] rs;
-    input wire  [4:0] ls;
-    input wire  [7:0] fe;
+    input wire  sign;
     output reg  [15:0] word;
 
     // Constant declarations
-    localparam  one_p = 9'b1;
-    localparam  ones_w = 10'b1111111111;
-    localparam  zero_w = 10'b0;
-    localparam  one_s = 5'b1;
-    localparam  zero_s = 5'b0;
+    localparam  lsh = 8'h4;
+    localparam  one_16 = 16'h1;
+    localparam  zero_16 = 16'h0;
+    localparam  ones_16 = 16'hffff;
     localparam  rs_mask = 5'b1111;
-    localparam  ls_mask = 5'b111;
-    localparam  mb = 5'b1010;
-    localparam  nmask = 16'h7ff;
+    localparam  mb = 8'ha;
+    localparam  nmask = 16'hfff;
+    localparam  sub_mask = 16'h7ff;
+    localparam  man_mask = 16'h3ff;
     localparam  inf_w = 16'h7c00;
     localparam  max_w = 16'h7bff;
     localparam  sign_w = 16'h8000;
     localparam  normal_rounds = 1'b0;
 
     // Local signals
-    reg  [9:0] e;
-    reg  [9:0] qg;
-    reg  [9:0] below;
-    reg  [4:0] rsm;
-    reg  [4:0] lsm;
+    reg  [4:0] rm;
+    reg  [15:0] e;
+    reg  [15:0] qg;
+    reg  [15:0] below;
     reg  sticky;
     reg  ru;
-    reg  [8:0] q;
-    reg  [8:0] nr;
-    reg  [15:0] nl;
-    reg  [15:0] n16;
+    reg  [15:0] q;
+    reg  [15:0] n;
     reg  [15:0] fe16;
     reg  [15:0] w16;
     reg  [15:0] mag;
 
     // Update code
     always @(*) begin
-        rsm = rs & rs_mask;
-        lsm = ls & ls_mask;
-        e = ((p) & 10'h3ff) << one_s;
-        qg = e >> rsm;
-        below = e & ~(ones_w << rsm);
-        sticky = below != zero_w;
-        q = qg[(32'h1)+:(9)];
+        rm = r & rs_mask;
+        e = ((p) & 16'hffff) << lsh;
+        qg = e >> rm;
+        below = e & ~(ones_16 << rm);
+        sticky = below != zero_16;
+        q = qg >> one_16;
         ru = qg[32'h0] && (sticky || qg[32'h1]);
         if (ru) begin
-            nr = q + one_p;
+            n = (q + one_16) & nmask;
         end
         else begin
-            nr = q;
+            n = q & nmask;
         end
-        nl = (((p) & 16'hffff) << lsm) & nmask;
-        if (rsm == zero_s) begin
-            n16 = nl;
+        fe16 = (((fb) & 16'hffff) << mb) & inf_w;
+        if (normal_rounds) begin
+            w16 = n;
+            if (normal) begin
+                w16 = fe16 + n;
+            end
+            mag = w16;
+            if (sat || (w16 >= inf_w)) begin
+                mag = max_w;
+            end
         end
         else begin
-            n16 = ((nr) & 16'hffff);
-        end
-        fe16 = (((fe) & 16'hffff) << mb) & inf_w;
-        w16 = fe16 + n16;
-        mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
-            mag = max_w;
+            w16 = n & sub_mask;
+            if (normal) begin
+                w16 = fe16 | (n & man_mask);
+            end
+            mag = w16;
+            if (sat) begin
+                mag = max_w;
+            end
         end
         word = mag;
-        if (neg && ~zero) begin
+        if (sign) begin
             word = mag | sign_w;
         end
     end
 
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$pb
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$npb$0
 
 module sop_c4_hif8_se4m3_fp16$lanes$2$s1_bias$0(d,q,clock);
 
@@ -3391,6 +3308,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$s1_sig(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s1_sig
 
+module sop_c4_hif8_se4m3_fp16$lanes$2$s1_szero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s1_szero$0
+
 module sop_c4_hif8_se4m3_fp16$lanes$2$s1_valid(d,q,clock,reset);
 
     // Module arguments
@@ -3405,19 +3335,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$s1_valid(d,q,clock,reset);
        else q <= d;
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s1_valid
-
-module sop_c4_hif8_se4m3_fp16$lanes$2$s2_inf(d,q,clock);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s2_inf
 
 module sop_c4_hif8_se4m3_fp16$lanes$2$s2_neg(d,q,clock);
 
@@ -3473,6 +3390,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$s2_x(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s2_x
 
+module sop_c4_hif8_se4m3_fp16$lanes$2$s2_zero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s2_zero$0
+
 module sop_c4_hif8_se4m3_fp16$lanes$2$s3_fe(d,q,clock);
 
     // Module arguments
@@ -3486,19 +3416,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$s3_fe(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s3_fe
 
-module sop_c4_hif8_se4m3_fp16$lanes$2$s3_ls(d,q,clock);
-
-    // Module arguments
-    input wire  [4:0] d;
-    output reg  [4:0] q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s3_ls
-
 module sop_c4_hif8_se4m3_fp16$lanes$2$s3_neg(d,q,clock);
 
     // Module arguments
@@ -3511,6 +3428,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$s3_neg(d,q,clock);
        q <= d;
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s3_neg
+
+module sop_c4_hif8_se4m3_fp16$lanes$2$s3_normal$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s3_normal$0
 
 module sop_c4_hif8_se4m3_fp16$lanes$2$s3_p(d,q,clock);
 
@@ -3566,19 +3496,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$s3_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s3_valid
 
-module sop_c4_hif8_se4m3_fp16$lanes$2$s3_zero(d,q,clock);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s3_zero
-
 module sop_c4_hif8_se4m3_fp16$lanes$2$s4_valid(d,q,clock,reset);
 
     // Module arguments
@@ -3607,23 +3524,33 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$s4_word(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$2$s4_word
 
-module sop_c4_hif8_se4m3_fp16$lanes$2$sdec(code,sig,exp,neg);
+module sop_c4_hif8_se4m3_fp16$lanes$2$sdec(code,sig,exp,neg,zero$0);
 
     // Module arguments
     input wire  [7:0] code;
     output reg  [7:0] sig;
     output reg  [7:0] exp;
     output reg  neg;
+    output reg  zero$0;
 
     // Constant declarations
     localparam  sign_mask = 8'h80;
+    localparam  mag_mask$0 = 8'h7f;
     localparam  man_shift = 8'h3;
     localparam  exp_mask = 8'hf;
     localparam  man_mask = 8'h7;
     localparam  hidden = 8'h8;
     localparam  align = 8'h1;
-    localparam  zero = 8'h0;
+    localparam  zero8 = 8'h0;
     localparam  one = 8'h1;
+    localparam  normalized = 1'b1;
+    localparam  exp_norm = 8'h2;
+    localparam  k_sh$0 = 8'h3;
+    localparam  k_sh$1 = 8'h2;
+    localparam  k_sh$2 = 8'h1;
+    localparam  k_e$0 = 8'h0;
+    localparam  k_e$1 = 8'h1;
+    localparam  k_e$2 = 8'h2;
 
     // Local signals
     reg  [7:0] e;
@@ -3631,16 +3558,35 @@ module sop_c4_hif8_se4m3_fp16$lanes$2$sdec(code,sig,exp,neg);
 
     // Update code
     always @(*) begin
-        neg = (code & sign_mask) != zero;
+        neg = (code & sign_mask) != zero8;
+        zero$0 = (code & mag_mask$0) == zero8;
         e = (code >> man_shift) & exp_mask;
         m = code & man_mask;
-        if (e == zero) begin
+        if (e == zero8) begin
             sig = m << align;
             exp = one;
+            if (normalized) begin
+                exp = zero8;
+                if (m[0]) begin
+                    sig = (m << k_sh$0) << align;
+                    exp = k_e$0;
+                end
+                if (m[1]) begin
+                    sig = (m << k_sh$1) << align;
+                    exp = k_e$1;
+                end
+                if (m[2]) begin
+                    sig = (m << k_sh$2) << align;
+                    exp = k_e$2;
+                end
+            end
         end
         else begin
             sig = (m | hidden) << align;
             exp = e;
+            if (normalized) begin
+                exp = e + exp_norm;
+            end
         end
     end
 
@@ -3681,6 +3627,7 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
     wire  [7:0] sdec$sig;
     wire  [7:0] sdec$exp;
     wire  sdec$neg;
+    wire  sdec$zero$0;
     reg  lut$clock;
     reg  lut$we;
     reg  [4:0] lut$waddr;
@@ -3700,6 +3647,9 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
     reg  s1_neg$d;
     wire  s1_neg$q;
     reg  s1_neg$clock;
+    reg  s1_szero$0$d;
+    wire  s1_szero$0$q;
+    reg  s1_szero$0$clock;
     reg  [7:0] s1_bias$0$d;
     wire  [7:0] s1_bias$0$q;
     reg  s1_bias$0$clock;
@@ -3707,11 +3657,12 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
     reg  [7:0] hif$0$ssig;
     reg  [7:0] hif$0$sexp;
     reg  hif$0$sneg;
+    reg  hif$0$szero;
     reg  [7:0] hif$0$bias;
     wire  hif$0$neg;
     wire  [8:0] hif$0$p;
     wire  [9:0] hif$0$x;
-    wire  hif$0$inf;
+    wire  hif$0$zero;
     reg  s2_valid$d;
     wire  s2_valid$q;
     reg  s2_valid$clock;
@@ -3725,17 +3676,18 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
     reg  [9:0] s2_x$d;
     wire  [9:0] s2_x$q;
     reg  s2_x$clock;
-    reg  s2_inf$d;
-    wire  s2_inf$q;
-    reg  s2_inf$clock;
-    reg  [8:0] pa$p;
-    reg  [9:0] pa$x;
-    reg  pa$inf;
-    wire  pa$zero;
-    wire  pa$sat;
-    wire  [4:0] pa$rs;
-    wire  [4:0] pa$ls;
-    wire  [7:0] pa$fe;
+    reg  s2_zero$0$d;
+    wire  s2_zero$0$q;
+    reg  s2_zero$0$clock;
+    reg  [8:0] npa$0$p;
+    reg  [9:0] npa$0$x;
+    reg  npa$0$zero;
+    reg  npa$0$neg;
+    wire  [4:0] npa$0$r;
+    wire  [7:0] npa$0$fb;
+    wire  npa$0$normal;
+    wire  npa$0$sat;
+    wire  npa$0$sign;
     reg  s3_valid$d;
     wire  s3_valid$q;
     reg  s3_valid$clock;
@@ -3746,29 +3698,25 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
     reg  [8:0] s3_p$d;
     wire  [8:0] s3_p$q;
     reg  s3_p$clock;
-    reg  s3_zero$d;
-    wire  s3_zero$q;
-    reg  s3_zero$clock;
+    reg  s3_normal$0$d;
+    wire  s3_normal$0$q;
+    reg  s3_normal$0$clock;
     reg  s3_sat$d;
     wire  s3_sat$q;
     reg  s3_sat$clock;
     reg  [4:0] s3_rs$d;
     wire  [4:0] s3_rs$q;
     reg  s3_rs$clock;
-    reg  [4:0] s3_ls$d;
-    wire  [4:0] s3_ls$q;
-    reg  s3_ls$clock;
     reg  [7:0] s3_fe$d;
     wire  [7:0] s3_fe$q;
     reg  s3_fe$clock;
-    reg  pb$neg;
-    reg  [8:0] pb$p;
-    reg  pb$zero;
-    reg  pb$sat;
-    reg  [4:0] pb$rs;
-    reg  [4:0] pb$ls;
-    reg  [7:0] pb$fe;
-    wire  [15:0] pb$word;
+    reg  [8:0] npb$0$p;
+    reg  [4:0] npb$0$r;
+    reg  [7:0] npb$0$fb;
+    reg  npb$0$normal;
+    reg  npb$0$sat;
+    reg  npb$0$sign;
+    wire  [15:0] npb$0$word;
     reg  s4_valid$d;
     wire  s4_valid$q;
     reg  s4_valid$clock;
@@ -3800,7 +3748,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         .code(sdec$code),
         .sig(sdec$sig),
         .exp(sdec$exp),
-        .neg(sdec$neg)
+        .neg(sdec$neg),
+        .zero$0(sdec$zero$0)
     );
     sop_c4_hif8_se4m3_fp16$lanes$3$lut lut(
         .clock(lut$clock),
@@ -3831,6 +3780,11 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         .q(s1_neg$q),
         .clock(s1_neg$clock)
     );
+    sop_c4_hif8_se4m3_fp16$lanes$3$s1_szero$0 s1_szero$0(
+        .d(s1_szero$0$d),
+        .q(s1_szero$0$q),
+        .clock(s1_szero$0$clock)
+    );
     sop_c4_hif8_se4m3_fp16$lanes$3$s1_bias$0 s1_bias$0(
         .d(s1_bias$0$d),
         .q(s1_bias$0$q),
@@ -3841,11 +3795,12 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         .ssig(hif$0$ssig),
         .sexp(hif$0$sexp),
         .sneg(hif$0$sneg),
+        .szero(hif$0$szero),
         .bias(hif$0$bias),
         .neg(hif$0$neg),
         .p(hif$0$p),
         .x(hif$0$x),
-        .inf(hif$0$inf)
+        .zero(hif$0$zero)
     );
     sop_c4_hif8_se4m3_fp16$lanes$3$s2_valid s2_valid(
         .d(s2_valid$d),
@@ -3868,20 +3823,21 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         .q(s2_x$q),
         .clock(s2_x$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$3$s2_inf s2_inf(
-        .d(s2_inf$d),
-        .q(s2_inf$q),
-        .clock(s2_inf$clock)
+    sop_c4_hif8_se4m3_fp16$lanes$3$s2_zero$0 s2_zero$0(
+        .d(s2_zero$0$d),
+        .q(s2_zero$0$q),
+        .clock(s2_zero$0$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$3$pa pa(
-        .p(pa$p),
-        .x(pa$x),
-        .inf(pa$inf),
-        .zero(pa$zero),
-        .sat(pa$sat),
-        .rs(pa$rs),
-        .ls(pa$ls),
-        .fe(pa$fe)
+    sop_c4_hif8_se4m3_fp16$lanes$3$npa$0 npa$0(
+        .p(npa$0$p),
+        .x(npa$0$x),
+        .zero(npa$0$zero),
+        .neg(npa$0$neg),
+        .r(npa$0$r),
+        .fb(npa$0$fb),
+        .normal(npa$0$normal),
+        .sat(npa$0$sat),
+        .sign(npa$0$sign)
     );
     sop_c4_hif8_se4m3_fp16$lanes$3$s3_valid s3_valid(
         .d(s3_valid$d),
@@ -3899,10 +3855,10 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         .q(s3_p$q),
         .clock(s3_p$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$3$s3_zero s3_zero(
-        .d(s3_zero$d),
-        .q(s3_zero$q),
-        .clock(s3_zero$clock)
+    sop_c4_hif8_se4m3_fp16$lanes$3$s3_normal$0 s3_normal$0(
+        .d(s3_normal$0$d),
+        .q(s3_normal$0$q),
+        .clock(s3_normal$0$clock)
     );
     sop_c4_hif8_se4m3_fp16$lanes$3$s3_sat s3_sat(
         .d(s3_sat$d),
@@ -3914,25 +3870,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         .q(s3_rs$q),
         .clock(s3_rs$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$3$s3_ls s3_ls(
-        .d(s3_ls$d),
-        .q(s3_ls$q),
-        .clock(s3_ls$clock)
-    );
     sop_c4_hif8_se4m3_fp16$lanes$3$s3_fe s3_fe(
         .d(s3_fe$d),
         .q(s3_fe$q),
         .clock(s3_fe$clock)
     );
-    sop_c4_hif8_se4m3_fp16$lanes$3$pb pb(
-        .neg(pb$neg),
-        .p(pb$p),
-        .zero(pb$zero),
-        .sat(pb$sat),
-        .rs(pb$rs),
-        .ls(pb$ls),
-        .fe(pb$fe),
-        .word(pb$word)
+    sop_c4_hif8_se4m3_fp16$lanes$3$npb$0 npb$0(
+        .p(npb$0$p),
+        .r(npb$0$r),
+        .fb(npb$0$fb),
+        .normal(npb$0$normal),
+        .sat(npb$0$sat),
+        .sign(npb$0$sign),
+        .word(npb$0$word)
     );
     sop_c4_hif8_se4m3_fp16$lanes$3$s4_valid s4_valid(
         .d(s4_valid$d),
@@ -3959,14 +3909,11 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         s2_neg$clock = clock;
         s2_p$clock = clock;
         s2_x$clock = clock;
-        s2_inf$clock = clock;
         s3_valid$clock = clock;
         s3_neg$clock = clock;
         s3_p$clock = clock;
-        s3_zero$clock = clock;
         s3_sat$clock = clock;
         s3_rs$clock = clock;
-        s3_ls$clock = clock;
         s3_fe$clock = clock;
         s4_valid$clock = clock;
         s4_word$clock = clock;
@@ -4001,6 +3948,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         s1_sig$d = sdec$sig;
         s1_exp$d = sdec$exp;
         s1_neg$d = sdec$neg;
+        s1_szero$0$clock = clock;
+        s1_szero$0$d = sdec$zero$0;
         s1_bias$0$clock = clock;
         s1_bias$0$d = bias0;
         if (eff_sel) begin
@@ -4011,31 +3960,33 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         hif$0$ssig = s1_sig$q;
         hif$0$sexp = s1_exp$q;
         hif$0$sneg = s1_neg$q;
+        hif$0$szero = s1_szero$0$q;
         hif$0$bias = s1_bias$0$q;
         s2_neg$d = hif$0$neg;
         s2_p$d = hif$0$p;
         s2_x$d = hif$0$x;
-        s2_inf$d = hif$0$inf;
-        pa$p = s2_p$q;
-        pa$x = s2_x$q;
-        pa$inf = s2_inf$q;
+        s2_zero$0$clock = clock;
+        s2_zero$0$d = hif$0$zero;
         s3_valid$d = s2_valid$q;
-        s3_neg$d = s2_neg$q;
         s3_p$d = s2_p$q;
-        s3_zero$d = pa$zero;
-        s3_sat$d = pa$sat;
-        s3_rs$d = pa$rs;
-        s3_ls$d = pa$ls;
-        s3_fe$d = pa$fe;
-        pb$neg = s3_neg$q;
-        pb$p = s3_p$q;
-        pb$zero = s3_zero$q;
-        pb$sat = s3_sat$q;
-        pb$rs = s3_rs$q;
-        pb$ls = s3_ls$q;
-        pb$fe = s3_fe$q;
+        npa$0$p = s2_p$q;
+        npa$0$x = s2_x$q;
+        npa$0$zero = s2_zero$0$q;
+        npa$0$neg = s2_neg$q;
+        s3_neg$d = npa$0$sign;
+        s3_normal$0$clock = clock;
+        s3_normal$0$d = npa$0$normal;
+        s3_sat$d = npa$0$sat;
+        s3_rs$d = npa$0$r;
+        s3_fe$d = npa$0$fb;
         s4_valid$d = s3_valid$q;
-        s4_word$d = pb$word;
+        npb$0$p = s3_p$q;
+        npb$0$r = s3_rs$q;
+        npb$0$fb = s3_fe$q;
+        npb$0$normal = s3_normal$0$q;
+        npb$0$sat = s3_sat$q;
+        npb$0$sign = s3_neg$q;
+        s4_word$d = npb$0$word;
         data_out = s4_word$q;
         valid_out = s4_valid$q;
     end
@@ -4072,30 +4023,32 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$blk_sel(d,q,clock,reset);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$blk_sel
 
-module sop_c4_hif8_se4m3_fp16$lanes$3$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,inf);
+module sop_c4_hif8_se4m3_fp16$lanes$3$hif$0(entry,ssig,sexp,sneg,szero,bias,neg,p,x,zero);
 
     // Module arguments
     input wire  [7:0] entry;
     input wire  [7:0] ssig;
     input wire  [7:0] sexp;
     input wire  sneg;
+    input wire  szero;
     input wire  [7:0] bias;
     output reg  neg;
     output reg  [8:0] p;
     output reg  [9:0] x;
-    output reg  inf;
+    output reg  zero;
 
     // Constant declarations
     localparam  sign_mask = 8'h80;
     localparam  c_shift = 8'h4;
     localparam  e_mask = 8'h7;
     localparam  c_mask = 8'hf;
+    localparam  cl_mask = 8'h7;
+    localparam  n_mant = 8'h6;
+    localparam  sop_c4_hif8_se4m3_fp16 = 9'b10000;
     localparam  bias_flip = 8'h7f;
     localparam  zero8 = 8'h0;
     localparam  zero_p = 9'b0;
-    localparam  xpad = 10'b0;
-    localparam  t = 1'b1;
-    localparam  f = 1'b0;
+    localparam  xpad = 10'b111;
     localparam  k_c$0 = 8'h0;
     localparam  k_c$1 = 8'h1;
     localparam  k_c$2 = 8'h2;
@@ -4130,17 +4083,13 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,in
     // Local signals
     reg  [7:0] w8;
     reg  [7:0] c;
+    reg  [7:0] cl;
     reg  [7:0] e;
     reg  hneg;
-    reg  [7:0] sha;
-    reg  [7:0] shb;
     reg  sub;
-    reg  hasb;
-    reg  nz;
     reg  [8:0] sp;
     reg  [8:0] ta;
     reg  [8:0] tb;
-    reg  [8:0] q;
     reg  [7:0] nb;
 
     // Update code
@@ -4148,74 +4097,70 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$hif$0(entry,ssig,sexp,sneg,bias,neg,p,x,in
         w8 = ((entry) & 8'hff);
         hneg = (w8 & sign_mask) != zero8;
         c = w8 & c_mask;
+        cl = c & cl_mask;
         e = (w8 >> c_shift) & e_mask;
-        sha = zero8;
-        shb = zero8;
-        sub = f;
-        hasb = f;
-        nz = f;
-        if (c == k_c$0) begin
-            sha = k_sha$0;
-            shb = k_shb$0;
-            sub = k_sub$0;
-            hasb = k_hasb$0;
-            nz = t;
-        end
-        if (c == k_c$1) begin
-            sha = k_sha$1;
-            shb = k_shb$1;
-            sub = k_sub$1;
-            hasb = k_hasb$1;
-            nz = t;
-        end
-        if (c == k_c$2) begin
-            sha = k_sha$2;
-            shb = k_shb$2;
-            sub = k_sub$2;
-            hasb = k_hasb$2;
-            nz = t;
-        end
-        if (c == k_c$3) begin
-            sha = k_sha$3;
-            shb = k_shb$3;
-            sub = k_sub$3;
-            hasb = k_hasb$3;
-            nz = t;
-        end
-        if (c == k_c$4) begin
-            sha = k_sha$4;
-            shb = k_shb$4;
-            sub = k_sub$4;
-            hasb = k_hasb$4;
-            nz = t;
-        end
-        if (c == k_c$5) begin
-            sha = k_sha$5;
-            shb = k_shb$5;
-            sub = k_sub$5;
-            hasb = k_hasb$5;
-            nz = t;
-        end
-        sp = ((ssig) & 9'h1ff);
-        ta = sp << sha;
+        zero = szero || (c >= n_mant);
+        sp = ((ssig) & 9'h1ff) | sop_c4_hif8_se4m3_fp16;
+        ta = sp << k_sha$0;
         tb = zero_p;
-        if (hasb) begin
-            tb = sp << shb;
+        sub = k_sub$0;
+        if (cl == k_c$0) begin
+            ta = sp << k_sha$0;
+            tb = zero_p;
+            if (k_hasb$0) begin
+                tb = sp << k_shb$0;
+            end
+            sub = k_sub$0;
+        end
+        if (cl == k_c$1) begin
+            ta = sp << k_sha$1;
+            tb = zero_p;
+            if (k_hasb$1) begin
+                tb = sp << k_shb$1;
+            end
+            sub = k_sub$1;
+        end
+        if (cl == k_c$2) begin
+            ta = sp << k_sha$2;
+            tb = zero_p;
+            if (k_hasb$2) begin
+                tb = sp << k_shb$2;
+            end
+            sub = k_sub$2;
+        end
+        if (cl == k_c$3) begin
+            ta = sp << k_sha$3;
+            tb = zero_p;
+            if (k_hasb$3) begin
+                tb = sp << k_shb$3;
+            end
+            sub = k_sub$3;
+        end
+        if (cl == k_c$4) begin
+            ta = sp << k_sha$4;
+            tb = zero_p;
+            if (k_hasb$4) begin
+                tb = sp << k_shb$4;
+            end
+            sub = k_sub$4;
+        end
+        if (cl == k_c$5) begin
+            ta = sp << k_sha$5;
+            tb = zero_p;
+            if (k_hasb$5) begin
+                tb = sp << k_shb$5;
+            end
+            sub = k_sub$5;
         end
         if (sub) begin
-            q = ta - tb;
+            p = ta - tb;
         end
         else begin
-            q = ta + tb;
-        end
-        p = zero_p;
-        if (nz) begin
-            p = q;
+            p = ta + tb;
         end
         nb = bias ^ bias_flip;
         x = ((e) & 10'h3ff) + ((sexp) & 10'h3ff) + ((nb) & 10'h3ff) + xpad;
         neg = hneg ^ sneg;
-        inf = f;
     end
 
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$hif$0
@@ -4239,193 +4184,147 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$lut(clock,we,waddr,wdata,raddr,rdata);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$lut
 
-module sop_c4_hif8_se4m3_fp16$lanes$3$pa(p,x,inf,zero,sat,rs,ls,fe);
+module sop_c4_hif8_se4m3_fp16$lanes$3$npa$0(p,x,zero,neg,r,fb,normal,sat,sign);
 
     // Module arguments
     input wire  [8:0] p;
     input wire  [9:0] x;
-    input wire  inf;
-    output reg  zero;
+    input wire  zero;
+    input wire  neg;
+    output reg  [4:0] r;
+    output reg  [7:0] fb;
+    output reg  normal;
     output reg  sat;
-    output reg  [4:0] rs;
-    output reg  [4:0] ls;
-    output reg  [7:0] fe;
+    output reg  sign;
 
     // Constant declarations
-    localparam  kidx$0 = 5'b0;
-    localparam  kidx$1 = 5'b1;
-    localparam  kidx$2 = 5'b10;
-    localparam  kidx$3 = 5'b11;
-    localparam  kidx$4 = 5'b100;
-    localparam  kidx$5 = 5'b101;
-    localparam  kidx$6 = 5'b110;
-    localparam  kidx$7 = 5'b111;
-    localparam  kidx$8 = 5'b1000;
+    localparam  t_bit = 9'b100000000;
     localparam  zero_p = 9'b0;
-    localparam  off = 10'b1111110;
-    localparam  satb = 10'b10011101;
-    localparam  big_x$0 = 10'b1110101;
-    localparam  clamp_x$0 = 10'b1101011;
-    localparam  big_s$0 = 5'b10101;
-    localparam  lsu_s = 5'b1011;
-    localparam  mb_s = 5'b1010;
-    localparam  zero_s = 5'b0;
-    localparam  rsmax_s$0 = 5'b1010;
-    localparam  zero8 = 8'h0;
-    localparam  off1_8 = 8'h7f;
-    localparam  normal_rounds = 1'b0;
+    localparam  one_x = 10'b1;
+    localparam  t_norm = 10'b10000001;
+    localparam  t_sat = 10'b10011111;
+    localparam  c0 = 5'b0;
+    localparam  one_s = 5'b1;
+    localparam  c1_s = 5'b1;
+    localparam  ones_s = 5'b1111;
+    localparam  clamp_x$0 = 10'b1110010;
 
     // Local signals
-    reg  [4:0] k;
+    reg  t;
     reg  [9:0] b;
-    reg  [4:0] rs_k;
-    reg  [4:0] ls_k;
-    reg  [4:0] rs_u;
-    reg  [4:0] ls_u;
-    reg  [4:0] x_s;
+    reg  [4:0] rsub;
 
     // Update code
     always @(*) begin
-        k = zero_s;
-        if (p[0]) begin
-            k = kidx$0;
+        t = (p & t_bit) != zero_p;
+        b = x;
+        if (t) begin
+            b = x + one_x;
         end
-        if (p[1]) begin
-            k = kidx$1;
-        end
-        if (p[2]) begin
-            k = kidx$2;
-        end
-        if (p[3]) begin
-            k = kidx$3;
-        end
-        if (p[4]) begin
-            k = kidx$4;
-        end
-        if (p[5]) begin
-            k = kidx$5;
-        end
-        if (p[6]) begin
-            k = kidx$6;
-        end
-        if (p[7]) begin
-            k = kidx$7;
-        end
-        if (p[8]) begin
-            k = kidx$8;
-        end
-        zero = p == zero_p;
-        b = x + ((k) & 10'h3ff);
-        sat = (inf || (b >= satb)) && ~zero;
-        rs_k = zero_s;
-        ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
-            rs_k = k - mb_s;
-            ls_k = zero_s;
-        end
-        x_s = x[(32'h0)+:(5)];
-        rs_u = zero_s;
-        ls_u = x_s + lsu_s;
-        if (x < big_x$0) begin
-            rs_u = big_s$0 - x_s;
-            ls_u = zero_s;
-        end
+        fb = b[(32'h0)+:(8)];
+        normal = (b >= t_norm) && ~zero;
+        sat = (b >= t_sat) && ~zero;
+        sign = neg && ~zero;
+        rsub = c1_s - x[(32'h0)+:(5)];
         if (x < clamp_x$0) begin
-            rs_u = rsmax_s$0;
+            rsub = ones_s;
         end
-        if ((b > off) && ~zero) begin
-            fe = b[(32'h0)+:(8)] - off1_8;
-            rs = rs_k;
-            ls = ls_k;
+        r = rsub;
+        if (normal) begin
+            r = c0;
+            if (t) begin
+                r = c0 + one_s;
+            end
         end
-        else begin
-            fe = zero8;
-            rs = rs_u;
-            ls = ls_u;
+        if (zero) begin
+            r = ones_s;
         end
     end
 
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$pa
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$npa$0
 
-module sop_c4_hif8_se4m3_fp16$lanes$3$pb(neg,p,zero,sat,rs,ls,fe,word);
+module sop_c4_hif8_se4m3_fp16$lanes$3$npb$0(p,r,fb,normal,sat,sign,word);
 
     // Module arguments
-    input wire  neg;
     input wire  [8:0] p;
-    input wire  zero;
+    input wire  [4:0] r;
+    input wire  [7:0] fb;
+    input wire  normal;
     input wire  sat;
-    input wire  [4:0] rs;
-    input wire  [4:0] ls;
-    input wire  [7:0] fe;
+    input wire  sign;
     output reg  [15:0] word;
 
     // Constant declarations
-    localparam  one_p = 9'b1;
-    localparam  ones_w = 10'b1111111111;
-    localparam  zero_w = 10'b0;
-    localparam  one_s = 5'b1;
-    localparam  zero_s = 5'b0;
+    localparam  lsh = 8'h4;
+    localparam  one_16 = 16'h1;
+    localparam  zero_16 = 16'h0;
+    localparam  ones_16 = 16'hffff;
     localparam  rs_mask = 5'b1111;
-    localparam  ls_mask = 5'b111;
-    localparam  mb = 5'b1010;
-    localparam  nmask = 16'h7ff;
+    localparam  mb = 8'ha;
+    localparam  nmask = 16'hfff;
+    localparam  sub_mask = 16'h7ff;
+    localparam  man_mask = 16'h3ff;
     localparam  inf_w = 16'h7c00;
     localparam  max_w = 16'h7bff;
     localparam  sign_w = 16'h8000;
     localparam  normal_rounds = 1'b0;
 
     // Local signals
-    reg  [9:0] e;
-    reg  [9:0] qg;
-    reg  [9:0] below;
-    reg  [4:0] rsm;
-    reg  [4:0] lsm;
+    reg  [4:0] rm;
+    reg  [15:0] e;
+    reg  [15:0] qg;
+    reg  [15:0] below;
     reg  sticky;
     reg  ru;
-    reg  [8:0] q;
-    reg  [8:0] nr;
-    reg  [15:0] nl;
-    reg  [15:0] n16;
+    reg  [15:0] q;
+    reg  [15:0] n;
     reg  [15:0] fe16;
     reg  [15:0] w16;
     reg  [15:0] mag;
 
     // Update code
     always @(*) begin
-        rsm = rs & rs_mask;
-        lsm = ls & ls_mask;
-        e = ((p) & 10'h3ff) << one_s;
-        qg = e >> rsm;
-        below = e & ~(ones_w << rsm);
-        sticky = below != zero_w;
-        q = qg[(32'h1)+:(9)];
+        rm = r & rs_mask;
+        e = ((p) & 16'hffff) << lsh;
+        qg = e >> rm;
+        below = e & ~(ones_16 << rm);
+        sticky = below != zero_16;
+        q = qg >> one_16;
         ru = qg[32'h0] && (sticky || qg[32'h1]);
         if (ru) begin
-            nr = q + one_p;
+            n = (q + one_16) & nmask;
         end
         else begin
-            nr = q;
+            n = q & nmask;
         end
-        nl = (((p) & 16'hffff) << lsm) & nmask;
-        if (rsm == zero_s) begin
-            n16 = nl;
+        fe16 = (((fb) & 16'hffff) << mb) & inf_w;
+        if (normal_rounds) begin
+            w16 = n;
+            if (normal) begin
+                w16 = fe16 + n;
+            end
+            mag = w16;
+            if (sat || (w16 >= inf_w)) begin
+                mag = max_w;
+            end
         end
         else begin
-            n16 = ((nr) & 16'hffff);
-        end
-        fe16 = (((fe) & 16'hffff) << mb) & inf_w;
-        w16 = fe16 + n16;
-        mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
-            mag = max_w;
+            w16 = n & sub_mask;
+            if (normal) begin
+                w16 = fe16 | (n & man_mask);
+            end
+            mag = w16;
+            if (sat) begin
+                mag = max_w;
+            end
         end
         word = mag;
-        if (neg && ~zero) begin
+        if (sign) begin
             word = mag | sign_w;
         end
     end
 
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$pb
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$npb$0
 
 module sop_c4_hif8_se4m3_fp16$lanes$3$s1_bias$0(d,q,clock);
 
@@ -4479,6 +4378,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$s1_sig(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s1_sig
 
+module sop_c4_hif8_se4m3_fp16$lanes$3$s1_szero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s1_szero$0
+
 module sop_c4_hif8_se4m3_fp16$lanes$3$s1_valid(d,q,clock,reset);
 
     // Module arguments
@@ -4493,19 +4405,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$s1_valid(d,q,clock,reset);
        else q <= d;
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s1_valid
-
-module sop_c4_hif8_se4m3_fp16$lanes$3$s2_inf(d,q,clock);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s2_inf
 
 module sop_c4_hif8_se4m3_fp16$lanes$3$s2_neg(d,q,clock);
 
@@ -4561,6 +4460,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$s2_x(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s2_x
 
+module sop_c4_hif8_se4m3_fp16$lanes$3$s2_zero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s2_zero$0
+
 module sop_c4_hif8_se4m3_fp16$lanes$3$s3_fe(d,q,clock);
 
     // Module arguments
@@ -4574,19 +4486,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$s3_fe(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s3_fe
 
-module sop_c4_hif8_se4m3_fp16$lanes$3$s3_ls(d,q,clock);
-
-    // Module arguments
-    input wire  [4:0] d;
-    output reg  [4:0] q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s3_ls
-
 module sop_c4_hif8_se4m3_fp16$lanes$3$s3_neg(d,q,clock);
 
     // Module arguments
@@ -4599,6 +4498,19 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$s3_neg(d,q,clock);
        q <= d;
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s3_neg
+
+module sop_c4_hif8_se4m3_fp16$lanes$3$s3_normal$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s3_normal$0
 
 module sop_c4_hif8_se4m3_fp16$lanes$3$s3_p(d,q,clock);
 
@@ -4654,19 +4566,6 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$s3_valid(d,q,clock,reset);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s3_valid
 
-module sop_c4_hif8_se4m3_fp16$lanes$3$s3_zero(d,q,clock);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s3_zero
-
 module sop_c4_hif8_se4m3_fp16$lanes$3$s4_valid(d,q,clock,reset);
 
     // Module arguments
@@ -4695,23 +4594,33 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$s4_word(d,q,clock);
     end
 endmodule // sop_c4_hif8_se4m3_fp16$lanes$3$s4_word
 
-module sop_c4_hif8_se4m3_fp16$lanes$3$sdec(code,sig,exp,neg);
+module sop_c4_hif8_se4m3_fp16$lanes$3$sdec(code,sig,exp,neg,zero$0);
 
     // Module arguments
     input wire  [7:0] code;
     output reg  [7:0] sig;
     output reg  [7:0] exp;
     output reg  neg;
+    output reg  zero$0;
 
     // Constant declarations
     localparam  sign_mask = 8'h80;
+    localparam  mag_mask$0 = 8'h7f;
     localparam  man_shift = 8'h3;
     localparam  exp_mask = 8'hf;
     localparam  man_mask = 8'h7;
     localparam  hidden = 8'h8;
     localparam  align = 8'h1;
-    localparam  zero = 8'h0;
+    localparam  zero8 = 8'h0;
     localparam  one = 8'h1;
+    localparam  normalized = 1'b1;
+    localparam  exp_norm = 8'h2;
+    localparam  k_sh$0 = 8'h3;
+    localparam  k_sh$1 = 8'h2;
+    localparam  k_sh$2 = 8'h1;
+    localparam  k_e$0 = 8'h0;
+    localparam  k_e$1 = 8'h1;
+    localparam  k_e$2 = 8'h2;
 
     // Local signals
     reg  [7:0] e;
@@ -4719,16 +4628,35 @@ module sop_c4_hif8_se4m3_fp16$lanes$3$sdec(code,sig,exp,neg);
 
     // Update code
     always @(*) begin
-        neg = (code & sign_mask) != zero;
+        neg = (code & sign_mask) != zero8;
+        zero$0 = (code & mag_mask$0) == zero8;
         e = (code >> man_shift) & exp_mask;
         m = code & man_mask;
-        if (e == zero) begin
+        if (e == zero8) begin
             sig = m << align;
             exp = one;
+            if (normalized) begin
+                exp = zero8;
+                if (m[0]) begin
+                    sig = (m << k_sh$0) << align;
+                    exp = k_e$0;
+                end
+                if (m[1]) begin
+                    sig = (m << k_sh$1) << align;
+                    exp = k_e$1;
+                end
+                if (m[2]) begin
+                    sig = (m << k_sh$2) << align;
+                    exp = k_e$2;
+                end
+            end
         end
         else begin
             sig = (m | hidden) << align;
             exp = e;
+            if (normalized) begin
+                exp = e + exp_norm;
+            end
         end
     end
 

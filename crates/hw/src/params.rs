@@ -93,6 +93,13 @@ pub struct Params {
     pub scale: MiniFloat,
     /// Whether the scale's sign bit is used (SE4M3).
     pub scale_signed: bool,
+    /// Whether the lane works on normalized factors (HIF tables): the scale decoder
+    /// normalizes a subnormal scale significand (its top bit is then always 1, the
+    /// exponent drops by the shift), and every non-zero product has its leading one at
+    /// [`Params::k_min`] or `k_min + 1`, so the packer needs no leading-one detector and
+    /// shifts once (`rtl::npack`). FP16 tables hold subnormals: their lanes use the
+    /// general packer (`rtl::pack`).
+    pub normalized: bool,
     /// Mask of the scale sign bit (0 when the sign is not used).
     pub scale_sign_mask: u32,
     /// `SCALE_MAN_ALIGNED - scale.man_bits`: left shift aligning the scale significand.
@@ -109,19 +116,25 @@ pub struct Params {
     /// FP16), only subnormal results round, a normal result is exact, and a rounding
     /// carry can never reach the Inf exponent: the packer omits the logic for both.
     pub normal_rounds: bool,
-    /// Constant added to the multiplier's exponent sum so that `pack_off >= 0`.
+    /// Constant added to the multiplier's exponent sum so that `pack_off >= 0`; for a
+    /// normalized lane also so that the low `exp_bits` bits of `x + t` (`t` = 1 when the
+    /// product's leading one is at `k_min + 1`) are the output exponent field of a normal
+    /// result (minus one when normal results round), which then needs no subtractor.
     pub xpad: u32,
     /// Exponent offset of the multiplier output: value = `p * 2^(x - xoff)`.
     pub xoff: u32,
     /// Packer offset: output biased exponent = `b - pack_off`.
     pub pack_off: u32,
-    /// Largest packer right shift (`PW + 1`: everything further rounds to zero).
+    /// Largest packer right shift: everything further rounds to zero (`PW + 1` for the
+    /// general packer; `PW + ls_max + 1` for the normalized one, which shifts the product
+    /// left-aligned by `ls_max`).
     pub rs_max: u32,
     /// Bits of a right shift (`0 ..= rs_max`); packer B uses only these bits of `rs`.
     pub rs_bits: u32,
     /// Lowest possible leading-one position of a non-zero product: the smallest non-zero
     /// entry significand (HIF: the smallest of `MANT_EIGHTHS`; FP16: a subnormal's 1)
-    /// times the smallest non-zero aligned scale significand (`1 << scale_align`).
+    /// times the smallest non-zero scale significand (`1 << scale_align`, or
+    /// `1 << SCALE_MAN_ALIGNED` when normalized).
     pub k_min: u32,
     /// Largest packer left shift, `man_bits - k_min` (a normal result shifts left by
     /// `man_bits - k`, a subnormal one by less).
@@ -149,8 +162,11 @@ impl Params {
             0
         };
         let scale_align = SCALE_MAN_ALIGNED - scale.man_bits;
+        let normalized = cfg.lut.hif().is_some();
         // Scale value = sig_aligned * 2^(ef - scale.bias - SCALE_MAN_ALIGNED), ef = max(e, 1).
-        let scale_off = scale.bias as u32 + SCALE_MAN_ALIGNED;
+        // Normalized: sig_aligned << sh * 2^(es - (man_bits - 1) - scale.bias -
+        // SCALE_MAN_ALIGNED) with es = ef - sh + man_bits - 1 >= 0 (`ScaleDec`).
+        let scale_off = scale.bias as u32 + SCALE_MAN_ALIGNED + if normalized { scale.man_bits - 1 } else { 0 };
         let (pw, base) = match cfg.lut.hif() {
             // HIF: x = e + ef + (127 - bias); value exponent = e - bias - 3 + ef - scale_off.
             Some(_) => {
@@ -170,15 +186,31 @@ impl Params {
             }
         };
         let obias = cfg.output.bias() as u32;
-        let xpad = obias.saturating_sub(base);
-        let xoff = base + xpad;
-        let ww = pw + 1;
+        let normal_rounds = pw > cfg.output.man_bits() + 1;
         let min_entry_sig = match cfg.lut.hif() {
             Some(_) => *MANT_EIGHTHS.iter().min().unwrap(),
             None => 1,
         };
-        let k_min = 31 - (min_entry_sig << scale_align).leading_zeros();
+        let min_scale_sig = if normalized {
+            1 << SCALE_MAN_ALIGNED
+        } else {
+            1 << scale_align
+        };
+        let k_min = 31 - (min_entry_sig * min_scale_sig).leading_zeros();
+        let mut xpad = obias.saturating_sub(base);
+        if normalized {
+            // Output field = x + k - pack_off with k = k_min + (p >> k_min); make
+            // pack_off = k_min - d (mod 2^exp_bits), d = 1 when the field minus one is wanted.
+            let m = 1u32 << cfg.output.exp_bits();
+            let want = (k_min + m - u32::from(normal_rounds)) % m;
+            while (base + xpad - obias) % m != want {
+                xpad += 1;
+            }
+        }
+        let xoff = base + xpad;
+        let ww = pw + 1;
         let ls_max = cfg.output.man_bits().saturating_sub(k_min);
+        let rs_max = pw + 1 + if normalized { ls_max } else { 0 };
         let bits_for = |v: u32| 32 - v.leading_zeros();
         let p = Params {
             code_bits: cfg.code_bits,
@@ -186,17 +218,18 @@ impl Params {
             entry_bits: cfg.lut.bits(),
             scale,
             scale_signed,
+            normalized,
             scale_sign_mask,
             scale_align,
             output: cfg.output,
             pw,
             ww,
-            normal_rounds: pw > cfg.output.man_bits() + 1,
+            normal_rounds,
             xpad,
             xoff,
             pack_off: xoff - obias,
-            rs_max: pw + 1,
-            rs_bits: bits_for(pw + 1),
+            rs_max,
+            rs_bits: bits_for(rs_max),
             k_min,
             ls_max,
             ls_bits: bits_for(ls_max),
@@ -210,7 +243,7 @@ impl Params {
 
     /// Largest offset exponent `x` the multiplier can produce.
     pub fn x_max(&self) -> u32 {
-        let ef_max = (1 << self.scale.exp_bits) - 1;
+        let ef_max = (1 << self.scale.exp_bits) - 1 + if self.normalized { self.scale.man_bits - 1 } else { 0 };
         match self.lut.hif() {
             Some(_) => (sop_formats::hif::OCTAVES - 1) + ef_max + ((1 << LUT_BIAS_BITS) - 1) + self.xpad,
             None => ((1 << Ieee16::Fp16.exp_bits()) - 1) + ef_max + self.xpad,
@@ -251,17 +284,23 @@ mod tests {
             // HIF products (9 bits) fit FP16's 11-bit significand, not BF16's 8 bits.
             let hif_fp16 = c.lut != LutEntry::Fp16 && c.output == Ieee16::Fp16;
             assert_eq!(p.normal_rounds, !hif_fp16, "{}", c.name);
-            // Smallest HIF mantissa 1 (8 eighths) times the smallest UE4M4 significand 1
-            // (E4M3: 1 << 1); an FP16 subnormal entry can be 1.
+            // Smallest HIF mantissa 1 (8 eighths) times a normalized scale significand
+            // (>= 16); an FP16 subnormal entry can be 1, times the smallest UE4M4
+            // significand 1 (E4M3: 1 << 1).
             let k_min = match (c.lut, c.scale) {
                 (LutEntry::Fp16, ScaleFormat::UE4M4) => 0,
                 (LutEntry::Fp16, _) => 1,
-                (_, ScaleFormat::UE4M4) => 3,
-                _ => 4,
+                _ => 7,
             };
             assert_eq!(p.k_min, k_min, "{}", c.name);
             assert_eq!(p.ls_max, c.output.man_bits() - k_min);
             assert_eq!(p.rs_bits, if c.lut == LutEntry::Fp16 { 5 } else { 4 });
+            assert_eq!(p.normalized, c.lut != LutEntry::Fp16);
+            if p.normalized {
+                // The low exponent-field bits of x + t are the field (minus one if rounding).
+                let m = 1 << c.output.exp_bits();
+                assert_eq!((p.pack_off + u32::from(p.normal_rounds)) % m, p.k_min % m, "{}", c.name);
+            }
         }
     }
 }

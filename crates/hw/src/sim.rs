@@ -12,6 +12,7 @@ use crate::config::LaneConfig;
 use crate::model::{Beat, Tables};
 use crate::params::{Params, LATENCY};
 use crate::rtl::mul::{Fp16Mul, HifMul, ScaleDec};
+use crate::rtl::npack::{NormPackA, NormPackB};
 use crate::rtl::pack::{PackA, PackB};
 use crate::rtl::top::Top;
 use crate::HwError;
@@ -223,66 +224,75 @@ impl RtlSim {
     }
 }
 
-trait MulOps {
-    fn eval(&mut self, entry: u32, bias: u8, sig: Bits<8>, exp: Bits<8>, neg: bool) -> (bool, u64, Bits<10>, bool);
-}
-
-impl<const W: usize, const PW: usize> MulOps for HifMul<W, PW> {
-    fn eval(&mut self, entry: u32, bias: u8, sig: Bits<8>, exp: Bits<8>, neg: bool) -> (bool, u64, Bits<10>, bool) {
-        self.entry.next = (entry as u64).into();
-        self.bias.next = (bias as u64).into();
-        self.ssig.next = sig;
-        self.sexp.next = exp;
-        self.sneg.next = neg;
-        assert!(simulate(self, SETTLE));
-        (self.neg.val(), self.p.val().to_u64(), self.x.val(), self.inf.val())
-    }
-}
-
-impl<const W: usize, const PW: usize> MulOps for Fp16Mul<W, PW> {
-    fn eval(&mut self, entry: u32, _bias: u8, sig: Bits<8>, exp: Bits<8>, neg: bool) -> (bool, u64, Bits<10>, bool) {
-        self.entry.next = (entry as u64).into();
-        self.ssig.next = sig;
-        self.sexp.next = exp;
-        self.sneg.next = neg;
-        assert!(simulate(self, SETTLE));
-        (self.neg.val(), self.p.val().to_u64(), self.x.val(), self.inf.val())
-    }
-}
-
-struct Path<const PW: usize, const WW: usize> {
+/// The FP16-LUT lane's combinational path: FP16 multiplier and the general packer.
+struct FpPath<const PW: usize, const WW: usize> {
     sdec: ScaleDec,
-    mul: Box<dyn MulOps>,
+    mul: Fp16Mul<16, PW>,
     pa: PackA<PW>,
     pb: PackB<PW, WW>,
+}
+
+/// A HIF lane's combinational path: HIF multiplier and the normalized packer.
+struct HifPath<const W: usize, const PW: usize> {
+    sdec: ScaleDec,
+    mul: HifMul<W, PW>,
+    pa: NormPackA<PW>,
+    pb: NormPackB<PW>,
 }
 
 trait PathOps {
     fn eval(&mut self, entry: u32, bias: u8, scale: u8) -> u16;
 }
 
-impl<const PW: usize, const WW: usize> PathOps for Path<PW, WW> {
-    fn eval(&mut self, entry: u32, bias: u8, scale: u8) -> u16 {
+impl<const PW: usize, const WW: usize> PathOps for FpPath<PW, WW> {
+    fn eval(&mut self, entry: u32, _bias: u8, scale: u8) -> u16 {
         self.sdec.code.next = (scale as u64).into();
         assert!(simulate(&mut self.sdec, SETTLE));
-        let (neg, p, x, inf) = self.mul.eval(
-            entry,
-            bias,
-            self.sdec.sig.val(),
-            self.sdec.exp.val(),
-            self.sdec.neg.val(),
-        );
-        self.pa.p.next = p.into();
-        self.pa.x.next = x;
-        self.pa.inf.next = inf;
+        let m = &mut self.mul;
+        m.entry.next = (entry as u64).into();
+        m.ssig.next = self.sdec.sig.val();
+        m.sexp.next = self.sdec.exp.val();
+        m.sneg.next = self.sdec.neg.val();
+        assert!(simulate(m, SETTLE));
+        self.pa.p.next = m.p.val();
+        self.pa.x.next = m.x.val();
+        self.pa.inf.next = m.inf.val();
         assert!(simulate(&mut self.pa, SETTLE));
-        self.pb.neg.next = neg;
-        self.pb.p.next = p.into();
+        self.pb.neg.next = m.neg.val();
+        self.pb.p.next = m.p.val();
         self.pb.zero.next = self.pa.zero.val();
         self.pb.sat.next = self.pa.sat.val();
         self.pb.rs.next = self.pa.rs.val();
         self.pb.ls.next = self.pa.ls.val();
         self.pb.fe.next = self.pa.fe.val();
+        assert!(simulate(&mut self.pb, SETTLE));
+        self.pb.word.val().to_u64() as u16
+    }
+}
+
+impl<const W: usize, const PW: usize> PathOps for HifPath<W, PW> {
+    fn eval(&mut self, entry: u32, bias: u8, scale: u8) -> u16 {
+        self.sdec.code.next = (scale as u64).into();
+        assert!(simulate(&mut self.sdec, SETTLE));
+        let m = &mut self.mul;
+        m.entry.next = (entry as u64).into();
+        m.bias.next = (bias as u64).into();
+        m.ssig.next = self.sdec.sig.val();
+        m.sexp.next = self.sdec.exp.val();
+        m.sneg.next = self.sdec.neg.val();
+        m.szero.next = self.sdec.zero[0].val();
+        assert!(simulate(m, SETTLE));
+        self.pa.p.next = m.p.val();
+        self.pa.x.next = m.x.val();
+        self.pa.zero.next = m.zero.val();
+        self.pa.neg.next = m.neg.val();
+        assert!(simulate(&mut self.pa, SETTLE));
+        self.pb.p.next = m.p.val();
+        self.pb.r.next = self.pa.r.val();
+        self.pb.fb.next = self.pa.fb.val();
+        self.pb.normal.next = self.pa.normal.val();
+        self.pb.sat.next = self.pa.sat.val();
+        self.pb.sign.next = self.pa.sign.val();
         assert!(simulate(&mut self.pb, SETTLE));
         self.pb.word.val().to_u64() as u16
     }
@@ -301,21 +311,21 @@ impl Datapath {
         cfg.validate()?;
         let p = Params::new(cfg);
         let inner: Box<dyn PathOps> = match cfg.lut {
-            LutEntry::Hif7 => Box::new(Path::<9, 10> {
+            LutEntry::Hif7 => Box::new(HifPath::<7, 9> {
                 sdec: ScaleDec::new(&p),
-                mul: Box::new(HifMul::<7, 9>::new(&p)),
-                pa: PackA::new(&p),
-                pb: PackB::new(&p),
+                mul: HifMul::new(&p),
+                pa: NormPackA::new(&p),
+                pb: NormPackB::new(&p),
             }),
-            LutEntry::Hif8 => Box::new(Path::<9, 10> {
+            LutEntry::Hif8 => Box::new(HifPath::<8, 9> {
                 sdec: ScaleDec::new(&p),
-                mul: Box::new(HifMul::<8, 9>::new(&p)),
-                pa: PackA::new(&p),
-                pb: PackB::new(&p),
+                mul: HifMul::new(&p),
+                pa: NormPackA::new(&p),
+                pb: NormPackB::new(&p),
             }),
-            LutEntry::Fp16 => Box::new(Path::<16, 17> {
+            LutEntry::Fp16 => Box::new(FpPath::<16, 17> {
                 sdec: ScaleDec::new(&p),
-                mul: Box::new(Fp16Mul::<16, 16>::new(&p)),
+                mul: Fp16Mul::new(&p),
                 pa: PackA::new(&p),
                 pb: PackB::new(&p),
             }),

@@ -186,8 +186,8 @@ pub fn block_group(top: &str, module: &str) -> String {
         "lut" => "LUT tables + read".into(),
         "hif" | "fp" => "multiplier".into(),
         "sdec" => "scale decode".into(),
-        "pa" => "packer A".into(),
-        "pb" => "packer B".into(),
+        "pa" | "npa" => "packer A".into(),
+        "pb" | "npb" => "packer B".into(),
         s if is_reg(s) => "pipeline + block regs".into(),
         s => s.to_string(),
     }

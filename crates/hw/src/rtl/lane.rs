@@ -1,10 +1,14 @@
 //! One decode lane: block registers and LUT read (stage 1), block-scale multiplier
-//! (stage 2), packer normalize (stage 3) and round/pack (stage 4).
+//! (stage 2), packer stage A (stage 3) and round/pack (stage 4). A HIF lane
+//! (`Params::normalized`) has the HIF multiplier and the normalized packer
+//! (`npack`); an FP16-LUT lane the FP16 multiplier and the general packer (`pack`).
+//! Exactly one of each pair exists (a `Vec` of length 0 or 1).
 
 use rust_hdl::prelude::*;
 
 use super::cb;
 use super::mul::{Fp16Mul, HifMul, ScaleDec};
+use super::npack::{NormPackA, NormPackB};
 use super::pack::{PackA, PackB};
 use super::prims::{Lut, Reg, RegR};
 use crate::params::{Params, SW as SW_U32, XW as XW_U32};
@@ -54,6 +58,7 @@ pub struct Lane<const C: usize, const A: usize, const W: usize, const PW: usize,
     s1_sig: Reg<Bits<8>>,
     s1_exp: Reg<Bits<8>>,
     s1_neg: Reg<bool>,
+    s1_szero: Vec<Reg<bool>>,
     s1_bias: Vec<Reg<Bits<8>>>,
     hif: Vec<HifMul<W, PW>>,
     fp: Vec<Fp16Mul<W, PW>>,
@@ -61,17 +66,21 @@ pub struct Lane<const C: usize, const A: usize, const W: usize, const PW: usize,
     s2_neg: Reg<bool>,
     s2_p: Reg<Bits<PW>>,
     s2_x: Reg<Bits<XW>>,
-    s2_inf: Reg<bool>,
-    pa: PackA<PW>,
+    s2_inf: Vec<Reg<bool>>,
+    s2_zero: Vec<Reg<bool>>,
+    pa: Vec<PackA<PW>>,
+    npa: Vec<NormPackA<PW>>,
     s3_valid: RegR<bool>,
     s3_neg: Reg<bool>,
     s3_p: Reg<Bits<PW>>,
-    s3_zero: Reg<bool>,
+    s3_zero: Vec<Reg<bool>>,
+    s3_normal: Vec<Reg<bool>>,
     s3_sat: Reg<bool>,
     s3_rs: Reg<Bits<SW>>,
-    s3_ls: Reg<Bits<SW>>,
+    s3_ls: Vec<Reg<Bits<SW>>>,
     s3_fe: Reg<Bits<8>>,
-    pb: PackB<PW, WW>,
+    pb: Vec<PackB<PW, WW>>,
+    npb: Vec<NormPackB<PW>>,
     s4_valid: RegR<bool>,
     s4_word: Reg<Bits<16>>,
     eff_scale: Signal<Local, Bits<8>>,
@@ -87,7 +96,10 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
         assert_eq!((p.code_bits as usize, p.entry_bits as usize), (C, W));
         assert_eq!(A, C + 1);
         let hif = p.hif().is_some();
+        assert_eq!(hif, p.normalized, "HIF lanes are the normalized ones");
         let n_hif = usize::from(hif);
+        let n_fp = 1 - n_hif;
+
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -112,24 +124,29 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             s1_sig: Default::default(),
             s1_exp: Default::default(),
             s1_neg: Default::default(),
+            s1_szero: (0..n_hif).map(|_| Default::default()).collect(),
             s1_bias: (0..n_hif).map(|_| Default::default()).collect(),
             hif: (0..n_hif).map(|_| HifMul::new(p)).collect(),
-            fp: (0..1 - n_hif).map(|_| Fp16Mul::new(p)).collect(),
+            fp: (0..n_fp).map(|_| Fp16Mul::new(p)).collect(),
             s2_valid: Default::default(),
             s2_neg: Default::default(),
             s2_p: Default::default(),
             s2_x: Default::default(),
-            s2_inf: Default::default(),
-            pa: PackA::new(p),
+            s2_inf: (0..n_fp).map(|_| Default::default()).collect(),
+            s2_zero: (0..n_hif).map(|_| Default::default()).collect(),
+            pa: (0..n_fp).map(|_| PackA::new(p)).collect(),
+            npa: (0..n_hif).map(|_| NormPackA::new(p)).collect(),
             s3_valid: Default::default(),
             s3_neg: Default::default(),
             s3_p: Default::default(),
-            s3_zero: Default::default(),
+            s3_zero: (0..n_fp).map(|_| Default::default()).collect(),
+            s3_normal: (0..n_hif).map(|_| Default::default()).collect(),
             s3_sat: Default::default(),
             s3_rs: Default::default(),
-            s3_ls: Default::default(),
+            s3_ls: (0..n_fp).map(|_| Default::default()).collect(),
             s3_fe: Default::default(),
-            pb: PackB::new(p),
+            pb: (0..n_fp).map(|_| PackB::new(p)).collect(),
+            npb: (0..n_hif).map(|_| NormPackB::new(p)).collect(),
             s4_valid: Default::default(),
             s4_word: Default::default(),
             eff_scale: Default::default(),
@@ -156,14 +173,11 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
         self.s2_neg.clock.next = self.clock.val();
         self.s2_p.clock.next = self.clock.val();
         self.s2_x.clock.next = self.clock.val();
-        self.s2_inf.clock.next = self.clock.val();
         self.s3_valid.clock.next = self.clock.val();
         self.s3_neg.clock.next = self.clock.val();
         self.s3_p.clock.next = self.clock.val();
-        self.s3_zero.clock.next = self.clock.val();
         self.s3_sat.clock.next = self.clock.val();
         self.s3_rs.clock.next = self.clock.val();
-        self.s3_ls.clock.next = self.clock.val();
         self.s3_fe.clock.next = self.clock.val();
         self.s4_valid.clock.next = self.clock.val();
         self.s4_word.clock.next = self.clock.val();
@@ -201,6 +215,10 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
         self.s1_sig.d.next = self.sdec.sig.val();
         self.s1_exp.d.next = self.sdec.exp.val();
         self.s1_neg.d.next = self.sdec.neg.val();
+        for i in 0..self.s1_szero.len() {
+            self.s1_szero[i].clock.next = self.clock.val();
+            self.s1_szero[i].d.next = self.sdec.zero[i].val();
+        }
         for i in 0..self.s1_bias.len() {
             self.s1_bias[i].clock.next = self.clock.val();
             self.s1_bias[i].d.next = self.bias0[i].val();
@@ -215,11 +233,13 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             self.hif[i].ssig.next = self.s1_sig.q.val();
             self.hif[i].sexp.next = self.s1_exp.q.val();
             self.hif[i].sneg.next = self.s1_neg.q.val();
+            self.hif[i].szero.next = self.s1_szero[i].q.val();
             self.hif[i].bias.next = self.s1_bias[i].q.val();
             self.s2_neg.d.next = self.hif[i].neg.val();
             self.s2_p.d.next = self.hif[i].p.val();
             self.s2_x.d.next = self.hif[i].x.val();
-            self.s2_inf.d.next = self.hif[i].inf.val();
+            self.s2_zero[i].clock.next = self.clock.val();
+            self.s2_zero[i].d.next = self.hif[i].zero.val();
         }
         for i in 0..self.fp.len() {
             self.fp[i].entry.next = self.lut.rdata.val();
@@ -229,30 +249,58 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             self.s2_neg.d.next = self.fp[i].neg.val();
             self.s2_p.d.next = self.fp[i].p.val();
             self.s2_x.d.next = self.fp[i].x.val();
-            self.s2_inf.d.next = self.fp[i].inf.val();
+            self.s2_inf[i].clock.next = self.clock.val();
+            self.s2_inf[i].d.next = self.fp[i].inf.val();
         }
-        // Stage 3: packer normalize.
-        self.pa.p.next = self.s2_p.q.val();
-        self.pa.x.next = self.s2_x.q.val();
-        self.pa.inf.next = self.s2_inf.q.val();
+        // Stage 3: packer stage A (exactly one of the two packers exists).
         self.s3_valid.d.next = self.s2_valid.q.val();
-        self.s3_neg.d.next = self.s2_neg.q.val();
         self.s3_p.d.next = self.s2_p.q.val();
-        self.s3_zero.d.next = self.pa.zero.val();
-        self.s3_sat.d.next = self.pa.sat.val();
-        self.s3_rs.d.next = self.pa.rs.val();
-        self.s3_ls.d.next = self.pa.ls.val();
-        self.s3_fe.d.next = self.pa.fe.val();
+        for i in 0..self.pa.len() {
+            self.pa[i].p.next = self.s2_p.q.val();
+            self.pa[i].x.next = self.s2_x.q.val();
+            self.pa[i].inf.next = self.s2_inf[i].q.val();
+            self.s3_neg.d.next = self.s2_neg.q.val();
+            self.s3_zero[i].clock.next = self.clock.val();
+            self.s3_zero[i].d.next = self.pa[i].zero.val();
+            self.s3_sat.d.next = self.pa[i].sat.val();
+            self.s3_rs.d.next = self.pa[i].rs.val();
+            self.s3_ls[i].clock.next = self.clock.val();
+            self.s3_ls[i].d.next = self.pa[i].ls.val();
+            self.s3_fe.d.next = self.pa[i].fe.val();
+        }
+        for i in 0..self.npa.len() {
+            self.npa[i].p.next = self.s2_p.q.val();
+            self.npa[i].x.next = self.s2_x.q.val();
+            self.npa[i].zero.next = self.s2_zero[i].q.val();
+            self.npa[i].neg.next = self.s2_neg.q.val();
+            self.s3_neg.d.next = self.npa[i].sign.val();
+            self.s3_normal[i].clock.next = self.clock.val();
+            self.s3_normal[i].d.next = self.npa[i].normal.val();
+            self.s3_sat.d.next = self.npa[i].sat.val();
+            self.s3_rs.d.next = self.npa[i].r.val();
+            self.s3_fe.d.next = self.npa[i].fb.val();
+        }
         // Stage 4: round and pack.
-        self.pb.neg.next = self.s3_neg.q.val();
-        self.pb.p.next = self.s3_p.q.val();
-        self.pb.zero.next = self.s3_zero.q.val();
-        self.pb.sat.next = self.s3_sat.q.val();
-        self.pb.rs.next = self.s3_rs.q.val();
-        self.pb.ls.next = self.s3_ls.q.val();
-        self.pb.fe.next = self.s3_fe.q.val();
         self.s4_valid.d.next = self.s3_valid.q.val();
-        self.s4_word.d.next = self.pb.word.val();
+        for i in 0..self.pb.len() {
+            self.pb[i].neg.next = self.s3_neg.q.val();
+            self.pb[i].p.next = self.s3_p.q.val();
+            self.pb[i].zero.next = self.s3_zero[i].q.val();
+            self.pb[i].sat.next = self.s3_sat.q.val();
+            self.pb[i].rs.next = self.s3_rs.q.val();
+            self.pb[i].ls.next = self.s3_ls[i].q.val();
+            self.pb[i].fe.next = self.s3_fe.q.val();
+            self.s4_word.d.next = self.pb[i].word.val();
+        }
+        for i in 0..self.npb.len() {
+            self.npb[i].p.next = self.s3_p.q.val();
+            self.npb[i].r.next = self.s3_rs.q.val();
+            self.npb[i].fb.next = self.s3_fe.q.val();
+            self.npb[i].normal.next = self.s3_normal[i].q.val();
+            self.npb[i].sat.next = self.s3_sat.q.val();
+            self.npb[i].sign.next = self.s3_neg.q.val();
+            self.s4_word.d.next = self.npb[i].word.val();
+        }
         self.data_out.next = self.s4_word.q.val();
         self.valid_out.next = self.s4_valid.q.val();
     }

@@ -5,6 +5,7 @@
 
 pub(crate) mod lane;
 pub(crate) mod mul;
+pub(crate) mod npack;
 pub(crate) mod pack;
 pub(crate) mod prims;
 pub(crate) mod top;

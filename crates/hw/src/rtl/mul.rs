@@ -1,5 +1,5 @@
-//! Stage-1 scale decoder and the stage-2 block-scale multipliers (HIF shift-add and the
-//! FP16 baseline with a real significand multiplier).
+//! Stage-1 scale decoder and the stage-2 block-scale multipliers (HIF shift-add on a
+//! normalized scale, and the FP16 baseline with a real significand multiplier).
 //!
 //! Every constant is a sized `Constant` (emitted as a sized `localparam`): no bare
 //! integer literal appears in an expression, so Verilog evaluates every expression at the
@@ -14,49 +14,75 @@ use crate::params::{hif_terms, Params, XW as XW_U32};
 
 const XW: usize = XW_U32 as usize;
 
-/// Decodes a block-scale code into an aligned significand, an exponent `max(e, 1)` and
-/// a sign (see `docs/hardware.md`, "Block-scale multiplier").
+/// Decodes a block-scale code into a significand, an exponent and a sign (see
+/// `docs/hardware.md`, "Block-scale multiplier"). General form: the significand (hidden
+/// bit included for normal codes) left-aligned to `SCALE_MAN_ALIGNED + 1` bits and the
+/// exponent `max(e, 1)`. Normalized form (`Params::normalized`): a subnormal code's
+/// significand is also shifted up to its top bit, so every non-zero scale has bit
+/// `SCALE_MAN_ALIGNED` set, and the exponent is `e + man_bits - 1` (normal) or the
+/// position `j` of the code's leading mantissa bit (subnormal), never negative.
 #[derive(LogicBlock)]
 pub struct ScaleDec {
     /// Scale code.
     pub code: Signal<In, Bits<8>>,
-    /// Significand (hidden bit included for normal codes), left-aligned to 5 bits.
+    /// Significand, left-aligned to `SCALE_MAN_ALIGNED + 1` bits.
     pub sig: Signal<Out, Bits<8>>,
-    /// Exponent field, 1 for subnormal codes.
+    /// Exponent (see the type's doc).
     pub exp: Signal<Out, Bits<8>>,
     /// Negative scale (SE4M3 only).
     pub neg: Signal<Out, bool>,
+    /// The scale is zero (exponent and mantissa fields 0); normalized form only (one
+    /// element, else none: the general form's significand is 0 then).
+    pub zero: Vec<Signal<Out, bool>>,
     e: Signal<Local, Bits<8>>,
     m: Signal<Local, Bits<8>>,
     sign_mask: Constant<Bits<8>>,
+    /// Exponent and mantissa fields (with `zero`).
+    mag_mask: Vec<Constant<Bits<8>>>,
     man_shift: Constant<Bits<8>>,
     exp_mask: Constant<Bits<8>>,
     man_mask: Constant<Bits<8>>,
     hidden: Constant<Bits<8>>,
     align: Constant<Bits<8>>,
-    zero: Constant<Bits<8>>,
+    zero8: Constant<Bits<8>>,
     one: Constant<Bits<8>>,
+    normalized: Constant<bool>,
+    /// `man_bits - 1`, added to a normal exponent when normalized.
+    exp_norm: Constant<Bits<8>>,
+    /// Per mantissa bit `j`: the left shift `man_bits - j` that moves it to the hidden bit.
+    k_sh: Vec<Constant<Bits<8>>>,
+    /// Per mantissa bit `j`: the normalized exponent `j`.
+    k_e: Vec<Constant<Bits<8>>>,
 }
 
 impl ScaleDec {
     /// The decoder for the configuration's scale format.
     pub fn new(p: &Params) -> Self {
         let s = &p.scale;
+        let mb = s.man_bits as u64;
         Self {
             code: Default::default(),
             sig: Default::default(),
             exp: Default::default(),
             neg: Default::default(),
+            zero: (0..usize::from(p.normalized)).map(|_| Default::default()).collect(),
             e: Default::default(),
             m: Default::default(),
             sign_mask: cb(p.scale_sign_mask as u64),
-            man_shift: cb(s.man_bits as u64),
+            mag_mask: (0..usize::from(p.normalized))
+                .map(|_| cb((1u64 << (s.exp_bits + s.man_bits)) - 1))
+                .collect(),
+            man_shift: cb(mb),
             exp_mask: cb((1u64 << s.exp_bits) - 1),
-            man_mask: cb((1u64 << s.man_bits) - 1),
-            hidden: cb(1u64 << s.man_bits),
+            man_mask: cb((1u64 << mb) - 1),
+            hidden: cb(1u64 << mb),
             align: cb(p.scale_align as u64),
-            zero: cb(0),
+            zero8: cb(0),
             one: cb(1),
+            normalized: cbool(p.normalized),
+            exp_norm: cb(mb - 1),
+            k_sh: (0..mb).map(|j| cb(mb - j)).collect(),
+            k_e: (0..mb).map(cb).collect(),
         }
     }
 }
@@ -64,65 +90,83 @@ impl ScaleDec {
 impl Logic for ScaleDec {
     #[hdl_gen]
     fn update(&mut self) {
-        self.neg.next = (self.code.val() & self.sign_mask.val()) != self.zero.val();
+        self.neg.next = (self.code.val() & self.sign_mask.val()) != self.zero8.val();
+        for i in 0..self.zero.len() {
+            self.zero[i].next = (self.code.val() & self.mag_mask[i].val()) == self.zero8.val();
+        }
         self.e.next = (self.code.val() >> self.man_shift.val()) & self.exp_mask.val();
         self.m.next = self.code.val() & self.man_mask.val();
-        if self.e.val() == self.zero.val() {
+        if self.e.val() == self.zero8.val() {
             self.sig.next = self.m.val() << self.align.val();
             self.exp.next = self.one.val();
+            if self.normalized.val() {
+                // The highest set mantissa bit wins (a zero code keeps sig = 0).
+                self.exp.next = self.zero8.val();
+                for j in 0..self.k_sh.len() {
+                    if self.m.val().get_bit(j) {
+                        self.sig.next = (self.m.val() << self.k_sh[j].val()) << self.align.val();
+                        self.exp.next = self.k_e[j].val();
+                    }
+                }
+            }
         } else {
             self.sig.next = (self.m.val() | self.hidden.val()) << self.align.val();
             self.exp.next = self.e.val();
+            if self.normalized.val() {
+                self.exp.next = self.e.val() + self.exp_norm.val();
+            }
         }
     }
 }
 
-/// HIF entry times decoded scale: two shifts and an add or subtract of the scale
-/// significand (`sop_formats::hif::MANT_TERMS`), exponent `e + ef + (127 - bias)`.
+/// HIF entry times a normalized scale: two shifts and an add or subtract of the scale
+/// significand (`sop_formats::hif::MANT_TERMS`), exponent `e + es + (127 - bias)`. Both
+/// factors are normalized (HIF mantissas are in `[1, 2)`, the scale significand has its top
+/// bit set), so a non-zero product has its leading one at `k_min` or `k_min + 1`; a zero
+/// entry or scale is flagged instead of being multiplied out.
 #[derive(LogicBlock)]
 pub struct HifMul<const W: usize, const PW: usize> {
     /// LUT word (HIF7 or HIF8).
     pub entry: Signal<In, Bits<W>>,
-    /// Scale significand (from [`ScaleDec`]).
+    /// Normalized scale significand (from [`ScaleDec`]; its top bit is implied).
     pub ssig: Signal<In, Bits<8>>,
-    /// Scale exponent (from [`ScaleDec`]).
+    /// Normalized scale exponent (from [`ScaleDec`]).
     pub sexp: Signal<In, Bits<8>>,
     /// Scale sign.
     pub sneg: Signal<In, bool>,
+    /// Scale is zero.
+    pub szero: Signal<In, bool>,
     /// Bias register of the entry's table (8-bit two's complement).
     pub bias: Signal<In, Bits<8>>,
     /// Product sign.
     pub neg: Signal<Out, bool>,
-    /// Product magnitude (integer).
+    /// Product magnitude (integer; meaningless when `zero`).
     pub p: Signal<Out, Bits<PW>>,
     /// Offset exponent: value = `p * 2^(x - xoff)`.
     pub x: Signal<Out, Bits<XW>>,
-    /// Entry is Inf/NaN (never for HIF).
-    pub inf: Signal<Out, bool>,
+    /// The product is zero (zero entry word or zero scale).
+    pub zero: Signal<Out, bool>,
     w8: Signal<Local, Bits<8>>,
     c: Signal<Local, Bits<8>>,
+    cl: Signal<Local, Bits<8>>,
     e: Signal<Local, Bits<8>>,
     hneg: Signal<Local, bool>,
-    sha: Signal<Local, Bits<8>>,
-    shb: Signal<Local, Bits<8>>,
     sub: Signal<Local, bool>,
-    hasb: Signal<Local, bool>,
-    nz: Signal<Local, bool>,
     sp: Signal<Local, Bits<PW>>,
     ta: Signal<Local, Bits<PW>>,
     tb: Signal<Local, Bits<PW>>,
-    q: Signal<Local, Bits<PW>>,
     nb: Signal<Local, Bits<8>>,
     sign_mask: Constant<Bits<8>>,
     c_shift: Constant<Bits<8>>,
     e_mask: Constant<Bits<8>>,
     c_mask: Constant<Bits<8>>,
+    cl_mask: Constant<Bits<8>>,
+    n_mant: Constant<Bits<8>>,
+    top: Constant<Bits<PW>>,
     bias_flip: Constant<Bits<8>>,
     zero8: Constant<Bits<8>>,
     zero_p: Constant<Bits<PW>>,
     xpad: Constant<Bits<XW>>,
-    t: Constant<bool>,
-    f: Constant<bool>,
     k_c: Vec<Constant<Bits<8>>>,
     k_sha: Vec<Constant<Bits<8>>>,
     k_shb: Vec<Constant<Bits<8>>>,
@@ -134,45 +178,47 @@ impl<const W: usize, const PW: usize> HifMul<W, PW> {
     /// The multiplier for the configuration's HIF format.
     pub fn new(p: &Params) -> Self {
         let h = p.hif().expect("HIF configuration");
+        assert!(p.normalized, "the HIF multiplier takes a normalized scale");
         assert_eq!(h.bits() as usize, W);
         assert_eq!(p.pw as usize, PW);
         let terms = hif_terms(h);
         let cbits = h.c_bits();
+        // The used codes differ in their low bits already; an unused code is flagged zero,
+        // so its terms do not matter (it takes term 0's).
+        let cl_bits = 32 - (h.mantissas() - 1).leading_zeros();
         Self {
             entry: Default::default(),
             ssig: Default::default(),
             sexp: Default::default(),
             sneg: Default::default(),
+            szero: Default::default(),
             bias: Default::default(),
             neg: Default::default(),
             p: Default::default(),
             x: Default::default(),
-            inf: Default::default(),
+            zero: Default::default(),
             w8: Default::default(),
             c: Default::default(),
+            cl: Default::default(),
             e: Default::default(),
             hneg: Default::default(),
-            sha: Default::default(),
-            shb: Default::default(),
             sub: Default::default(),
-            hasb: Default::default(),
-            nz: Default::default(),
             sp: Default::default(),
             ta: Default::default(),
             tb: Default::default(),
-            q: Default::default(),
             nb: Default::default(),
             sign_mask: cb(h.word(true, 0, 0) as u64),
             c_shift: cb(cbits as u64),
             e_mask: cb((sop_formats::hif::OCTAVES - 1) as u64),
             c_mask: cb(((1u64) << cbits) - 1),
+            cl_mask: cb(((1u64) << cl_bits) - 1),
+            n_mant: cb(h.mantissas() as u64),
+            top: cb(1u64 << crate::params::SCALE_MAN_ALIGNED),
             // 127 - bias == bias ^ 0x7f for an 8-bit two's-complement bias.
             bias_flip: cb((1u64 << (crate::params::SCALE_BITS - 1)) - 1),
             zero8: cb(0),
             zero_p: cb(0),
             xpad: cb(p.xpad as u64),
-            t: cbool(true),
-            f: cbool(false),
             k_c: terms.iter().map(|t| cb(t.c as u64)).collect(),
             k_sha: terms.iter().map(|t| cb(t.sh_a as u64)).collect(),
             k_shb: terms.iter().map(|t| cb(t.sh_b.unwrap_or(0) as u64)).collect(),
@@ -188,35 +234,30 @@ impl<const W: usize, const PW: usize> Logic for HifMul<W, PW> {
         self.w8.next = bit_cast::<8, W>(self.entry.val());
         self.hneg.next = (self.w8.val() & self.sign_mask.val()) != self.zero8.val();
         self.c.next = self.w8.val() & self.c_mask.val();
+        self.cl.next = self.c.val() & self.cl_mask.val();
         self.e.next = (self.w8.val() >> self.c_shift.val()) & self.e_mask.val();
-        self.sha.next = self.zero8.val();
-        self.shb.next = self.zero8.val();
-        self.sub.next = self.f.val();
-        self.hasb.next = self.f.val();
-        self.nz.next = self.f.val();
+        self.zero.next = self.szero.val() || (self.c.val() >= self.n_mant.val());
+        // The top bit of a normalized scale is always 1: spelled as a constant, so that
+        // synthesis sees it.
+        self.sp.next = bit_cast::<PW, 8>(self.ssig.val()) | self.top.val();
+        // Every shift below is by a constant: wiring, then one multiplexer per term.
+        self.ta.next = self.sp.val() << self.k_sha[0].val();
+        self.tb.next = self.zero_p.val();
+        self.sub.next = self.k_sub[0].val();
         for i in 0..self.k_c.len() {
-            if self.c.val() == self.k_c[i].val() {
-                self.sha.next = self.k_sha[i].val();
-                self.shb.next = self.k_shb[i].val();
+            if self.cl.val() == self.k_c[i].val() {
+                self.ta.next = self.sp.val() << self.k_sha[i].val();
+                self.tb.next = self.zero_p.val();
+                if self.k_hasb[i].val() {
+                    self.tb.next = self.sp.val() << self.k_shb[i].val();
+                }
                 self.sub.next = self.k_sub[i].val();
-                self.hasb.next = self.k_hasb[i].val();
-                self.nz.next = self.t.val();
             }
         }
-        self.sp.next = bit_cast::<PW, 8>(self.ssig.val());
-        self.ta.next = self.sp.val() << self.sha.val();
-        self.tb.next = self.zero_p.val();
-        if self.hasb.val() {
-            self.tb.next = self.sp.val() << self.shb.val();
-        }
         if self.sub.val() {
-            self.q.next = self.ta.val() - self.tb.val();
+            self.p.next = self.ta.val() - self.tb.val();
         } else {
-            self.q.next = self.ta.val() + self.tb.val();
-        }
-        self.p.next = self.zero_p.val();
-        if self.nz.val() {
-            self.p.next = self.q.val();
+            self.p.next = self.ta.val() + self.tb.val();
         }
         self.nb.next = self.bias.val() ^ self.bias_flip.val();
         self.x.next = bit_cast::<XW, 8>(self.e.val())
@@ -224,7 +265,6 @@ impl<const W: usize, const PW: usize> Logic for HifMul<W, PW> {
             + bit_cast::<XW, 8>(self.nb.val())
             + self.xpad.val();
         self.neg.next = self.hneg.val() ^ self.sneg.val();
-        self.inf.next = self.f.val();
     }
 }
 

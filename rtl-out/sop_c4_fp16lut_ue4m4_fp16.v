@@ -777,7 +777,6 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pa$0(p,x,inf,zero,sat,rs,ls,fe);
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h16;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [4:0] k;
@@ -844,7 +843,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pa$0(p,x,inf,zero,sat,rs,ls,fe);
         sat = (inf || (b >= satb)) && ~zero;
         rs_k = zero_s;
         ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
+        if (k > mb_s) begin
             rs_k = k - mb_s;
             ls_k = zero_s;
         end
@@ -894,7 +893,6 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pb$0(neg,p,zero,sat,rs,ls,fe,word);
     localparam  inf_w = 16'h7c00;
     localparam  max_w = 16'h7bff;
     localparam  sign_w = 16'h8000;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [16:0] e;
@@ -938,7 +936,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0$pb$0(neg,p,zero,sat,rs,ls,fe,word);
         fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
+        if (sat || (w16 >= inf_w)) begin
             mag = max_w;
         end
         word = mag;
@@ -1792,7 +1790,6 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pa$0(p,x,inf,zero,sat,rs,ls,fe);
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h16;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [4:0] k;
@@ -1859,7 +1856,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pa$0(p,x,inf,zero,sat,rs,ls,fe);
         sat = (inf || (b >= satb)) && ~zero;
         rs_k = zero_s;
         ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
+        if (k > mb_s) begin
             rs_k = k - mb_s;
             ls_k = zero_s;
         end
@@ -1909,7 +1906,6 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pb$0(neg,p,zero,sat,rs,ls,fe,word);
     localparam  inf_w = 16'h7c00;
     localparam  max_w = 16'h7bff;
     localparam  sign_w = 16'h8000;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [16:0] e;
@@ -1953,7 +1949,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1$pb$0(neg,p,zero,sat,rs,ls,fe,word);
         fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
+        if (sat || (w16 >= inf_w)) begin
             mag = max_w;
         end
         word = mag;
@@ -2807,7 +2803,6 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pa$0(p,x,inf,zero,sat,rs,ls,fe);
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h16;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [4:0] k;
@@ -2874,7 +2869,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pa$0(p,x,inf,zero,sat,rs,ls,fe);
         sat = (inf || (b >= satb)) && ~zero;
         rs_k = zero_s;
         ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
+        if (k > mb_s) begin
             rs_k = k - mb_s;
             ls_k = zero_s;
         end
@@ -2924,7 +2919,6 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pb$0(neg,p,zero,sat,rs,ls,fe,word);
     localparam  inf_w = 16'h7c00;
     localparam  max_w = 16'h7bff;
     localparam  sign_w = 16'h8000;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [16:0] e;
@@ -2968,7 +2962,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2$pb$0(neg,p,zero,sat,rs,ls,fe,word);
         fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
+        if (sat || (w16 >= inf_w)) begin
             mag = max_w;
         end
         word = mag;
@@ -3822,7 +3816,6 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pa$0(p,x,inf,zero,sat,rs,ls,fe);
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h16;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [4:0] k;
@@ -3889,7 +3882,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pa$0(p,x,inf,zero,sat,rs,ls,fe);
         sat = (inf || (b >= satb)) && ~zero;
         rs_k = zero_s;
         ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
+        if (k > mb_s) begin
             rs_k = k - mb_s;
             ls_k = zero_s;
         end
@@ -3939,7 +3932,6 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pb$0(neg,p,zero,sat,rs,ls,fe,word);
     localparam  inf_w = 16'h7c00;
     localparam  max_w = 16'h7bff;
     localparam  sign_w = 16'h8000;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [16:0] e;
@@ -3983,7 +3975,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3$pb$0(neg,p,zero,sat,rs,ls,fe,word);
         fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
+        if (sat || (w16 >= inf_w)) begin
             mag = max_w;
         end
         word = mag;

@@ -775,7 +775,6 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0$pa$0(p,x,inf,zero,sat,rs,ls,fe);
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h1;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [4:0] k;
@@ -842,7 +841,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0$pa$0(p,x,inf,zero,sat,rs,ls,fe);
         sat = (inf || (b >= satb)) && ~zero;
         rs_k = zero_s;
         ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
+        if (k > mb_s) begin
             rs_k = k - mb_s;
             ls_k = zero_s;
         end
@@ -888,7 +887,6 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0$pb$0(neg,p,zero,sat,rs,ls,fe,word);
     localparam  inf_w = 16'h7f80;
     localparam  max_w = 16'h7f7f;
     localparam  sign_w = 16'h8000;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [16:0] e;
@@ -932,7 +930,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0$pb$0(neg,p,zero,sat,rs,ls,fe,word);
         fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
+        if (sat || (w16 >= inf_w)) begin
             mag = max_w;
         end
         word = mag;
@@ -1784,7 +1782,6 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1$pa$0(p,x,inf,zero,sat,rs,ls,fe);
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h1;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [4:0] k;
@@ -1851,7 +1848,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1$pa$0(p,x,inf,zero,sat,rs,ls,fe);
         sat = (inf || (b >= satb)) && ~zero;
         rs_k = zero_s;
         ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
+        if (k > mb_s) begin
             rs_k = k - mb_s;
             ls_k = zero_s;
         end
@@ -1897,7 +1894,6 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1$pb$0(neg,p,zero,sat,rs,ls,fe,word);
     localparam  inf_w = 16'h7f80;
     localparam  max_w = 16'h7f7f;
     localparam  sign_w = 16'h8000;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [16:0] e;
@@ -1941,7 +1937,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1$pb$0(neg,p,zero,sat,rs,ls,fe,word);
         fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
+        if (sat || (w16 >= inf_w)) begin
             mag = max_w;
         end
         word = mag;
@@ -2793,7 +2789,6 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2$pa$0(p,x,inf,zero,sat,rs,ls,fe);
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h1;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [4:0] k;
@@ -2860,7 +2855,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2$pa$0(p,x,inf,zero,sat,rs,ls,fe);
         sat = (inf || (b >= satb)) && ~zero;
         rs_k = zero_s;
         ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
+        if (k > mb_s) begin
             rs_k = k - mb_s;
             ls_k = zero_s;
         end
@@ -2906,7 +2901,6 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2$pb$0(neg,p,zero,sat,rs,ls,fe,word);
     localparam  inf_w = 16'h7f80;
     localparam  max_w = 16'h7f7f;
     localparam  sign_w = 16'h8000;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [16:0] e;
@@ -2950,7 +2944,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2$pb$0(neg,p,zero,sat,rs,ls,fe,word);
         fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
+        if (sat || (w16 >= inf_w)) begin
             mag = max_w;
         end
         word = mag;
@@ -3802,7 +3796,6 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3$pa$0(p,x,inf,zero,sat,rs,ls,fe);
     localparam  zero_s = 5'b0;
     localparam  zero8 = 8'h0;
     localparam  off1_8 = 8'h1;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [4:0] k;
@@ -3869,7 +3862,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3$pa$0(p,x,inf,zero,sat,rs,ls,fe);
         sat = (inf || (b >= satb)) && ~zero;
         rs_k = zero_s;
         ls_k = mb_s - k;
-        if (normal_rounds && (k > mb_s)) begin
+        if (k > mb_s) begin
             rs_k = k - mb_s;
             ls_k = zero_s;
         end
@@ -3915,7 +3908,6 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3$pb$0(neg,p,zero,sat,rs,ls,fe,word);
     localparam  inf_w = 16'h7f80;
     localparam  max_w = 16'h7f7f;
     localparam  sign_w = 16'h8000;
-    localparam  normal_rounds = 1'b1;
 
     // Local signals
     reg  [16:0] e;
@@ -3959,7 +3951,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3$pb$0(neg,p,zero,sat,rs,ls,fe,word);
         fe16 = (((fe) & 16'hffff) << mb) & inf_w;
         w16 = fe16 + n16;
         mag = w16;
-        if (sat || (normal_rounds && (w16 >= inf_w))) begin
+        if (sat || (w16 >= inf_w)) begin
             mag = max_w;
         end
         word = mag;

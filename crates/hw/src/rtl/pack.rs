@@ -1,4 +1,4 @@
-//! The packer: normalizes the exact product and rounds it to nearest even into the
+//! The general packer: normalizes the exact product and rounds it to nearest even into the
 //! output word (FP16 or BF16), saturating, in two pipeline stages.
 //!
 //! Stage A finds the leading one `k` of `p` and forms `b = x + k` (output biased exponent
@@ -12,14 +12,14 @@
 //! bit, and assembles `(fe << man_bits) + n`, where a rounding carry into the hidden bit
 //! moves into the exponent by the addition itself.
 //!
-//! When a normal result cannot need rounding (`Params::normal_rounds` false: a 9-bit HIF
-//! product into FP16's 11-bit significand), stage A never produces a right shift for a
-//! normal result and stage B has no overflow check after rounding (only a subnormal
-//! rounds, and its carry reaches at most the smallest normal exponent).
+//! This is the packer of the FP16-LUT lanes, whose products (an FP16 entry can be
+//! subnormal) have their leading one anywhere; the HIF lanes use the normalized packer
+//! (`super::npack`). An FP16 product has 16 bits, more than either output significand, so
+//! normal results round here.
 
 use rust_hdl::prelude::*;
 
-use super::{cb, cbool};
+use super::cb;
 use crate::params::{Params, SW as SW_U32, XW as XW_U32};
 
 const XW: usize = XW_U32 as usize;
@@ -74,13 +74,13 @@ pub struct PackA<const PW: usize> {
     rsmax_s: Vec<Constant<Bits<SW>>>,
     zero8: Constant<Bits<8>>,
     off1_8: Constant<Bits<8>>,
-    normal_rounds: Constant<bool>,
 }
 
 impl<const PW: usize> PackA<PW> {
     /// Stage A for the configuration's product width and output format.
     pub fn new(p: &Params) -> Self {
         assert_eq!(p.pw as usize, PW);
+        assert!(p.normal_rounds, "the general packer rounds normal results");
         let mb = p.output.man_bits() as i64;
         let off1 = p.pack_off as i64 + 1;
         // Subnormal result (u = off + 1 - x >= 1): it shifts right when u > mb, i.e.
@@ -118,7 +118,6 @@ impl<const PW: usize> PackA<PW> {
             rsmax_s: (clamp > 0).then(|| cb(p.rs_max as u64)).into_iter().collect(),
             zero8: cb(0),
             off1_8: cb((off1 as u64) & 0xff),
-            normal_rounds: cbool(p.normal_rounds),
         }
     }
 }
@@ -141,7 +140,7 @@ impl<const PW: usize> Logic for PackA<PW> {
         // output significand).
         self.rs_k.next = self.zero_s.val();
         self.ls_k.next = self.mb_s.val() - self.k.val();
-        if self.normal_rounds.val() && (self.k.val() > self.mb_s.val()) {
+        if self.k.val() > self.mb_s.val() {
             self.rs_k.next = self.k.val() - self.mb_s.val();
             self.ls_k.next = self.zero_s.val();
         }
@@ -219,7 +218,6 @@ pub struct PackB<const PW: usize, const WW: usize> {
     inf_w: Constant<Bits<16>>,
     max_w: Constant<Bits<16>>,
     sign_w: Constant<Bits<16>>,
-    normal_rounds: Constant<bool>,
 }
 
 impl<const PW: usize, const WW: usize> PackB<PW, WW> {
@@ -227,6 +225,7 @@ impl<const PW: usize, const WW: usize> PackB<PW, WW> {
     pub fn new(p: &Params) -> Self {
         assert_eq!((p.pw as usize, p.ww as usize), (PW, WW));
         assert_eq!(WW, PW + 1, "the guard bit sits below the product");
+        assert!(p.normal_rounds, "the general packer rounds normal results");
         let o = p.output;
         Self {
             neg: Default::default(),
@@ -264,7 +263,6 @@ impl<const PW: usize, const WW: usize> PackB<PW, WW> {
             inf_w: cb((p.out_emax_field() as u64) << o.man_bits()),
             max_w: cb(o.max_code() as u64),
             sign_w: cb(1u64 << (o.exp_bits() + o.man_bits())),
-            normal_rounds: cbool(p.normal_rounds),
         }
     }
 }
@@ -302,7 +300,7 @@ impl<const PW: usize, const WW: usize> Logic for PackB<PW, WW> {
         self.fe16.next = (bit_cast::<16, 8>(self.fe.val()) << self.mb.val()) & self.inf_w.val();
         self.w16.next = self.fe16.val() + self.n16.val();
         self.mag.next = self.w16.val();
-        if self.sat.val() || (self.normal_rounds.val() && (self.w16.val() >= self.inf_w.val())) {
+        if self.sat.val() || (self.w16.val() >= self.inf_w.val()) {
             self.mag.next = self.max_w.val();
         }
         // A zero product arrives with fe = 0 and sat = 0 (stage A), so mag = +0 already;

@@ -64,3 +64,36 @@ fn gates_and_ice40_on_one_configuration() {
     let back: Vec<sop_qor::QorRow> = serde_json::from_str(&sop_qor::to_json(&rows)).unwrap();
     assert_eq!(back, rows);
 }
+
+/// The area and frequency targets for the main HIF lane, measured against the
+/// FP16-LUT lane the run adds as its baseline: at most 0.5 x the gates per lane and at
+/// least 1.2 x the iCE40 Fmax (one nextpnr seed each: the margin, 0.46 x and 1.8 x in
+/// docs/qor.md, is far above the spread of a placement). An area or timing regression of
+/// the generator fails here. The error target needs minilm's weights and minutes of
+/// quantization: `scripts/qor --recon minilm` (docs/qor.md).
+#[test]
+fn main_hif_lane_meets_the_area_and_fmax_targets() {
+    let cfg = sop_hw::default_configs()
+        .into_iter()
+        .find(|c| c.name == "sop_c4_hif8_ue4m4_fp16")
+        .unwrap();
+    let opts = QorOptions {
+        configs: vec![cfg],
+        flows: vec![Flow::Gates, Flow::Ice40],
+        seeds: 1,
+        add_baseline: true,
+        ..QorOptions::default()
+    };
+    let rows = run(&opts).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = rows.iter().map(|r| r.config.as_str()).collect();
+    assert_eq!(names, ["sop_c4_hif8_ue4m4_fp16", "sop_c4_fp16lut_ue4m4_fp16"]);
+    let v = rows[0].vs_baseline.as_ref().expect("ratios to the baseline");
+    assert_eq!(v.baseline, "sop_c4_fp16lut_ue4m4_fp16");
+    let gates = v.gates.expect("gate ratio");
+    let fmax = v.ice40_fmax.expect("iCE40 Fmax ratio");
+    assert!(
+        gates <= 0.5,
+        "gates per lane {gates:.3} x the FP16-LUT lane (target <= 0.5)"
+    );
+    assert!(fmax >= 1.2, "iCE40 Fmax {fmax:.3} x the FP16-LUT lane (target >= 1.2)");
+}

@@ -1,6 +1,8 @@
 //! Quantizer throughput on a real-size layer (1536 x 384, synthetic Gaussian weights from a
 //! seeded generator): weights per second for the FP6 point with scale search, and for the
-//! full NF4+DD4 pair search (DD4 fit with EM rounds).
+//! full NF4+DD4 pair search (DD4 fit with EM rounds). A second group quantizes a 7B-model
+//! layer (4096 x 4096) with the NF4+DD4 pair, with and without the per-layer table search
+//! (whose cost is fixed per layer: 11 candidates on a 64 Ki-weight sample).
 //!
 //! Run: `cargo bench -p sop-quantize --bench quantize`. Criterion reports "thrpt" in
 //! elements/s = weights/s.
@@ -43,6 +45,40 @@ fn bench(c: &mut Criterion) {
     for name in ["E2M3sUE4M4", "NF4+DD4sUE4M4b16", "E4M3-POT"] {
         let q = Quantizer::new(name.parse().unwrap(), QuantOptions::default()).unwrap();
         g.bench_function(name, |b| b.iter(|| q.quantize(layer, None).unwrap()));
+    }
+    let opts = QuantOptions {
+        table_search: false,
+        ..QuantOptions::default()
+    };
+    let q = Quantizer::new("NF4+DD4sUE4M4b16".parse().unwrap(), opts).unwrap();
+    g.bench_function("NF4+DD4sUE4M4b16 no-table-search", |b| {
+        b.iter(|| q.quantize(layer, None).unwrap())
+    });
+    g.finish();
+
+    let (rows, cols) = (4096, 4096);
+    let data = gaussian(rows * cols, 7);
+    let layer = LayerRef {
+        name: "bench7b",
+        rows,
+        cols,
+        data: &data,
+    };
+    let mut g = c.benchmark_group("quantize_4096x4096");
+    g.throughput(Throughput::Elements((rows * cols) as u64));
+    g.sample_size(10);
+    for search in [true, false] {
+        let opts = QuantOptions {
+            table_search: search,
+            ..QuantOptions::default()
+        };
+        let q = Quantizer::new("NF4+DD4sUE4M4b16".parse().unwrap(), opts).unwrap();
+        let id = if search {
+            "NF4+DD4sUE4M4b16"
+        } else {
+            "NF4+DD4sUE4M4b16 no-table-search"
+        };
+        g.bench_function(id, |b| b.iter(|| q.quantize(layer, None).unwrap()));
     }
     g.finish();
 }

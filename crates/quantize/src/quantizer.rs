@@ -42,8 +42,9 @@ pub struct QuantOptions {
 /// that a block's extreme weight can be reproduced exactly. The first is the untouched table.
 pub const TABLE_TOPS: [f32; 6] = [1.0, 1.125, 1.25, 1.5, 1.75, 1.875];
 
-/// Weights the table search quantizes per candidate: it picks the tops on every
-/// `max(1, rows * cols / SEARCH_SAMPLE)`-th row, then quantizes the whole layer once.
+/// Weights the table search quantizes per candidate: it ranks the tops on every
+/// `max(1, rows * cols / SEARCH_SAMPLE)`-th row, each block at its starting scale code,
+/// then quantizes the whole layer once (with the scale search).
 pub const SEARCH_SAMPLE: usize = 65_536;
 
 impl Default for QuantOptions {
@@ -303,29 +304,29 @@ impl Quantizer {
         // One candidate per (fixed table, data-driven spec); the table search tries the fixed
         // table's tops first (data-driven top 1), then the data-driven tops with the best
         // fixed table, and keeps the lowest weighted error (ties: the earlier candidate).
-        let run = |ctx: &Ctx<'_>, fi: usize, di: usize| -> Candidate {
+        let run = |ctx: &Ctx<'_>, fi: usize, di: usize, opts: &QuantOptions| -> Candidate {
             let n = ctx.n_blocks;
             match (&self.first, &self.dynamic) {
                 (First::Mini(m), None) => {
-                    let (c, s) = ctx.single(m, self.radius(m));
+                    let (c, s) = ctx.single(m, self.radius(m, opts));
                     (c, s, vec![0; n], Vec::new())
                 }
                 (First::Table(t), None) => {
                     let (m, lut) = &t[fi];
-                    let (c, s) = ctx.single(m, self.radius(m));
+                    let (c, s) = ctx.single(m, self.radius(m, opts));
                     (c, s, vec![0; n], vec![lut.clone()])
                 }
                 (First::Dynamic, Some(d)) => {
-                    let (c, s, _, dl) = ctx.with_dynamic::<MiniMember>(None, &d[di], &self.opts);
+                    let (c, s, _, dl) = ctx.with_dynamic::<MiniMember>(None, &d[di], opts);
                     (c, s, vec![0; n], vec![dl])
                 }
                 (First::Mini(m), Some(d)) => {
-                    let (c, s, sel, dl) = ctx.with_dynamic(Some((m, self.radius(m))), &d[di], &self.opts);
+                    let (c, s, sel, dl) = ctx.with_dynamic(Some((m, self.radius(m, opts))), &d[di], opts);
                     (c, s, sel, vec![dl])
                 }
                 (First::Table(t), Some(d)) => {
                     let (m, lut) = &t[fi];
-                    let (c, s, sel, dl) = ctx.with_dynamic(Some((m, self.radius(m))), &d[di], &self.opts);
+                    let (c, s, sel, dl) = ctx.with_dynamic(Some((m, self.radius(m, opts))), &d[di], opts);
                     (c, s, sel, vec![lut.clone(), dl])
                 }
                 (First::Dynamic, None) => unreachable!("a dynamic element always has a DynSpec"),
@@ -352,25 +353,34 @@ impl Quantizer {
                 (Cow::Owned(v), rows.len())
             };
             let sub = Ctx::new(&sub_u, a, sub_rows, w.cols, block, codec);
-            let mut chosen = (0, 0);
-            let mut best_err = sub.error(&run(&sub, 0, 0));
-            let mut consider = |fi: usize, di: usize, chosen: &mut (usize, usize)| {
-                let e = sub.error(&run(&sub, fi, di));
-                if e < best_err {
-                    best_err = e;
-                    *chosen = (fi, di);
-                }
+            // Candidates are ranked at their blocks' starting scale codes (no scale search: a
+            // fifth of the work); the chosen tables then get the full search on every row.
+            let probe = QuantOptions {
+                search_radius: 0,
+                ..self.opts
             };
-            for fi in 1..n_fixed {
-                consider(fi, 0, &mut chosen);
-            }
-            let fi = chosen.0;
-            for di in 1..n_dyn {
-                consider(fi, di, &mut chosen);
-            }
-            run(&ctx, chosen.0, chosen.1)
+            // The candidates of each phase run in parallel: a sample is only a few parallel
+            // chunks, so one candidate alone would leave cores idle. The choice is the first
+            // lowest error in candidate order, whatever the thread count.
+            let first_min = |errs: &[f64]| {
+                errs.iter()
+                    .enumerate()
+                    .fold(0, |b, (i, e)| if *e < errs[b] { i } else { b })
+            };
+            let fixed_errs: Vec<f64> = (0..n_fixed)
+                .into_par_iter()
+                .map(|fi| sub.error(&run(&sub, fi, 0, &probe)))
+                .collect();
+            let fi = first_min(&fixed_errs);
+            let mut dyn_errs = vec![fixed_errs[fi]];
+            dyn_errs.par_extend(
+                (1..n_dyn)
+                    .into_par_iter()
+                    .map(|di| sub.error(&run(&sub, fi, di, &probe))),
+            );
+            run(&ctx, fi, first_min(&dyn_errs), &self.opts)
         } else {
-            run(&ctx, 0, 0)
+            run(&ctx, 0, 0, &self.opts)
         };
         let (codes, scale_codes, sel, tables) = best;
         QuantizedLayer {
@@ -388,11 +398,11 @@ impl Quantizer {
         }
     }
 
-    /// Search radius for a member under this point's scale format.
-    fn radius<M: Member>(&self, m: &M) -> u32 {
+    /// Search radius for a member under this point's scale format and `opts`.
+    fn radius<M: Member>(&self, m: &M, opts: &QuantOptions) -> u32 {
         let codec = self.codec.as_ref().expect("block point");
         if codec.searchable(m.is_minifloat()) {
-            self.opts.search_radius
+            opts.search_radius
         } else {
             0
         }

@@ -5,9 +5,10 @@
 //! Per configuration (top module = file stem) it builds two variants: `plain` (the fast model)
 //! and `traced` (`--trace`, for VCD waveforms; compiled at -O1, about 30% slower per cycle even
 //! when not dumping, which is why it is separate). For the mutation check it also builds a
-//! deliberately broken copy of one configuration (`mutant` and `mutant_traced`): the packer's
-//! round-to-nearest-even tie rule replaced by ties-away-from-zero, by a checked text
-//! substitution (the build fails when the pattern is not found).
+//! deliberately broken copy of two configurations: the FP16-LUT lane (general packer;
+//! `mutant` and `mutant_traced`) and the main HIF lane (normalized packer; `mutant` only), each
+//! with the packer's round-to-nearest-even tie rule replaced by ties-away-from-zero, by a
+//! checked text substitution (the build fails when the pattern is not found).
 //!
 //! Environment: `SOP_VERILATOR` (the verilator executable; default `verilator` on `PATH`),
 //! `SOP_COSIM_RTL_DIR` (the Verilog directory; default `rtl-out/` of the workspace).
@@ -18,8 +19,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Configuration whose Verilog is mutated for the mutation check.
+/// Configuration whose Verilog is mutated for the mutation check (the general packer; real
+/// weights round normal results there, so a real layer catches it).
 const MUTANT_CONFIG: &str = "sop_c4_fp16lut_ue4m4_fp16";
+/// HIF configuration mutated the same way (the normalized packer, whose rounding only
+/// subnormal results reach: the exhaustive sweep catches it). Untraced only.
+const HIF_MUTANT_CONFIG: &str = "sop_c4_hif8_ue4m4_fp16";
 /// The packer's rounding rule (round half to even: round up when the guard bit is set and
 /// either a lower bit (sticky) or the kept LSB is 1).
 const MUTANT_FROM: &str = "ru = qg[32'h0] && (sticky || qg[32'h1]);";
@@ -154,7 +159,7 @@ fn main() {
     let template = fs::read_to_string(manifest.join("cpp/shim.cpp.in"))
         .unwrap_or_else(|e| fail(format!("cannot read cpp/shim.cpp.in: {e}")));
     let mut built = Vec::new();
-    let mut mutant_done = false;
+    let mut mutants_done = 0;
     for src in &sources {
         println!("cargo:rerun-if-changed={}", src.display());
         let name = src.file_stem().unwrap().to_string_lossy().to_string();
@@ -178,7 +183,14 @@ fn main() {
                 &template,
             ));
         }
-        if name == MUTANT_CONFIG {
+        let mutant_variants: &[Variant] = if name == MUTANT_CONFIG {
+            &[Variant::Mutant, Variant::MutantTraced]
+        } else if name == HIF_MUTANT_CONFIG {
+            &[Variant::Mutant]
+        } else {
+            &[]
+        };
+        if !mutant_variants.is_empty() {
             let n = text.matches(MUTANT_FROM).count();
             if n == 0 {
                 fail(format!(
@@ -192,7 +204,7 @@ fn main() {
             fs::create_dir_all(&dir).unwrap();
             let msrc = dir.join(format!("{name}.v"));
             fs::write(&msrc, mutated).unwrap();
-            for variant in [Variant::Mutant, Variant::MutantTraced] {
+            for &variant in mutant_variants {
                 let mut b = verilate(
                     &verilator,
                     &out,
@@ -206,12 +218,12 @@ fn main() {
                 b.source = src.clone();
                 built.push(b);
             }
-            mutant_done = true;
+            mutants_done += 1;
         }
     }
-    if !mutant_done {
+    if mutants_done != 2 {
         fail(format!(
-            "mutation check: configuration {MUTANT_CONFIG} (whose packer is mutated) has no Verilog file in {}",
+            "mutation check: configurations {MUTANT_CONFIG} and {HIF_MUTANT_CONFIG} (whose packers are mutated) need Verilog files in {}",
             rtl_dir.display()
         ));
     }
@@ -510,6 +522,12 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
     )
     .unwrap();
     writeln!(s, "pub const MUTANT_CONFIG: &str = {MUTANT_CONFIG:?};").unwrap();
+    writeln!(
+        s,
+        "/// The HIF configuration whose (normalized) packer is mutated the same way (`Mutant` only)."
+    )
+    .unwrap();
+    writeln!(s, "pub const HIF_MUTANT_CONFIG: &str = {HIF_MUTANT_CONFIG:?};").unwrap();
     writeln!(s, "/// The mutation: (original Verilog text, replacement).").unwrap();
     writeln!(
         s,

@@ -11,8 +11,8 @@
 
 use std::sync::OnceLock;
 
-use sop_cosim::{point_for, Dut, Harness, LayerStim, LayerStream, StimulusOptions, Variant};
-use sop_hw::LaneConfig;
+use sop_cosim::{point_for, BeatStreams, Dut, Harness, LayerStim, LayerStream, StimulusOptions, Variant};
+use sop_hw::{Beat, LaneConfig, Tables};
 use sop_model::{Model, Weights2D};
 use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
 
@@ -85,5 +85,35 @@ pub fn assert_clean(h: &Harness) {
             h.config().name,
             reports.join("\n")
         );
+    }
+}
+
+/// Streams every (table word, scale code) pair through `h` (HIF tables with bias `bias`):
+/// the words are loaded a table pair at a time, and each lane takes every `lanes`-th pair.
+pub fn sweep(h: &mut Harness, cfg: &LaneConfig, words: &[u32], scales: &[u8], bias: i32) {
+    let n = 1usize << cfg.code_bits;
+    let lanes = h.dut().lanes();
+    for chunk in words.chunks(2 * n) {
+        let mut t = Tables::zeroed(cfg);
+        for (i, &w) in chunk.iter().enumerate() {
+            t.entries[i / n][i % n] = w;
+        }
+        if cfg.lut.hif().is_some() {
+            t.bias = [bias, bias];
+        }
+        h.load_tables(&t).unwrap();
+        let mut streams = vec![Vec::new(); lanes];
+        let mut k = 0;
+        for &s in scales {
+            for sel in [false, true] {
+                for code in 0..n as u32 {
+                    let lane = &mut streams[k % lanes];
+                    lane.push(Beat::start(code, s, sel));
+                    k += 1;
+                }
+            }
+        }
+        let mut st = BeatStreams::new(streams);
+        h.run(&mut st, &[]);
     }
 }

@@ -1,11 +1,14 @@
-//! The mutation check: `build.rs` compiles a copy of one configuration's Verilog whose
+//! The mutation check: `build.rs` compiles copies of two configurations' Verilog whose
 //! packer rounds ties away from zero instead of to even (a checked text substitution; the
-//! build fails if the pattern disappears). Co-simulation on a real layer must catch it, and
-//! the same layer must pass on the committed Verilog.
+//! build fails if the pattern disappears). For the FP16-LUT lane (general packer),
+//! co-simulation on a real layer must catch it, and the same layer must pass on the
+//! committed Verilog. The HIF lane's normalized packer rounds only subnormal results, which
+//! real weights hardly reach: the exhaustive word x scale sweep must catch it (the committed
+//! Verilog passes the same sweep in `random.rs`).
 
-use sop_cosim::ffi::{MUTANT_CONFIG, MUTATION};
+use sop_cosim::ffi::{HIF_MUTANT_CONFIG, MUTANT_CONFIG, MUTATION};
 use sop_cosim::{LayerStim, MismatchKind, StimulusOptions, Variant};
-use sop_testbenches::{config, harness, load, quantize, stream_layer, SMALL_LAYER};
+use sop_testbenches::{config, harness, load, quantize, stream_layer, sweep, SMALL_LAYER};
 
 #[test]
 fn mutated_rounding_is_caught_on_real_weights() {
@@ -40,5 +43,37 @@ fn mutated_rounding_is_caught_on_real_weights() {
     eprintln!(
         "mutant: {} mismatches in {} weights; first:\n{m}",
         n.mismatches, n.checked
+    );
+}
+
+#[test]
+fn mutated_hif_rounding_is_caught_by_the_sweep() {
+    let cfg = config(HIF_MUTANT_CONFIG);
+    let hf = cfg.lut.hif().expect("a HIF configuration");
+    let words: Vec<u32> = (0..hf.num_codes()).collect();
+    let scales: Vec<u8> = (0..=255).collect();
+    let mut bad = harness(HIF_MUTANT_CONFIG, Variant::Mutant);
+    bad.set_keep(4);
+    // With bias 16 the products of the smaller scales fall below FP16's smallest normal
+    // (2^-14) and have bits below its subnormal step (2^-24): they round, some of them ties.
+    // (At bias 7 every HIF x UE4M4 product is a multiple of 2^-24: nothing rounds.)
+    sweep(&mut bad, &cfg, &words, &scales, 16);
+    bad.drain();
+    let n = bad.counters();
+    assert!(n.mismatches > 0, "the mutated HIF RTL passed the sweep: {n:?}");
+    for m in bad.mismatches() {
+        assert_eq!(m.kind, MismatchKind::Word, "{m}");
+        // The report names the loaded inputs: the sweep's word at {sel, code} and bias 16.
+        assert_eq!(m.bias, 16, "{m}");
+        assert_eq!(m.entry % 32, u32::from(m.sel) * 16 + m.code, "{m}");
+        let (e, a) = (m.expected.unwrap(), m.actual.unwrap());
+        // A subnormal tie kept even by RNE, rounded up by the mutant.
+        assert_eq!((a, e & 1, e & 0x7c00), (e + 1, 0, 0), "{m}");
+    }
+    eprintln!(
+        "HIF mutant: {} mismatches in {} weights; first:\n{}",
+        n.mismatches,
+        n.checked,
+        bad.mismatches()[0]
     );
 }

@@ -25,10 +25,10 @@ pub enum Variant {
     /// The committed Verilog, Verilated with `--trace` (can write a VCD; about 30% slower per
     /// cycle even when not dumping, and compiled at -O1).
     Traced,
-    /// The deliberately broken copy of [`MUTANT_CONFIG`] used by the mutation check
-    /// (the packer's tie rule changed, see [`MUTATION`]).
+    /// The deliberately broken copy of [`MUTANT_CONFIG`] or [`HIF_MUTANT_CONFIG`] used by
+    /// the mutation check (the packer's tie rule changed, see [`MUTATION`]).
     Mutant,
-    /// [`Variant::Mutant`] with `--trace`.
+    /// [`Variant::Mutant`] with `--trace` ([`MUTANT_CONFIG`] only).
     MutantTraced,
 }
 
@@ -101,7 +101,7 @@ mod generated {
 }
 
 pub(crate) use generated::MODELS;
-pub use generated::{MUTANT_CONFIG, MUTATION, RTL_DIR, VERILATOR_VERSION};
+pub use generated::{HIF_MUTANT_CONFIG, MUTANT_CONFIG, MUTATION, RTL_DIR, VERILATOR_VERSION};
 
 impl ModelDesc {
     fn config(&self) -> Result<LaneConfig, CosimError> {

@@ -275,7 +275,18 @@ mod tests {
 
     #[test]
     fn widths() {
-        for c in default_configs() {
+        // The defaults, plus the HIF scale/output pairs they lack.
+        let extra =
+            [(ScaleFormat::E4M3, Ieee16::Bf16), (ScaleFormat::E4M3, Ieee16::Fp16)].map(|(scale, output)| LaneConfig {
+                name: "extra".into(),
+                lanes: 1,
+                code_bits: 4,
+                block: 16,
+                scale,
+                lut: LutEntry::Hif8,
+                output,
+            });
+        for c in default_configs().into_iter().chain(extra) {
             let p = Params::new(&c);
             match c.lut {
                 LutEntry::Fp16 => assert_eq!((p.pw, p.ww), (16, 17)),
@@ -300,6 +311,14 @@ mod tests {
                 // The low exponent-field bits of x + t are the field (minus one if rounding).
                 let m = 1 << c.output.exp_bits();
                 assert_eq!((p.pack_off + u32::from(p.normal_rounds)) % m, p.k_min % m, "{}", c.name);
+                // The values docs/hardware.md quotes.
+                let xpad = match (c.scale, c.output) {
+                    (ScaleFormat::UE4M4, Ieee16::Fp16) => 6,
+                    (ScaleFormat::UE4M4, _) => 245,
+                    (_, Ieee16::Fp16) => 7,
+                    _ => 246,
+                };
+                assert_eq!(p.xpad, xpad, "{}", c.name);
             }
         }
     }

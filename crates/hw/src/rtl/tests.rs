@@ -202,6 +202,7 @@ fn normalized_packer_against_model_pack() {
         (ScaleFormat::UE4M4, Ieee16::Fp16),
         (ScaleFormat::UE4M4, Ieee16::Bf16),
         (ScaleFormat::E4M3, Ieee16::Fp16),
+        (ScaleFormat::E4M3, Ieee16::Bf16),
     ] {
         let c = cfg(LutEntry::Hif8, sf, out);
         let p = Params::new(&c);

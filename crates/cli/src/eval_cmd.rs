@@ -32,6 +32,10 @@ pub struct EvalArgs {
     /// Also write the results as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also draw the per-layer NMSE of every format to FILE as an SVG strip chart: one row
+    /// per format, one dot per layer on a log axis, a bar at the median.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
     /// Only the linear layers whose name matches this regular expression (a pattern that is
     /// not a valid regex is matched as a plain substring).
     #[arg(long, value_name = "REGEX")]
@@ -189,7 +193,33 @@ pub fn run(a: EvalArgs) -> Result<()> {
         sop_atomic_write::write(file, (text + "\n").as_bytes()).context("--json")?;
         eprintln!("wrote {}", file.display());
     }
+    if let Some(file) = &a.plot {
+        let svg = nmse_chart(&a.model, &results, &summary, &weights_note)?;
+        sop_atomic_write::write(file, svg.as_bytes()).context("--plot")?;
+        eprintln!("wrote {}", file.display());
+    }
     Ok(())
+}
+
+/// The per-layer NMSE of every format as an SVG strip chart, with the summary's medians.
+fn nmse_chart(model: &str, results: &[LayerEval], summary: &Summary, weights_note: &str) -> Result<String> {
+    let strips: Vec<sop_plot::Strip> = summary
+        .formats
+        .iter()
+        .map(|f| sop_plot::Strip {
+            label: f.format.clone(),
+            note: format!("{:.4} bpw", f.bpw),
+            values: results
+                .iter()
+                .filter(|e| e.format == f.format)
+                .map(|e| e.metrics.nmse)
+                .collect(),
+            median: Some(f.median_nmse),
+        })
+        .collect();
+    let layers = results.len() / summary.formats.len().max(1);
+    let title = format!("Per-layer NMSE: {model}, {layers} layers, column weights {weights_note}");
+    sop_plot::strip_chart_log(&title, "NMSE (log scale): one dot per layer, bar = median", &strips).context("--plot")
 }
 
 fn print_summary(out: &mut impl Write, s: &Summary, layers: usize, weights_note: &str) -> Result<()> {

@@ -158,12 +158,21 @@ fn cases(model: &Path) -> Vec<Case> {
             force: true,
         },
         Case {
-            name: "eval --json",
+            name: "eval --json --plot",
             args: Box::new(move |out| {
                 let j = out.join("eval.json");
-                ["eval", "--model", &m2, "--json", j.to_str().unwrap()]
-                    .map(String::from)
-                    .to_vec()
+                let p = out.join("eval.svg");
+                [
+                    "eval",
+                    "--model",
+                    &m2,
+                    "--json",
+                    j.to_str().unwrap(),
+                    "--plot",
+                    p.to_str().unwrap(),
+                ]
+                .map(String::from)
+                .to_vec()
             }),
             force: false,
         },
@@ -190,7 +199,7 @@ fn cases(model: &Path) -> Vec<Case> {
 
 /// Commands whose output file lives in `out` but which do not create `out` themselves.
 fn needs_dir(c: &Case) -> bool {
-    matches!(c.name, "eval --json" | "calibrate")
+    matches!(c.name, "eval --json --plot" | "calibrate")
 }
 
 #[test]

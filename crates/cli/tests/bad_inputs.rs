@@ -594,6 +594,11 @@ fn bad_input_catalogue() {
         &["--json", "$T/a-file/r.json"],
     );
     c.add(
+        "out-parent-is-file-eval-plot",
+        "eval --model $T/good.safetensors --formats E2M3sUE4M4 --plot $T/a-file/p.svg",
+        &["--plot", "$T/a-file/p.svg"],
+    );
+    c.add(
         "out-parent-is-file-rtl-emit",
         "rtl emit --out $T/a-file/rtl",
         &["$T/a-file/rtl"],

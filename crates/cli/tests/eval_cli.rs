@@ -32,6 +32,7 @@ fn write_model(path: &Path, weight: &[f32]) {
 fn eval_minilm_layers_table_summary_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
+    let svg = dir.path().join("nmse.svg");
     let (code, out, err) = sop(&[
         "eval",
         "--model",
@@ -42,6 +43,8 @@ fn eval_minilm_layers_table_summary_and_json() {
         r"layer\.0\.attention\.self",
         "--json",
         json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("[3/3]") && err.contains("uniform"), "{err}");
@@ -69,6 +72,17 @@ fn eval_minilm_layers_table_summary_and_json() {
     assert_eq!(layers[1]["format"], "E2M3sUE4M4");
     assert!((layers[1]["bpw"].as_f64().unwrap() - 6.5).abs() < 1e-3);
     assert_eq!(v["summary"]["formats"].as_array().unwrap().len(), 3);
+    // The chart: one row per format, one dot per layer, the summary's medians.
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>\n"), "{svg}");
+    assert!(svg.contains("Per-layer NMSE: minilm, 3 layers"), "{svg}");
+    assert_eq!(svg.matches("<circle").count(), 9, "{svg}");
+    for f in v["summary"]["formats"].as_array().unwrap() {
+        let label = format!(">{}</text>", f["format"].as_str().unwrap());
+        assert!(svg.contains(&label), "{label}: {svg}");
+        let median = format!("median {:.3e}</text>", f["median_nmse"].as_f64().unwrap());
+        assert!(svg.contains(&median), "{median}: {svg}");
+    }
 }
 
 #[test]

@@ -218,8 +218,13 @@ fn nmse_chart(model: &str, results: &[LayerEval], summary: &Summary, weights_not
         })
         .collect();
     let layers = results.len() / summary.formats.len().max(1);
-    let title = format!("Per-layer NMSE: {model}, {layers} layers, column weights {weights_note}");
-    sop_plot::strip_chart_log(&title, "NMSE (log scale): one dot per layer, bar = median", &strips).context("--plot")
+    sop_plot::strip_chart_log(
+        &format!("Per-layer NMSE: {model}, {layers} layers"),
+        &format!("column weights: {weights_note}"),
+        "NMSE (log scale): one dot per layer, bar = median",
+        &strips,
+    )
+    .context("--plot")
 }
 
 fn print_summary(out: &mut impl Write, s: &Summary, layers: usize, weights_note: &str) -> Result<()> {

@@ -37,8 +37,8 @@ const WIDTH: f64 = 760.0;
 const LEFT: f64 = 190.0;
 /// Right margin: the median values.
 const RIGHT: f64 = 120.0;
-/// Space above the first row: the title.
-const TOP: f64 = 44.0;
+/// Space above the first row: the title and the subtitle.
+const TOP: f64 = 58.0;
 /// Space below the last row: the axis and its label.
 const BOTTOM: f64 = 54.0;
 /// Height of one row.
@@ -49,11 +49,12 @@ const PALETTE: [&str; 8] = [
 ];
 
 /// Renders `strips` as a strip chart on a base-10 logarithmic x axis spanning whole decades
-/// around every positive finite value, titled `title`, with `x_label` under the axis. Each
+/// around every positive finite value, titled `title` over a smaller `subtitle` line (empty:
+/// none), with `x_label` under the axis. Each
 /// row shows its label, note, one dot per positive finite value (spread vertically by a
 /// fixed pattern so that equal values stay visible), and a bar at its median with the
 /// median as text. Returns the SVG document.
-pub fn strip_chart_log(title: &str, x_label: &str, strips: &[Strip]) -> Result<String, PlotError> {
+pub fn strip_chart_log(title: &str, subtitle: &str, x_label: &str, strips: &[Strip]) -> Result<String, PlotError> {
     if strips.is_empty() {
         return Err(PlotError::NoData("no series".into()));
     }
@@ -86,10 +87,18 @@ pub fn strip_chart_log(title: &str, x_label: &str, strips: &[Strip]) -> Result<S
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{:.1}" y="24" font-size="15" text-anchor="middle">{}</text>"#,
+        r#"<text x="{:.1}" y="22" font-size="15" text-anchor="middle">{}</text>"#,
         WIDTH / 2.0,
         escape(title)
     );
+    if !subtitle.is_empty() {
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="40" font-size="11" fill="#555555" text-anchor="middle">{}</text>"##,
+            WIDTH / 2.0,
+            escape(subtitle)
+        );
+    }
     // Decade grid lines with labels, lighter lines at 2..9 x each decade.
     for d in d0..=d1 {
         let x = x_of(10f64.powi(d));
@@ -216,7 +225,7 @@ mod tests {
 
     #[test]
     fn one_dot_per_drawable_value_in_axis_order() {
-        let svg = strip_chart_log("t", "NMSE", &[strip("A", &[1e-3, 2e-3, 4e-4]), strip("B", &[5e-2])]).unwrap();
+        let svg = strip_chart_log("t", "", "NMSE", &[strip("A", &[1e-3, 2e-3, 4e-4]), strip("B", &[5e-2])]).unwrap();
         // The medians given (here each strip's first value) are drawn as given.
         let xs = circles_x(&svg);
         assert_eq!(xs.len(), 4, "{svg}");
@@ -235,7 +244,7 @@ mod tests {
     fn the_median_bar_sits_at_the_given_median() {
         let mut a = strip("A", &[1e-3, 1e-1]);
         a.median = Some(1e-2);
-        let svg = strip_chart_log("t", "x", &[a.clone()]).unwrap();
+        let svg = strip_chart_log("t", "", "x", &[a.clone()]).unwrap();
         let xs = circles_x(&svg);
         let bar = svg.lines().find(|l| l.contains("stroke-width=\"2\"")).unwrap();
         let xm: f64 = bar[bar.find("x1=\"").unwrap() + 4..]
@@ -247,13 +256,13 @@ mod tests {
         assert!((xm - (xs[0] + xs[1]) / 2.0).abs() < 0.11, "{xm} {xs:?}");
         assert!(svg.contains("median 1.000e-2"), "{svg}");
         a.median = None;
-        let svg = strip_chart_log("t", "x", &[a]).unwrap();
+        let svg = strip_chart_log("t", "", "x", &[a]).unwrap();
         assert!(!svg.contains("median") && !svg.contains("stroke-width=\"2\""), "{svg}");
     }
 
     #[test]
     fn undrawable_values_are_counted_not_dropped_silently() {
-        let svg = strip_chart_log("t", "x", &[strip("A", &[0.0, f64::NAN, -1.0, 1e-2, f64::INFINITY])]).unwrap();
+        let svg = strip_chart_log("t", "", "x", &[strip("A", &[0.0, f64::NAN, -1.0, 1e-2, f64::INFINITY])]).unwrap();
         // (The given median, 0.0 here, cannot be drawn either.)
         assert!(!svg.contains("median"), "{svg}");
         assert_eq!(circles_x(&svg).len(), 1);
@@ -262,22 +271,23 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        let svg = strip_chart_log("a<b & \"c\"", "x", &[strip("NF4+DD4<&>", &[1.0])]).unwrap();
+        let svg = strip_chart_log("a<b & \"c\"", "d>e", "x", &[strip("NF4+DD4<&>", &[1.0])]).unwrap();
         assert!(svg.contains("a&lt;b &amp; &quot;c&quot;"), "{svg}");
+        assert!(svg.contains(">d&gt;e</text>"), "{svg}");
         assert!(svg.contains(">NF4+DD4&lt;&amp;&gt;</text>"), "{svg}");
         assert!(!svg.contains("<b "), "{svg}");
     }
 
     #[test]
     fn no_data_is_an_error() {
-        assert!(matches!(strip_chart_log("t", "x", &[]), Err(PlotError::NoData(_))));
-        let e = strip_chart_log("t", "x", &[strip("A", &[0.0, f64::NAN])]).unwrap_err();
+        assert!(matches!(strip_chart_log("t", "", "x", &[]), Err(PlotError::NoData(_))));
+        let e = strip_chart_log("t", "", "x", &[strip("A", &[0.0, f64::NAN])]).unwrap_err();
         assert_eq!(e.to_string(), "nothing to plot: no positive finite value in 1 series");
     }
 
     #[test]
     fn a_single_decade_still_has_a_width() {
-        let svg = strip_chart_log("t", "x", &[strip("A", &[1e-3, 1e-3])]).unwrap();
+        let svg = strip_chart_log("t", "", "x", &[strip("A", &[1e-3, 1e-3])]).unwrap();
         let xs = circles_x(&svg);
         assert_eq!(xs, vec![LEFT, LEFT], "{svg}");
         assert!(svg.contains(">1e-3</text>") && svg.contains(">1e-2</text>"), "{svg}");
@@ -286,6 +296,6 @@ mod tests {
     #[test]
     fn same_data_same_bytes() {
         let s = [strip("A", &[3e-3, 1e-3, 2e-3]), strip("B", &[1e-4])];
-        assert_eq!(strip_chart_log("t", "x", &s), strip_chart_log("t", "x", &s));
+        assert_eq!(strip_chart_log("t", "", "x", &s), strip_chart_log("t", "", "x", &s));
     }
 }

@@ -153,9 +153,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         "layer", "shape", "format", "bpw", "NMSE", "SQNR dB", "cosine"
     )?;
     let mut results: Vec<LayerEval> = Vec::new();
-    for (i, name) in layers.iter().enumerate() {
+    let mut progress = sop_progress::Progress::new(layers.len() as u64, "layers");
+    for name in &layers {
         let w = model.load_f32_with(name, policy)?;
-        eprintln!("[{}/{}] {} {}x{}", i + 1, layers.len(), w.name, w.rows, w.cols);
+        progress.step(format_args!("{} {}x{}", w.name, w.rows, w.cols));
         let layer = LayerRef {
             name: &w.name,
             rows: w.rows,
@@ -164,22 +165,28 @@ pub fn run(a: EvalArgs) -> Result<()> {
         };
         let (col_w, calibrated) = crate::calibrate_cmd::column_weights_for(stats.as_ref(), name, w.cols)?;
         if stats.is_some() && !calibrated {
-            eprintln!("  {name}: no statistics in the imatrix: uniform column weights");
+            progress.println(format_args!(
+                "  {name}: no statistics in the imatrix: uniform column weights"
+            ));
         }
         uniform_layers += usize::from(!calibrated);
         let evals = evaluate_layer(layer, calibrated.then_some(col_w.as_slice()), &quantizers)?;
-        for e in &evals {
-            let shape = format!("{}x{}", e.shape[0], e.shape[1]);
-            let m = &e.metrics;
-            writeln!(
-                out,
-                "{:<name_w$}  {:>10}  {:<fmt_w$}  {:>7.4}  {:>10.4e}  {:>8.3}  {:>10.8}",
-                e.name, shape, e.format, e.bpw, m.nmse, m.sqnr_db, m.cosine
-            )?;
-        }
-        out.flush()?;
+        progress.suspend(|| -> io::Result<()> {
+            for e in &evals {
+                let shape = format!("{}x{}", e.shape[0], e.shape[1]);
+                let m = &e.metrics;
+                writeln!(
+                    out,
+                    "{:<name_w$}  {:>10}  {:<fmt_w$}  {:>7.4}  {:>10.4e}  {:>8.3}  {:>10.8}",
+                    e.name, shape, e.format, e.bpw, m.nmse, m.sqnr_db, m.cosine
+                )?;
+            }
+            out.flush()
+        })?;
+        progress.finish_step();
         results.extend(evals);
     }
+    progress.finish();
     let summary = summarize(&results, &formats);
     let weights_note = match &a.imatrix {
         None => "uniform".to_string(),

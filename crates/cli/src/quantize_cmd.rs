@@ -141,11 +141,15 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     // Evaluate every option of every layer.
     let mut all: Vec<(Vec<Cand>, Vec<f32>, bool)> = Vec::new();
     let mut total_weights = 0u64;
-    for (i, name) in layers.iter().enumerate() {
+    let mut progress = sop_progress::Progress::new(layers.len() as u64, "layers");
+    for name in &layers {
         let w = model.load_f32(name)?;
+        progress.step(format_args!("{name} {}x{}: {} options", w.rows, w.cols, menu.len()));
         let (col_w, calibrated) = crate::calibrate_cmd::column_weights_for(stats.as_ref(), name, w.cols)?;
         if stats.is_some() && !calibrated {
-            eprintln!("  {name}: no statistics in the calibration: uniform column weights");
+            progress.println(format_args!(
+                "  {name}: no statistics in the calibration: uniform column weights"
+            ));
         }
         let lr = LayerRef {
             name: &w.name,
@@ -160,17 +164,11 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             let m = metrics(&w.data, &ql.dequantize(), w.cols, aw);
             cands.push(Cand { opt: *o, ql, m });
         }
-        eprintln!(
-            "[{}/{}] {name} {}x{}: {} options",
-            i + 1,
-            layers.len(),
-            w.rows,
-            w.cols,
-            cands.len()
-        );
+        progress.finish_step();
         total_weights += (w.rows * w.cols) as u64;
         all.push((cands, w.data, calibrated));
     }
+    progress.finish();
     let sens: Vec<f64> = match a.sensitivity.as_str() {
         "measured" => measured_sensitivity(&path, &all, a.sensitivity_sentences)?,
         "hybrid" => {

@@ -118,6 +118,7 @@ pub fn run(args: CosimArgs) -> Result<()> {
     if let Some(rounds) = args.soak {
         return soak(&opts, rounds);
     }
+    let mut bar: Option<sop_progress::Progress> = None;
     let summary = run_cosim(&opts, |p| match p {
         Progress::Start { configs, layers } => {
             eprintln!(
@@ -129,6 +130,10 @@ pub fn run(args: CosimArgs) -> Result<()> {
             for (c, point) in configs {
                 eprintln!("  {} <- {point}", c.name);
             }
+            bar = Some(sop_progress::Progress::new(
+                (layers.len() * configs.len()) as u64,
+                "layer runs",
+            ));
         }
         Progress::Layer(r) => {
             let rate = if r.sim_secs > 0.0 {
@@ -136,13 +141,23 @@ pub fn run(args: CosimArgs) -> Result<()> {
             } else {
                 0.0
             };
-            eprintln!(
+            let line = format!(
                 "  {:<26} {} {}x{}: {} weights, {} mismatches (quantize {:.2} s, simulate {:.2} s, {:.1} M weights/s)",
                 r.config, r.layer, r.shape.0, r.shape.1, r.weights, r.mismatches, r.quant_secs, r.sim_secs, rate
             );
+            match bar.as_mut() {
+                Some(b) => {
+                    b.println(line);
+                    b.advance(format_args!("{} {}", r.config, r.layer));
+                }
+                None => eprintln!("{line}"),
+            }
         }
     })
     .context("co-simulation")?;
+    if let Some(b) = bar {
+        b.finish();
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{summary}")?;
     out.flush()?;
@@ -162,9 +177,10 @@ fn soak(opts: &CosimOptions, rounds: u64) -> Result<()> {
         "soak: {rounds} rounds (Verilator: {}); quantizing the layers once per configuration",
         crate::ffi::VERILATOR_VERSION
     );
+    let mut bar = sop_progress::Progress::new(rounds, "rounds");
     let summary = crate::run::soak(opts, rounds, |r| {
         let e = &r.events;
-        eprintln!(
+        bar.println(format_args!(
             "  round {}/{rounds} (seed {:#018x}): {} weights, {} mismatches, {} resets, {} reloads, {} interleaves, {} pauses, {:.1} s ({:.1} M weights/s)",
             r.round + 1,
             r.seed,
@@ -176,9 +192,11 @@ fn soak(opts: &CosimOptions, rounds: u64) -> Result<()> {
             e.pauses,
             r.secs,
             r.weights as f64 / r.secs.max(1e-9) / 1e6
-        );
+        ));
+        bar.advance(format_args!("round {}: {} mismatches", r.round + 1, r.mismatches));
     })
     .context("co-simulation soak")?;
+    bar.finish();
     eprintln!("soak: quantization took {:.1} s", summary.quant_secs);
     let mut out = std::io::stdout().lock();
     writeln!(out, "{summary}")?;

@@ -3,6 +3,7 @@
 
 mod calibrate_cmd;
 mod eval_cmd;
+mod export_cmd;
 mod formats_cmd;
 mod layers_cmd;
 mod quantize_cmd;
@@ -47,6 +48,9 @@ enum Command {
     Quantize(quantize_cmd::QuantizeArgs),
     /// Load a quantized model written by `sop quantize`, verify it and list its layers.
     Inspect(quantize_cmd::InspectArgs),
+    /// Write the weights exactly as the decode hardware delivers them (output words times the
+    /// tensor scale) as safetensors under the original names, for end-to-end evaluation.
+    Export(export_cmd::ExportArgs),
     /// Emit the decode hardware as Verilog, or measure its area and speed.
     #[command(subcommand)]
     Rtl(rtl_cmd::RtlCmd),
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Calibrate(args) => calibrate_cmd::run(args),
         Command::Quantize(args) => quantize_cmd::run(args),
         Command::Inspect(args) => quantize_cmd::inspect(args),
+        Command::Export(args) => export_cmd::run(args),
         Command::Rtl(cmd) => rtl_cmd::run(cmd),
         Command::Cosim(args) => sop_cosim::cli_glue::run(args),
     };

@@ -14,11 +14,10 @@ use sop_quantize::mckp::{solve_exact, solve_greedy, Choice, DEFAULT_MAX_UNITS};
 use sop_quantize::sparse::{quantize_option, MenuOption};
 use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Quantizer};
 
-/// The default menu.
-pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\
-NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,E2M3sUE4M4+R0.5%,\
-E2M3sUE4M4b8,E2M3sUE4M4b32+R0.5%,E2M3sUE4M4+O0.05%,E4M3-POT,E2M3sUE4M4b8+R0.5%,E2M3sUE4M4+R1%,\
-E2M3sUE4M4b32+R1%";
+/// The default menu: every option is decoded by a committed configuration (`--hw committed`,
+/// checked by a test).
+pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,Split87+DD4sSE4M3b16,E2M1sUE4M4b16,NF4+DD4sUE4M4b32,\
+NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,E2M3sUE4M4b8";
 
 #[derive(Args)]
 pub struct QuantizeArgs {
@@ -45,9 +44,23 @@ pub struct QuantizeArgs {
     /// Write into an existing output directory (files are replaced atomically).
     #[arg(long)]
     force: bool,
-    /// Comma-separated menu options `POINT[+O<p>%][+R<p>%]`.
+    /// Comma-separated menu options `POINT[+O<p>%][+R<p>%]`. Every option must be decoded by
+    /// the --hw hardware.
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_MENU)]
     menu: Vec<String>,
+    /// The decode hardware the model is meant for: `committed` (every configuration in
+    /// rtl-out/), a comma-separated list of configuration names, a configuration TOML file, or
+    /// `none` (a software-only model: any option, and `sop cosim --quantized` will refuse the
+    /// layers no hardware decodes). A menu option the hardware cannot decode is an error that
+    /// says what is missing. Which option needs which configuration: 4-bit pairs with HIF8
+    /// tables and UE4M4 scales (`NF4+DD4sUE4M4b<B>`) sop_c4_hif8_ue4m4_fp16, the same with
+    /// `-HIF7` sop_c4_hif7_ue4m4_fp16, with E4M3/SE4M3 scales sop_c4_hif8_se4m3_fp16; `DD6s..`
+    /// sop_c6_hif8_ue4m4_bf16; the FP6 minifloats `E2M3sUE4M4`, `E3M2sUE4M4`
+    /// sop_c6_fp16lut_ue4m4_bf16; `E2M1sUE4M4` and `-FP16` pairs sop_c4_fp16lut_ue4m4_fp16.
+    /// Any block size. No configuration decodes per-tensor `-POT` points, UE8M0/F32 scales,
+    /// E2M1 with E4M3 scales, or outlier/residual entries (`+O`, `+R`).
+    #[arg(long, value_name = "CONFIGS", default_value = "committed")]
+    hw: String,
     /// Also measure the output-embedding cosine of the quantized encoder against the original
     /// on the calibration sentences (BERT encoders only).
     #[arg(long)]
@@ -68,6 +81,36 @@ pub struct QuantizeArgs {
     /// Calibration sentences used by `--sensitivity measured`.
     #[arg(long, default_value_t = 64)]
     sensitivity_sentences: usize,
+}
+
+/// The configurations `--hw` names (`None` for `none`): `committed` is
+/// [`sop_hw::default_configs`], a path is a configuration TOML file, anything else a
+/// comma-separated list of committed configuration names.
+pub fn hardware_configs(hw: &str) -> Result<Option<Vec<sop_hw::LaneConfig>>> {
+    let committed = sop_hw::default_configs();
+    match hw.trim() {
+        "none" => Ok(None),
+        "committed" => Ok(Some(committed)),
+        s if Path::new(s).is_file() => Ok(Some(
+            sop_hw::config::load_configs(Path::new(s)).with_context(|| format!("--hw {s}"))?,
+        )),
+        s => {
+            let mut v = Vec::new();
+            for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                match committed.iter().find(|c| c.name == name) {
+                    Some(c) => v.push(c.clone()),
+                    None => bail!(
+                        "--hw {s}: `{name}` is neither `committed`, `none`, a configuration file, nor a committed configuration ({})",
+                        committed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            }
+            if v.is_empty() {
+                bail!("--hw: no configuration given");
+            }
+            Ok(Some(v))
+        }
+    }
 }
 
 /// One evaluated option of one layer.
@@ -97,6 +140,15 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     }
     if menu.is_empty() {
         bail!("--menu: no option given");
+    }
+    let hardware = hardware_configs(&a.hw)?;
+    if let Some(cfgs) = &hardware {
+        for o in &menu {
+            let sparse = o.outlier_pct > 0.0 || o.residual_pct > 0.0;
+            if let Err(e) = sop_hw::config::decoder_for(cfgs, &o.point, sparse) {
+                bail!("--menu {o}: not decodable by the --hw {} hardware: {e}; drop the option, or pass --hw none for a software-only model", a.hw);
+            }
+        }
     }
     if a.search_radius > sop_quantize::MAX_RADIUS {
         bail!(
@@ -259,6 +311,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             ("model", path.display().to_string()),
             ("calibration", calib_source.clone()),
             ("target_bpw", a.target_bpw.to_string()),
+            ("hardware", a.hw.clone()),
         ],
     )?;
     let f = sop_qmodel::write_atomic(&a.out, sop_qmodel::MODEL_FILE, &bytes)?;
@@ -462,13 +515,7 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
-    let file = if a.dir.is_dir() {
-        a.dir.join(sop_qmodel::MODEL_FILE)
-    } else {
-        a.dir.clone()
-    };
-    let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    let loaded = sop_qmodel::from_bytes(&bytes, &file)?;
+    let loaded = sop_qmodel::read(&a.dir)?;
     let model = match &a.model {
         Some(m) => Some(Model::open(&sop_model::resolve(m)?)?),
         None => None,

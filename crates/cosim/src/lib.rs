@@ -9,6 +9,7 @@
 //! - [`stimulus`]: configuration -> operating point ([`point_for`]), quantized layer ->
 //!   tables and stream ([`LayerStim`], [`LayerStream`]) with idle gaps and resets.
 //! - [`report`]: [`Mismatch`] reports.
+//! - [`export`]: the weights exactly as the hardware delivers them ([`export::hardware_values`]).
 //! - [`run()`]: the whole co-simulation of a model ([`CosimOptions`] -> [`CosimSummary`]),
 //!   [`junit`] XML, and [`cli_glue`] for the `sop cosim` subcommand.
 //!
@@ -25,6 +26,7 @@
 
 pub mod cli_glue;
 mod error;
+pub mod export;
 pub mod ffi;
 pub mod golden;
 pub mod harness;
@@ -39,7 +41,7 @@ pub use golden::ProductTable;
 pub use harness::{BeatStreams, Counters, Geometry, Harness, Stimulus};
 pub use report::{Mismatch, MismatchKind, WeightPos};
 pub use run::{
-    run, soak, stream_layer, CosimOptions, CosimSummary, EventCounts, LayerReport, Progress, SoakRound, SoakSummary,
-    VcdReport,
+    run, run_quantized, soak, stream_layer, CosimOptions, CosimSummary, EventCounts, LayerReport, OptionCount,
+    Progress, SoakRound, SoakSummary, VcdReport,
 };
 pub use stimulus::{point_for, tables_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use sop_hw::{LaneConfig, LATENCY};
 use sop_model::Model;
-use sop_quantize::{LayerRef, QuantOptions, Quantizer};
+use sop_quantize::sparse::MenuOption;
+use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
 
 use crate::ffi::{compiled_configs, Dut, Variant, MUTANT_CONFIG, VERILATOR_VERSION};
 use crate::harness::{Harness, Stimulus};
@@ -152,6 +153,8 @@ pub struct CosimSummary {
     pub stopped: bool,
     /// `verilator --version` of the build.
     pub verilator: String,
+    /// Per menu option, in first-streamed order ([`run_quantized`] only; empty otherwise).
+    pub options: Vec<OptionCount>,
 }
 
 impl CosimSummary {
@@ -184,7 +187,8 @@ impl CosimSummary {
 }
 
 impl fmt::Display for CosimSummary {
-    /// The mismatch reports, the waveform note, then [`CosimSummary::line`].
+    /// The mismatch reports, the waveform note, one line per menu option
+    /// ([`OptionCount::line`]), then [`CosimSummary::line`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for m in &self.mismatch_reports {
             writeln!(f, "{m}")?;
@@ -220,6 +224,9 @@ impl fmt::Display for CosimSummary {
                 }
             )?;
         }
+        for o in &self.options {
+            writeln!(f, "{}", o.line())?;
+        }
         write!(f, "{}", self.line())
     }
 }
@@ -235,10 +242,8 @@ pub fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>
         )));
     }
     let Some(p) = pattern else { return Ok(linear) };
-    let chosen: Vec<String> = match regex::Regex::new(p) {
-        Ok(re) => linear.iter().filter(|n| re.is_match(n)).cloned().collect(),
-        Err(_) => linear.iter().filter(|n| n.contains(p)).cloned().collect(),
-    };
+    let m = LayerMatcher::new(p);
+    let chosen: Vec<String> = linear.iter().filter(|n| m.is_match(n)).cloned().collect();
     if chosen.is_empty() {
         return Err(CosimError::Config(format!(
             "--layers '{p}' matches none of the {} linear layers of {}",
@@ -247,6 +252,29 @@ pub fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>
         )));
     }
     Ok(chosen)
+}
+
+/// A `--layers` pattern: a regular expression, or a plain substring when it is not a valid
+/// one.
+enum LayerMatcher<'a> {
+    Regex(regex::Regex),
+    Substring(&'a str),
+}
+
+impl<'a> LayerMatcher<'a> {
+    fn new(p: &'a str) -> Self {
+        match regex::Regex::new(p) {
+            Ok(re) => LayerMatcher::Regex(re),
+            Err(_) => LayerMatcher::Substring(p),
+        }
+    }
+
+    fn is_match(&self, name: &str) -> bool {
+        match self {
+            LayerMatcher::Regex(re) => re.is_match(name),
+            LayerMatcher::Substring(p) => name.contains(p),
+        }
+    }
 }
 
 /// The configurations to run: the compiled ones, or those of `opts.config` (each must be
@@ -306,7 +334,6 @@ struct Lane {
     cfg: LaneConfig,
     point: String,
     variant: Variant,
-    quantizer: Quantizer,
     h: Harness,
     /// The previous layer's stimulus (interleaved by mid-layer reloads).
     prev: Option<LayerStim>,
@@ -442,25 +469,180 @@ pub fn stream_layer(
 /// for each layer the tables are reloaded (while the previous layer's last outputs drain) and
 /// the layer is streamed with the gaps, strobes, bubbles and mid-layer reset of
 /// `opts.stimulus`. Every output word is compared with the golden model.
-pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Result<CosimSummary, CosimError> {
-    let wall = Instant::now();
+pub fn run(opts: &CosimOptions, progress: impl FnMut(Progress<'_>)) -> Result<CosimSummary, CosimError> {
     let configs = select_configs(opts)?;
     let path = sop_model::resolve(&opts.model)?;
     let model = Model::open(&path)?;
     let layers = select_layers(&model, opts.layers.as_deref())?;
-
-    let mut lanes = Vec::new();
+    let mut quantizers = Vec::new();
+    let mut points = Vec::new();
     for cfg in &configs {
         let point = point_for(cfg)?;
+        quantizers.push(Quantizer::new(point, opts.quant)?);
+        points.push(point.to_string());
+    }
+    // The layer's weights, loaded once for all configurations.
+    let mut loaded: Option<(usize, sop_model::Weights2D, f64)> = None;
+    let source = |li: usize, ci: usize, cfg: &LaneConfig| -> Result<Option<Job>, CosimError> {
+        if loaded.as_ref().map(|l| l.0) != Some(li) {
+            let t0 = Instant::now();
+            let w = model.load_f32(&layers[li])?;
+            loaded = Some((li, w, t0.elapsed().as_secs_f64()));
+        }
+        let (_, w, load_secs) = loaded.as_ref().expect("loaded above");
+        let t1 = Instant::now();
+        let stim = layer_stim(&quantizers[ci], w, cfg, opts.max_weights)?;
+        Ok(Some(Job {
+            stim,
+            point: points[ci].clone(),
+            quant_secs: t1.elapsed().as_secs_f64() + load_secs / lanes_len(&configs),
+        }))
+    };
+    run_jobs(opts, &configs, &points, &layers, source, progress)
+}
+
+/// What one menu option of a quantized model contributed to a [`run_quantized`] run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionCount {
+    /// The menu option (`POINT[+O<p>%][+R<p>%]`).
+    pub option: String,
+    /// The configuration that decoded it.
+    pub config: String,
+    /// Layers with this option that were streamed.
+    pub layers: usize,
+    /// Their weights streamed.
+    pub weights: u64,
+    /// Their outlier and residual entries.
+    pub sparse_entries: u64,
+}
+
+impl OptionCount {
+    /// `<option>: <layers> layers, <weights> weights, <entries> sparse entries`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} layers, {} weights, {} sparse entries",
+            self.option, self.layers, self.weights, self.sparse_entries
+        )
+    }
+}
+
+/// Co-simulates the layers of a quantized model exactly as stored (`sop cosim --quantized`):
+/// each layer goes to the first configuration of [`select_configs`] that decodes its menu
+/// option ([`sop_hw::config::decoder_for`]) with its own tables, bias registers, codes, block
+/// scales and selection bits; nothing is re-quantized. Every layer is checked before the
+/// simulation starts: a layer no configuration decodes is an error naming the layer, its
+/// option and what each configuration lacks. `opts.model` and `opts.quant` are not used.
+pub fn run_quantized(
+    opts: &CosimOptions,
+    model: &[(QuantizedLayer, MenuOption)],
+    progress: impl FnMut(Progress<'_>),
+) -> Result<CosimSummary, CosimError> {
+    let all = select_configs(opts)?;
+    let selected: Vec<&(QuantizedLayer, MenuOption)> = match &opts.layers {
+        None => model.iter().collect(),
+        Some(p) => {
+            let m = LayerMatcher::new(p);
+            model.iter().filter(|(l, _)| m.is_match(&l.name)).collect()
+        }
+    };
+    if selected.is_empty() {
+        return Err(CosimError::Config(match &opts.layers {
+            Some(p) => format!("--layers '{p}' matches no layer of the quantized model"),
+            None => "the quantized model has no layers".into(),
+        }));
+    }
+    let mut assigned = Vec::with_capacity(selected.len());
+    for (l, o) in &selected {
+        let sparse = !(l.outliers.is_empty() && l.residuals.is_empty());
+        let cfg = sop_hw::config::decoder_for(&all, &l.point, sparse)
+            .map_err(|e| CosimError::Config(format!("layer {} (option {o}): cannot be co-simulated: {e}", l.name)))?;
+        assigned.push(cfg.name.clone());
+    }
+    let configs: Vec<LaneConfig> = all.iter().filter(|c| assigned.contains(&c.name)).cloned().collect();
+    let mut counts: Vec<OptionCount> = Vec::new();
+    let points: Vec<String> = configs
+        .iter()
+        .map(|c| {
+            let mut opts: Vec<String> = Vec::new();
+            for ((_, o), a) in selected.iter().zip(&assigned) {
+                let o = o.to_string();
+                if *a == c.name && !opts.contains(&o) {
+                    opts.push(o);
+                }
+            }
+            opts.join(", ")
+        })
+        .collect();
+    let layers: Vec<String> = selected.iter().map(|(l, _)| l.name.clone()).collect();
+    let source = |li: usize, _ci: usize, cfg: &LaneConfig| -> Result<Option<Job>, CosimError> {
+        if assigned[li] != cfg.name {
+            return Ok(None);
+        }
+        let t = Instant::now();
+        let (l, o) = selected[li];
+        let mut stim = LayerStim::from_quantized(l, cfg)?;
+        if let Some(m) = opts.max_weights {
+            stim.truncate_weights(m);
+        }
+        let option = o.to_string();
+        let entries = (l.outliers.len() + l.residuals.len()) as u64;
+        match counts.iter_mut().find(|c| c.option == option) {
+            Some(c) => {
+                c.layers += 1;
+                c.weights += stim.weights();
+                c.sparse_entries += entries;
+            }
+            None => counts.push(OptionCount {
+                option: option.clone(),
+                config: cfg.name.clone(),
+                layers: 1,
+                weights: stim.weights(),
+                sparse_entries: entries,
+            }),
+        }
+        Ok(Some(Job {
+            stim,
+            point: option,
+            quant_secs: t.elapsed().as_secs_f64(),
+        }))
+    };
+    let mut s = run_jobs(opts, &configs, &points, &layers, source, progress)?;
+    s.options = counts;
+    Ok(s)
+}
+
+/// One layer x configuration run of [`run_jobs`]: the layer's stimulus, the operating point
+/// it was quantized at (or the menu option it was read with), and the seconds it took to
+/// produce.
+struct Job {
+    stim: LayerStim,
+    point: String,
+    quant_secs: f64,
+}
+
+/// The run loop shared by [`run`] (layers quantized on the fly) and [`run_quantized`] (layers
+/// read from a quantized model file): `source(layer, config, cfg)` gives the stimulus of
+/// layer `layer` on configuration `config`, or `None` when that configuration does not run
+/// it. `points[i]` describes what configuration `i` decodes (for the progress display).
+fn run_jobs(
+    opts: &CosimOptions,
+    configs: &[LaneConfig],
+    points: &[String],
+    layers: &[String],
+    mut source: impl FnMut(usize, usize, &LaneConfig) -> Result<Option<Job>, CosimError>,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<CosimSummary, CosimError> {
+    let wall = Instant::now();
+    let mut lanes = Vec::new();
+    for (cfg, point) in configs.iter().zip(points) {
         let variant = variant_for(opts, cfg);
         let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
         h.set_keep(opts.max_mismatches.clamp(1, 100) as usize);
         h.reset();
         lanes.push(Lane {
             cfg: cfg.clone(),
-            point: point.to_string(),
+            point: point.clone(),
             variant,
-            quantizer: Quantizer::new(point, opts.quant)?,
             h,
             prev: None,
             pending: None,
@@ -469,11 +651,10 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
     let listed: Vec<(LaneConfig, String)> = lanes.iter().map(|l| (l.cfg.clone(), l.point.clone())).collect();
     progress(Progress::Start {
         configs: &listed,
-        layers: &layers,
+        layers,
     });
 
     let mut s = CosimSummary {
-        configs: lanes.len(),
         verilator: VERILATOR_VERSION.to_string(),
         ..CosimSummary::default()
     };
@@ -481,20 +662,25 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
     let mut first: Option<FirstMismatch> = None;
     let mut total_mm = 0u64;
     let mut layers_run = 0usize;
+    let mut used = vec![false; lanes.len()];
     'layers: for (li, name) in layers.iter().enumerate() {
-        let t0 = Instant::now();
-        let w = model.load_f32(name)?;
-        let load_secs = t0.elapsed().as_secs_f64();
-        layers_run += 1;
+        let mut ran = false;
         for (ci, lane) in lanes.iter_mut().enumerate() {
             if opts.max_mismatches != 0 && total_mm >= opts.max_mismatches {
                 s.stopped = true;
                 s.skipped.push((lane.cfg.name.clone(), name.clone()));
                 continue;
             }
-            let t1 = Instant::now();
-            let stim = layer_stim(&lane.quantizer, &w, &lane.cfg, opts.max_weights)?;
-            let quant_secs = t1.elapsed().as_secs_f64() + load_secs / lanes_len(&configs);
+            let Some(Job {
+                stim,
+                point,
+                quant_secs,
+            }) = source(li, ci, &lane.cfg)?
+            else {
+                continue;
+            };
+            ran = true;
+            used[ci] = true;
             let t2 = Instant::now();
             let before = lane.h.counters().mismatches;
             if opts.max_mismatches != 0 {
@@ -527,7 +713,7 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
             lane.pending = Some(Pending {
                 report: LayerReport {
                     config: lane.cfg.name.clone(),
-                    point: lane.point.clone(),
+                    point,
                     layer: name.clone(),
                     shape: (stim.rows, stim.cols),
                     weights: stim.weights(),
@@ -548,6 +734,7 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
                 s.stopped = true;
             }
         }
+        layers_run += ran as usize;
         if s.stopped && li + 1 < layers.len() {
             for l in &layers[li + 1..] {
                 for lane in &lanes {
@@ -570,6 +757,7 @@ pub fn run(opts: &CosimOptions, mut progress: impl FnMut(Progress<'_>)) -> Resul
         finish_pending(lane, ci, &mut s, &mut first, &mut progress);
     }
     s.layers = layers_run;
+    s.configs = used.iter().filter(|&&u| u).count();
     for lane in &lanes {
         let n = lane.h.counters();
         s.weights += n.checked;

@@ -72,35 +72,14 @@ pub fn tables_for(ql: &QuantizedLayer, cfg: &LaneConfig) -> Result<Tables, Cosim
     };
     let n = 1usize << cfg.code_bits;
     let mut t = Tables::zeroed(cfg);
-    if ql.point.code_bits() != cfg.code_bits {
-        return Err(bad(format!(
-            "{} has {}-bit codes, the configuration {}-bit codes",
-            ql.point,
-            ql.point.code_bits(),
-            cfg.code_bits
-        )));
-    }
-    let OperatingPoint::Block { element, scale, .. } = ql.point else {
+    cfg.decodes(&ql.point)
+        .map_err(|e| bad(format!("cannot decode {}: {e}", ql.point)))?;
+    let OperatingPoint::Block { element, .. } = ql.point else {
         return Err(bad(format!("{} has no block scales", ql.point)));
     };
-    if scale != cfg.scale {
-        return Err(bad(format!(
-            "{} has {} block scales, the configuration {}",
-            ql.point,
-            scale.name(),
-            cfg.scale.name()
-        )));
-    }
     if ql.tables.is_empty() {
         let mf = minifloat_of(element)
             .ok_or_else(|| bad(format!("{} has neither LUTs nor a minifloat element", ql.point)))?;
-        if cfg.lut != LutEntry::Fp16 {
-            return Err(bad(format!(
-                "the minifloat {} needs FP16 table entries (not all its values are {} values)",
-                mf.name,
-                cfg.lut.name()
-            )));
-        }
         if mf.num_codes() as usize != n {
             return Err(bad(format!("{} has {} codes, the table {n}", mf.name, mf.num_codes())));
         }

@@ -18,7 +18,7 @@
 //! `SE4M3` and `S+E4M3` both name the signed scale).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sop_formats::point::{LutEntry, ScaleFormat, DEFAULT_BLOCK};
+use sop_formats::point::{Element, LutEntry, OperatingPoint, ScaleFormat, DEFAULT_BLOCK};
 use sop_formats::Ieee16;
 
 use crate::HwError;
@@ -161,6 +161,72 @@ impl LaneConfig {
         Ok(())
     }
 
+    /// Whether this configuration decodes, bit for bit, every layer quantized at `point`
+    /// (its dense part: codes, selection bits, block scales, tables). `Err` says what the
+    /// hardware lacks, in a phrase that completes "cannot decode <point>: ...".
+    ///
+    /// The block size is not a hardware parameter (the lanes take a `block_start` strobe),
+    /// so any block size decodes. A minifloat element is decoded through an FP16 table
+    /// holding its values (exact for E2M1, E2M3 and E3M2). An unsigned E4M3 scale code (sign
+    /// bit 0) decodes on a signed SE4M3 configuration with the same value.
+    pub fn decodes(&self, point: &OperatingPoint) -> Result<(), String> {
+        let OperatingPoint::Block {
+            element,
+            dynamic,
+            scale,
+            lut,
+            ..
+        } = *point
+        else {
+            return Err(format!(
+                "it has no block scales (a per-tensor power-of-two point with {}-bit codes); every decode lane multiplies by an 8-bit block scale",
+                point.code_bits()
+            ));
+        };
+        if point.code_bits() != self.code_bits {
+            return Err(format!(
+                "its codes are {} bits, the configuration's {} bits",
+                point.code_bits(),
+                self.code_bits
+            ));
+        }
+        let scale_ok = scale == self.scale || (scale == ScaleFormat::E4M3 && self.scale == ScaleFormat::SE4M3);
+        if !scale_ok {
+            return Err(format!(
+                "its block scales are {}, the configuration's {}",
+                scale.name(),
+                self.scale.name()
+            ));
+        }
+        if element.is_codebook() {
+            if lut != self.lut {
+                return Err(format!(
+                    "its table entries are {}, the configuration's {}",
+                    lut.name(),
+                    self.lut.name()
+                ));
+            }
+            return Ok(());
+        }
+        if dynamic.is_some() {
+            return Err(format!(
+                "a pair with a minifloat member ({}) needs a table for the minifloat and one for the dynamic codebook in one entry format; no configuration pairs them",
+                element.name()
+            ));
+        }
+        if !matches!(element, Element::E2M1 | Element::E2M3 | Element::E3M2) {
+            return Err(format!("its element {} is not a 4- or 6-bit minifloat", element.name()));
+        }
+        if self.lut != LutEntry::Fp16 {
+            return Err(format!(
+                "its element {} is a minifloat whose values are not all {} values: it needs FP16 table entries",
+                element.name(),
+                self.lut.name()
+            ));
+        }
+        Ok(())
+    }
+
     /// Short human-readable summary of the parameters (used in the Verilog header).
     pub fn summary(&self) -> String {
         format!(
@@ -247,6 +313,32 @@ pub fn default_configs() -> Vec<LaneConfig> {
             Ieee16::Fp16,
         ),
     ]
+}
+
+/// The first configuration of `configs` that decodes layers quantized at `point` (see
+/// [`LaneConfig::decodes`]); `sparse` says whether the layers carry outlier or residual
+/// entries. `Err` names every configuration with what it lacks, for the user.
+pub fn decoder_for<'a>(
+    configs: &'a [LaneConfig],
+    point: &OperatingPoint,
+    sparse: bool,
+) -> Result<&'a LaneConfig, String> {
+    if sparse {
+        return Err(format!(
+            "{point} with outlier or residual entries: no configuration has a sparse correction unit (use the option without +O/+R)"
+        ));
+    }
+    let mut why = Vec::new();
+    for c in configs {
+        match c.decodes(point) {
+            Ok(()) => return Ok(c),
+            Err(e) => why.push(format!("{}: {e}", c.name)),
+        }
+    }
+    if why.is_empty() {
+        return Err(format!("no configuration is available to decode {point}"));
+    }
+    Err(format!("no configuration decodes {point} ({})", why.join("; ")))
 }
 
 #[derive(Deserialize)]
@@ -353,6 +445,38 @@ name_serde!(output_name, Ieee16, parse_output, "output format (FP16, BF16)");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_each_committed_configuration_decodes() {
+        let cfgs = default_configs();
+        let pick = |p: &str| {
+            let p: OperatingPoint = p.parse().unwrap();
+            decoder_for(&cfgs, &p, false).map(|c| c.name.clone())
+        };
+        assert_eq!(pick("NF4+DD4sUE4M4b16").unwrap(), "sop_c4_hif8_ue4m4_fp16");
+        assert_eq!(pick("NF4+DD4sUE4M4b8").unwrap(), "sop_c4_hif8_ue4m4_fp16");
+        assert_eq!(pick("BOF4+DD4sUE4M4b64-HIF7").unwrap(), "sop_c4_hif7_ue4m4_fp16");
+        assert_eq!(pick("Split87+DD4sSE4M3b16").unwrap(), "sop_c4_hif8_se4m3_fp16");
+        assert_eq!(pick("NF4+DD4sE4M3b16").unwrap(), "sop_c4_hif8_se4m3_fp16");
+        assert_eq!(pick("DD6sUE4M4").unwrap(), "sop_c6_hif8_ue4m4_bf16");
+        assert_eq!(pick("E2M3sUE4M4b32").unwrap(), "sop_c6_fp16lut_ue4m4_bf16");
+        assert_eq!(pick("E3M2sUE4M4").unwrap(), "sop_c6_fp16lut_ue4m4_bf16");
+        assert_eq!(pick("E2M1sUE4M4b16").unwrap(), "sop_c4_fp16lut_ue4m4_fp16");
+        assert_eq!(pick("NF4+DD4sUE4M4b16-FP16").unwrap(), "sop_c4_fp16lut_ue4m4_fp16");
+        let e = pick("E4M3-POT").unwrap_err();
+        assert!(e.contains("no block scales"), "{e}");
+        let e = pick("E2M1sE4M3b16").unwrap_err();
+        assert!(
+            e.contains("sop_c4_fp16lut_ue4m4_fp16: its block scales are E4M3"),
+            "{e}"
+        );
+        let e = pick("NF4sUE8M0b32").unwrap_err();
+        assert!(e.contains("UE8M0"), "{e}");
+        let p: OperatingPoint = "NF4+DD4sUE4M4b16".parse().unwrap();
+        assert!(decoder_for(&cfgs, &p, true)
+            .unwrap_err()
+            .contains("sparse correction unit"));
+    }
 
     #[test]
     fn defaults_validate_and_round_trip() {

@@ -449,6 +449,31 @@ impl Model {
         })
     }
 
+    /// The stored bytes of tensor `name` as they are in the file (little-endian elements of
+    /// its safetensors dtype, which is returned with them): for copying a tensor through
+    /// unchanged. Errors: [`ModelError::UnknownTensor`], a bad offset as
+    /// [`ModelError::Format`].
+    pub fn raw_tensor(&self, name: &str) -> Result<(safetensors::Dtype, &[u8]), ModelError> {
+        let entry = self
+            .by_name
+            .get(name)
+            .map(|&i| &self.entries[i])
+            .ok_or_else(|| ModelError::UnknownTensor {
+                model: self.path.clone(),
+                name: name.to_string(),
+            })?;
+        let shard = &self.shards[entry.shard];
+        let dtype = shard
+            .metadata
+            .info(name)
+            .map(|ti| ti.dtype)
+            .ok_or_else(|| ModelError::Format {
+                path: shard.path.clone(),
+                source: safetensors::SafeTensorError::InvalidOffset(name.to_string()),
+            })?;
+        Ok((dtype, self.raw_bytes(entry)?))
+    }
+
     fn raw_bytes(&self, entry: &Entry) -> Result<&[u8], ModelError> {
         let shard = &self.shards[entry.shard];
         let bad = || ModelError::Format {

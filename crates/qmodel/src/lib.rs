@@ -274,6 +274,18 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
     Ok(Loaded { layers, metadata })
 }
 
+/// Reads a quantized model: `path` is the directory `sop quantize` wrote (its
+/// [`MODEL_FILE`] is read) or the model file itself. Errors name the file.
+pub fn read(path: &Path) -> Result<Loaded> {
+    let file = if path.is_dir() {
+        path.join(MODEL_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let bytes = std::fs::read(&file).with_context(|| format!("reading the quantized model {}", file.display()))?;
+    from_bytes(&bytes, &file)
+}
+
 /// The safetensors file `bytes` with its JSON header re-serialized with every object's keys
 /// sorted. `safetensors::serialize` takes the metadata as a `HashMap`, whose iteration order
 /// (and so the header bytes) changes from run to run; the output must be a function of the

@@ -1,0 +1,141 @@
+//! `sop export DIR --out FILE.safetensors`: the weights exactly as the decode hardware delivers
+//! them to a MAC array (output words times the tensor scale), under the original tensor names
+//! and shapes, for end-to-end evaluation with other tools.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use safetensors::tensor::{Dtype, TensorView};
+use sop_model::Model;
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Directory written by `sop quantize` (or its model.sop.safetensors file).
+    dir: PathBuf,
+    /// Output safetensors file (written whole or not at all).
+    #[arg(long)]
+    out: PathBuf,
+    /// Element type of the exported linear weights: f32 (every delivered value exactly), f16
+    /// or bf16 (rounded to nearest even from the f32 value).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
+    dtype: String,
+    /// The original checkpoint (safetensors file, Hugging Face directory or `minilm`): its
+    /// tensors that are not in the quantized model (embeddings, norms, biases, unquantized
+    /// layers) are copied through unchanged, and the quantized layers' shapes are checked
+    /// against it.
+    #[arg(long)]
+    model: Option<String>,
+    /// The decode hardware (as for `sop quantize --hw`): `committed`, a comma-separated list of
+    /// configuration names, or a configuration TOML file. Each layer is decoded by the first
+    /// configuration that decodes its option.
+    #[arg(long, value_name = "CONFIGS", default_value = "committed")]
+    hw: String,
+    /// Layers no configuration decodes (outlier/residual entries, -POT points, ...) get the
+    /// software reconstruction instead of being an error; each is named on stderr.
+    #[arg(long)]
+    allow_software: bool,
+}
+
+pub fn run(a: ExportArgs) -> Result<()> {
+    let loaded = sop_qmodel::read(&a.dir)?;
+    let Some(hw) = crate::quantize_cmd::hardware_configs(&a.hw)? else {
+        bail!(
+            "--hw none: export needs hardware to decode the layers (use --allow-software for layers it cannot decode)"
+        );
+    };
+    let model = match &a.model {
+        Some(m) => {
+            let p = sop_model::resolve(m).with_context(|| format!("--model '{m}'"))?;
+            Some(Model::open(&p)?)
+        }
+        None => None,
+    };
+    let dtype = match a.dtype.as_str() {
+        "f16" => Dtype::F16,
+        "bf16" => Dtype::BF16,
+        _ => Dtype::F32,
+    };
+    let mut tensors: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    let (mut n_hw, mut n_sw, mut weights) = (0usize, 0usize, 0u64);
+    for (l, o) in &loaded.layers {
+        if let Some(m) = &model {
+            let t = m
+                .tensor(&l.name)
+                .with_context(|| format!("layer `{}` of {} is not a tensor of --model", l.name, a.dir.display()))?;
+            if t.shape != [l.rows, l.cols] {
+                bail!(
+                    "layer `{}`: {}x{} in the quantized model, shape {:?} in --model",
+                    l.name,
+                    l.rows,
+                    l.cols,
+                    t.shape
+                );
+            }
+        }
+        let sparse = !(l.outliers.is_empty() && l.residuals.is_empty());
+        let values = match sop_hw::config::decoder_for(&hw, &l.point, sparse) {
+            Ok(cfg) => {
+                n_hw += 1;
+                eprintln!("  {:<48} {o:<28} hardware {}", l.name, cfg.name);
+                sop_cosim::export::hardware_values(l, cfg).with_context(|| format!("layer `{}`", l.name))?
+            }
+            Err(e) if a.allow_software => {
+                n_sw += 1;
+                eprintln!(
+                    "  {:<48} {o:<28} SOFTWARE reconstruction: no hardware decodes it ({e})",
+                    l.name
+                );
+                l.dequantize()
+            }
+            Err(e) => bail!(
+                "layer `{}` (option {o}): {e}; pass --allow-software to export its software reconstruction",
+                l.name
+            ),
+        };
+        weights += values.len() as u64;
+        let bytes: Vec<u8> = match dtype {
+            Dtype::F16 => values
+                .iter()
+                .flat_map(|&v| sop_formats::Ieee16::Fp16.encode(v).to_le_bytes()[..2].to_vec())
+                .collect(),
+            Dtype::BF16 => values
+                .iter()
+                .flat_map(|&v| sop_formats::Ieee16::Bf16.encode(v).to_le_bytes()[..2].to_vec())
+                .collect(),
+            _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        tensors.insert(l.name.clone(), (dtype, vec![l.rows, l.cols], bytes));
+    }
+    let mut copied = 0usize;
+    if let Some(m) = &model {
+        for t in m.tensors() {
+            if tensors.contains_key(&t.name) {
+                continue;
+            }
+            let (d, b) = m.raw_tensor(&t.name)?;
+            tensors.insert(t.name.clone(), (d, t.shape.clone(), b.to_vec()));
+            copied += 1;
+        }
+    }
+    let views = tensors
+        .iter()
+        .map(|(k, (d, s, b))| Ok((k.clone(), TensorView::new(*d, s.clone(), b)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let md: HashMap<String, String> = [
+        ("format".to_string(), "sop-export/1".to_string()),
+        ("source".to_string(), a.dir.display().to_string()),
+        ("hardware".to_string(), a.hw.clone()),
+    ]
+    .into();
+    let bytes = safetensors::serialize(views, Some(md))?;
+    sop_atomic_write::write(&a.out, &bytes).with_context(|| format!("--out {}", a.out.display()))?;
+    println!(
+        "export: {} layers ({n_hw} decoded by the hardware model, {n_sw} software), {weights} weights as {}, {copied} tensors copied -> {}",
+        loaded.layers.len(),
+        a.dtype,
+        a.out.display()
+    );
+    Ok(())
+}

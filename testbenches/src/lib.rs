@@ -12,6 +12,7 @@
 use std::sync::OnceLock;
 
 use sop_cosim::{point_for, BeatStreams, Dut, Harness, LayerStim, LayerStream, StimulusOptions, Variant};
+use sop_formats::OperatingPoint;
 use sop_hw::{Beat, LaneConfig, Tables};
 use sop_model::{Model, Weights2D};
 use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
@@ -43,7 +44,12 @@ pub fn config(name: &str) -> LaneConfig {
 
 /// Quantizes `w` at the operating point of `cfg` (default quantizer options).
 pub fn quantize(cfg: &LaneConfig, w: &Weights2D) -> QuantizedLayer {
-    let q = Quantizer::new(point_for(cfg).expect("point"), QuantOptions::default()).expect("quantizer");
+    quantize_at(point_for(cfg).expect("point"), w)
+}
+
+/// Quantizes `w` at `point` (default quantizer options).
+pub fn quantize_at(point: OperatingPoint, w: &Weights2D) -> QuantizedLayer {
+    let q = Quantizer::new(point, QuantOptions::default()).expect("quantizer");
     q.quantize(
         LayerRef {
             name: &w.name,

@@ -99,3 +99,59 @@ fn mutant_run_stops_writes_vcd_and_junit_failure() {
     names.sort();
     assert_eq!(names, ["cosim.xml", "first.vcd"]);
 }
+
+/// `run_quantized` (behind `sop cosim --quantized`): layers read from a model file at their
+/// own options and block sizes; the mutant FP16-LUT RTL is caught on such a layer, with the
+/// JUnit failure and a VCD that reproduces the first mismatch, and the per-option lines.
+#[test]
+fn quantized_model_run_catches_the_mutant_with_junit_and_vcd() {
+    use sop_cosim::run_quantized;
+    use sop_quantize::sparse::MenuOption;
+
+    let w = sop_testbenches::load(SMALL_LAYER);
+    let model: Vec<_> = ["NF4+DD4sUE4M4b32-FP16", "E2M3sUE4M4b64"]
+        .iter()
+        .map(|o| {
+            let opt: MenuOption = o.parse().unwrap();
+            let mut ql = sop_testbenches::quantize_at(opt.point, &w);
+            ql.name = format!("{}:{o}", w.name);
+            (ql, opt)
+        })
+        .collect();
+
+    // The plain RTL: every word of both layers, one line per option.
+    let s = run_quantized(&CosimOptions::default(), &model, |_| {}).unwrap();
+    assert!(s.passed(), "{s}");
+    let n = (w.rows * w.cols) as u64;
+    check_line(&s.line(), 2 * n, 2, 2, 0);
+    let text = s.to_string();
+    assert!(
+        text.contains(&format!(
+            "NF4+DD4sUE4M4b32-FP16: 1 layers, {n} weights, 0 sparse entries"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("E2M3sUE4M4b64: 1 layers, {n} weights, 0 sparse entries")),
+        "{text}"
+    );
+    assert_eq!(s.reports[0].config, MUTANT_CONFIG);
+
+    // The mutant.
+    let dir = tempfile::tempdir().unwrap();
+    let (junit, vcd) = (dir.path().join("q.xml"), dir.path().join("q.vcd"));
+    let opts = CosimOptions {
+        mutant: true,
+        max_mismatches: 2,
+        junit: Some(junit.clone()),
+        vcd: Some(vcd.clone()),
+        ..CosimOptions::default()
+    };
+    let s = run_quantized(&opts, &model, |_| {}).unwrap();
+    assert_eq!(s.mismatches, 2, "{s}");
+    assert!(s.vcd.as_ref().expect("a VCD").reproduced);
+    assert!(s.mismatch_reports[0].to_string().contains(MUTANT_CONFIG));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
+    assert!(std::fs::read_to_string(&vcd).unwrap().contains("$enddefinitions"));
+}

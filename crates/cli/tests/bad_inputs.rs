@@ -563,6 +563,34 @@ fn bad_input_catalogue() {
     )
     .no_output = vec![c.p("q-menu")];
     c.add(
+        "menu-not-decodable",
+        "quantize --model $T/good.safetensors --target-bpw 8 --menu E4M3-POT --out $T/q-hw",
+        &["--menu E4M3-POT", "no block scales", "--hw none"],
+    )
+    .no_output = vec![c.p("q-hw")];
+    c.add(
+        "hw-unknown",
+        "quantize --model $T/good.safetensors --target-bpw 5 --hw sop_c9 --out $T/q-hw9",
+        &["--hw sop_c9", "sop_c4_hif8_ue4m4_fp16"],
+    )
+    .no_output = vec![c.p("q-hw9")];
+    c.add(
+        "cosim-quantized-missing",
+        "cosim --quantized $T/no-such-model",
+        &["$T/no-such-model"],
+    );
+    c.add(
+        "cosim-quantized-foreign",
+        "cosim --quantized $T/good.safetensors",
+        &["$T/good.safetensors", "format"],
+    );
+    c.add(
+        "export-missing",
+        "export $T/no-such-model --out $T/e.safetensors",
+        &["$T/no-such-model"],
+    )
+    .no_output = vec![c.p("e.safetensors")];
+    c.add(
         "point-bad-block",
         "eval --model $T/good.safetensors --formats E2M3sUE4M4b0",
         &["--formats", "E2M3sUE4M4b0"],

@@ -6,25 +6,15 @@ mod common;
 
 use std::path::Path;
 
-use common::{f32s, one_line_error, safetensors, sop};
+use common::{f32s, linear_tensor, one_line_error, safetensors, sop};
 
 /// Two linear layers (one with a few large weights) and a non-linear tensor.
 fn write_model(path: &Path) {
-    let mut tensors: Vec<_> = [("a.weight", 32usize, 64usize), ("b.weight", 48, 40)]
-        .iter()
-        .map(|&(name, r, c)| {
-            let v = (0..r * c).map(|i| {
-                let v = ((i * 7919 + r) % 1013) as f32 / 1013.0 - 0.5;
-                if i % 97 == 0 {
-                    v * 20.0
-                } else {
-                    v
-                }
-            });
-            (name.to_string(), "F32", vec![r, c], f32s(v))
-        })
-        .collect();
-    tensors.push(("a.bias".to_string(), "F32", vec![32], f32s((0..32).map(|i| i as f32))));
+    let tensors = [
+        linear_tensor("a.weight", 32, 64),
+        linear_tensor("b.weight", 48, 40),
+        ("a.bias".to_string(), "F32", vec![32], f32s((0..32).map(|i| i as f32))),
+    ];
     std::fs::write(path, safetensors(&tensors).0).unwrap();
 }
 

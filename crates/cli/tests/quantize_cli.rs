@@ -5,26 +5,13 @@
 
 mod common;
 
-use common::{f32s, imatrix, one_line_error, safetensors, sop};
+use common::{imatrix, linear_tensor, one_line_error, safetensors, sop};
 
 use std::path::Path;
 
 /// Two linear layers: `a.weight` (32 x 64) and `b.weight` (64 x 32), deterministic values.
 fn write_model(path: &Path) {
-    let tensors: Vec<_> = [("a.weight", 32usize, 64usize), ("b.weight", 64, 32)]
-        .iter()
-        .map(|&(name, r, c)| {
-            let v = (0..r * c).map(|i| {
-                let v = ((i * 7919 + r) % 1013) as f32 / 1013.0 - 0.5;
-                if i % 97 == 0 {
-                    v * 20.0
-                } else {
-                    v
-                }
-            });
-            (name.to_string(), "F32", vec![r, c], f32s(v))
-        })
-        .collect();
+    let tensors = [linear_tensor("a.weight", 32, 64), linear_tensor("b.weight", 64, 32)];
     std::fs::write(path, safetensors(&tensors).0).unwrap();
 }
 

@@ -328,17 +328,25 @@ pub fn decoder_for<'a>(
             "{point} with outlier or residual entries: no configuration has a sparse correction unit (use the option without +O/+R)"
         ));
     }
-    let mut why = Vec::new();
+    // Configurations that lack the same thing are named together.
+    let mut why: Vec<(String, Vec<&str>)> = Vec::new();
     for c in configs {
         match c.decodes(point) {
             Ok(()) => return Ok(c),
-            Err(e) => why.push(format!("{}: {e}", c.name)),
+            Err(e) => match why.iter_mut().find(|(r, _)| *r == e) {
+                Some((_, names)) => names.push(&c.name),
+                None => why.push((e, vec![&c.name])),
+            },
         }
     }
     if why.is_empty() {
         return Err(format!("no configuration is available to decode {point}"));
     }
-    Err(format!("no configuration decodes {point} ({})", why.join("; ")))
+    let parts: Vec<String> = why
+        .iter()
+        .map(|(r, names)| format!("{}: {r}", names.join(", ")))
+        .collect();
+    Err(format!("no configuration decodes {point} ({})", parts.join("; ")))
 }
 
 #[derive(Deserialize)]

@@ -402,14 +402,7 @@ impl Model {
     /// Like [`Model::load_f32`], with an explicit policy for NaN/Inf values (see
     /// [`NonFinitePolicy`]). F16/BF16 values convert exactly to f32.
     pub fn load_f32_with(&self, name: &str, policy: NonFinitePolicy) -> Result<Weights2D, ModelError> {
-        let entry = self
-            .by_name
-            .get(name)
-            .map(|&i| &self.entries[i])
-            .ok_or_else(|| ModelError::UnknownTensor {
-                model: self.path.clone(),
-                name: name.to_string(),
-            })?;
+        let entry = self.entry(name)?;
         let info = &entry.info;
         let src = info.dtype.src().ok_or_else(|| ModelError::UnsupportedDtype {
             file: info.file.clone(),
@@ -454,14 +447,7 @@ impl Model {
     /// unchanged. Errors: [`ModelError::UnknownTensor`], a bad offset as
     /// [`ModelError::Format`].
     pub fn raw_tensor(&self, name: &str) -> Result<(safetensors::Dtype, &[u8]), ModelError> {
-        let entry = self
-            .by_name
-            .get(name)
-            .map(|&i| &self.entries[i])
-            .ok_or_else(|| ModelError::UnknownTensor {
-                model: self.path.clone(),
-                name: name.to_string(),
-            })?;
+        let entry = self.entry(name)?;
         let shard = &self.shards[entry.shard];
         let dtype = shard
             .metadata
@@ -472,6 +458,16 @@ impl Model {
                 source: safetensors::SafeTensorError::InvalidOffset(name.to_string()),
             })?;
         Ok((dtype, self.raw_bytes(entry)?))
+    }
+
+    fn entry(&self, name: &str) -> Result<&Entry, ModelError> {
+        self.by_name
+            .get(name)
+            .map(|&i| &self.entries[i])
+            .ok_or_else(|| ModelError::UnknownTensor {
+                model: self.path.clone(),
+                name: name.to_string(),
+            })
     }
 
     fn raw_bytes(&self, entry: &Entry) -> Result<&[u8], ModelError> {

@@ -247,6 +247,13 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
             if let Some(e) = v.iter().find(|e| e.index as usize >= n) {
                 return Err(bad(format!("{s}: index {} is outside the {n} weights", e.index)));
             }
+            // Ascending and unique: a correction stream is applied in weight order.
+            if let Some(w) = v.windows(2).find(|w| w[1].index <= w[0].index) {
+                return Err(bad(format!(
+                    "{s}: index {} follows index {}: entries must be sorted ascending without repeats",
+                    w[1].index, w[0].index
+                )));
+            }
             Ok(v)
         };
         let l = QuantizedLayer {

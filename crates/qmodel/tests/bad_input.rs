@@ -103,6 +103,33 @@ fn sparse_indices_must_lie_inside_the_layer() {
 }
 
 #[test]
+fn sparse_entries_must_be_sorted_and_unique() {
+    let bytes = valid("E2M3sUE4M4b32+O2%+R2%");
+    for which in ["outliers", "residuals"] {
+        // A repeat (entry 1 := entry 0's index), then out of order (entry 0 := entry 1 + 1).
+        for repeat in [true, false] {
+            let bad = rewrite(
+                &bytes,
+                |_| {},
+                |name, data| {
+                    if name.ends_with(which) {
+                        let i0 = u32::from_le_bytes(data[..4].try_into().unwrap());
+                        let i1 = u32::from_le_bytes(data[6..10].try_into().unwrap());
+                        if repeat {
+                            data[6..10].copy_from_slice(&i0.to_le_bytes());
+                        } else {
+                            data[..4].copy_from_slice(&(i1 + 1).to_le_bytes());
+                        }
+                    }
+                },
+            );
+            assert_refused(&bad, &format!("{which}: index "));
+            assert_refused(&bad, "sorted ascending without repeats");
+        }
+    }
+}
+
+#[test]
 fn shapes_that_overflow_or_are_empty_are_refused() {
     let bytes = valid("E2M3sUE4M4");
     for (rows, cols) in [(u64::MAX, 2u64), (1 << 40, 1 << 40), (4, 0), (0, 40)] {

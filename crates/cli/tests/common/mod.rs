@@ -49,6 +49,20 @@ pub fn f32s(v: impl IntoIterator<Item = f32>) -> Vec<u8> {
     v.into_iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// An F32 `rows x cols` weight tensor with deterministic values in [-0.5, 0.5) and every 97th
+/// weight 20 x larger (a few outliers stretch their blocks).
+pub fn linear_tensor(name: &str, rows: usize, cols: usize) -> Tensor {
+    let v = (0..rows * cols).map(|i| {
+        let v = ((i * 7919 + rows) % 1013) as f32 / 1013.0 - 0.5;
+        if i % 97 == 0 {
+            v * 20.0
+        } else {
+            v
+        }
+    });
+    (name.to_string(), "F32", vec![rows, cols], f32s(v))
+}
+
 /// A safetensors file, tensors stored in order (header keys sorted); returns the bytes and the
 /// data span (start, end) of each tensor relative to the file.
 pub fn safetensors(tensors: &[Tensor]) -> (Vec<u8>, Vec<(usize, usize)>) {

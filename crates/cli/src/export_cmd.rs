@@ -52,10 +52,11 @@ pub fn run(a: ExportArgs) -> Result<()> {
         }
         None => None,
     };
-    let dtype = match a.dtype.as_str() {
-        "f16" => Dtype::F16,
-        "bf16" => Dtype::BF16,
-        _ => Dtype::F32,
+    // The 16-bit format the values are rounded to, or `None` for f32 (exact).
+    let (dtype, half_format) = match a.dtype.as_str() {
+        "f16" => (Dtype::F16, Some(sop_formats::Ieee16::Fp16)),
+        "bf16" => (Dtype::BF16, Some(sop_formats::Ieee16::Bf16)),
+        _ => (Dtype::F32, None),
     };
     let mut tensors: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)> = BTreeMap::new();
     let (mut n_hw, mut n_sw, mut weights) = (0usize, 0usize, 0u64);
@@ -74,8 +75,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
                 );
             }
         }
-        let sparse = !(l.outliers.is_empty() && l.residuals.is_empty());
-        let values = match sop_hw::config::decoder_for(&hw, &l.point, sparse) {
+        let values = match sop_hw::config::decoder_for(&hw, &l.point, l.sparse_entries() > 0) {
             Ok(cfg) => {
                 n_hw += 1;
                 eprintln!("  {:<48} {o:<28} hardware {}", l.name, cfg.name);
@@ -95,16 +95,12 @@ pub fn run(a: ExportArgs) -> Result<()> {
             ),
         };
         weights += values.len() as u64;
-        let bytes: Vec<u8> = match dtype {
-            Dtype::F16 => values
+        let bytes: Vec<u8> = match half_format {
+            Some(f) => values
                 .iter()
-                .flat_map(|&v| sop_formats::Ieee16::Fp16.encode(v).to_le_bytes()[..2].to_vec())
+                .flat_map(|&v| (f.encode(v) as u16).to_le_bytes())
                 .collect(),
-            Dtype::BF16 => values
-                .iter()
-                .flat_map(|&v| sop_formats::Ieee16::Bf16.encode(v).to_le_bytes()[..2].to_vec())
-                .collect(),
-            _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            None => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         };
         tensors.insert(l.name.clone(), (dtype, vec![l.rows, l.cols], bytes));
     }

@@ -144,8 +144,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let hardware = hardware_configs(&a.hw)?;
     if let Some(cfgs) = &hardware {
         for o in &menu {
-            let sparse = o.outlier_pct > 0.0 || o.residual_pct > 0.0;
-            if let Err(e) = sop_hw::config::decoder_for(cfgs, &o.point, sparse) {
+            if let Err(e) = sop_hw::config::decoder_for(cfgs, &o.point, o.is_sparse()) {
                 bail!("--menu {o}: not decodable by the --hw {} hardware: {e}; drop the option, or pass --hw none for a software-only model", a.hw);
             }
         }

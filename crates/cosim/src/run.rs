@@ -553,8 +553,7 @@ pub fn run_quantized(
     }
     let mut assigned = Vec::with_capacity(selected.len());
     for (l, o) in &selected {
-        let sparse = !(l.outliers.is_empty() && l.residuals.is_empty());
-        let cfg = sop_hw::config::decoder_for(&all, &l.point, sparse)
+        let cfg = sop_hw::config::decoder_for(&all, &l.point, l.sparse_entries() > 0)
             .map_err(|e| CosimError::Config(format!("layer {} (option {o}): cannot be co-simulated: {e}", l.name)))?;
         assigned.push(cfg.name.clone());
     }
@@ -585,7 +584,7 @@ pub fn run_quantized(
             stim.truncate_weights(m);
         }
         let option = o.to_string();
-        let entries = (l.outliers.len() + l.residuals.len()) as u64;
+        let entries = l.sparse_entries() as u64;
         match counts.iter_mut().find(|c| c.option == option) {
             Some(c) => {
                 c.layers += 1;

@@ -182,7 +182,13 @@ impl QuantizedLayer {
     /// tensor scale, LUT entries and bias registers).
     /// Plus [`SPARSE_ENTRY_BITS`] per outlier and residual entry.
     pub fn bits(&self) -> u64 {
-        self.dense_bits() + SPARSE_ENTRY_BITS * (self.outliers.len() + self.residuals.len()) as u64
+        self.dense_bits() + SPARSE_ENTRY_BITS * self.sparse_entries() as u64
+    }
+
+    /// Outlier plus residual entries: what a sparse correction stream would carry (0 for a
+    /// dense layer).
+    pub fn sparse_entries(&self) -> usize {
+        self.outliers.len() + self.residuals.len()
     }
 
     /// Stored bits of the dense part only (what the decode hardware reads).

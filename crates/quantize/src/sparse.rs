@@ -37,6 +37,11 @@ pub struct MenuOption {
 }
 
 impl MenuOption {
+    /// Whether layers quantized with this option carry outlier or residual entries.
+    pub fn is_sparse(&self) -> bool {
+        self.outlier_pct > 0.0 || self.residual_pct > 0.0
+    }
+
     /// A dense option without sparse parts.
     pub fn dense(point: OperatingPoint) -> Self {
         MenuOption {

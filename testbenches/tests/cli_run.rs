@@ -149,6 +149,13 @@ fn quantized_model_run_catches_the_mutant_with_junit_and_vcd() {
     };
     let s = run_quantized(&opts, &model, |_| {}).unwrap();
     assert_eq!(s.mismatches, 2, "{s}");
+    // Only the pair that would have run is skipped: the E2M3 layer on its own configuration.
+    assert_eq!(
+        s.skipped,
+        [("sop_c6_fp16lut_ue4m4_bf16".to_string(), model[1].0.name.clone())],
+        "{:?}",
+        s.skipped
+    );
     assert!(s.vcd.as_ref().expect("a VCD").reproduced);
     assert!(s.mismatch_reports[0].to_string().contains(MUTANT_CONFIG));
     let xml = std::fs::read_to_string(&junit).unwrap();

@@ -483,7 +483,7 @@ pub fn run(opts: &CosimOptions, progress: impl FnMut(Progress<'_>)) -> Result<Co
     }
     // The layer's weights, loaded once for all configurations.
     let mut loaded: Option<(usize, sop_model::Weights2D, f64)> = None;
-    let source = |li: usize, ci: usize, cfg: &LaneConfig| -> Result<Option<Job>, CosimError> {
+    let source = |li: usize, ci: usize, cfg: &LaneConfig| -> Result<Job, CosimError> {
         if loaded.as_ref().map(|l| l.0) != Some(li) {
             let t0 = Instant::now();
             let w = model.load_f32(&layers[li])?;
@@ -492,13 +492,13 @@ pub fn run(opts: &CosimOptions, progress: impl FnMut(Progress<'_>)) -> Result<Co
         let (_, w, load_secs) = loaded.as_ref().expect("loaded above");
         let t1 = Instant::now();
         let stim = layer_stim(&quantizers[ci], w, cfg, opts.max_weights)?;
-        Ok(Some(Job {
+        Ok(Job {
             stim,
             point: points[ci].clone(),
             quant_secs: t1.elapsed().as_secs_f64() + load_secs / lanes_len(&configs),
-        }))
+        })
     };
-    run_jobs(opts, &configs, &points, &layers, source, progress)
+    run_jobs(opts, &configs, &points, &layers, |_, _| true, source, progress)
 }
 
 /// What one menu option of a quantized model contributed to a [`run_quantized`] run.
@@ -573,10 +573,8 @@ pub fn run_quantized(
         })
         .collect();
     let layers: Vec<String> = selected.iter().map(|(l, _)| l.name.clone()).collect();
-    let source = |li: usize, _ci: usize, cfg: &LaneConfig| -> Result<Option<Job>, CosimError> {
-        if assigned[li] != cfg.name {
-            return Ok(None);
-        }
+    let runs = |li: usize, ci: usize| assigned[li] == configs[ci].name;
+    let source = |li: usize, _ci: usize, cfg: &LaneConfig| -> Result<Job, CosimError> {
         let t = Instant::now();
         let (l, o) = selected[li];
         let mut stim = LayerStim::from_quantized(l, cfg)?;
@@ -599,13 +597,13 @@ pub fn run_quantized(
                 sparse_entries: entries,
             }),
         }
-        Ok(Some(Job {
+        Ok(Job {
             stim,
             point: option,
             quant_secs: t.elapsed().as_secs_f64(),
-        }))
+        })
     };
-    let mut s = run_jobs(opts, &configs, &points, &layers, source, progress)?;
+    let mut s = run_jobs(opts, &configs, &points, &layers, runs, source, progress)?;
     s.options = counts;
     Ok(s)
 }
@@ -620,15 +618,17 @@ struct Job {
 }
 
 /// The run loop shared by [`run`] (layers quantized on the fly) and [`run_quantized`] (layers
-/// read from a quantized model file): `source(layer, config, cfg)` gives the stimulus of
-/// layer `layer` on configuration `config`, or `None` when that configuration does not run
-/// it. `points[i]` describes what configuration `i` decodes (for the progress display).
+/// read from a quantized model file): `runs(layer, config)` says whether configuration
+/// `config` runs layer `layer` (the pairs it does not are neither run nor reported as
+/// skipped), and `source(layer, config, cfg)` gives that run's stimulus. `points[i]` describes
+/// what configuration `i` decodes (for the progress display).
 fn run_jobs(
     opts: &CosimOptions,
     configs: &[LaneConfig],
     points: &[String],
     layers: &[String],
-    mut source: impl FnMut(usize, usize, &LaneConfig) -> Result<Option<Job>, CosimError>,
+    runs: impl Fn(usize, usize) -> bool,
+    mut source: impl FnMut(usize, usize, &LaneConfig) -> Result<Job, CosimError>,
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<CosimSummary, CosimError> {
     let wall = Instant::now();
@@ -665,19 +665,19 @@ fn run_jobs(
     'layers: for (li, name) in layers.iter().enumerate() {
         let mut ran = false;
         for (ci, lane) in lanes.iter_mut().enumerate() {
+            if !runs(li, ci) {
+                continue;
+            }
             if opts.max_mismatches != 0 && total_mm >= opts.max_mismatches {
                 s.stopped = true;
                 s.skipped.push((lane.cfg.name.clone(), name.clone()));
                 continue;
             }
-            let Some(Job {
+            let Job {
                 stim,
                 point,
                 quant_secs,
-            }) = source(li, ci, &lane.cfg)?
-            else {
-                continue;
-            };
+            } = source(li, ci, &lane.cfg)?;
             ran = true;
             used[ci] = true;
             let t2 = Instant::now();
@@ -735,9 +735,11 @@ fn run_jobs(
         }
         layers_run += ran as usize;
         if s.stopped && li + 1 < layers.len() {
-            for l in &layers[li + 1..] {
-                for lane in &lanes {
-                    s.skipped.push((lane.cfg.name.clone(), l.clone()));
+            for (lj, l) in layers.iter().enumerate().skip(li + 1) {
+                for (ci, lane) in lanes.iter().enumerate() {
+                    if runs(lj, ci) {
+                        s.skipped.push((lane.cfg.name.clone(), l.clone()));
+                    }
                 }
             }
             break 'layers;

@@ -388,6 +388,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -583,7 +584,8 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -1401,6 +1403,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -1596,7 +1599,8 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -2414,6 +2418,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -2609,7 +2614,8 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -3427,6 +3433,7 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -3622,7 +3629,8 @@ module sop_c4_fp16lut_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end

@@ -518,6 +518,7 @@ module sop_c4_hif7_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -721,7 +722,8 @@ module sop_c4_hif7_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -1581,6 +1583,7 @@ module sop_c4_hif7_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -1784,7 +1787,8 @@ module sop_c4_hif7_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -2644,6 +2648,7 @@ module sop_c4_hif7_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -2847,7 +2852,8 @@ module sop_c4_hif7_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -3707,6 +3713,7 @@ module sop_c4_hif7_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -3910,7 +3917,8 @@ module sop_c4_hif7_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end

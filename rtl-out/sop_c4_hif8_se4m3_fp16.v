@@ -518,6 +518,7 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -721,7 +722,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -1588,6 +1590,7 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -1791,7 +1794,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -2658,6 +2662,7 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -2861,7 +2866,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -3728,6 +3734,7 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -3931,7 +3938,8 @@ module sop_c4_hif8_se4m3_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end

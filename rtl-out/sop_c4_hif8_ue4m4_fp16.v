@@ -518,6 +518,7 @@ module sop_c4_hif8_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -721,7 +722,8 @@ module sop_c4_hif8_ue4m4_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -1594,6 +1596,7 @@ module sop_c4_hif8_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -1797,7 +1800,8 @@ module sop_c4_hif8_ue4m4_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -2670,6 +2674,7 @@ module sop_c4_hif8_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -2873,7 +2878,8 @@ module sop_c4_hif8_ue4m4_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -3746,6 +3752,7 @@ module sop_c4_hif8_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [3:0] code_eff;
     reg  [4:0] raddr;
     reg  [4:0] waddr;
 
@@ -3949,7 +3956,8 @@ module sop_c4_hif8_ue4m4_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 5'h1f);
+        code_eff = code;
+        raddr = ((code_eff) & 5'h1f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end

@@ -388,6 +388,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0(clock,reset,valid_in,block_start,scale,
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [5:0] code_eff;
     reg  [6:0] raddr;
     reg  [6:0] waddr;
 
@@ -583,7 +584,8 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$0(clock,reset,valid_in,block_start,scale,
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 7'h7f);
+        code_eff = code;
+        raddr = ((code_eff) & 7'h7f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -1395,6 +1397,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1(clock,reset,valid_in,block_start,scale,
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [5:0] code_eff;
     reg  [6:0] raddr;
     reg  [6:0] waddr;
 
@@ -1590,7 +1593,8 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$1(clock,reset,valid_in,block_start,scale,
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 7'h7f);
+        code_eff = code;
+        raddr = ((code_eff) & 7'h7f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -2402,6 +2406,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2(clock,reset,valid_in,block_start,scale,
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [5:0] code_eff;
     reg  [6:0] raddr;
     reg  [6:0] waddr;
 
@@ -2597,7 +2602,8 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$2(clock,reset,valid_in,block_start,scale,
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 7'h7f);
+        code_eff = code;
+        raddr = ((code_eff) & 7'h7f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end
@@ -3409,6 +3415,7 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3(clock,reset,valid_in,block_start,scale,
     // Local signals
     reg  [7:0] eff_scale;
     reg  eff_sel;
+    reg  [5:0] code_eff;
     reg  [6:0] raddr;
     reg  [6:0] waddr;
 
@@ -3604,7 +3611,8 @@ module sop_c6_fp16lut_ue4m4_bf16$lanes$3(clock,reset,valid_in,block_start,scale,
         end
         blk_scale$d = eff_scale;
         blk_sel$d = eff_sel;
-        raddr = ((code) & 7'h7f);
+        code_eff = code;
+        raddr = ((code_eff) & 7'h7f);
         if (eff_sel) begin
             raddr = raddr | sel_bit;
         end

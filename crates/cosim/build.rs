@@ -73,6 +73,7 @@ struct Port {
 /// The parameters stated in the Verilog header comment.
 struct Header {
     lanes: u32,
+    engine: bool,
     code_bits: u32,
     block: u32,
     scale: String,
@@ -259,8 +260,16 @@ fn parse_header(src: &Path, text: &str) -> Header {
         v.parse()
             .unwrap_or_else(|_| fail(format!("{}: header `{key} = {v}` is not a number", src.display())))
     };
+    // Optional: only engines state it.
+    let engine = text
+        .lines()
+        .take_while(|l| l.starts_with("//") || l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("//"))
+        .filter_map(|l| l.split_once('='))
+        .any(|(k, v)| k.trim() == "engine" && v.split_whitespace().next() == Some("yes"));
     Header {
         lanes: num("lanes"),
+        engine,
         code_bits: num("code_bits"),
         block: num("block"),
         scale: get("scale"),
@@ -328,6 +337,7 @@ fn verilate(
         source: src.to_path_buf(),
         header: Header {
             lanes: header.lanes,
+            engine: header.engine,
             code_bits: header.code_bits,
             block: header.block,
             scale: header.scale.clone(),
@@ -572,8 +582,8 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
         writeln!(s, "        source: {:?},", m.source.display().to_string()).unwrap();
         writeln!(
             s,
-            "        header: HeaderParams {{ lanes: {}, code_bits: {}, block: {}, scale: {:?}, lut: {:?}, output: {:?} }},",
-            h.lanes, h.code_bits, h.block, h.scale, h.lut, h.output
+            "        header: HeaderParams {{ lanes: {}, engine: {}, code_bits: {}, block: {}, scale: {:?}, lut: {:?}, output: {:?} }},",
+            h.lanes, h.engine, h.code_bits, h.block, h.scale, h.lut, h.output
         )
         .unwrap();
         writeln!(s, "        ports: &[").unwrap();

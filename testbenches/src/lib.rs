@@ -107,6 +107,10 @@ pub fn sweep(h: &mut Harness, cfg: &LaneConfig, words: &[u32], scales: &[u8], bi
         if cfg.lut.hif().is_some() {
             t.bias = [bias, bias];
         }
+        if let Some(m) = &mut t.mode {
+            // An engine: its LUT path at the full code width, so every entry is read.
+            m.code_bits = cfg.code_bits;
+        }
         h.load_tables(&t).unwrap();
         let mut streams = vec![Vec::new(); lanes];
         let mut k = 0;

@@ -5,10 +5,12 @@
 //!   scales, subnormal scales, the largest scale codes, negative signed scales, and resets at
 //!   random cycles;
 //! - exhaustive: every LUT word times every scale code (HIF: at six biases; FP16: 20 scale
-//!   codes including zero, subnormals and the largest), through the full pipeline.
+//!   codes including zero, subnormals and the largest), through the full pipeline; on the
+//!   engine, every mode x every scale code x every code x both tables.
 
 use proptest::prelude::*;
 use sop_cosim::{compiled_configs, BeatStreams, Dut, Harness};
+use sop_hw::mode::{all_modes, ElementPath, Mode};
 use sop_hw::{Beat, LaneConfig, Tables};
 use sop_testbenches::{assert_clean, sweep};
 
@@ -43,6 +45,8 @@ struct Case {
     bias: (i32, i32),
     lanes: Vec<Vec<(u8, u8, bool, u32)>>,
     resets: Vec<u64>,
+    /// Engine mode word (any of the valid modes).
+    mode: u8,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -54,8 +58,9 @@ fn case() -> impl Strategy<Value = Case> {
             4,
         ),
         prop::collection::vec(0u64..140, 0..3),
+        prop::sample::select(sop_hw::mode::all_modes().iter().map(|m| m.word()).collect::<Vec<u8>>()),
     )
-        .prop_map(|(words, bias, lanes, mut resets)| {
+        .prop_map(|(words, bias, lanes, mut resets, mode)| {
             resets.sort_unstable();
             resets.dedup();
             Case {
@@ -63,6 +68,7 @@ fn case() -> impl Strategy<Value = Case> {
                 bias,
                 lanes,
                 resets,
+                mode,
             }
         })
 }
@@ -78,6 +84,9 @@ fn tables_of(cfg: &LaneConfig, c: &Case) -> Tables {
     }
     if cfg.lut.hif().is_some() {
         t.bias = [c.bias.0, c.bias.1];
+    }
+    if cfg.engine {
+        t.mode = Some(Mode::from_word(c.mode).expect("a valid mode word"));
     }
     t
 }
@@ -158,5 +167,58 @@ fn every_lut_word_times_every_scale() {
         h.drain();
         assert_clean(&h);
         assert_eq!(h.counters().checked, expected as u64, "{}", cfg.name);
+    }
+}
+
+/// The engine in every mode: every scale code x every code (all 64, also in 4-bit modes,
+/// whose top bits the lanes must ignore) x both selection bits; LUT modes with tables holding
+/// every HIF word at six biases, direct modes with tables of all ones (which they must not
+/// read).
+#[test]
+fn engine_every_mode_every_code_every_scale() {
+    let engines: Vec<LaneConfig> = compiled_configs().into_iter().filter(|c| c.engine).collect();
+    assert!(!engines.is_empty(), "no engine configuration is compiled");
+    for cfg in engines {
+        let hf = cfg.lut.hif().expect("HIF engine");
+        let mut h = Harness::new(Dut::new(&cfg.name).unwrap());
+        h.reset();
+        let n = 1usize << cfg.code_bits;
+        let lanes = h.dut().lanes();
+        let mut expected = 0u64;
+        for mode in all_modes() {
+            let lut = mode.element == ElementPath::Lut;
+            let biases: &[i32] = if lut { &[-100, -7, 0, 7, 16, 100] } else { &[0] };
+            let words: Vec<u32> = if lut {
+                (0..hf.num_codes()).collect()
+            } else {
+                vec![(1 << cfg.lut.bits()) - 1; 2 * n]
+            };
+            for &bias in biases {
+                for chunk in words.chunks(2 * n) {
+                    let mut t = Tables::zeroed(&cfg);
+                    for (i, &w) in chunk.iter().enumerate() {
+                        t.entries[i / n][i % n] = w;
+                    }
+                    t.bias = [bias, bias];
+                    t.mode = Some(mode);
+                    h.load_tables(&t).unwrap();
+                    let mut streams = vec![Vec::new(); lanes];
+                    let mut k = 0;
+                    for s in 0..=255u8 {
+                        for sel in [false, true] {
+                            for code in 0..n as u32 {
+                                streams[k % lanes].push(Beat::start(code, s, sel));
+                                k += 1;
+                            }
+                        }
+                    }
+                    expected += k as u64;
+                    h.run(&mut BeatStreams::new(streams), &[]);
+                }
+            }
+        }
+        h.drain();
+        assert_clean(&h);
+        assert_eq!(h.counters().checked, expected, "{}", cfg.name);
     }
 }

@@ -55,6 +55,7 @@ impl Variant {
 /// Parameters stated in the header comment of a Verilog file.
 pub(crate) struct HeaderParams {
     pub(crate) lanes: u32,
+    pub(crate) engine: bool,
     pub(crate) code_bits: u32,
     pub(crate) block: u32,
     pub(crate) scale: &'static str,
@@ -112,6 +113,7 @@ impl ModelDesc {
             lanes: h.lanes,
             code_bits: h.code_bits,
             block: h.block,
+            engine: h.engine,
             scale: parse_scale(h.scale).ok_or_else(|| bad("scale", h.scale))?,
             lut: parse_lut(h.lut).ok_or_else(|| bad("lut", h.lut))?,
             output: parse_output(h.output).ok_or_else(|| bad("output", h.output))?,
@@ -195,6 +197,8 @@ struct Ports {
     load_we: *mut u8,
     load_bias: Option<*mut u8>,
     load_bias_we: Option<*mut u8>,
+    load_mode: Option<*mut u8>,
+    load_mode_we: Option<*mut u8>,
     lanes: Vec<LanePorts>,
 }
 
@@ -216,6 +220,11 @@ pub enum LoadOp {
         table: usize,
         /// Bias, written as 8-bit two's complement.
         bias: i32,
+    },
+    /// Write the mode register (engines only; [`sop_hw::mode`]).
+    Mode {
+        /// The mode word.
+        word: u8,
     },
 }
 
@@ -364,9 +373,13 @@ impl Dut {
     /// [`Dut::has_bias`].
     pub fn set_load(&mut self, op: Option<LoadOp>) {
         let (table, addr, data, we, bias, bias_we) = match op {
-            None => (0, 0, 0, false, 0u8, false),
+            None | Some(LoadOp::Mode { .. }) => (0, 0, 0, false, 0u8, false),
             Some(LoadOp::Entry { table, addr, word }) => (table, addr, word, true, 0, false),
             Some(LoadOp::Bias { table, bias }) => (table, 0, 0, false, bias as i8 as u8, true),
+        };
+        let (mode, mode_we) = match op {
+            Some(LoadOp::Mode { word }) => (word, true),
+            _ => (0, false),
         };
         // SAFETY: input ports of this model with the sizes checked in `bind`.
         unsafe {
@@ -382,6 +395,12 @@ impl Dut {
                 bwe.write(bias_we as u8);
             } else {
                 assert!(!bias_we, "{}: no bias registers (FP16 tables)", self.cfg.name);
+            }
+            if let (Some(m), Some(mwe)) = (self.p.load_mode, self.p.load_mode_we) {
+                m.write(mode);
+                mwe.write(mode_we as u8);
+            } else {
+                assert!(!mode_we, "{}: no mode register (a fixed lane)", self.cfg.name);
             }
         }
     }
@@ -443,6 +462,14 @@ impl Dut {
             match op {
                 LoadOp::Entry { table, addr, word } => self.load_table(table, addr, word),
                 LoadOp::Bias { table, bias } => self.load_bias(table, bias)?,
+                LoadOp::Mode { word } => {
+                    for i in 0..self.lanes() {
+                        self.set_lane(i, &Beat::idle());
+                    }
+                    self.set_load(Some(LoadOp::Mode { word }));
+                    self.tick();
+                    self.set_load(None);
+                }
             }
         }
         Ok(())
@@ -561,12 +588,22 @@ pub fn raw_stimulus(beats: impl IntoIterator<Item = Beat>) -> Vec<u8> {
     v
 }
 
-/// The table load sequence for `t`: table 0 entries in address order, table 0's bias (HIF
-/// only), then table 1 likewise. One cycle each.
+/// The table load sequence for `t`: the mode word (engines), then table 0 entries in address
+/// order, table 0's bias (HIF only), then table 1 likewise. One cycle each. An engine in a
+/// direct minifloat mode reads no table, so only its mode is written; in a LUT mode with
+/// 4-bit codes only the 16 entries it can address.
 pub fn load_ops(cfg: &LaneConfig, t: &Tables) -> Vec<LoadOp> {
     let mut ops = Vec::new();
+    let mut used = usize::MAX;
+    if let Some(m) = t.mode {
+        ops.push(LoadOp::Mode { word: m.word() });
+        if m.element != sop_hw::mode::ElementPath::Lut {
+            return ops;
+        }
+        used = 1 << m.code_bits;
+    }
     for (table, entries) in t.entries.iter().enumerate() {
-        for (addr, &word) in entries.iter().enumerate() {
+        for (addr, &word) in entries.iter().enumerate().take(used) {
             ops.push(LoadOp::Entry {
                 table,
                 addr: addr as u32,
@@ -637,6 +674,13 @@ impl Ports {
                 "{name}: has only one of load_bias, load_bias_we"
             )));
         }
+        let load_mode = opt8("load_mode")?;
+        let load_mode_we = opt8("load_mode_we")?;
+        if load_mode.is_some() != load_mode_we.is_some() {
+            return Err(CosimError::Model(format!(
+                "{name}: has only one of load_mode, load_mode_we"
+            )));
+        }
         Ok(Ports {
             reset: in8("reset")?,
             load_table: in8("load_table")?,
@@ -645,6 +689,8 @@ impl Ports {
             load_we: in8("load_we")?,
             load_bias,
             load_bias_we,
+            load_mode,
+            load_mode_we,
             lanes: lp,
         })
     }

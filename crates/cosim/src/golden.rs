@@ -1,9 +1,8 @@
 //! The golden model as a lookup table: every (table, scale code, code) -> output word of one
-//! set of tables, computed once per table load with `sop_hw::model::decode_entry`, so that
-//! checking a weight costs one indexed load.
+//! set of tables (and, for an engine, one mode), computed once per table load with
+//! `sop_hw::model::decode_word`, so that checking a weight costs one indexed load.
 
-use sop_hw::model::decode_entry;
-use sop_hw::{LaneConfig, Tables};
+use sop_hw::{decode_word, LaneConfig, Tables};
 
 /// The expected output word of every input combination of one set of tables:
 /// `words[((sel * 256 + scale) << code_bits) | code]`, `2 * 256 * 2^code_bits` words
@@ -18,15 +17,15 @@ pub struct ProductTable {
 
 impl ProductTable {
     /// Computes the table for `tables` in configuration `cfg` with the golden model
-    /// (`decode_entry`, i.e. `sop_hw::model::decode_word` for every input).
+    /// (`sop_hw::model::decode_word` for every input).
     pub fn new(cfg: &LaneConfig, tables: &Tables) -> ProductTable {
         let n = 1usize << cfg.code_bits;
         let mut words = vec![0u16; 2 * 256 * n];
-        for (t, entries) in tables.entries.iter().enumerate() {
+        for t in 0..2 {
             for scale in 0..=255u8 {
                 let base = (t * 256 + scale as usize) * n;
-                for (code, &w) in entries.iter().enumerate() {
-                    words[base + code] = decode_entry(cfg, w, tables.bias[t], scale);
+                for code in 0..n {
+                    words[base + code] = decode_word(cfg, tables, t == 1, code as u32, scale);
                 }
             }
         }

@@ -5,6 +5,7 @@
 
 use sop_formats::point::{Element, LutEntry, OperatingPoint, ScaleFormat};
 use sop_formats::Ieee16;
+use sop_hw::mode::{ElementPath, Mode};
 use sop_hw::{Beat, LaneConfig, Tables};
 use sop_quantize::{minifloat_of, QuantizedLayer};
 
@@ -19,12 +20,24 @@ use crate::CosimError;
 /// | 4-bit codes, HIF7/HIF8/FP16 LUT, signed scale (SE4M3) | `Split87+DD4sSE4M3b<block>-<lut>` |
 /// | 6-bit codes, HIF7/HIF8 LUT | `DD6s<scale>b<block>-<lut>` |
 /// | 6-bit codes, FP16 LUT | `E2M3s<scale>b<block>`, table 0 = the 64 E2M3 values as FP16 |
+/// | an engine | `E2M3sUE4M4b<block>` (its direct E2M3 path) |
 ///
 /// For the committed configurations: `sop_c4_hif8_ue4m4_fp16` <- `NF4+DD4sUE4M4b16`,
 /// `sop_c4_hif7_ue4m4_fp16` <- `NF4+DD4sUE4M4b16-HIF7`, `sop_c4_hif8_se4m3_fp16` <-
 /// `Split87+DD4sSE4M3b16`, `sop_c4_fp16lut_ue4m4_fp16` <- `NF4+DD4sUE4M4b16-FP16`,
 /// `sop_c6_fp16lut_ue4m4_bf16` <- `E2M3sUE4M4`, `sop_c6_hif8_ue4m4_bf16` <- `DD6sUE4M4`.
 pub fn point_for(cfg: &LaneConfig) -> Result<OperatingPoint, CosimError> {
+    if cfg.engine {
+        // The paper's FP6 point through the engine's direct E2M3 path: what no fixed HIF
+        // lane decodes. Model files (`--quantized`) exercise its other modes.
+        return Ok(OperatingPoint::Block {
+            element: Element::E2M3,
+            dynamic: None,
+            scale: ScaleFormat::UE4M4,
+            block: cfg.block,
+            lut: cfg.lut,
+        });
+    }
     let (element, dynamic, lut) = match (cfg.code_bits, cfg.lut) {
         (4, lut) => {
             let first = if cfg.scale.is_signed() {
@@ -70,13 +83,23 @@ pub fn tables_for(ql: &QuantizedLayer, cfg: &LaneConfig) -> Result<Tables, Cosim
         config: cfg.name.clone(),
         reason,
     };
-    let n = 1usize << cfg.code_bits;
+    let mut n = 1usize << cfg.code_bits;
     let mut t = Tables::zeroed(cfg);
     cfg.decodes(&ql.point)
         .map_err(|e| bad(format!("cannot decode {}: {e}", ql.point)))?;
     let OperatingPoint::Block { element, .. } = ql.point else {
         return Err(bad(format!("{} has no block scales", ql.point)));
     };
+    if cfg.engine {
+        // The engine's mode says how it decodes; a direct minifloat path reads no table, a
+        // LUT path the first 2^code_bits entries of each.
+        let mode = Mode::for_point(&ql.point).map_err(|e| bad(format!("cannot decode {}: {e}", ql.point)))?;
+        t.mode = Some(mode);
+        if mode.element != ElementPath::Lut {
+            return Ok(t);
+        }
+        n = 1 << mode.code_bits;
+    }
     if ql.tables.is_empty() {
         let mf = minifloat_of(element)
             .ok_or_else(|| bad(format!("{} has neither LUTs nor a minifloat element", ql.point)))?;
@@ -107,7 +130,9 @@ pub fn tables_for(ql: &QuantizedLayer, cfg: &LaneConfig) -> Result<Tables, Cosim
         if lut.words.len() != n {
             return Err(bad(format!("table {i} has {} entries, expected {n}", lut.words.len())));
         }
-        t.entries[i] = lut.words.iter().map(|&w| w as u32).collect();
+        for (e, &w) in t.entries[i].iter_mut().zip(&lut.words) {
+            *e = w as u32;
+        }
         t.bias[i] = lut.bias;
     }
     t.check(cfg).map_err(|e| bad(e.to_string()))?;

@@ -51,6 +51,12 @@ pub struct LaneConfig {
     /// Output word format: FP16 or BF16.
     #[serde(with = "output_name")]
     pub output: Ieee16,
+    /// A decode engine (`true`): a per-layer mode register ([`crate::mode`]) chooses the
+    /// element path (LUT, or direct E2M1/E2M3/E3M2 decode), the code width (4 or 6; the
+    /// tables have `2^code_bits` entries, so an engine has `code_bits = 6`) and the scale
+    /// format; `scale` is then UE4M4, the exponent domain. `false`: a fixed lane.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub engine: bool,
 }
 
 fn default_block() -> u32 {
@@ -158,7 +164,34 @@ impl LaneConfig {
                 return err("scale F32 is not supported by the decode lane: block scales are 8-bit words (UE4M4, E4M3, SE4M3)".into())
             }
         }
+        if self.engine {
+            if self.code_bits != 6 {
+                return err(format!(
+                    "an engine has code_bits = 6 (64-entry tables; 4-bit layers use the first 16), not {}",
+                    self.code_bits
+                ));
+            }
+            if self.scale != ScaleFormat::UE4M4 {
+                return err(format!(
+                    "an engine's scale format is chosen per layer by its mode; its configuration names UE4M4 (the exponent domain every scale format is rebased into), not {}",
+                    self.scale.name()
+                ));
+            }
+            if self.lut.hif().is_none() {
+                return err(format!(
+                    "an engine's tables are HIF7 or HIF8 (its shift-add datapath also serves the direct minifloat paths), not {}",
+                    self.lut.name()
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The engine's mode register before any write (word 0: LUT path, 4-bit codes, UE4M4,
+    /// as the tables start all zero); `None` for a fixed lane.
+    pub fn reset_mode(&self) -> Option<crate::mode::Mode> {
+        self.engine
+            .then(|| crate::mode::Mode::from_word(0).expect("word 0 is a valid mode"))
     }
 
     /// Whether this configuration decodes, bit for bit, every layer quantized at `point`
@@ -170,6 +203,19 @@ impl LaneConfig {
     /// holding its values (exact for E2M1, E2M3 and E3M2). An unsigned E4M3 scale code (sign
     /// bit 0) decodes on a signed SE4M3 configuration with the same value.
     pub fn decodes(&self, point: &OperatingPoint) -> Result<(), String> {
+        if self.engine {
+            let mode = crate::mode::Mode::for_point(point)?;
+            if let (crate::mode::ElementPath::Lut, OperatingPoint::Block { lut, .. }) = (mode.element, point) {
+                if *lut != self.lut {
+                    return Err(format!(
+                        "its table entries are {}, the engine's {}",
+                        lut.name(),
+                        self.lut.name()
+                    ));
+                }
+            }
+            return Ok(());
+        }
         let OperatingPoint::Block {
             element,
             dynamic,
@@ -230,7 +276,8 @@ impl LaneConfig {
     /// Short human-readable summary of the parameters (used in the Verilog header).
     pub fn summary(&self) -> String {
         format!(
-            "lanes={} code_bits={} block={} scale={} lut={} output={}",
+            "{}lanes={} code_bits={} block={} scale={} lut={} output={}",
+            if self.engine { "engine " } else { "" },
             self.lanes,
             self.code_bits,
             self.block,
@@ -268,6 +315,7 @@ pub fn default_configs() -> Vec<LaneConfig> {
         scale,
         lut,
         output,
+        engine: false,
     };
     vec![
         mk(
@@ -312,12 +360,24 @@ pub fn default_configs() -> Vec<LaneConfig> {
             LutEntry::Fp16,
             Ieee16::Fp16,
         ),
+        LaneConfig {
+            engine: true,
+            ..mk(
+                "sop_engine_hif8_fp16",
+                6,
+                ScaleFormat::UE4M4,
+                LutEntry::Hif8,
+                Ieee16::Fp16,
+            )
+        },
     ]
 }
 
-/// The first configuration of `configs` that decodes layers quantized at `point` (see
-/// [`LaneConfig::decodes`]); `sparse` says whether the layers carry outlier or residual
-/// entries. `Err` names every configuration with what it lacks, for the user.
+/// The configuration of `configs` that decodes layers quantized at `point` (see
+/// [`LaneConfig::decodes`]): the first engine that does, else the first fixed lane (an
+/// engine is what runs a quantized model; the fixed lanes are regression references).
+/// `sparse` says whether the layers carry outlier or residual entries. `Err` names every
+/// configuration with what it lacks, for the user.
 pub fn decoder_for<'a>(
     configs: &'a [LaneConfig],
     point: &OperatingPoint,
@@ -330,7 +390,11 @@ pub fn decoder_for<'a>(
     }
     // Configurations that lack the same thing are named together.
     let mut why: Vec<(String, Vec<&str>)> = Vec::new();
-    for c in configs {
+    let engines_first = configs
+        .iter()
+        .filter(|c| c.engine)
+        .chain(configs.iter().filter(|c| !c.engine));
+    for c in engines_first {
         match c.decodes(point) {
             Ok(()) => return Ok(c),
             Err(e) => match why.iter_mut().find(|(r, _)| *r == e) {
@@ -461,21 +525,34 @@ mod tests {
             let p: OperatingPoint = p.parse().unwrap();
             decoder_for(&cfgs, &p, false).map(|c| c.name.clone())
         };
-        assert_eq!(pick("NF4+DD4sUE4M4b16").unwrap(), "sop_c4_hif8_ue4m4_fp16");
-        assert_eq!(pick("NF4+DD4sUE4M4b8").unwrap(), "sop_c4_hif8_ue4m4_fp16");
+        let eng = "sop_engine_hif8_fp16";
+        for p in [
+            "NF4+DD4sUE4M4b16",
+            "NF4+DD4sUE4M4b8",
+            "Split87+DD4sSE4M3b16",
+            "NF4+DD4sE4M3b16",
+            "DD6sUE4M4",
+            "E2M3sUE4M4b32",
+            "E3M2sUE4M4",
+            "E2M1sUE4M4b16",
+            "E2M1sE4M3b16",
+        ] {
+            assert_eq!(pick(p).unwrap(), eng, "{p}");
+        }
+        // What the engine lacks, the fixed lanes still decode.
         assert_eq!(pick("BOF4+DD4sUE4M4b64-HIF7").unwrap(), "sop_c4_hif7_ue4m4_fp16");
-        assert_eq!(pick("Split87+DD4sSE4M3b16").unwrap(), "sop_c4_hif8_se4m3_fp16");
-        assert_eq!(pick("NF4+DD4sE4M3b16").unwrap(), "sop_c4_hif8_se4m3_fp16");
-        assert_eq!(pick("DD6sUE4M4").unwrap(), "sop_c6_hif8_ue4m4_bf16");
-        assert_eq!(pick("E2M3sUE4M4b32").unwrap(), "sop_c6_fp16lut_ue4m4_bf16");
-        assert_eq!(pick("E3M2sUE4M4").unwrap(), "sop_c6_fp16lut_ue4m4_bf16");
-        assert_eq!(pick("E2M1sUE4M4b16").unwrap(), "sop_c4_fp16lut_ue4m4_fp16");
         assert_eq!(pick("NF4+DD4sUE4M4b16-FP16").unwrap(), "sop_c4_fp16lut_ue4m4_fp16");
+        let fixed: Vec<LaneConfig> = cfgs.iter().filter(|c| !c.engine).cloned().collect();
+        let e3m2 = "E3M2sUE4M4".parse().unwrap();
+        assert_eq!(
+            decoder_for(&fixed, &e3m2, false).unwrap().name,
+            "sop_c6_fp16lut_ue4m4_bf16"
+        );
         let e = pick("E4M3-POT").unwrap_err();
         assert!(e.contains("no block scales"), "{e}");
-        let e = pick("E2M1sE4M3b16").unwrap_err();
+        let e = pick("E2M1+DD4sUE4M4b16").unwrap_err();
         assert!(
-            e.contains("sop_c4_fp16lut_ue4m4_fp16: its block scales are E4M3"),
+            e.contains("sop_engine_hif8_fp16: a pair with a minifloat member"),
             "{e}"
         );
         let e = pick("NF4sUE8M0b32").unwrap_err();

@@ -4,6 +4,7 @@
 //! - [`config`]: [`LaneConfig`] (what one generated top is), TOML files, the defaults.
 //! - [`model`]: the golden model ([`model::decode_word`], [`model::run_lane`]), computed
 //!   through `sop-formats`.
+//! - [`mode`]: the decode engine's mode register (element path, code width, scale format).
 //! - [`params`]: every datapath constant, derived from `sop-formats`.
 //! - [`sim`]: rust-hdl simulation of a top ([`sim::RtlSim`]) and of the combinational
 //!   datapath ([`sim::Datapath`]).
@@ -16,6 +17,7 @@
 
 pub mod config;
 pub mod emit;
+pub mod mode;
 pub mod model;
 pub mod params;
 mod rtl;

@@ -17,10 +17,11 @@
 //!   as the number its fields spell: `1.875 * 2^8 = 480`;
 //! - with an unsigned E4M3 scale the sign bit of the scale code is ignored.
 
-use sop_formats::point::LutEntry;
+use sop_formats::point::{LutEntry, ScaleFormat};
 use sop_formats::{Ieee16, MiniFloat};
 
 use crate::config::LaneConfig;
+use crate::mode::Mode;
 use crate::params::{scale_format, Params};
 use crate::HwError;
 
@@ -38,6 +39,9 @@ pub struct Tables {
     pub entries: [Vec<u32>; 2],
     /// Per-table bias (HIF only; ignored for FP16 tables), in [`BIAS_MIN`]`..=`[`BIAS_MAX`].
     pub bias: [i32; 2],
+    /// The engine's mode register (`Some` exactly for engine configurations): written
+    /// through the same load port, it says how codes are decoded (see [`crate::mode`]).
+    pub mode: Option<Mode>,
 }
 
 impl Tables {
@@ -47,6 +51,7 @@ impl Tables {
         Tables {
             entries: [vec![0; n], vec![0; n]],
             bias: [0, 0],
+            mode: cfg.reset_mode(),
         }
     }
 
@@ -67,6 +72,13 @@ impl Tables {
                     cfg.lut.bits()
                 )));
             }
+        }
+        if self.mode.is_some() != cfg.engine {
+            return Err(HwError::Tables(format!(
+                "a mode register is {} for {} configuration",
+                if cfg.engine { "required" } else { "not possible" },
+                if cfg.engine { "an engine" } else { "a fixed-lane" }
+            )));
         }
         if cfg.lut.hif().is_some() {
             for (t, b) in self.bias.iter().enumerate() {
@@ -131,7 +143,12 @@ impl Beat {
 /// Exact value of a block-scale code, with the hardware's rules (unsigned E4M3 ignores
 /// the sign bit; the E4M3 NaN code is taken as given).
 pub fn scale_value(cfg: &LaneConfig, code: u8) -> f64 {
-    let (mf, signed) = scale_format(cfg.scale);
+    scale_value_in(cfg.scale, code)
+}
+
+/// Exact value of a block-scale code in format `format` (rules of [`scale_value`]).
+pub fn scale_value_in(format: ScaleFormat, code: u8) -> f64 {
+    let (mf, signed) = scale_format(format);
     let mag_mask = (1u32 << (mf.exp_bits + mf.man_bits)) - 1;
     let neg = signed && (code as u32 & !mag_mask) != 0;
     let mag = code as u32 & mag_mask;
@@ -195,7 +212,12 @@ pub fn pack(output: Ieee16, prod: f64) -> u16 {
 /// The output word for LUT word `word` (of a table with bias `bias`; ignored for FP16
 /// entries) times the block scale `scale_code`, packed into the output format.
 pub fn decode_entry(cfg: &LaneConfig, word: u32, bias: i32, scale_code: u8) -> u16 {
-    let s = scale_value(cfg, scale_code);
+    decode_entry_in(cfg, cfg.scale, word, bias, scale_code)
+}
+
+/// [`decode_entry`] with the block scale in format `scale` (an engine's runtime format).
+pub fn decode_entry_in(cfg: &LaneConfig, scale: ScaleFormat, word: u32, bias: i32, scale_code: u8) -> u16 {
+    let s = scale_value_in(scale, scale_code);
     match entry_value(cfg.lut, word, bias) {
         Ok(e) => pack(cfg.output, e * s),
         Err(neg) => {
@@ -211,9 +233,30 @@ pub fn decode_entry(cfg: &LaneConfig, word: u32, bias: i32, scale_code: u8) -> u
 
 /// The output word for one weight: entry `code` of table `sel` (with that table's bias)
 /// times the block scale `scale_code`, packed into the output format.
+///
+/// An engine ([`Tables::mode`] set) first keeps the low `mode.code_bits` bits of the code;
+/// the LUT path then reads the table as a fixed lane does (with the mode's scale format), a
+/// direct path decodes the low bits of the code that its minifloat has (4 for E2M1, 6 for
+/// E2M3 and E3M2) as that minifloat's value (no table; the selection bit is unused).
 pub fn decode_word(cfg: &LaneConfig, tables: &Tables, sel: bool, code: u32, scale_code: u8) -> u16 {
     let t = sel as usize;
-    decode_entry(cfg, tables.entries[t][code as usize], tables.bias[t], scale_code)
+    let Some(mode) = tables.mode else {
+        return decode_entry(cfg, tables.entries[t][code as usize], tables.bias[t], scale_code);
+    };
+    let code = code & ((1 << mode.code_bits) - 1);
+    match mode.element.minifloat() {
+        None => decode_entry_in(
+            cfg,
+            mode.scale,
+            tables.entries[t][code as usize],
+            tables.bias[t],
+            scale_code,
+        ),
+        Some(mf) => {
+            let v = mf.decode(code & ((1 << mf.bits()) - 1)) as f64;
+            pack(cfg.output, v * scale_value_in(mode.scale, scale_code))
+        }
+    }
 }
 
 /// Runs a lane's input stream: the block registers start at their reset state (scale

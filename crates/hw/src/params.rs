@@ -143,6 +143,40 @@ pub struct Params {
     pub ls_bits: u32,
     /// Pipeline latency in cycles (register stages from `valid_in` to `valid_out`).
     pub latency: u32,
+    /// A decode engine ([`LaneConfig::engine`]): `scale` is then UE4M4, the exponent domain
+    /// every runtime scale format is rebased into ([`engine_scale_rebase`]).
+    pub engine: bool,
+}
+
+/// The exponent-domain constant of a normalized scale decoder: a scale value is
+/// `sig * 2^(exp - scale_off)` ([`crate::rtl`]'s `ScaleDec`, normalized form).
+fn norm_scale_off(s: &MiniFloat) -> u32 {
+    s.bias as u32 + SCALE_MAN_ALIGNED + s.man_bits - 1
+}
+
+/// What an engine adds to the normalized exponent of a scale in format `s` so that it is in
+/// the engine's (UE4M4) exponent domain: 0 for UE4M4, 1 for E4M3 and SE4M3 (one mantissa
+/// bit fewer, same bias). The engine's packer constants are those of UE4M4.
+pub fn engine_scale_rebase(s: ScaleFormat) -> u32 {
+    let (mf, _) = scale_format(s);
+    let (domain, _) = scale_format(ScaleFormat::UE4M4);
+    let d = norm_scale_off(&domain) as i64 - norm_scale_off(&mf) as i64;
+    assert!(d >= 0, "UE4M4 has the largest normalized scale offset");
+    d as u32
+}
+
+/// The exponent an engine's direct path gives a minifloat element in the HIF domain
+/// (`value = (8 + m) / 8 * 2^(E - 127)`, as a HIF word `e` with bias `b` has `E = e + 127 - b`):
+/// `127 + e - bias` for a normal code with exponent field `e`, and for a subnormal one with
+/// its leading mantissa bit at `j`, `128 - bias - (man_bits - j)`.
+pub fn direct_exponent(mf: &MiniFloat, e_field: u32, lead: Option<u32>) -> u32 {
+    let hif_off = (1i64 << (LUT_BIAS_BITS - 1)) - 1;
+    let e = match lead {
+        None => hif_off + e_field as i64 - mf.bias as i64,
+        Some(j) => hif_off + 1 - mf.bias as i64 - (mf.man_bits as i64 - j as i64),
+    };
+    assert!(e >= 0, "direct exponent below the domain");
+    e as u32
 }
 
 /// Pipeline latency of every configuration: LUT read, multiply, normalize, round/pack.
@@ -151,7 +185,8 @@ pub const LATENCY: u32 = 4;
 impl Params {
     /// Derives the parameters of a (validated) configuration.
     pub fn new(cfg: &LaneConfig) -> Params {
-        let (scale, scale_signed) = scale_format(cfg.scale);
+        let domain = if cfg.engine { ScaleFormat::UE4M4 } else { cfg.scale };
+        let (scale, scale_signed) = scale_format(domain);
         assert!(
             scale.bits() == SCALE_BITS && scale.has_subnormals(),
             "scale formats are 8-bit with subnormals"
@@ -234,6 +269,7 @@ impl Params {
             ls_max,
             ls_bits: bits_for(ls_max),
             latency: LATENCY,
+            engine: cfg.engine,
         };
         assert!(p.x_max() + p.pw < (1 << XW), "exponent path too narrow");
         assert!(p.rs_max < (1 << SW) && cfg.output.man_bits() < (1 << SW));
@@ -285,6 +321,7 @@ mod tests {
                 scale,
                 lut: LutEntry::Hif8,
                 output,
+                engine: false,
             });
         for c in default_configs().into_iter().chain(extra) {
             let p = Params::new(&c);

@@ -24,6 +24,7 @@ pub(crate) trait TopOps {
     fn lanes(&self) -> usize;
     fn set_lane(&mut self, i: usize, b: &Beat);
     fn set_load(&mut self, table: bool, addr: u32, data: u32, we: bool, bias: u8, bias_we: bool);
+    fn set_mode(&mut self, mode: u8, we: bool);
     fn set_reset(&mut self, r: bool);
     fn settle(&mut self);
     fn edge(&mut self);
@@ -54,6 +55,14 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             s.next = bias_we;
         }
     }
+    fn set_mode(&mut self, mode: u8, we: bool) {
+        for s in &mut self.load_mode {
+            s.next = (mode as u64).into();
+        }
+        for s in &mut self.load_mode_we {
+            s.next = we;
+        }
+    }
     fn set_reset(&mut self, r: bool) {
         self.reset.next = r;
     }
@@ -76,10 +85,11 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
 }
 
 fn mk<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize>(
+    cfg: &LaneConfig,
     p: &Params,
     lanes: usize,
 ) -> Box<dyn TopOps> {
-    let mut t = Top::<C, A, W, PW, WW>::new(p, lanes);
+    let mut t = Top::<C, A, W, PW, WW>::new(cfg, p, lanes);
     t.connect_all();
     Box::new(t)
 }
@@ -90,12 +100,12 @@ pub(crate) fn build(cfg: &LaneConfig) -> Box<dyn TopOps> {
     let p = Params::new(cfg);
     let n = cfg.lanes as usize;
     match (cfg.code_bits, cfg.lut) {
-        (4, LutEntry::Hif7) => mk::<4, 5, 7, 9, 10>(&p, n),
-        (4, LutEntry::Hif8) => mk::<4, 5, 8, 9, 10>(&p, n),
-        (4, LutEntry::Fp16) => mk::<4, 5, 16, 16, 17>(&p, n),
-        (6, LutEntry::Hif7) => mk::<6, 7, 7, 9, 10>(&p, n),
-        (6, LutEntry::Hif8) => mk::<6, 7, 8, 9, 10>(&p, n),
-        (6, LutEntry::Fp16) => mk::<6, 7, 16, 16, 17>(&p, n),
+        (4, LutEntry::Hif7) => mk::<4, 5, 7, 9, 10>(cfg, &p, n),
+        (4, LutEntry::Hif8) => mk::<4, 5, 8, 9, 10>(cfg, &p, n),
+        (4, LutEntry::Fp16) => mk::<4, 5, 16, 16, 17>(cfg, &p, n),
+        (6, LutEntry::Hif7) => mk::<6, 7, 7, 9, 10>(cfg, &p, n),
+        (6, LutEntry::Hif8) => mk::<6, 7, 8, 9, 10>(cfg, &p, n),
+        (6, LutEntry::Fp16) => mk::<6, 7, 16, 16, 17>(cfg, &p, n),
         (c, _) => unreachable!("code_bits {c} passed validation"),
     }
 }
@@ -138,6 +148,7 @@ impl RtlSim {
             self.top.set_lane(i, &Beat::idle());
         }
         self.top.set_load(false, 0, 0, false, 0, false);
+        self.top.set_mode(0, false);
     }
 
     /// One clock cycle with the synchronous reset asserted (all other inputs idle).
@@ -156,6 +167,13 @@ impl RtlSim {
     pub fn load_tables(&mut self, t: &Tables) -> Result<(), HwError> {
         t.check(&self.cfg)?;
         self.idle_inputs();
+        if let Some(m) = t.mode {
+            self.top.set_mode(m.word(), true);
+            self.top.settle();
+            self.top.edge();
+            self.cycles += 1;
+            self.top.set_mode(0, false);
+        }
         for (ti, entries) in t.entries.iter().enumerate() {
             for (a, w) in entries.iter().enumerate() {
                 self.top.set_load(ti == 1, a as u32, *w, true, 0, false);

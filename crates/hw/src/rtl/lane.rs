@@ -2,11 +2,14 @@
 //! (stage 2), packer stage A (stage 3) and round/pack (stage 4). A HIF lane
 //! (`Params::normalized`) has the HIF multiplier and the normalized packer
 //! (`npack`); an FP16-LUT lane the FP16 multiplier and the general packer (`pack`).
-//! Exactly one of each pair exists (a `Vec` of length 0 or 1).
+//! Exactly one of each pair exists (a `Vec` of length 0 or 1). An engine lane
+//! (`Params::engine`) is a HIF lane whose HIF multiplier is replaced by the engine's front
+//! and multiplier (`engine`), driven by the mode register.
 
 use rust_hdl::prelude::*;
 
 use super::cb;
+use super::engine::{EngineFront, EngineMul};
 use super::mul::{Fp16Mul, HifMul, ScaleDec};
 use super::npack::{NormPackA, NormPackB};
 use super::pack::{PackA, PackB};
@@ -42,6 +45,8 @@ pub struct Lane<const C: usize, const A: usize, const W: usize, const PW: usize,
     pub load_data: Signal<In, Bits<W>>,
     /// Load port: entry write enable.
     pub load_we: Signal<In, bool>,
+    /// Mode register (engine lanes only: one element, else none).
+    pub mode: Vec<Signal<In, Bits<8>>>,
     /// Bias register of table 0 (HIF lanes only: one element, else none).
     pub bias0: Vec<Signal<In, Bits<8>>>,
     /// Bias register of table 1 (HIF lanes only).
@@ -60,7 +65,14 @@ pub struct Lane<const C: usize, const A: usize, const W: usize, const PW: usize,
     s1_neg: Reg<bool>,
     s1_szero: Vec<Reg<bool>>,
     s1_bias: Vec<Reg<Bits<8>>>,
+    efront: Vec<EngineFront<C>>,
+    s1_dneg: Vec<Reg<bool>>,
+    s1_dm: Vec<Reg<Bits<8>>>,
+    s1_de: Vec<Reg<Bits<8>>>,
+    s1_dzero: Vec<Reg<bool>>,
+    s1_islut: Vec<Reg<bool>>,
     hif: Vec<HifMul<W, PW>>,
+    emul: Vec<EngineMul<W, PW>>,
     fp: Vec<Fp16Mul<W, PW>>,
     s2_valid: RegR<bool>,
     s2_neg: Reg<bool>,
@@ -85,6 +97,7 @@ pub struct Lane<const C: usize, const A: usize, const W: usize, const PW: usize,
     s4_word: Reg<Bits<16>>,
     eff_scale: Signal<Local, Bits<8>>,
     eff_sel: Signal<Local, bool>,
+    code_eff: Signal<Local, Bits<C>>,
     raddr: Signal<Local, Bits<A>>,
     waddr: Signal<Local, Bits<A>>,
     sel_bit: Constant<Bits<A>>,
@@ -92,13 +105,20 @@ pub struct Lane<const C: usize, const A: usize, const W: usize, const PW: usize,
 
 impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize> Lane<C, A, W, PW, WW> {
     /// A lane for the configuration's parameters.
-    pub fn new(p: &Params) -> Self {
+    pub fn new(cfg: &crate::config::LaneConfig, p: &Params) -> Self {
         assert_eq!((p.code_bits as usize, p.entry_bits as usize), (C, W));
         assert_eq!(A, C + 1);
         let hif = p.hif().is_some();
         assert_eq!(hif, p.normalized, "HIF lanes are the normalized ones");
+        // `n_hif`: normalized datapath (HIF tables, fixed or engine); `n_fix`: the fixed
+        // HIF multiplier; `n_eng`: the engine's front and multiplier.
         let n_hif = usize::from(hif);
         let n_fp = 1 - n_hif;
+        let n_eng = usize::from(p.engine);
+        let n_fix = n_hif - n_eng;
+        fn regs<T: Synth>(n: usize) -> Vec<Reg<T>> {
+            (0..n).map(|_| Reg::default()).collect()
+        }
 
         Self {
             clock: Default::default(),
@@ -112,6 +132,7 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             load_addr: Default::default(),
             load_data: Default::default(),
             load_we: Default::default(),
+            mode: (0..n_eng).map(|_| Default::default()).collect(),
             bias0: (0..n_hif).map(|_| Default::default()).collect(),
             bias1: (0..n_hif).map(|_| Default::default()).collect(),
             data_out: Default::default(),
@@ -126,7 +147,14 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             s1_neg: Default::default(),
             s1_szero: (0..n_hif).map(|_| Default::default()).collect(),
             s1_bias: (0..n_hif).map(|_| Default::default()).collect(),
-            hif: (0..n_hif).map(|_| HifMul::new(p)).collect(),
+            efront: (0..n_eng).map(|_| EngineFront::new(cfg)).collect(),
+            s1_dneg: regs(n_eng),
+            s1_dm: regs(n_eng),
+            s1_de: regs(n_eng),
+            s1_dzero: regs(n_eng),
+            s1_islut: regs(n_eng),
+            hif: (0..n_fix).map(|_| HifMul::new(p)).collect(),
+            emul: (0..n_eng).map(|_| EngineMul::new(p)).collect(),
             fp: (0..n_fp).map(|_| Fp16Mul::new(p)).collect(),
             s2_valid: Default::default(),
             s2_neg: Default::default(),
@@ -151,6 +179,7 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             s4_word: Default::default(),
             eff_scale: Default::default(),
             eff_sel: Default::default(),
+            code_eff: Default::default(),
             raddr: Default::default(),
             waddr: Default::default(),
             sel_bit: cb(1u64 << C),
@@ -197,7 +226,18 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
         self.blk_scale.d.next = self.eff_scale.val();
         self.blk_sel.d.next = self.eff_sel.val();
         // Stage 1: LUT read at {sel, code}; table writes at {load_table, load_addr}.
-        self.raddr.next = bit_cast::<A, C>(self.code.val());
+        // Engine: the code masked to the mode's width addresses the table.
+        self.code_eff.next = self.code.val();
+        for i in 0..self.efront.len() {
+            self.efront[i].code.next = self.code.val();
+            self.efront[i].mode.next = self.mode[i].val();
+            self.efront[i].scale.next = self.eff_scale.val();
+            self.efront[i].usig.next = self.sdec.sig.val();
+            self.efront[i].uexp.next = self.sdec.exp.val();
+            self.efront[i].uzero.next = self.sdec.zero[i].val();
+            self.code_eff.next = self.efront[i].code_m.val();
+        }
+        self.raddr.next = bit_cast::<A, C>(self.code_eff.val());
         if self.eff_sel.val() {
             self.raddr.next = self.raddr.val() | self.sel_bit.val();
         }
@@ -218,6 +258,23 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
         for i in 0..self.s1_szero.len() {
             self.s1_szero[i].clock.next = self.clock.val();
             self.s1_szero[i].d.next = self.sdec.zero[i].val();
+        }
+        // Engine: the mode's scale decode and the direct element decode.
+        for i in 0..self.efront.len() {
+            self.s1_sig.d.next = self.efront[i].sig.val();
+            self.s1_exp.d.next = self.efront[i].exp.val();
+            self.s1_neg.d.next = self.efront[i].neg.val();
+            self.s1_szero[i].d.next = self.efront[i].szero.val();
+            self.s1_dneg[i].clock.next = self.clock.val();
+            self.s1_dm[i].clock.next = self.clock.val();
+            self.s1_de[i].clock.next = self.clock.val();
+            self.s1_dzero[i].clock.next = self.clock.val();
+            self.s1_islut[i].clock.next = self.clock.val();
+            self.s1_dneg[i].d.next = self.efront[i].dneg.val();
+            self.s1_dm[i].d.next = self.efront[i].dm.val();
+            self.s1_de[i].d.next = self.efront[i].de.val();
+            self.s1_dzero[i].d.next = self.efront[i].dzero.val();
+            self.s1_islut[i].d.next = self.efront[i].is_lut.val();
         }
         for i in 0..self.s1_bias.len() {
             self.s1_bias[i].clock.next = self.clock.val();
@@ -240,6 +297,24 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             self.s2_x.d.next = self.hif[i].x.val();
             self.s2_zero[i].clock.next = self.clock.val();
             self.s2_zero[i].d.next = self.hif[i].zero.val();
+        }
+        for i in 0..self.emul.len() {
+            self.emul[i].entry.next = self.lut.rdata.val();
+            self.emul[i].ssig.next = self.s1_sig.q.val();
+            self.emul[i].sexp.next = self.s1_exp.q.val();
+            self.emul[i].sneg.next = self.s1_neg.q.val();
+            self.emul[i].szero.next = self.s1_szero[i].q.val();
+            self.emul[i].bias.next = self.s1_bias[i].q.val();
+            self.emul[i].dneg.next = self.s1_dneg[i].q.val();
+            self.emul[i].dm.next = self.s1_dm[i].q.val();
+            self.emul[i].de.next = self.s1_de[i].q.val();
+            self.emul[i].dzero.next = self.s1_dzero[i].q.val();
+            self.emul[i].is_lut.next = self.s1_islut[i].q.val();
+            self.s2_neg.d.next = self.emul[i].neg.val();
+            self.s2_p.d.next = self.emul[i].p.val();
+            self.s2_x.d.next = self.emul[i].x.val();
+            self.s2_zero[i].clock.next = self.clock.val();
+            self.s2_zero[i].d.next = self.emul[i].zero.val();
         }
         for i in 0..self.fp.len() {
             self.fp[i].entry.next = self.lut.rdata.val();

@@ -3,6 +3,7 @@
 //! [`crate::emit`] only, so that a later move to another HDL library (rhdl) replaces
 //! this module and nothing else.
 
+pub(crate) mod engine;
 pub(crate) mod lane;
 pub(crate) mod mul;
 pub(crate) mod npack;

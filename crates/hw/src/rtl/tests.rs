@@ -21,6 +21,7 @@ fn cfg(lut: LutEntry, scale: ScaleFormat, output: Ieee16) -> LaneConfig {
         scale,
         lut,
         output,
+        engine: false,
     }
 }
 

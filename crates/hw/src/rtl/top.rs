@@ -1,5 +1,5 @@
-//! The top: `N` lanes sharing one table load port, and the two table-bias registers
-//! (HIF configurations only), shared by all lanes.
+//! The top: `N` lanes sharing one table load port, the two table-bias registers (HIF
+//! configurations only) and the mode register (engines only), shared by all lanes.
 //!
 //! The top is pure wiring. Its simulation and its Verilog are both written here by hand
 //! (rust-hdl's `hdl_gen` cannot index two arrays in one name), from the same port list.
@@ -50,6 +50,33 @@ impl Logic for BiasRegs {
     }
 }
 
+/// The engine's mode register ([`crate::mode`]), written through the load port. Like the
+/// tables and bias registers it is load-port state: the reset does not clear it.
+#[derive(LogicBlock, Default)]
+pub struct ModeReg {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// Write strobe.
+    pub we: Signal<In, bool>,
+    /// Mode word.
+    pub data: Signal<In, Bits<8>>,
+    /// The mode register.
+    pub q: Signal<Out, Bits<8>>,
+    r: Reg<Bits<8>>,
+}
+
+impl Logic for ModeReg {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.r.clock.next = self.clock.val();
+        self.r.d.next = self.r.q.val();
+        if self.we.val() {
+            self.r.d.next = self.data.val();
+        }
+        self.q.next = self.r.q.val();
+    }
+}
+
 /// The generated top (see `docs/hardware.md` for the port list).
 #[derive(LogicBlock)]
 pub struct Top<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize> {
@@ -69,6 +96,10 @@ pub struct Top<const C: usize, const A: usize, const W: usize, const PW: usize, 
     pub load_bias: Vec<Signal<In, Bits<8>>>,
     /// Load port: bias write enable (HIF only).
     pub load_bias_we: Vec<Signal<In, bool>>,
+    /// Load port: mode word (engines only).
+    pub load_mode: Vec<Signal<In, Bits<8>>>,
+    /// Load port: mode write enable (engines only).
+    pub load_mode_we: Vec<Signal<In, bool>>,
     /// Per lane: weight valid.
     pub valid_in: Vec<Signal<In, bool>>,
     /// Per lane: block start strobe.
@@ -84,6 +115,7 @@ pub struct Top<const C: usize, const A: usize, const W: usize, const PW: usize, 
     /// Per lane: output valid.
     pub valid_out: Vec<Signal<Out, bool>>,
     bias: Vec<BiasRegs>,
+    mode: Vec<ModeReg>,
     lanes: Vec<Lane<C, A, W, PW, WW>>,
 }
 
@@ -93,8 +125,9 @@ fn sigs<D: Direction, T: Synth>(n: usize) -> Vec<Signal<D, T>> {
 
 impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: usize> Top<C, A, W, PW, WW> {
     /// A top with `lanes` lanes.
-    pub fn new(p: &Params, lanes: usize) -> Self {
+    pub fn new(cfg: &crate::config::LaneConfig, p: &Params, lanes: usize) -> Self {
         let nb = usize::from(p.hif().is_some());
+        let nm = usize::from(p.engine);
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -104,6 +137,8 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             load_we: Default::default(),
             load_bias: sigs(nb),
             load_bias_we: sigs(nb),
+            load_mode: sigs(nm),
+            load_mode_we: sigs(nm),
             valid_in: sigs(lanes),
             block_start: sigs(lanes),
             scale: sigs(lanes),
@@ -112,7 +147,8 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             data_out: sigs(lanes),
             valid_out: sigs(lanes),
             bias: (0..nb).map(|_| BiasRegs::default()).collect(),
-            lanes: (0..lanes).map(|_| Lane::new(p)).collect(),
+            mode: (0..nm).map(|_| ModeReg::default()).collect(),
+            lanes: (0..lanes).map(|_| Lane::new(cfg, p)).collect(),
         }
     }
 }
@@ -125,6 +161,12 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             b.we.next = self.load_bias_we[j].val();
             b.tsel.next = self.load_table.val();
             b.data.next = self.load_bias[j].val();
+        }
+        for j in 0..self.mode.len() {
+            let m = &mut self.mode[j];
+            m.clock.next = self.clock.val();
+            m.we.next = self.load_mode_we[j].val();
+            m.data.next = self.load_mode[j].val();
         }
         for i in 0..self.lanes.len() {
             let l = &mut self.lanes[i];
@@ -143,6 +185,9 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
                 l.bias0[j].next = self.bias[j].b0.val();
                 l.bias1[j].next = self.bias[j].b1.val();
             }
+            for j in 0..l.mode.len() {
+                l.mode[j].next = self.mode[j].q.val();
+            }
             self.data_out[i].next = l.data_out.val();
             self.valid_out[i].next = l.valid_out.val();
         }
@@ -154,6 +199,11 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             b.we.connect();
             b.tsel.connect();
             b.data.connect();
+        }
+        for m in &mut self.mode {
+            m.clock.connect();
+            m.we.connect();
+            m.data.connect();
         }
         for l in &mut self.lanes {
             l.clock.connect();
@@ -167,7 +217,7 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             l.load_addr.connect();
             l.load_data.connect();
             l.load_we.connect();
-            for s in l.bias0.iter_mut().chain(l.bias1.iter_mut()) {
+            for s in l.bias0.iter_mut().chain(l.bias1.iter_mut()).chain(l.mode.iter_mut()) {
                 s.connect();
             }
         }
@@ -191,6 +241,15 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
                 writeln!(v, "   bias${j}${port} = {src};").unwrap();
             }
         }
+        for j in 0..self.mode.len() {
+            for (port, src) in [
+                ("clock", "clock".to_string()),
+                ("we", format!("load_mode_we${j}")),
+                ("data", format!("load_mode${j}")),
+            ] {
+                writeln!(v, "   mode${j}${port} = {src};").unwrap();
+            }
+        }
         for (i, l) in self.lanes.iter().enumerate() {
             for port in ["clock", "reset", "load_table", "load_addr", "load_data", "load_we"] {
                 writeln!(v, "   lanes${i}${port} = {port};").unwrap();
@@ -201,6 +260,9 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             for j in 0..l.bias0.len() {
                 writeln!(v, "   lanes${i}$bias0${j} = bias${j}$b0;").unwrap();
                 writeln!(v, "   lanes${i}$bias1${j} = bias${j}$b1;").unwrap();
+            }
+            for j in 0..l.mode.len() {
+                writeln!(v, "   lanes${i}$mode${j} = mode${j}$q;").unwrap();
             }
             for port in ["data_out", "valid_out"] {
                 writeln!(v, "   {port}${i} = lanes${i}${port};").unwrap();

@@ -421,8 +421,15 @@ impl Harness {
     pub fn load_tables(&mut self, t: &Tables) -> Result<(), CosimError> {
         t.check(&self.cfg)?;
         self.last_sync = self.dut.cycle();
-        for op in load_ops(&self.cfg, t) {
+        let ops = load_ops(&self.cfg, t);
+        let n = ops.len() as u64;
+        for op in ops {
             self.load_cycle(op);
+        }
+        // The golden model switches once every weight issued before the load has come out:
+        // a load shorter than the pipeline (an engine's mode write alone) waits for it.
+        if n < LAT {
+            self.idle(LAT - n);
         }
         self.prod = ProductTable::new(&self.cfg, t);
         for lm in &mut self.lanes {

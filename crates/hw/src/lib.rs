@@ -8,6 +8,8 @@
 //! - [`sim`]: rust-hdl simulation of a top ([`sim::RtlSim`]) and of the combinational
 //!   datapath ([`sim::Datapath`]).
 //! - [`mod@emit`]: Verilog files ([`emit()`], [`emit_all()`]).
+//! - [`sparse`]: golden model of the sparse correction unit ([`sparse::correct`]) that
+//!   applies outliers and residuals to lane output words.
 //!
 //! The hardware description itself (module `rtl`, private) is the only code that
 //! touches rust-hdl's block types; see `docs/hardware.md` for the datapath.
@@ -20,6 +22,7 @@ pub mod model;
 pub mod params;
 mod rtl;
 pub mod sim;
+pub mod sparse;
 
 use std::path::PathBuf;
 

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 pub use config::{default_configs, LaneConfig};
 pub use emit::{emit, emit_all};
 pub use model::{decode_word, run_lane, Beat, Tables};
-pub use params::LATENCY;
+pub use params::{CORR_LATENCY, LATENCY};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

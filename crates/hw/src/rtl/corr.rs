@@ -825,6 +825,44 @@ mod tests {
         }
     }
 
+    /// Yosys synthesizes the unit without latches (skipped, loudly, without yosys).
+    #[test]
+    fn corr_unit_synthesizes_without_latches() {
+        let ok = std::process::Command::new("yosys")
+            .arg("-V")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("\n*** SKIPPED corr_unit_synthesizes_without_latches: `yosys` is not installed ***\n");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("sop-corr-synth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Ieee16::Fp16;
+        let name = crate::emit::corr_unit_name(out);
+        let f = dir.join(format!("{name}.v"));
+        std::fs::write(&f, crate::emit::corr_unit_verilog(out)).unwrap();
+        let script = format!(
+            "read_verilog {}; synth -top {name}; check -assert; select -assert-none t:$_DLATCH* t:$dlatch* t:$_SR_* t:$sr",
+            f.display()
+        );
+        let o = std::process::Command::new("yosys")
+            .args(["-q", "-p", &script])
+            .output()
+            .expect("run yosys");
+        let msg = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.status.success() && !msg.contains("Latch inferred"),
+            "yosys on {name}:\n{msg}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// The Verilog of the unit is clean under `verilator --lint-only -Wall` with the
     /// project's waivers (`rtl-out/verilator.vlt`).
     #[test]

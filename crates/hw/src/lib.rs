@@ -9,6 +9,8 @@
 //! - [`sim`]: rust-hdl simulation of a top ([`sim::RtlSim`]) and of the combinational
 //!   datapath ([`sim::Datapath`]).
 //! - [`mod@emit`]: Verilog files ([`emit()`], [`emit_all()`]).
+//! - [`sparse`]: golden model of the sparse correction unit ([`sparse::correct`]) that
+//!   applies outliers and residuals to lane output words.
 //!
 //! The hardware description itself (module `rtl`, private) is the only code that
 //! touches rust-hdl's block types; see `docs/hardware.md` for the datapath.
@@ -22,13 +24,14 @@ pub mod model;
 pub mod params;
 mod rtl;
 pub mod sim;
+pub mod sparse;
 
 use std::path::PathBuf;
 
 pub use config::{default_configs, LaneConfig};
 pub use emit::{emit, emit_all};
 pub use model::{decode_word, run_lane, Beat, Tables};
-pub use params::LATENCY;
+pub use params::{CORR_LATENCY, LATENCY};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

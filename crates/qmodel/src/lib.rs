@@ -18,8 +18,13 @@ use sop_formats::{Element, LutEntry, OperatingPoint};
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::{decode_entry, Lut, QuantizedLayer, SparseEntry};
 
-/// Value of the `format` metadata key.
-pub const FORMAT: &str = "sop-quantized/1";
+/// Value of the `format` metadata key: the format name and its version. Version 2 stores
+/// sparse entries (outliers, residuals) in the lane-output domain, before the tensor scale
+/// (`sop_quantize::sparse`); version 1 stored them in the final domain and is refused.
+pub const FORMAT: &str = "sop-quantized/2";
+/// The `format` value without its version: a file whose `format` starts with this but is not
+/// [`FORMAT`] is another version of this format.
+const FORMAT_NAME: &str = "sop-quantized/";
 /// File name inside the output directory.
 pub const MODEL_FILE: &str = "model.sop.safetensors";
 
@@ -158,8 +163,14 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
     let ctx = || format!("{}: not a SOP quantized model", path.display());
     let (_, md) = SafeTensors::read_metadata(bytes).with_context(ctx)?;
     let metadata = md.metadata().clone().unwrap_or_default();
-    if metadata.get("format").map(String::as_str) != Some(FORMAT) {
-        bail!("{}: metadata key `format` is not `{FORMAT}`", path.display());
+    match metadata.get("format").map(String::as_str) {
+        Some(FORMAT) => {}
+        Some(other) if other.starts_with(FORMAT_NAME) => bail!(
+            "{}: metadata key `format` is not `{FORMAT}`: the file is `{other}`, another format \
+             version (quantize the model again with this `sop quantize`)",
+            path.display()
+        ),
+        _ => bail!("{}: metadata key `format` is not `{FORMAT}`", path.display()),
     }
     let st = SafeTensors::deserialize(bytes).with_context(ctx)?;
     let metas: Vec<LayerMeta> =
@@ -254,8 +265,26 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
                     w[1].index, w[0].index
                 )));
             }
+            if let Some(e) = v.iter().find(|e| !e.is_finite()) {
+                return Err(bad(format!(
+                    "{s}: index {} has the non-finite value 0x{:04x} (bf16 exponent all ones)",
+                    e.index, e.bf16
+                )));
+            }
             Ok(v)
         };
+        let outliers = sparse("outliers")?;
+        let residuals = sparse("residuals")?;
+        // Both are sorted (checked above): a residual never sits at an outlier position.
+        if let Some(e) = residuals
+            .iter()
+            .find(|e| outliers.binary_search_by_key(&e.index, |o| o.index).is_ok())
+        {
+            return Err(bad(format!(
+                "residuals: index {} is also an outlier: a residual never sits at an outlier position",
+                e.index
+            )));
+        }
         let l = QuantizedLayer {
             name: m.name.clone(),
             rows: m.rows,
@@ -266,8 +295,8 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
             scale_codes,
             tables,
             tensor_scale: f32::from_le_bytes([ts[0], ts[1], ts[2], ts[3]]),
-            outliers: sparse("outliers")?,
-            residuals: sparse("residuals")?,
+            outliers,
+            residuals,
         };
         ensure!(
             l.bits() == m.bits,

@@ -130,6 +130,85 @@ fn sparse_entries_must_be_sorted_and_unique() {
 }
 
 #[test]
+fn sparse_values_must_be_finite() {
+    let bytes = valid("E2M3sUE4M4b32+O1%+R1%");
+    for which in ["outliers", "residuals"] {
+        // +inf, -inf, a quiet NaN and a NaN with a payload: every bf16 with exponent all ones.
+        for bits in [0x7f80u16, 0xff80, 0x7fc0, 0xff81] {
+            let bad = rewrite(
+                &bytes,
+                |_| {},
+                |name, data| {
+                    if name.ends_with(which) {
+                        data[4..6].copy_from_slice(&bits.to_le_bytes());
+                    }
+                },
+            );
+            assert_refused(&bad, &format!("{which}: index "));
+            assert_refused(&bad, &format!("non-finite value 0x{bits:04x}"));
+        }
+    }
+}
+
+#[test]
+fn residuals_must_not_sit_at_outlier_positions() {
+    let bytes = valid("E2M3sUE4M4b32+O2%+R2%");
+    let ok = sop_qmodel::from_bytes(&bytes, Path::new("ok")).unwrap();
+    let (l, _) = &ok.layers[0];
+    assert!(!l.outliers.is_empty() && !l.residuals.is_empty());
+    // Move residual entry 0 onto outlier entry 0's position, keeping the residuals sorted.
+    let o = l.outliers[0].index;
+    let (i, _) = l
+        .residuals
+        .iter()
+        .enumerate()
+        .find(|(i, e)| {
+            e.index != o
+                && (*i == 0 || l.residuals[i - 1].index < o)
+                && l.residuals.get(i + 1).is_none_or(|n| o < n.index)
+        })
+        .expect("a residual slot that keeps the order");
+    let bad = rewrite(
+        &bytes,
+        |_| {},
+        |name, data| {
+            if name.ends_with("residuals") {
+                data[6 * i..6 * i + 4].copy_from_slice(&o.to_le_bytes());
+            }
+        },
+    );
+    assert_refused(&bad, "layer `l.weight`: residuals: index ");
+    assert_refused(&bad, &format!("index {o} is also an outlier"));
+}
+
+#[test]
+fn other_format_versions_are_refused() {
+    let bytes = valid("E2M3sUE4M4b32+O1%+R1%");
+    for (format, needle) in [
+        (
+            "sop-quantized/1",
+            "the file is `sop-quantized/1`, another format version",
+        ),
+        ("sop-quantized/3", "another format version"),
+        ("pt", "metadata key `format` is not `sop-quantized/2`"),
+    ] {
+        let (_, md) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut metadata = md.metadata().clone().unwrap();
+        metadata.insert("format".into(), format.into());
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let views: Vec<(String, TensorView<'_>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| (n, TensorView::new(v.dtype(), v.shape().to_vec(), v.data()).unwrap()))
+            .collect();
+        let bad = safetensors::serialize(views, Some(metadata)).unwrap();
+        assert_refused(&bad, "metadata key `format` is not `sop-quantized/2`");
+        assert_refused(&bad, needle);
+    }
+    assert_eq!(sop_qmodel::FORMAT, "sop-quantized/2");
+}
+
+#[test]
 fn shapes_that_overflow_or_are_empty_are_refused() {
     let bytes = valid("E2M3sUE4M4");
     for (rows, cols) in [(u64::MAX, 2u64), (1 << 40, 1 << 40), (4, 0), (0, 40)] {

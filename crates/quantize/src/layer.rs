@@ -92,7 +92,9 @@ pub fn decode_entry(entry: LutEntry, bias: i32, word: u16) -> f32 {
 /// `w_hat = tensor_scale * (level * block_scale)`, where `level` is the decoded element
 /// (minifloat value or LUT entry) and `level * block_scale` is the exact product the decode
 /// lane computes before its output rounding. For `-POT` points there are no blocks:
-/// `w_hat = tensor_scale * level` with `tensor_scale = 2^k`.
+/// `w_hat = tensor_scale * level` with `tensor_scale = 2^k`. Sparse entries (outliers,
+/// residuals) hold values in the lane-output domain, before the tensor scale (see
+/// [`crate::sparse`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuantizedLayer {
     /// Name of the source tensor.
@@ -123,11 +125,14 @@ pub struct QuantizedLayer {
     pub tensor_scale: f32,
     /// Outliers extracted before block scaling (see [`crate::sparse`]), ascending flat index:
     /// the dense codes at these positions quantize 0 and the reconstruction is replaced by
-    /// the stored bf16 value. Empty unless requested. [`SPARSE_ENTRY_BITS`] bits each.
+    /// `tensor_scale * v`, `v = bf16(w / tensor_scale)` the stored value (lane-output
+    /// domain). Empty unless requested. [`SPARSE_ENTRY_BITS`] bits each.
     #[serde(default)]
     pub outliers: Vec<SparseEntry>,
-    /// Sparse residual corrections after quantization, ascending flat index: the bf16 value is
-    /// added to the reconstruction. Empty unless requested. [`SPARSE_ENTRY_BITS`] bits each.
+    /// Sparse residual corrections after quantization, ascending flat index, never at an
+    /// outlier position: the stored value `r = bf16(w / tensor_scale - p)` (lane-output
+    /// domain, `p` = [`Self::product`]) makes the reconstruction `tensor_scale * f32(p + r)`.
+    /// Empty unless requested. [`SPARSE_ENTRY_BITS`] bits each.
     #[serde(default)]
     pub residuals: Vec<SparseEntry>,
 }
@@ -135,19 +140,27 @@ pub struct QuantizedLayer {
 /// Stored bits of one sparse entry: a 32-bit flat index and a bf16 value.
 pub const SPARSE_ENTRY_BITS: u64 = 48;
 
-/// One sparse entry: a flat (row-major) weight index and a bf16 value (bit pattern).
+/// One sparse entry: a flat (row-major) weight index and a bf16 value (bit pattern). The
+/// value is in the lane-output domain: the units of [`QuantizedLayer::product`], before the
+/// layer's tensor scale (an outlier's weight over the tensor scale, or a residual's correction
+/// to the product; see [`crate::sparse`]). Finite in every layer this crate writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SparseEntry {
     /// Row-major flat index, `r * cols + c`.
     pub index: u32,
-    /// The value as a bfloat16 bit pattern.
+    /// The value (lane-output domain) as a bfloat16 bit pattern.
     pub bf16: u16,
 }
 
 impl SparseEntry {
-    /// The value as f32 (exact).
+    /// The stored value as f32 (exact), in the lane-output domain (before the tensor scale).
     pub fn value(&self) -> f32 {
         f32::from_bits(u32::from(self.bf16) << 16)
+    }
+
+    /// Whether the value is finite (the bf16 exponent field is not all ones).
+    pub fn is_finite(&self) -> bool {
+        self.bf16 & 0x7f80 != 0x7f80
     }
 }
 
@@ -251,8 +264,13 @@ impl QuantizedLayer {
     }
 
     /// Reconstructed weights, row-major: `tensor_scale * (level * block_scale)` in f32, the
-    /// inner product exact (see [`Self::product`]) and the outer one rounded to nearest even;
-    /// then outliers replace their positions and residuals are added (f32, RNE).
+    /// inner product exact (see [`Self::product`]) and the outer one rounded to nearest even.
+    /// Sparse entries hold lane-output values (before the tensor scale `t`): an outlier `v`
+    /// makes its position `t * v`; a residual `r` makes its position `t * f32(p + r)` with
+    /// `p` = [`Self::product`] (the sum rounded to f32, then the product with `t`, both RNE;
+    /// the hardware's correction unit rounds `p + r` in its output format instead). Files
+    /// never hold a residual at an outlier position (the reader refuses it); if one did, the
+    /// residual would override the outlier.
     /// Deterministic and independent of the thread count.
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0.0f32; self.rows * self.cols];
@@ -281,10 +299,11 @@ impl QuantizedLayer {
             }
         });
         for o in &self.outliers {
-            out[o.index as usize] = o.value();
+            out[o.index as usize] = t * o.value();
         }
         for e in &self.residuals {
-            out[e.index as usize] += e.value();
+            let i = e.index as usize;
+            out[i] = t * (self.product(i / cols, i % cols) + e.value());
         }
         out
     }

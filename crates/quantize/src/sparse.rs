@@ -3,16 +3,30 @@
 //! ([`SPARSE_ENTRY_BITS`](crate::SPARSE_ENTRY_BITS) = 48 bits, counted in
 //! [`QuantizedLayer::bits`]).
 //!
+//! Stored values live in the **lane-output domain**: the domain of the decode lane's output
+//! word `p = level * block_scale` ([`QuantizedLayer::product`]; `p = level` for `-POT`),
+//! *before* the layer's tensor scale `t` (which the MAC array or `sop export` applies
+//! downstream). A correction unit behind the lane can then apply an entry without knowing `t`:
+//! with a non-power-of-two `t`, a value stored in the final domain (`bf16(w)`) divided by `t`
+//! is no longer a bf16 value.
+//!
 //! * **Outliers** (`+O<p>%`): before block scaling, the `round(p/100 * n)` weights of largest
 //!   magnitude (ties: lower flat index first) are removed from the dense tensor (set to 0, so
-//!   they no longer stretch their block's scale) and stored as `bf16(w)` (round to nearest
-//!   even); the reconstruction at those positions is that value.
+//!   they no longer stretch their block's scale) and stored as `v = bf16(w / t)`, the quotient
+//!   formed in f64 and rounded once to bf16 (round to nearest even; a quotient beyond bf16's
+//!   range saturates to its largest finite value). The reconstruction at those positions is
+//!   `t * v` (f32, RNE). With `t = 1` this is `bf16(w)`.
 //! * **Residuals** (`+R<p>%`): after quantization (and outlier replacement), the
 //!   `round(p/100 * n)` weights with the largest activation-weighted squared error
-//!   `a_j (w - w_hat)^2` (ties: lower flat index) get a correction `bf16(w - w_hat)` that is
-//!   added to the reconstruction.
+//!   `a_j (w - w_hat)^2` (ties: lower flat index), **outlier positions excluded** (an outlier
+//!   already holds its weight to bf16 precision; when fewer candidates remain, fewer residuals
+//!   are stored and counted), get a correction `r = bf16(w / t - p)`, the difference formed in
+//!   f64 and rounded once to bf16 (saturating like outliers). The reconstruction there is
+//!   `t * f32(p + r)`: the sum rounded to f32 (RNE), then times `t` (RNE). The hardware's
+//!   correction unit instead rounds `o + r` (its output word plus the residual) in its output
+//!   format (FP16/BF16); that rule belongs to the golden model (`sop_hw::model`).
 //!
-//! The decode hardware is unchanged: it decodes the dense part; the sparse entries are a
+//! The committed decode hardware decodes the dense part only; the sparse entries are a
 //! separate scatter applied afterwards. Co-simulation covers the dense part only.
 
 use std::fmt;
@@ -114,12 +128,61 @@ pub fn to_bf16(x: f32) -> u16 {
     (b.wrapping_add(round) >> 16) as u16
 }
 
-/// Indices of the `k` largest `score`s (ties: lower index first), ascending.
-fn top_k(score: &[f64], k: usize) -> Vec<u32> {
+/// The largest finite bf16 magnitude, as a bit pattern (`0x7f7f`, about 3.39e38).
+pub const BF16_MAX_BITS: u16 = 0x7f7f;
+
+/// f64 to bf16 bits, rounded **once** to nearest even; a value beyond bf16's finite range
+/// (including infinities) saturates to `+-`[`BF16_MAX_BITS`]; NaN gives a NaN pattern.
+///
+/// Method: round to odd into f32 (24 significant bits, at least 2 more than bf16's 8), then
+/// round to nearest even into bf16; rounding to odd first makes the two roundings equal to a
+/// single one (the usual double-rounding argument, which also holds in the subnormal range
+/// because f32 and bf16 share their exponent range).
+pub fn f64_to_bf16(x: f64) -> u16 {
+    if x.is_nan() {
+        return 0x7fc0;
+    }
+    let f = x as f32; // RNE
+    let f = if f.is_finite() && f64::from(f) != x && f.to_bits() & 1 == 0 {
+        // Inexact and RNE chose the even neighbour: round to odd takes the other neighbour
+        // of x (one step towards x in magnitude, same sign).
+        let towards_zero = f64::from(f).abs() > x.abs();
+        f32::from_bits(if towards_zero { f.to_bits() - 1 } else { f.to_bits() + 1 })
+    } else {
+        f
+    };
+    let b = to_bf16(f);
+    if b & 0x7fff >= 0x7f80 {
+        (b & 0x8000) | BF16_MAX_BITS
+    } else {
+        b
+    }
+}
+
+/// The stored outlier value `bf16(w / t)` (lane-output domain, module docs).
+pub fn outlier_value(w: f32, t: f32) -> u16 {
+    f64_to_bf16(f64::from(w) / f64::from(t))
+}
+
+/// The stored residual value `bf16(w / t - p)` for a weight `w`, tensor scale `t` and lane
+/// product `p` (module docs).
+pub fn residual_value(w: f32, t: f32, p: f32) -> u16 {
+    f64_to_bf16(f64::from(w) / f64::from(t) - f64::from(p))
+}
+
+/// Indices of the `k` largest `score`s (ties: lower index first), ascending, among the
+/// positions not listed in `exclude`; fewer when fewer candidates remain.
+fn top_k(score: &[f64], k: usize, exclude: &[u32]) -> Vec<u32> {
     if k == 0 {
         return Vec::new();
     }
-    let mut idx: Vec<u32> = (0..score.len() as u32).collect();
+    let mut candidate = vec![true; score.len()];
+    for &e in exclude {
+        if let Some(c) = candidate.get_mut(e as usize) {
+            *c = false;
+        }
+    }
+    let mut idx: Vec<u32> = (0..score.len() as u32).filter(|&i| candidate[i as usize]).collect();
     let cmp = |a: &u32, b: &u32| score[*b as usize].total_cmp(&score[*a as usize]).then(a.cmp(b));
     if k < idx.len() {
         idx.select_nth_unstable_by(k - 1, cmp);
@@ -153,17 +216,18 @@ pub fn quantize_option(
             });
         }
         let mag: Vec<f64> = w.data.iter().map(|v| f64::from(v.abs())).collect();
-        let idx = top_k(&mag, ko);
+        let idx = top_k(&mag, ko, &[]);
         let mut data = w.data.to_vec();
         for &i in &idx {
             data[i as usize] = 0.0;
         }
         let mut ql = q.quantize(LayerRef { data: &data, ..w }, a)?;
+        let t = ql.tensor_scale;
         ql.outliers = idx
             .iter()
             .map(|&i| SparseEntry {
                 index: i,
-                bf16: to_bf16(w.data[i as usize]),
+                bf16: outlier_value(w.data[i as usize], t),
             })
             .collect();
         ql
@@ -174,8 +238,9 @@ pub fn quantize_option(
     Ok(ql)
 }
 
-/// Replaces `ql`'s residuals by the top `pct` percent by activation-weighted squared error of
-/// its reconstruction against `w` (module docs).
+/// Replaces `ql`'s residuals by the top `pct` percent (of all weights) by activation-weighted
+/// squared error of its reconstruction against `w`, never at an outlier position, with values
+/// in the lane-output domain (module docs).
 pub fn add_residuals(ql: &mut QuantizedLayer, w: &[f32], a: Option<&[f32]>, pct: f64) {
     ql.residuals.clear();
     let k = count_for(pct, w.len());
@@ -193,11 +258,16 @@ pub fn add_residuals(ql: &mut QuantizedLayer, w: &[f32], a: Option<&[f32]>, pct:
             a.map_or(1.0, |a| f64::from(a[i % cols])) * e * e
         })
         .collect();
-    ql.residuals = top_k(&score, k)
+    let outliers: Vec<u32> = ql.outliers.iter().map(|o| o.index).collect();
+    let t = ql.tensor_scale;
+    ql.residuals = top_k(&score, k, &outliers)
         .into_iter()
-        .map(|i| SparseEntry {
-            index: i,
-            bf16: to_bf16(w[i as usize] - hat[i as usize]),
+        .map(|i| {
+            let (r, c) = (i as usize / cols, i as usize % cols);
+            SparseEntry {
+                index: i,
+                bf16: residual_value(w[i as usize], t, ql.product(r, c)),
+            }
         })
         .collect();
 }
@@ -235,7 +305,13 @@ mod tests {
         let s = quantize_option(&q, &opt, w, None).unwrap();
         assert_eq!(s.outliers.len(), 4);
         assert_eq!(s.residuals.len(), 41);
-        assert!(s.outliers.iter().any(|o| o.index == 5 && o.value() == 40.0));
+        // Stored over the tensor scale; t * v reproduces 40 to bf16 precision.
+        let t = s.tensor_scale;
+        assert_ne!(t.log2().fract(), 0.0, "a non-power-of-two tensor scale");
+        let o = s.outliers.iter().find(|o| o.index == 5).unwrap();
+        assert_eq!(o.bf16, outlier_value(40.0, t));
+        assert!((t * o.value() - 40.0).abs() <= 40.0 / 256.0);
+        assert_eq!(s.dequantize()[5], t * o.value());
         assert_eq!(s.bits(), base.bits() + 45 * 48);
         let e = |h: &[f32]| d.iter().zip(h).map(|(x, y)| f64::from(x - y).powi(2)).sum::<f64>();
         assert!(e(&s.dequantize()) < e(&base.dequantize()));

@@ -9,7 +9,7 @@
 //   scale     = UE4M4 (unsigned, 4 exponent bits bias 7, 4 mantissa bits, subnormals)
 //   lut       = HIF8 (8-bit word s|e[2:0]|c[3:0], per-table 8-bit bias register; shift-add multiplier)
 //   output    = FP16 (round to nearest even, overflow saturates to max finite, zero product gives +0)
-//   latency   = 4 cycles from valid_in to valid_out, one weight per cycle per lane
+//   latency   = 6 cycles from valid_in to valid_out, one weight per cycle per lane
 //   internal  = product 9 bits, exponent offset 150, packer offset 135, packer width 10
 //
 // Ports:
@@ -43,18 +43,38 @@
 //   input  [5:0]  code_1           lane 1: weight code
 //   input  [5:0]  code_2           lane 2: weight code
 //   input  [5:0]  code_3           lane 3: weight code
+//   input         sp_valid_0       lane 0: sparse stream: an entry is presented
+//   input         sp_valid_1       lane 1: sparse stream: an entry is presented
+//   input         sp_valid_2       lane 2: sparse stream: an entry is presented
+//   input         sp_valid_3       lane 3: sparse stream: an entry is presented
+//   input  [31:0] sp_pos_0         lane 0: sparse stream: the entry's position (the lane's words since reset, from 0)
+//   input  [31:0] sp_pos_1         lane 1: sparse stream: the entry's position (the lane's words since reset, from 0)
+//   input  [31:0] sp_pos_2         lane 2: sparse stream: the entry's position (the lane's words since reset, from 0)
+//   input  [31:0] sp_pos_3         lane 3: sparse stream: the entry's position (the lane's words since reset, from 0)
+//   input         sp_outlier_0     lane 0: sparse stream: 1 outlier (replaces the word), 0 residual (added, one rounding)
+//   input         sp_outlier_1     lane 1: sparse stream: 1 outlier (replaces the word), 0 residual (added, one rounding)
+//   input         sp_outlier_2     lane 2: sparse stream: 1 outlier (replaces the word), 0 residual (added, one rounding)
+//   input         sp_outlier_3     lane 3: sparse stream: 1 outlier (replaces the word), 0 residual (added, one rounding)
+//   input  [15:0] sp_value_0       lane 0: sparse stream: the entry's BF16 value
+//   input  [15:0] sp_value_1       lane 1: sparse stream: the entry's BF16 value
+//   input  [15:0] sp_value_2       lane 2: sparse stream: the entry's BF16 value
+//   input  [15:0] sp_value_3       lane 3: sparse stream: the entry's BF16 value
+//   output        sp_ready_0       lane 0: sparse stream: the entry is taken at this edge (sorted, unique positions)
+//   output        sp_ready_1       lane 1: sparse stream: the entry is taken at this edge (sorted, unique positions)
+//   output        sp_ready_2       lane 2: sparse stream: the entry is taken at this edge (sorted, unique positions)
+//   output        sp_ready_3       lane 3: sparse stream: the entry is taken at this edge (sorted, unique positions)
 //   output [15:0] data_out_0       lane 0: FP16 output word
 //   output [15:0] data_out_1       lane 1: FP16 output word
 //   output [15:0] data_out_2       lane 2: FP16 output word
 //   output [15:0] data_out_3       lane 3: FP16 output word
-//   output        valid_out_0      lane 0: data_out is valid (4 cycles after valid_in)
-//   output        valid_out_1      lane 1: data_out is valid (4 cycles after valid_in)
-//   output        valid_out_2      lane 2: data_out is valid (4 cycles after valid_in)
-//   output        valid_out_3      lane 3: data_out is valid (4 cycles after valid_in)
+//   output        valid_out_0      lane 0: data_out is valid (6 cycles after valid_in)
+//   output        valid_out_1      lane 1: data_out is valid (6 cycles after valid_in)
+//   output        valid_out_2      lane 2: data_out is valid (6 cycles after valid_in)
+//   output        valid_out_3      lane 3: data_out is valid (6 cycles after valid_in)
 //
 // Lint waivers (Verilator): rtl-out/verilator.vlt.
 
-module sop_engine_hif8_fp16(clock,reset,load_table,load_addr,load_data,load_we,load_bias,load_bias_we,load_mode,load_mode_we,valid_in_0,valid_in_1,valid_in_2,valid_in_3,block_start_0,block_start_1,block_start_2,block_start_3,scale_0,scale_1,scale_2,scale_3,sel_0,sel_1,sel_2,sel_3,code_0,code_1,code_2,code_3,data_out_0,data_out_1,data_out_2,data_out_3,valid_out_0,valid_out_1,valid_out_2,valid_out_3);
+module sop_engine_hif8_fp16(clock,reset,load_table,load_addr,load_data,load_we,load_bias,load_bias_we,load_mode,load_mode_we,valid_in_0,valid_in_1,valid_in_2,valid_in_3,block_start_0,block_start_1,block_start_2,block_start_3,scale_0,scale_1,scale_2,scale_3,sel_0,sel_1,sel_2,sel_3,code_0,code_1,code_2,code_3,sp_valid_0,sp_valid_1,sp_valid_2,sp_valid_3,sp_pos_0,sp_pos_1,sp_pos_2,sp_pos_3,sp_outlier_0,sp_outlier_1,sp_outlier_2,sp_outlier_3,sp_value_0,sp_value_1,sp_value_2,sp_value_3,sp_ready_0,sp_ready_1,sp_ready_2,sp_ready_3,data_out_0,data_out_1,data_out_2,data_out_3,valid_out_0,valid_out_1,valid_out_2,valid_out_3);
 
     // Module arguments
     input wire  clock;
@@ -87,6 +107,26 @@ module sop_engine_hif8_fp16(clock,reset,load_table,load_addr,load_data,load_we,l
     input wire  [5:0] code_1;
     input wire  [5:0] code_2;
     input wire  [5:0] code_3;
+    input wire  sp_valid_0;
+    input wire  sp_valid_1;
+    input wire  sp_valid_2;
+    input wire  sp_valid_3;
+    input wire  [31:0] sp_pos_0;
+    input wire  [31:0] sp_pos_1;
+    input wire  [31:0] sp_pos_2;
+    input wire  [31:0] sp_pos_3;
+    input wire  sp_outlier_0;
+    input wire  sp_outlier_1;
+    input wire  sp_outlier_2;
+    input wire  sp_outlier_3;
+    input wire  [15:0] sp_value_0;
+    input wire  [15:0] sp_value_1;
+    input wire  [15:0] sp_value_2;
+    input wire  [15:0] sp_value_3;
+    output reg  sp_ready_0;
+    output reg  sp_ready_1;
+    output reg  sp_ready_2;
+    output reg  sp_ready_3;
     output reg  [15:0] data_out_0;
     output reg  [15:0] data_out_1;
     output reg  [15:0] data_out_2;
@@ -171,6 +211,50 @@ module sop_engine_hif8_fp16(clock,reset,load_table,load_addr,load_data,load_we,l
     reg  [7:0] lanes$3$bias1$0;
     wire  [15:0] lanes$3$data_out;
     wire  lanes$3$valid_out;
+    reg  corr$0$clock;
+    reg  corr$0$reset;
+    reg  corr$0$in_valid;
+    reg  [15:0] corr$0$in_word;
+    reg  corr$0$sp_valid;
+    reg  [31:0] corr$0$sp_pos;
+    reg  corr$0$sp_outlier;
+    reg  [15:0] corr$0$sp_value;
+    wire  corr$0$sp_ready;
+    wire  corr$0$out_valid;
+    wire  [15:0] corr$0$out_word;
+    reg  corr$1$clock;
+    reg  corr$1$reset;
+    reg  corr$1$in_valid;
+    reg  [15:0] corr$1$in_word;
+    reg  corr$1$sp_valid;
+    reg  [31:0] corr$1$sp_pos;
+    reg  corr$1$sp_outlier;
+    reg  [15:0] corr$1$sp_value;
+    wire  corr$1$sp_ready;
+    wire  corr$1$out_valid;
+    wire  [15:0] corr$1$out_word;
+    reg  corr$2$clock;
+    reg  corr$2$reset;
+    reg  corr$2$in_valid;
+    reg  [15:0] corr$2$in_word;
+    reg  corr$2$sp_valid;
+    reg  [31:0] corr$2$sp_pos;
+    reg  corr$2$sp_outlier;
+    reg  [15:0] corr$2$sp_value;
+    wire  corr$2$sp_ready;
+    wire  corr$2$out_valid;
+    wire  [15:0] corr$2$out_word;
+    reg  corr$3$clock;
+    reg  corr$3$reset;
+    reg  corr$3$in_valid;
+    reg  [15:0] corr$3$in_word;
+    reg  corr$3$sp_valid;
+    reg  [31:0] corr$3$sp_pos;
+    reg  corr$3$sp_outlier;
+    reg  [15:0] corr$3$sp_value;
+    wire  corr$3$sp_ready;
+    wire  corr$3$out_valid;
+    wire  [15:0] corr$3$out_word;
 
     // Sub module instances
     sop_engine_hif8_fp16$bias$0 bias$0(
@@ -259,6 +343,58 @@ module sop_engine_hif8_fp16(clock,reset,load_table,load_addr,load_data,load_we,l
         .data_out(lanes$3$data_out),
         .valid_out(lanes$3$valid_out)
     );
+    sop_engine_hif8_fp16$corr$0 corr$0(
+        .clock(corr$0$clock),
+        .reset(corr$0$reset),
+        .in_valid(corr$0$in_valid),
+        .in_word(corr$0$in_word),
+        .sp_valid(corr$0$sp_valid),
+        .sp_pos(corr$0$sp_pos),
+        .sp_outlier(corr$0$sp_outlier),
+        .sp_value(corr$0$sp_value),
+        .sp_ready(corr$0$sp_ready),
+        .out_valid(corr$0$out_valid),
+        .out_word(corr$0$out_word)
+    );
+    sop_engine_hif8_fp16$corr$1 corr$1(
+        .clock(corr$1$clock),
+        .reset(corr$1$reset),
+        .in_valid(corr$1$in_valid),
+        .in_word(corr$1$in_word),
+        .sp_valid(corr$1$sp_valid),
+        .sp_pos(corr$1$sp_pos),
+        .sp_outlier(corr$1$sp_outlier),
+        .sp_value(corr$1$sp_value),
+        .sp_ready(corr$1$sp_ready),
+        .out_valid(corr$1$out_valid),
+        .out_word(corr$1$out_word)
+    );
+    sop_engine_hif8_fp16$corr$2 corr$2(
+        .clock(corr$2$clock),
+        .reset(corr$2$reset),
+        .in_valid(corr$2$in_valid),
+        .in_word(corr$2$in_word),
+        .sp_valid(corr$2$sp_valid),
+        .sp_pos(corr$2$sp_pos),
+        .sp_outlier(corr$2$sp_outlier),
+        .sp_value(corr$2$sp_value),
+        .sp_ready(corr$2$sp_ready),
+        .out_valid(corr$2$out_valid),
+        .out_word(corr$2$out_word)
+    );
+    sop_engine_hif8_fp16$corr$3 corr$3(
+        .clock(corr$3$clock),
+        .reset(corr$3$reset),
+        .in_valid(corr$3$in_valid),
+        .in_word(corr$3$in_word),
+        .sp_valid(corr$3$sp_valid),
+        .sp_pos(corr$3$sp_pos),
+        .sp_outlier(corr$3$sp_outlier),
+        .sp_value(corr$3$sp_value),
+        .sp_ready(corr$3$sp_ready),
+        .out_valid(corr$3$out_valid),
+        .out_word(corr$3$out_word)
+    );
 
     // Update code (custom)
     always @(*) begin
@@ -283,8 +419,6 @@ module sop_engine_hif8_fp16(clock,reset,load_table,load_addr,load_data,load_we,l
        lanes$0$bias0$0 = bias$0$b0;
        lanes$0$bias1$0 = bias$0$b1;
        lanes$0$mode$0 = mode$0$q;
-       data_out_0 = lanes$0$data_out;
-       valid_out_0 = lanes$0$valid_out;
        lanes$1$clock = clock;
        lanes$1$reset = reset;
        lanes$1$load_table = load_table;
@@ -299,8 +433,6 @@ module sop_engine_hif8_fp16(clock,reset,load_table,load_addr,load_data,load_we,l
        lanes$1$bias0$0 = bias$0$b0;
        lanes$1$bias1$0 = bias$0$b1;
        lanes$1$mode$0 = mode$0$q;
-       data_out_1 = lanes$1$data_out;
-       valid_out_1 = lanes$1$valid_out;
        lanes$2$clock = clock;
        lanes$2$reset = reset;
        lanes$2$load_table = load_table;
@@ -315,8 +447,6 @@ module sop_engine_hif8_fp16(clock,reset,load_table,load_addr,load_data,load_we,l
        lanes$2$bias0$0 = bias$0$b0;
        lanes$2$bias1$0 = bias$0$b1;
        lanes$2$mode$0 = mode$0$q;
-       data_out_2 = lanes$2$data_out;
-       valid_out_2 = lanes$2$valid_out;
        lanes$3$clock = clock;
        lanes$3$reset = reset;
        lanes$3$load_table = load_table;
@@ -331,8 +461,50 @@ module sop_engine_hif8_fp16(clock,reset,load_table,load_addr,load_data,load_we,l
        lanes$3$bias0$0 = bias$0$b0;
        lanes$3$bias1$0 = bias$0$b1;
        lanes$3$mode$0 = mode$0$q;
-       data_out_3 = lanes$3$data_out;
-       valid_out_3 = lanes$3$valid_out;
+       corr$0$clock = clock;
+       corr$0$reset = reset;
+       corr$0$in_valid = lanes$0$valid_out;
+       corr$0$in_word = lanes$0$data_out;
+       corr$0$sp_valid = sp_valid_0;
+       corr$0$sp_pos = sp_pos_0;
+       corr$0$sp_outlier = sp_outlier_0;
+       corr$0$sp_value = sp_value_0;
+       sp_ready_0 = corr$0$sp_ready;
+       data_out_0 = corr$0$out_word;
+       valid_out_0 = corr$0$out_valid;
+       corr$1$clock = clock;
+       corr$1$reset = reset;
+       corr$1$in_valid = lanes$1$valid_out;
+       corr$1$in_word = lanes$1$data_out;
+       corr$1$sp_valid = sp_valid_1;
+       corr$1$sp_pos = sp_pos_1;
+       corr$1$sp_outlier = sp_outlier_1;
+       corr$1$sp_value = sp_value_1;
+       sp_ready_1 = corr$1$sp_ready;
+       data_out_1 = corr$1$out_word;
+       valid_out_1 = corr$1$out_valid;
+       corr$2$clock = clock;
+       corr$2$reset = reset;
+       corr$2$in_valid = lanes$2$valid_out;
+       corr$2$in_word = lanes$2$data_out;
+       corr$2$sp_valid = sp_valid_2;
+       corr$2$sp_pos = sp_pos_2;
+       corr$2$sp_outlier = sp_outlier_2;
+       corr$2$sp_value = sp_value_2;
+       sp_ready_2 = corr$2$sp_ready;
+       data_out_2 = corr$2$out_word;
+       valid_out_2 = corr$2$out_valid;
+       corr$3$clock = clock;
+       corr$3$reset = reset;
+       corr$3$in_valid = lanes$3$valid_out;
+       corr$3$in_word = lanes$3$data_out;
+       corr$3$sp_valid = sp_valid_3;
+       corr$3$sp_pos = sp_pos_3;
+       corr$3$sp_outlier = sp_outlier_3;
+       corr$3$sp_value = sp_value_3;
+       sp_ready_3 = corr$3$sp_ready;
+       data_out_3 = corr$3$out_word;
+       valid_out_3 = corr$3$out_valid;
     end
 endmodule // sop_engine_hif8_fp16
 
@@ -411,6 +583,2970 @@ module sop_engine_hif8_fp16$bias$0$r1(d,q,clock);
        q <= d;
     end
 endmodule // sop_engine_hif8_fp16$bias$0$r1
+
+module sop_engine_hif8_fp16$corr$0(clock,reset,in_valid,in_word,sp_valid,sp_pos,sp_outlier,sp_value,sp_ready,out_valid,out_word);
+
+    // Module arguments
+    input wire  clock;
+    input wire  reset;
+    input wire  in_valid;
+    input wire  [15:0] in_word;
+    input wire  sp_valid;
+    input wire  [31:0] sp_pos;
+    input wire  sp_outlier;
+    input wire  [15:0] sp_value;
+    output reg  sp_ready;
+    output reg  out_valid;
+    output reg  [15:0] out_word;
+
+    // Constant declarations
+    localparam  one32 = 32'h1;
+    localparam  o_mb = 16'ha;
+    localparam  o_emask = 16'h1f;
+    localparam  o_mmask = 16'h3ff;
+    localparam  o_hidden = 16'h400;
+    localparam  o_align = 16'h0;
+    localparam  o_xoff = 9'b1110000;
+    localparam  o_xmin = 9'b1110001;
+    localparam  v_mb = 16'h7;
+    localparam  v_emask = 16'hff;
+    localparam  v_mmask = 16'h7f;
+    localparam  v_hidden = 16'h80;
+    localparam  v_align = 16'h3;
+    localparam  v_xoff = 9'b0;
+    localparam  v_xmin = 9'b1;
+    localparam  zero16 = 16'h0;
+    localparam  dmax = 9'b11000;
+    localparam  dmax_s = 5'b11000;
+    localparam  g_s = 5'b1100;
+    localparam  ones_wa = 23'h7fffff;
+    localparam  zero_wa = 23'h0;
+    localparam  one_wa = 23'h1;
+    localparam  zero_w = 24'h0;
+    localparam  one_w = 24'h1;
+    localparam  kidx$0 = 5'b0;
+    localparam  kidx$1 = 5'b1;
+    localparam  kidx$2 = 5'b10;
+    localparam  kidx$3 = 5'b11;
+    localparam  kidx$4 = 5'b100;
+    localparam  kidx$5 = 5'b101;
+    localparam  kidx$6 = 5'b110;
+    localparam  kidx$7 = 5'b111;
+    localparam  kidx$8 = 5'b1000;
+    localparam  kidx$9 = 5'b1001;
+    localparam  kidx$10 = 5'b1010;
+    localparam  kidx$11 = 5'b1011;
+    localparam  kidx$12 = 5'b1100;
+    localparam  kidx$13 = 5'b1101;
+    localparam  kidx$14 = 5'b1110;
+    localparam  kidx$15 = 5'b1111;
+    localparam  kidx$16 = 5'b10000;
+    localparam  kidx$17 = 5'b10001;
+    localparam  kidx$18 = 5'b10010;
+    localparam  kidx$19 = 5'b10011;
+    localparam  kidx$20 = 5'b10100;
+    localparam  kidx$21 = 5'b10101;
+    localparam  kidx$22 = 5'b10110;
+    localparam  kidx$23 = 5'b10111;
+    localparam  zero_s = 5'b0;
+    localparam  top_s = 5'b10111;
+    localparam  c_norm = 9'b10000111;
+    localparam  c_sub_s = 5'b10000;
+    localparam  zero_x = 9'b0;
+    localparam  sig_sh = 5'b1101;
+    localparam  gmask = 24'h1000;
+    localparam  smask = 24'hfff;
+    localparam  one_ww = 20'h1;
+    localparam  mb_ww = 5'b1010;
+    localparam  inf_ww = 20'h7c00;
+    localparam  max16 = 16'h7bff;
+    localparam  sign16 = 16'h8000;
+
+    // Stub signals
+    reg  [31:0] count$d;
+    wire  [31:0] count$q;
+    reg  count$clock;
+    reg  count$reset;
+    reg  h_valid$d;
+    wire  h_valid$q;
+    reg  h_valid$clock;
+    reg  h_valid$reset;
+    reg  [31:0] h_pos$d;
+    wire  [31:0] h_pos$q;
+    reg  h_pos$clock;
+    reg  h_outlier$d;
+    wire  h_outlier$q;
+    reg  h_outlier$clock;
+    reg  [15:0] h_value$d;
+    wire  [15:0] h_value$q;
+    reg  h_value$clock;
+    reg  a_valid$d;
+    wire  a_valid$q;
+    reg  a_valid$clock;
+    reg  a_valid$reset;
+    reg  a_pass$d;
+    wire  a_pass$q;
+    reg  a_pass$clock;
+    reg  [15:0] a_word$d;
+    wire  [15:0] a_word$q;
+    reg  a_word$clock;
+    reg  a_sat$d;
+    wire  a_sat$q;
+    reg  a_sat$clock;
+    reg  a_sat_neg$d;
+    wire  a_sat_neg$q;
+    reg  a_sat_neg$clock;
+    reg  a_big_neg$d;
+    wire  a_big_neg$q;
+    reg  a_big_neg$clock;
+    reg  a_small_neg$d;
+    wire  a_small_neg$q;
+    reg  a_small_neg$clock;
+    reg  [8:0] a_xbig$d;
+    wire  [8:0] a_xbig$q;
+    reg  a_xbig$clock;
+    reg  [15:0] a_sbig$d;
+    wire  [15:0] a_sbig$q;
+    reg  a_sbig$clock;
+    reg  [22:0] a_small$d;
+    wire  [22:0] a_small$q;
+    reg  a_small$clock;
+    reg  b_valid$d;
+    wire  b_valid$q;
+    reg  b_valid$clock;
+    reg  b_valid$reset;
+    reg  [15:0] b_word$d;
+    wire  [15:0] b_word$q;
+    reg  b_word$clock;
+
+    // Local signals
+    reg  consume;
+    reg  take;
+    reg  [15:0] o_e;
+    reg  [15:0] o_s;
+    reg  [15:0] v_e;
+    reg  [15:0] v_s;
+    reg  [8:0] xa;
+    reg  [8:0] xb;
+    reg  [15:0] sa;
+    reg  [15:0] sb;
+    reg  na;
+    reg  nb;
+    reg  a_spec;
+    reg  b_spec;
+    reg  [8:0] xbig;
+    reg  [8:0] xsmall;
+    reg  [15:0] sbig;
+    reg  [15:0] ssmall;
+    reg  [8:0] d;
+    reg  [4:0] dsh;
+    reg  [22:0] sm_w;
+    reg  [22:0] sm_sh;
+    reg  sticky;
+    reg  [23:0] big_w;
+    reg  [23:0] small_w;
+    reg  [23:0] hi;
+    reg  [23:0] lo;
+    reg  eff_sub;
+    reg  dneg;
+    reg  [23:0] mag;
+    reg  zero;
+    reg  [4:0] lz;
+    reg  [8:0] t;
+    reg  normal;
+    reg  [4:0] ls;
+    reg  [23:0] m;
+    reg  [23:0] sig;
+    reg  ru;
+    reg  [19:0] n;
+    reg  [8:0] fe1;
+    reg  [19:0] w;
+    reg  neg;
+    reg  [15:0] res;
+
+    // Sub module instances
+    sop_engine_hif8_fp16$corr$0$count count(
+        .d(count$d),
+        .q(count$q),
+        .clock(count$clock),
+        .reset(count$reset)
+    );
+    sop_engine_hif8_fp16$corr$0$h_valid h_valid(
+        .d(h_valid$d),
+        .q(h_valid$q),
+        .clock(h_valid$clock),
+        .reset(h_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$0$h_pos h_pos(
+        .d(h_pos$d),
+        .q(h_pos$q),
+        .clock(h_pos$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$h_outlier h_outlier(
+        .d(h_outlier$d),
+        .q(h_outlier$q),
+        .clock(h_outlier$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$h_value h_value(
+        .d(h_value$d),
+        .q(h_value$q),
+        .clock(h_value$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$a_valid a_valid(
+        .d(a_valid$d),
+        .q(a_valid$q),
+        .clock(a_valid$clock),
+        .reset(a_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$0$a_pass a_pass(
+        .d(a_pass$d),
+        .q(a_pass$q),
+        .clock(a_pass$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$a_word a_word(
+        .d(a_word$d),
+        .q(a_word$q),
+        .clock(a_word$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$a_sat a_sat(
+        .d(a_sat$d),
+        .q(a_sat$q),
+        .clock(a_sat$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$a_sat_neg a_sat_neg(
+        .d(a_sat_neg$d),
+        .q(a_sat_neg$q),
+        .clock(a_sat_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$a_big_neg a_big_neg(
+        .d(a_big_neg$d),
+        .q(a_big_neg$q),
+        .clock(a_big_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$a_small_neg a_small_neg(
+        .d(a_small_neg$d),
+        .q(a_small_neg$q),
+        .clock(a_small_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$a_xbig a_xbig(
+        .d(a_xbig$d),
+        .q(a_xbig$q),
+        .clock(a_xbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$a_sbig a_sbig(
+        .d(a_sbig$d),
+        .q(a_sbig$q),
+        .clock(a_sbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$a_small a_small(
+        .d(a_small$d),
+        .q(a_small$q),
+        .clock(a_small$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$b_valid b_valid(
+        .d(b_valid$d),
+        .q(b_valid$q),
+        .clock(b_valid$clock),
+        .reset(b_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$0$b_word b_word(
+        .d(b_word$d),
+        .q(b_word$q),
+        .clock(b_word$clock)
+    );
+
+    // Update code
+    always @(*) begin
+        count$clock = clock;
+        h_valid$clock = clock;
+        h_pos$clock = clock;
+        h_outlier$clock = clock;
+        h_value$clock = clock;
+        a_valid$clock = clock;
+        a_pass$clock = clock;
+        a_word$clock = clock;
+        a_sat$clock = clock;
+        a_sat_neg$clock = clock;
+        a_big_neg$clock = clock;
+        a_small_neg$clock = clock;
+        a_xbig$clock = clock;
+        a_sbig$clock = clock;
+        a_small$clock = clock;
+        b_valid$clock = clock;
+        b_word$clock = clock;
+        count$reset = reset;
+        h_valid$reset = reset;
+        a_valid$reset = reset;
+        b_valid$reset = reset;
+        consume = in_valid && h_valid$q && (h_pos$q == count$q);
+        sp_ready = ~h_valid$q || consume;
+        take = sp_valid && (~h_valid$q || consume);
+        count$d = count$q;
+        if (in_valid) begin
+            count$d = count$q + one32;
+        end
+        h_valid$d = h_valid$q;
+        h_pos$d = h_pos$q;
+        h_outlier$d = h_outlier$q;
+        h_value$d = h_value$q;
+        if (take) begin
+            h_valid$d = 1'b1;
+            h_pos$d = sp_pos;
+            h_outlier$d = sp_outlier;
+            h_value$d = sp_value;
+        end
+        else if (consume) begin
+            h_valid$d = 1'b0;
+        end
+        o_e = (in_word >> o_mb) & o_emask;
+        o_s = in_word & o_mmask;
+        xa = o_xmin;
+        if (o_e != zero16) begin
+            o_s = (in_word & o_mmask) | o_hidden;
+            xa = o_e[(32'h0)+:(9)] + o_xoff;
+        end
+        sa = o_s << o_align;
+        na = in_word[32'hf];
+        a_spec = o_e == o_emask;
+        v_e = (h_value$q >> v_mb) & v_emask;
+        v_s = h_value$q & v_mmask;
+        xb = v_xmin;
+        if (v_e != zero16) begin
+            v_s = (h_value$q & v_mmask) | v_hidden;
+            xb = v_e[(32'h0)+:(9)] + v_xoff;
+        end
+        sb = v_s << v_align;
+        nb = h_value$q[32'hf];
+        b_spec = v_e == v_emask;
+        if (h_outlier$q) begin
+            xa = o_xmin;
+            sa = zero16;
+            na = h_value$q[32'hf];
+            a_spec = 1'b0;
+        end
+        xbig = xa;
+        xsmall = xb;
+        sbig = sa;
+        ssmall = sb;
+        a_big_neg$d = na;
+        a_small_neg$d = nb;
+        if (xb > xa) begin
+            xbig = xb;
+            xsmall = xa;
+            sbig = sb;
+            ssmall = sa;
+            a_big_neg$d = nb;
+            a_small_neg$d = na;
+        end
+        d = xbig - xsmall;
+        dsh = d[(32'h0)+:(5)];
+        if (d > dmax) begin
+            dsh = dmax_s;
+        end
+        sm_w = ((ssmall) & 23'h7fffff) << g_s;
+        sm_sh = sm_w >> dsh;
+        sticky = (sm_w & ~(ones_wa << dsh)) != zero_wa;
+        a_small$d = sm_sh;
+        if (sticky) begin
+            a_small$d = sm_sh | one_wa;
+        end
+        a_xbig$d = xbig;
+        a_sbig$d = sbig;
+        a_sat$d = a_spec || b_spec;
+        a_sat_neg$d = nb;
+        if (a_spec) begin
+            a_sat_neg$d = na;
+        end
+        a_valid$d = in_valid;
+        a_pass$d = ~consume;
+        a_word$d = in_word;
+        big_w = ((a_sbig$q) & 24'hffffff) << g_s;
+        small_w = ((a_small$q) & 24'hffffff);
+        eff_sub = a_big_neg$q != a_small_neg$q;
+        dneg = small_w > big_w;
+        hi = big_w;
+        lo = small_w;
+        if (dneg) begin
+            hi = small_w;
+            lo = big_w;
+        end
+        if (eff_sub) begin
+            mag = hi - lo;
+        end
+        else begin
+            mag = hi + lo;
+        end
+        zero = mag == zero_w;
+        lz = zero_s;
+        if (mag[0]) begin
+            lz = kidx$0;
+        end
+        if (mag[1]) begin
+            lz = kidx$1;
+        end
+        if (mag[2]) begin
+            lz = kidx$2;
+        end
+        if (mag[3]) begin
+            lz = kidx$3;
+        end
+        if (mag[4]) begin
+            lz = kidx$4;
+        end
+        if (mag[5]) begin
+            lz = kidx$5;
+        end
+        if (mag[6]) begin
+            lz = kidx$6;
+        end
+        if (mag[7]) begin
+            lz = kidx$7;
+        end
+        if (mag[8]) begin
+            lz = kidx$8;
+        end
+        if (mag[9]) begin
+            lz = kidx$9;
+        end
+        if (mag[10]) begin
+            lz = kidx$10;
+        end
+        if (mag[11]) begin
+            lz = kidx$11;
+        end
+        if (mag[12]) begin
+            lz = kidx$12;
+        end
+        if (mag[13]) begin
+            lz = kidx$13;
+        end
+        if (mag[14]) begin
+            lz = kidx$14;
+        end
+        if (mag[15]) begin
+            lz = kidx$15;
+        end
+        if (mag[16]) begin
+            lz = kidx$16;
+        end
+        if (mag[17]) begin
+            lz = kidx$17;
+        end
+        if (mag[18]) begin
+            lz = kidx$18;
+        end
+        if (mag[19]) begin
+            lz = kidx$19;
+        end
+        if (mag[20]) begin
+            lz = kidx$20;
+        end
+        if (mag[21]) begin
+            lz = kidx$21;
+        end
+        if (mag[22]) begin
+            lz = kidx$22;
+        end
+        if (mag[23]) begin
+            lz = kidx$23;
+        end
+        t = a_xbig$q + ((lz) & 9'h1ff);
+        normal = (t >= c_norm) && ~zero;
+        if (normal) begin
+            ls = top_s - lz;
+            fe1 = t - c_norm;
+        end
+        else begin
+            ls = a_xbig$q[(32'h0)+:(5)] - c_sub_s;
+            fe1 = zero_x;
+        end
+        m = mag << ls;
+        sig = m >> sig_sh;
+        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
+        n = sig[(32'h0)+:(20)];
+        if (ru) begin
+            n = sig[(32'h0)+:(20)] + one_ww;
+        end
+        w = (((fe1) & 20'hfffff) << mb_ww) + n;
+        res = w[(32'h0)+:(16)];
+        if (a_sat$q || (w >= inf_ww)) begin
+            res = max16;
+        end
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        if (zero && eff_sub) begin
+            neg = 1'b0;
+        end
+        if (a_sat$q) begin
+            neg = a_sat_neg$q;
+        end
+        if (neg) begin
+            res = res | sign16;
+        end
+        b_valid$d = a_valid$q;
+        b_word$d = res;
+        if (a_pass$q) begin
+            b_word$d = a_word$q;
+        end
+        out_valid = b_valid$q;
+        out_word = b_word$q;
+    end
+
+endmodule // sop_engine_hif8_fp16$corr$0
+
+module sop_engine_hif8_fp16$corr$0$a_big_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_big_neg
+
+module sop_engine_hif8_fp16$corr$0$a_pass(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_pass
+
+module sop_engine_hif8_fp16$corr$0$a_sat(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_sat
+
+module sop_engine_hif8_fp16$corr$0$a_sat_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_sat_neg
+
+module sop_engine_hif8_fp16$corr$0$a_sbig(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_sbig
+
+module sop_engine_hif8_fp16$corr$0$a_small(d,q,clock);
+
+    // Module arguments
+    input wire  [22:0] d;
+    output reg  [22:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_small
+
+module sop_engine_hif8_fp16$corr$0$a_small_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_small_neg
+
+module sop_engine_hif8_fp16$corr$0$a_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_valid
+
+module sop_engine_hif8_fp16$corr$0$a_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_word
+
+module sop_engine_hif8_fp16$corr$0$a_xbig(d,q,clock);
+
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$a_xbig
+
+module sop_engine_hif8_fp16$corr$0$b_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b_valid
+
+module sop_engine_hif8_fp16$corr$0$b_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b_word
+
+module sop_engine_hif8_fp16$corr$0$count(d,q,clock,reset);
+
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 32'h0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$count
+
+module sop_engine_hif8_fp16$corr$0$h_outlier(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$h_outlier
+
+module sop_engine_hif8_fp16$corr$0$h_pos(d,q,clock);
+
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$h_pos
+
+module sop_engine_hif8_fp16$corr$0$h_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$h_valid
+
+module sop_engine_hif8_fp16$corr$0$h_value(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$h_value
+
+module sop_engine_hif8_fp16$corr$1(clock,reset,in_valid,in_word,sp_valid,sp_pos,sp_outlier,sp_value,sp_ready,out_valid,out_word);
+
+    // Module arguments
+    input wire  clock;
+    input wire  reset;
+    input wire  in_valid;
+    input wire  [15:0] in_word;
+    input wire  sp_valid;
+    input wire  [31:0] sp_pos;
+    input wire  sp_outlier;
+    input wire  [15:0] sp_value;
+    output reg  sp_ready;
+    output reg  out_valid;
+    output reg  [15:0] out_word;
+
+    // Constant declarations
+    localparam  one32 = 32'h1;
+    localparam  o_mb = 16'ha;
+    localparam  o_emask = 16'h1f;
+    localparam  o_mmask = 16'h3ff;
+    localparam  o_hidden = 16'h400;
+    localparam  o_align = 16'h0;
+    localparam  o_xoff = 9'b1110000;
+    localparam  o_xmin = 9'b1110001;
+    localparam  v_mb = 16'h7;
+    localparam  v_emask = 16'hff;
+    localparam  v_mmask = 16'h7f;
+    localparam  v_hidden = 16'h80;
+    localparam  v_align = 16'h3;
+    localparam  v_xoff = 9'b0;
+    localparam  v_xmin = 9'b1;
+    localparam  zero16 = 16'h0;
+    localparam  dmax = 9'b11000;
+    localparam  dmax_s = 5'b11000;
+    localparam  g_s = 5'b1100;
+    localparam  ones_wa = 23'h7fffff;
+    localparam  zero_wa = 23'h0;
+    localparam  one_wa = 23'h1;
+    localparam  zero_w = 24'h0;
+    localparam  one_w = 24'h1;
+    localparam  kidx$0 = 5'b0;
+    localparam  kidx$1 = 5'b1;
+    localparam  kidx$2 = 5'b10;
+    localparam  kidx$3 = 5'b11;
+    localparam  kidx$4 = 5'b100;
+    localparam  kidx$5 = 5'b101;
+    localparam  kidx$6 = 5'b110;
+    localparam  kidx$7 = 5'b111;
+    localparam  kidx$8 = 5'b1000;
+    localparam  kidx$9 = 5'b1001;
+    localparam  kidx$10 = 5'b1010;
+    localparam  kidx$11 = 5'b1011;
+    localparam  kidx$12 = 5'b1100;
+    localparam  kidx$13 = 5'b1101;
+    localparam  kidx$14 = 5'b1110;
+    localparam  kidx$15 = 5'b1111;
+    localparam  kidx$16 = 5'b10000;
+    localparam  kidx$17 = 5'b10001;
+    localparam  kidx$18 = 5'b10010;
+    localparam  kidx$19 = 5'b10011;
+    localparam  kidx$20 = 5'b10100;
+    localparam  kidx$21 = 5'b10101;
+    localparam  kidx$22 = 5'b10110;
+    localparam  kidx$23 = 5'b10111;
+    localparam  zero_s = 5'b0;
+    localparam  top_s = 5'b10111;
+    localparam  c_norm = 9'b10000111;
+    localparam  c_sub_s = 5'b10000;
+    localparam  zero_x = 9'b0;
+    localparam  sig_sh = 5'b1101;
+    localparam  gmask = 24'h1000;
+    localparam  smask = 24'hfff;
+    localparam  one_ww = 20'h1;
+    localparam  mb_ww = 5'b1010;
+    localparam  inf_ww = 20'h7c00;
+    localparam  max16 = 16'h7bff;
+    localparam  sign16 = 16'h8000;
+
+    // Stub signals
+    reg  [31:0] count$d;
+    wire  [31:0] count$q;
+    reg  count$clock;
+    reg  count$reset;
+    reg  h_valid$d;
+    wire  h_valid$q;
+    reg  h_valid$clock;
+    reg  h_valid$reset;
+    reg  [31:0] h_pos$d;
+    wire  [31:0] h_pos$q;
+    reg  h_pos$clock;
+    reg  h_outlier$d;
+    wire  h_outlier$q;
+    reg  h_outlier$clock;
+    reg  [15:0] h_value$d;
+    wire  [15:0] h_value$q;
+    reg  h_value$clock;
+    reg  a_valid$d;
+    wire  a_valid$q;
+    reg  a_valid$clock;
+    reg  a_valid$reset;
+    reg  a_pass$d;
+    wire  a_pass$q;
+    reg  a_pass$clock;
+    reg  [15:0] a_word$d;
+    wire  [15:0] a_word$q;
+    reg  a_word$clock;
+    reg  a_sat$d;
+    wire  a_sat$q;
+    reg  a_sat$clock;
+    reg  a_sat_neg$d;
+    wire  a_sat_neg$q;
+    reg  a_sat_neg$clock;
+    reg  a_big_neg$d;
+    wire  a_big_neg$q;
+    reg  a_big_neg$clock;
+    reg  a_small_neg$d;
+    wire  a_small_neg$q;
+    reg  a_small_neg$clock;
+    reg  [8:0] a_xbig$d;
+    wire  [8:0] a_xbig$q;
+    reg  a_xbig$clock;
+    reg  [15:0] a_sbig$d;
+    wire  [15:0] a_sbig$q;
+    reg  a_sbig$clock;
+    reg  [22:0] a_small$d;
+    wire  [22:0] a_small$q;
+    reg  a_small$clock;
+    reg  b_valid$d;
+    wire  b_valid$q;
+    reg  b_valid$clock;
+    reg  b_valid$reset;
+    reg  [15:0] b_word$d;
+    wire  [15:0] b_word$q;
+    reg  b_word$clock;
+
+    // Local signals
+    reg  consume;
+    reg  take;
+    reg  [15:0] o_e;
+    reg  [15:0] o_s;
+    reg  [15:0] v_e;
+    reg  [15:0] v_s;
+    reg  [8:0] xa;
+    reg  [8:0] xb;
+    reg  [15:0] sa;
+    reg  [15:0] sb;
+    reg  na;
+    reg  nb;
+    reg  a_spec;
+    reg  b_spec;
+    reg  [8:0] xbig;
+    reg  [8:0] xsmall;
+    reg  [15:0] sbig;
+    reg  [15:0] ssmall;
+    reg  [8:0] d;
+    reg  [4:0] dsh;
+    reg  [22:0] sm_w;
+    reg  [22:0] sm_sh;
+    reg  sticky;
+    reg  [23:0] big_w;
+    reg  [23:0] small_w;
+    reg  [23:0] hi;
+    reg  [23:0] lo;
+    reg  eff_sub;
+    reg  dneg;
+    reg  [23:0] mag;
+    reg  zero;
+    reg  [4:0] lz;
+    reg  [8:0] t;
+    reg  normal;
+    reg  [4:0] ls;
+    reg  [23:0] m;
+    reg  [23:0] sig;
+    reg  ru;
+    reg  [19:0] n;
+    reg  [8:0] fe1;
+    reg  [19:0] w;
+    reg  neg;
+    reg  [15:0] res;
+
+    // Sub module instances
+    sop_engine_hif8_fp16$corr$1$count count(
+        .d(count$d),
+        .q(count$q),
+        .clock(count$clock),
+        .reset(count$reset)
+    );
+    sop_engine_hif8_fp16$corr$1$h_valid h_valid(
+        .d(h_valid$d),
+        .q(h_valid$q),
+        .clock(h_valid$clock),
+        .reset(h_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$1$h_pos h_pos(
+        .d(h_pos$d),
+        .q(h_pos$q),
+        .clock(h_pos$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$h_outlier h_outlier(
+        .d(h_outlier$d),
+        .q(h_outlier$q),
+        .clock(h_outlier$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$h_value h_value(
+        .d(h_value$d),
+        .q(h_value$q),
+        .clock(h_value$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$a_valid a_valid(
+        .d(a_valid$d),
+        .q(a_valid$q),
+        .clock(a_valid$clock),
+        .reset(a_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$1$a_pass a_pass(
+        .d(a_pass$d),
+        .q(a_pass$q),
+        .clock(a_pass$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$a_word a_word(
+        .d(a_word$d),
+        .q(a_word$q),
+        .clock(a_word$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$a_sat a_sat(
+        .d(a_sat$d),
+        .q(a_sat$q),
+        .clock(a_sat$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$a_sat_neg a_sat_neg(
+        .d(a_sat_neg$d),
+        .q(a_sat_neg$q),
+        .clock(a_sat_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$a_big_neg a_big_neg(
+        .d(a_big_neg$d),
+        .q(a_big_neg$q),
+        .clock(a_big_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$a_small_neg a_small_neg(
+        .d(a_small_neg$d),
+        .q(a_small_neg$q),
+        .clock(a_small_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$a_xbig a_xbig(
+        .d(a_xbig$d),
+        .q(a_xbig$q),
+        .clock(a_xbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$a_sbig a_sbig(
+        .d(a_sbig$d),
+        .q(a_sbig$q),
+        .clock(a_sbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$a_small a_small(
+        .d(a_small$d),
+        .q(a_small$q),
+        .clock(a_small$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$b_valid b_valid(
+        .d(b_valid$d),
+        .q(b_valid$q),
+        .clock(b_valid$clock),
+        .reset(b_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$1$b_word b_word(
+        .d(b_word$d),
+        .q(b_word$q),
+        .clock(b_word$clock)
+    );
+
+    // Update code
+    always @(*) begin
+        count$clock = clock;
+        h_valid$clock = clock;
+        h_pos$clock = clock;
+        h_outlier$clock = clock;
+        h_value$clock = clock;
+        a_valid$clock = clock;
+        a_pass$clock = clock;
+        a_word$clock = clock;
+        a_sat$clock = clock;
+        a_sat_neg$clock = clock;
+        a_big_neg$clock = clock;
+        a_small_neg$clock = clock;
+        a_xbig$clock = clock;
+        a_sbig$clock = clock;
+        a_small$clock = clock;
+        b_valid$clock = clock;
+        b_word$clock = clock;
+        count$reset = reset;
+        h_valid$reset = reset;
+        a_valid$reset = reset;
+        b_valid$reset = reset;
+        consume = in_valid && h_valid$q && (h_pos$q == count$q);
+        sp_ready = ~h_valid$q || consume;
+        take = sp_valid && (~h_valid$q || consume);
+        count$d = count$q;
+        if (in_valid) begin
+            count$d = count$q + one32;
+        end
+        h_valid$d = h_valid$q;
+        h_pos$d = h_pos$q;
+        h_outlier$d = h_outlier$q;
+        h_value$d = h_value$q;
+        if (take) begin
+            h_valid$d = 1'b1;
+            h_pos$d = sp_pos;
+            h_outlier$d = sp_outlier;
+            h_value$d = sp_value;
+        end
+        else if (consume) begin
+            h_valid$d = 1'b0;
+        end
+        o_e = (in_word >> o_mb) & o_emask;
+        o_s = in_word & o_mmask;
+        xa = o_xmin;
+        if (o_e != zero16) begin
+            o_s = (in_word & o_mmask) | o_hidden;
+            xa = o_e[(32'h0)+:(9)] + o_xoff;
+        end
+        sa = o_s << o_align;
+        na = in_word[32'hf];
+        a_spec = o_e == o_emask;
+        v_e = (h_value$q >> v_mb) & v_emask;
+        v_s = h_value$q & v_mmask;
+        xb = v_xmin;
+        if (v_e != zero16) begin
+            v_s = (h_value$q & v_mmask) | v_hidden;
+            xb = v_e[(32'h0)+:(9)] + v_xoff;
+        end
+        sb = v_s << v_align;
+        nb = h_value$q[32'hf];
+        b_spec = v_e == v_emask;
+        if (h_outlier$q) begin
+            xa = o_xmin;
+            sa = zero16;
+            na = h_value$q[32'hf];
+            a_spec = 1'b0;
+        end
+        xbig = xa;
+        xsmall = xb;
+        sbig = sa;
+        ssmall = sb;
+        a_big_neg$d = na;
+        a_small_neg$d = nb;
+        if (xb > xa) begin
+            xbig = xb;
+            xsmall = xa;
+            sbig = sb;
+            ssmall = sa;
+            a_big_neg$d = nb;
+            a_small_neg$d = na;
+        end
+        d = xbig - xsmall;
+        dsh = d[(32'h0)+:(5)];
+        if (d > dmax) begin
+            dsh = dmax_s;
+        end
+        sm_w = ((ssmall) & 23'h7fffff) << g_s;
+        sm_sh = sm_w >> dsh;
+        sticky = (sm_w & ~(ones_wa << dsh)) != zero_wa;
+        a_small$d = sm_sh;
+        if (sticky) begin
+            a_small$d = sm_sh | one_wa;
+        end
+        a_xbig$d = xbig;
+        a_sbig$d = sbig;
+        a_sat$d = a_spec || b_spec;
+        a_sat_neg$d = nb;
+        if (a_spec) begin
+            a_sat_neg$d = na;
+        end
+        a_valid$d = in_valid;
+        a_pass$d = ~consume;
+        a_word$d = in_word;
+        big_w = ((a_sbig$q) & 24'hffffff) << g_s;
+        small_w = ((a_small$q) & 24'hffffff);
+        eff_sub = a_big_neg$q != a_small_neg$q;
+        dneg = small_w > big_w;
+        hi = big_w;
+        lo = small_w;
+        if (dneg) begin
+            hi = small_w;
+            lo = big_w;
+        end
+        if (eff_sub) begin
+            mag = hi - lo;
+        end
+        else begin
+            mag = hi + lo;
+        end
+        zero = mag == zero_w;
+        lz = zero_s;
+        if (mag[0]) begin
+            lz = kidx$0;
+        end
+        if (mag[1]) begin
+            lz = kidx$1;
+        end
+        if (mag[2]) begin
+            lz = kidx$2;
+        end
+        if (mag[3]) begin
+            lz = kidx$3;
+        end
+        if (mag[4]) begin
+            lz = kidx$4;
+        end
+        if (mag[5]) begin
+            lz = kidx$5;
+        end
+        if (mag[6]) begin
+            lz = kidx$6;
+        end
+        if (mag[7]) begin
+            lz = kidx$7;
+        end
+        if (mag[8]) begin
+            lz = kidx$8;
+        end
+        if (mag[9]) begin
+            lz = kidx$9;
+        end
+        if (mag[10]) begin
+            lz = kidx$10;
+        end
+        if (mag[11]) begin
+            lz = kidx$11;
+        end
+        if (mag[12]) begin
+            lz = kidx$12;
+        end
+        if (mag[13]) begin
+            lz = kidx$13;
+        end
+        if (mag[14]) begin
+            lz = kidx$14;
+        end
+        if (mag[15]) begin
+            lz = kidx$15;
+        end
+        if (mag[16]) begin
+            lz = kidx$16;
+        end
+        if (mag[17]) begin
+            lz = kidx$17;
+        end
+        if (mag[18]) begin
+            lz = kidx$18;
+        end
+        if (mag[19]) begin
+            lz = kidx$19;
+        end
+        if (mag[20]) begin
+            lz = kidx$20;
+        end
+        if (mag[21]) begin
+            lz = kidx$21;
+        end
+        if (mag[22]) begin
+            lz = kidx$22;
+        end
+        if (mag[23]) begin
+            lz = kidx$23;
+        end
+        t = a_xbig$q + ((lz) & 9'h1ff);
+        normal = (t >= c_norm) && ~zero;
+        if (normal) begin
+            ls = top_s - lz;
+            fe1 = t - c_norm;
+        end
+        else begin
+            ls = a_xbig$q[(32'h0)+:(5)] - c_sub_s;
+            fe1 = zero_x;
+        end
+        m = mag << ls;
+        sig = m >> sig_sh;
+        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
+        n = sig[(32'h0)+:(20)];
+        if (ru) begin
+            n = sig[(32'h0)+:(20)] + one_ww;
+        end
+        w = (((fe1) & 20'hfffff) << mb_ww) + n;
+        res = w[(32'h0)+:(16)];
+        if (a_sat$q || (w >= inf_ww)) begin
+            res = max16;
+        end
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        if (zero && eff_sub) begin
+            neg = 1'b0;
+        end
+        if (a_sat$q) begin
+            neg = a_sat_neg$q;
+        end
+        if (neg) begin
+            res = res | sign16;
+        end
+        b_valid$d = a_valid$q;
+        b_word$d = res;
+        if (a_pass$q) begin
+            b_word$d = a_word$q;
+        end
+        out_valid = b_valid$q;
+        out_word = b_word$q;
+    end
+
+endmodule // sop_engine_hif8_fp16$corr$1
+
+module sop_engine_hif8_fp16$corr$1$a_big_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_big_neg
+
+module sop_engine_hif8_fp16$corr$1$a_pass(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_pass
+
+module sop_engine_hif8_fp16$corr$1$a_sat(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_sat
+
+module sop_engine_hif8_fp16$corr$1$a_sat_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_sat_neg
+
+module sop_engine_hif8_fp16$corr$1$a_sbig(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_sbig
+
+module sop_engine_hif8_fp16$corr$1$a_small(d,q,clock);
+
+    // Module arguments
+    input wire  [22:0] d;
+    output reg  [22:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_small
+
+module sop_engine_hif8_fp16$corr$1$a_small_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_small_neg
+
+module sop_engine_hif8_fp16$corr$1$a_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_valid
+
+module sop_engine_hif8_fp16$corr$1$a_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_word
+
+module sop_engine_hif8_fp16$corr$1$a_xbig(d,q,clock);
+
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$a_xbig
+
+module sop_engine_hif8_fp16$corr$1$b_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b_valid
+
+module sop_engine_hif8_fp16$corr$1$b_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b_word
+
+module sop_engine_hif8_fp16$corr$1$count(d,q,clock,reset);
+
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 32'h0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$count
+
+module sop_engine_hif8_fp16$corr$1$h_outlier(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$h_outlier
+
+module sop_engine_hif8_fp16$corr$1$h_pos(d,q,clock);
+
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$h_pos
+
+module sop_engine_hif8_fp16$corr$1$h_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$h_valid
+
+module sop_engine_hif8_fp16$corr$1$h_value(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$h_value
+
+module sop_engine_hif8_fp16$corr$2(clock,reset,in_valid,in_word,sp_valid,sp_pos,sp_outlier,sp_value,sp_ready,out_valid,out_word);
+
+    // Module arguments
+    input wire  clock;
+    input wire  reset;
+    input wire  in_valid;
+    input wire  [15:0] in_word;
+    input wire  sp_valid;
+    input wire  [31:0] sp_pos;
+    input wire  sp_outlier;
+    input wire  [15:0] sp_value;
+    output reg  sp_ready;
+    output reg  out_valid;
+    output reg  [15:0] out_word;
+
+    // Constant declarations
+    localparam  one32 = 32'h1;
+    localparam  o_mb = 16'ha;
+    localparam  o_emask = 16'h1f;
+    localparam  o_mmask = 16'h3ff;
+    localparam  o_hidden = 16'h400;
+    localparam  o_align = 16'h0;
+    localparam  o_xoff = 9'b1110000;
+    localparam  o_xmin = 9'b1110001;
+    localparam  v_mb = 16'h7;
+    localparam  v_emask = 16'hff;
+    localparam  v_mmask = 16'h7f;
+    localparam  v_hidden = 16'h80;
+    localparam  v_align = 16'h3;
+    localparam  v_xoff = 9'b0;
+    localparam  v_xmin = 9'b1;
+    localparam  zero16 = 16'h0;
+    localparam  dmax = 9'b11000;
+    localparam  dmax_s = 5'b11000;
+    localparam  g_s = 5'b1100;
+    localparam  ones_wa = 23'h7fffff;
+    localparam  zero_wa = 23'h0;
+    localparam  one_wa = 23'h1;
+    localparam  zero_w = 24'h0;
+    localparam  one_w = 24'h1;
+    localparam  kidx$0 = 5'b0;
+    localparam  kidx$1 = 5'b1;
+    localparam  kidx$2 = 5'b10;
+    localparam  kidx$3 = 5'b11;
+    localparam  kidx$4 = 5'b100;
+    localparam  kidx$5 = 5'b101;
+    localparam  kidx$6 = 5'b110;
+    localparam  kidx$7 = 5'b111;
+    localparam  kidx$8 = 5'b1000;
+    localparam  kidx$9 = 5'b1001;
+    localparam  kidx$10 = 5'b1010;
+    localparam  kidx$11 = 5'b1011;
+    localparam  kidx$12 = 5'b1100;
+    localparam  kidx$13 = 5'b1101;
+    localparam  kidx$14 = 5'b1110;
+    localparam  kidx$15 = 5'b1111;
+    localparam  kidx$16 = 5'b10000;
+    localparam  kidx$17 = 5'b10001;
+    localparam  kidx$18 = 5'b10010;
+    localparam  kidx$19 = 5'b10011;
+    localparam  kidx$20 = 5'b10100;
+    localparam  kidx$21 = 5'b10101;
+    localparam  kidx$22 = 5'b10110;
+    localparam  kidx$23 = 5'b10111;
+    localparam  zero_s = 5'b0;
+    localparam  top_s = 5'b10111;
+    localparam  c_norm = 9'b10000111;
+    localparam  c_sub_s = 5'b10000;
+    localparam  zero_x = 9'b0;
+    localparam  sig_sh = 5'b1101;
+    localparam  gmask = 24'h1000;
+    localparam  smask = 24'hfff;
+    localparam  one_ww = 20'h1;
+    localparam  mb_ww = 5'b1010;
+    localparam  inf_ww = 20'h7c00;
+    localparam  max16 = 16'h7bff;
+    localparam  sign16 = 16'h8000;
+
+    // Stub signals
+    reg  [31:0] count$d;
+    wire  [31:0] count$q;
+    reg  count$clock;
+    reg  count$reset;
+    reg  h_valid$d;
+    wire  h_valid$q;
+    reg  h_valid$clock;
+    reg  h_valid$reset;
+    reg  [31:0] h_pos$d;
+    wire  [31:0] h_pos$q;
+    reg  h_pos$clock;
+    reg  h_outlier$d;
+    wire  h_outlier$q;
+    reg  h_outlier$clock;
+    reg  [15:0] h_value$d;
+    wire  [15:0] h_value$q;
+    reg  h_value$clock;
+    reg  a_valid$d;
+    wire  a_valid$q;
+    reg  a_valid$clock;
+    reg  a_valid$reset;
+    reg  a_pass$d;
+    wire  a_pass$q;
+    reg  a_pass$clock;
+    reg  [15:0] a_word$d;
+    wire  [15:0] a_word$q;
+    reg  a_word$clock;
+    reg  a_sat$d;
+    wire  a_sat$q;
+    reg  a_sat$clock;
+    reg  a_sat_neg$d;
+    wire  a_sat_neg$q;
+    reg  a_sat_neg$clock;
+    reg  a_big_neg$d;
+    wire  a_big_neg$q;
+    reg  a_big_neg$clock;
+    reg  a_small_neg$d;
+    wire  a_small_neg$q;
+    reg  a_small_neg$clock;
+    reg  [8:0] a_xbig$d;
+    wire  [8:0] a_xbig$q;
+    reg  a_xbig$clock;
+    reg  [15:0] a_sbig$d;
+    wire  [15:0] a_sbig$q;
+    reg  a_sbig$clock;
+    reg  [22:0] a_small$d;
+    wire  [22:0] a_small$q;
+    reg  a_small$clock;
+    reg  b_valid$d;
+    wire  b_valid$q;
+    reg  b_valid$clock;
+    reg  b_valid$reset;
+    reg  [15:0] b_word$d;
+    wire  [15:0] b_word$q;
+    reg  b_word$clock;
+
+    // Local signals
+    reg  consume;
+    reg  take;
+    reg  [15:0] o_e;
+    reg  [15:0] o_s;
+    reg  [15:0] v_e;
+    reg  [15:0] v_s;
+    reg  [8:0] xa;
+    reg  [8:0] xb;
+    reg  [15:0] sa;
+    reg  [15:0] sb;
+    reg  na;
+    reg  nb;
+    reg  a_spec;
+    reg  b_spec;
+    reg  [8:0] xbig;
+    reg  [8:0] xsmall;
+    reg  [15:0] sbig;
+    reg  [15:0] ssmall;
+    reg  [8:0] d;
+    reg  [4:0] dsh;
+    reg  [22:0] sm_w;
+    reg  [22:0] sm_sh;
+    reg  sticky;
+    reg  [23:0] big_w;
+    reg  [23:0] small_w;
+    reg  [23:0] hi;
+    reg  [23:0] lo;
+    reg  eff_sub;
+    reg  dneg;
+    reg  [23:0] mag;
+    reg  zero;
+    reg  [4:0] lz;
+    reg  [8:0] t;
+    reg  normal;
+    reg  [4:0] ls;
+    reg  [23:0] m;
+    reg  [23:0] sig;
+    reg  ru;
+    reg  [19:0] n;
+    reg  [8:0] fe1;
+    reg  [19:0] w;
+    reg  neg;
+    reg  [15:0] res;
+
+    // Sub module instances
+    sop_engine_hif8_fp16$corr$2$count count(
+        .d(count$d),
+        .q(count$q),
+        .clock(count$clock),
+        .reset(count$reset)
+    );
+    sop_engine_hif8_fp16$corr$2$h_valid h_valid(
+        .d(h_valid$d),
+        .q(h_valid$q),
+        .clock(h_valid$clock),
+        .reset(h_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$2$h_pos h_pos(
+        .d(h_pos$d),
+        .q(h_pos$q),
+        .clock(h_pos$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$h_outlier h_outlier(
+        .d(h_outlier$d),
+        .q(h_outlier$q),
+        .clock(h_outlier$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$h_value h_value(
+        .d(h_value$d),
+        .q(h_value$q),
+        .clock(h_value$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$a_valid a_valid(
+        .d(a_valid$d),
+        .q(a_valid$q),
+        .clock(a_valid$clock),
+        .reset(a_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$2$a_pass a_pass(
+        .d(a_pass$d),
+        .q(a_pass$q),
+        .clock(a_pass$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$a_word a_word(
+        .d(a_word$d),
+        .q(a_word$q),
+        .clock(a_word$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$a_sat a_sat(
+        .d(a_sat$d),
+        .q(a_sat$q),
+        .clock(a_sat$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$a_sat_neg a_sat_neg(
+        .d(a_sat_neg$d),
+        .q(a_sat_neg$q),
+        .clock(a_sat_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$a_big_neg a_big_neg(
+        .d(a_big_neg$d),
+        .q(a_big_neg$q),
+        .clock(a_big_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$a_small_neg a_small_neg(
+        .d(a_small_neg$d),
+        .q(a_small_neg$q),
+        .clock(a_small_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$a_xbig a_xbig(
+        .d(a_xbig$d),
+        .q(a_xbig$q),
+        .clock(a_xbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$a_sbig a_sbig(
+        .d(a_sbig$d),
+        .q(a_sbig$q),
+        .clock(a_sbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$a_small a_small(
+        .d(a_small$d),
+        .q(a_small$q),
+        .clock(a_small$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$b_valid b_valid(
+        .d(b_valid$d),
+        .q(b_valid$q),
+        .clock(b_valid$clock),
+        .reset(b_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$2$b_word b_word(
+        .d(b_word$d),
+        .q(b_word$q),
+        .clock(b_word$clock)
+    );
+
+    // Update code
+    always @(*) begin
+        count$clock = clock;
+        h_valid$clock = clock;
+        h_pos$clock = clock;
+        h_outlier$clock = clock;
+        h_value$clock = clock;
+        a_valid$clock = clock;
+        a_pass$clock = clock;
+        a_word$clock = clock;
+        a_sat$clock = clock;
+        a_sat_neg$clock = clock;
+        a_big_neg$clock = clock;
+        a_small_neg$clock = clock;
+        a_xbig$clock = clock;
+        a_sbig$clock = clock;
+        a_small$clock = clock;
+        b_valid$clock = clock;
+        b_word$clock = clock;
+        count$reset = reset;
+        h_valid$reset = reset;
+        a_valid$reset = reset;
+        b_valid$reset = reset;
+        consume = in_valid && h_valid$q && (h_pos$q == count$q);
+        sp_ready = ~h_valid$q || consume;
+        take = sp_valid && (~h_valid$q || consume);
+        count$d = count$q;
+        if (in_valid) begin
+            count$d = count$q + one32;
+        end
+        h_valid$d = h_valid$q;
+        h_pos$d = h_pos$q;
+        h_outlier$d = h_outlier$q;
+        h_value$d = h_value$q;
+        if (take) begin
+            h_valid$d = 1'b1;
+            h_pos$d = sp_pos;
+            h_outlier$d = sp_outlier;
+            h_value$d = sp_value;
+        end
+        else if (consume) begin
+            h_valid$d = 1'b0;
+        end
+        o_e = (in_word >> o_mb) & o_emask;
+        o_s = in_word & o_mmask;
+        xa = o_xmin;
+        if (o_e != zero16) begin
+            o_s = (in_word & o_mmask) | o_hidden;
+            xa = o_e[(32'h0)+:(9)] + o_xoff;
+        end
+        sa = o_s << o_align;
+        na = in_word[32'hf];
+        a_spec = o_e == o_emask;
+        v_e = (h_value$q >> v_mb) & v_emask;
+        v_s = h_value$q & v_mmask;
+        xb = v_xmin;
+        if (v_e != zero16) begin
+            v_s = (h_value$q & v_mmask) | v_hidden;
+            xb = v_e[(32'h0)+:(9)] + v_xoff;
+        end
+        sb = v_s << v_align;
+        nb = h_value$q[32'hf];
+        b_spec = v_e == v_emask;
+        if (h_outlier$q) begin
+            xa = o_xmin;
+            sa = zero16;
+            na = h_value$q[32'hf];
+            a_spec = 1'b0;
+        end
+        xbig = xa;
+        xsmall = xb;
+        sbig = sa;
+        ssmall = sb;
+        a_big_neg$d = na;
+        a_small_neg$d = nb;
+        if (xb > xa) begin
+            xbig = xb;
+            xsmall = xa;
+            sbig = sb;
+            ssmall = sa;
+            a_big_neg$d = nb;
+            a_small_neg$d = na;
+        end
+        d = xbig - xsmall;
+        dsh = d[(32'h0)+:(5)];
+        if (d > dmax) begin
+            dsh = dmax_s;
+        end
+        sm_w = ((ssmall) & 23'h7fffff) << g_s;
+        sm_sh = sm_w >> dsh;
+        sticky = (sm_w & ~(ones_wa << dsh)) != zero_wa;
+        a_small$d = sm_sh;
+        if (sticky) begin
+            a_small$d = sm_sh | one_wa;
+        end
+        a_xbig$d = xbig;
+        a_sbig$d = sbig;
+        a_sat$d = a_spec || b_spec;
+        a_sat_neg$d = nb;
+        if (a_spec) begin
+            a_sat_neg$d = na;
+        end
+        a_valid$d = in_valid;
+        a_pass$d = ~consume;
+        a_word$d = in_word;
+        big_w = ((a_sbig$q) & 24'hffffff) << g_s;
+        small_w = ((a_small$q) & 24'hffffff);
+        eff_sub = a_big_neg$q != a_small_neg$q;
+        dneg = small_w > big_w;
+        hi = big_w;
+        lo = small_w;
+        if (dneg) begin
+            hi = small_w;
+            lo = big_w;
+        end
+        if (eff_sub) begin
+            mag = hi - lo;
+        end
+        else begin
+            mag = hi + lo;
+        end
+        zero = mag == zero_w;
+        lz = zero_s;
+        if (mag[0]) begin
+            lz = kidx$0;
+        end
+        if (mag[1]) begin
+            lz = kidx$1;
+        end
+        if (mag[2]) begin
+            lz = kidx$2;
+        end
+        if (mag[3]) begin
+            lz = kidx$3;
+        end
+        if (mag[4]) begin
+            lz = kidx$4;
+        end
+        if (mag[5]) begin
+            lz = kidx$5;
+        end
+        if (mag[6]) begin
+            lz = kidx$6;
+        end
+        if (mag[7]) begin
+            lz = kidx$7;
+        end
+        if (mag[8]) begin
+            lz = kidx$8;
+        end
+        if (mag[9]) begin
+            lz = kidx$9;
+        end
+        if (mag[10]) begin
+            lz = kidx$10;
+        end
+        if (mag[11]) begin
+            lz = kidx$11;
+        end
+        if (mag[12]) begin
+            lz = kidx$12;
+        end
+        if (mag[13]) begin
+            lz = kidx$13;
+        end
+        if (mag[14]) begin
+            lz = kidx$14;
+        end
+        if (mag[15]) begin
+            lz = kidx$15;
+        end
+        if (mag[16]) begin
+            lz = kidx$16;
+        end
+        if (mag[17]) begin
+            lz = kidx$17;
+        end
+        if (mag[18]) begin
+            lz = kidx$18;
+        end
+        if (mag[19]) begin
+            lz = kidx$19;
+        end
+        if (mag[20]) begin
+            lz = kidx$20;
+        end
+        if (mag[21]) begin
+            lz = kidx$21;
+        end
+        if (mag[22]) begin
+            lz = kidx$22;
+        end
+        if (mag[23]) begin
+            lz = kidx$23;
+        end
+        t = a_xbig$q + ((lz) & 9'h1ff);
+        normal = (t >= c_norm) && ~zero;
+        if (normal) begin
+            ls = top_s - lz;
+            fe1 = t - c_norm;
+        end
+        else begin
+            ls = a_xbig$q[(32'h0)+:(5)] - c_sub_s;
+            fe1 = zero_x;
+        end
+        m = mag << ls;
+        sig = m >> sig_sh;
+        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
+        n = sig[(32'h0)+:(20)];
+        if (ru) begin
+            n = sig[(32'h0)+:(20)] + one_ww;
+        end
+        w = (((fe1) & 20'hfffff) << mb_ww) + n;
+        res = w[(32'h0)+:(16)];
+        if (a_sat$q || (w >= inf_ww)) begin
+            res = max16;
+        end
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        if (zero && eff_sub) begin
+            neg = 1'b0;
+        end
+        if (a_sat$q) begin
+            neg = a_sat_neg$q;
+        end
+        if (neg) begin
+            res = res | sign16;
+        end
+        b_valid$d = a_valid$q;
+        b_word$d = res;
+        if (a_pass$q) begin
+            b_word$d = a_word$q;
+        end
+        out_valid = b_valid$q;
+        out_word = b_word$q;
+    end
+
+endmodule // sop_engine_hif8_fp16$corr$2
+
+module sop_engine_hif8_fp16$corr$2$a_big_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_big_neg
+
+module sop_engine_hif8_fp16$corr$2$a_pass(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_pass
+
+module sop_engine_hif8_fp16$corr$2$a_sat(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_sat
+
+module sop_engine_hif8_fp16$corr$2$a_sat_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_sat_neg
+
+module sop_engine_hif8_fp16$corr$2$a_sbig(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_sbig
+
+module sop_engine_hif8_fp16$corr$2$a_small(d,q,clock);
+
+    // Module arguments
+    input wire  [22:0] d;
+    output reg  [22:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_small
+
+module sop_engine_hif8_fp16$corr$2$a_small_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_small_neg
+
+module sop_engine_hif8_fp16$corr$2$a_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_valid
+
+module sop_engine_hif8_fp16$corr$2$a_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_word
+
+module sop_engine_hif8_fp16$corr$2$a_xbig(d,q,clock);
+
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$a_xbig
+
+module sop_engine_hif8_fp16$corr$2$b_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b_valid
+
+module sop_engine_hif8_fp16$corr$2$b_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b_word
+
+module sop_engine_hif8_fp16$corr$2$count(d,q,clock,reset);
+
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 32'h0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$count
+
+module sop_engine_hif8_fp16$corr$2$h_outlier(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$h_outlier
+
+module sop_engine_hif8_fp16$corr$2$h_pos(d,q,clock);
+
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$h_pos
+
+module sop_engine_hif8_fp16$corr$2$h_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$h_valid
+
+module sop_engine_hif8_fp16$corr$2$h_value(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$h_value
+
+module sop_engine_hif8_fp16$corr$3(clock,reset,in_valid,in_word,sp_valid,sp_pos,sp_outlier,sp_value,sp_ready,out_valid,out_word);
+
+    // Module arguments
+    input wire  clock;
+    input wire  reset;
+    input wire  in_valid;
+    input wire  [15:0] in_word;
+    input wire  sp_valid;
+    input wire  [31:0] sp_pos;
+    input wire  sp_outlier;
+    input wire  [15:0] sp_value;
+    output reg  sp_ready;
+    output reg  out_valid;
+    output reg  [15:0] out_word;
+
+    // Constant declarations
+    localparam  one32 = 32'h1;
+    localparam  o_mb = 16'ha;
+    localparam  o_emask = 16'h1f;
+    localparam  o_mmask = 16'h3ff;
+    localparam  o_hidden = 16'h400;
+    localparam  o_align = 16'h0;
+    localparam  o_xoff = 9'b1110000;
+    localparam  o_xmin = 9'b1110001;
+    localparam  v_mb = 16'h7;
+    localparam  v_emask = 16'hff;
+    localparam  v_mmask = 16'h7f;
+    localparam  v_hidden = 16'h80;
+    localparam  v_align = 16'h3;
+    localparam  v_xoff = 9'b0;
+    localparam  v_xmin = 9'b1;
+    localparam  zero16 = 16'h0;
+    localparam  dmax = 9'b11000;
+    localparam  dmax_s = 5'b11000;
+    localparam  g_s = 5'b1100;
+    localparam  ones_wa = 23'h7fffff;
+    localparam  zero_wa = 23'h0;
+    localparam  one_wa = 23'h1;
+    localparam  zero_w = 24'h0;
+    localparam  one_w = 24'h1;
+    localparam  kidx$0 = 5'b0;
+    localparam  kidx$1 = 5'b1;
+    localparam  kidx$2 = 5'b10;
+    localparam  kidx$3 = 5'b11;
+    localparam  kidx$4 = 5'b100;
+    localparam  kidx$5 = 5'b101;
+    localparam  kidx$6 = 5'b110;
+    localparam  kidx$7 = 5'b111;
+    localparam  kidx$8 = 5'b1000;
+    localparam  kidx$9 = 5'b1001;
+    localparam  kidx$10 = 5'b1010;
+    localparam  kidx$11 = 5'b1011;
+    localparam  kidx$12 = 5'b1100;
+    localparam  kidx$13 = 5'b1101;
+    localparam  kidx$14 = 5'b1110;
+    localparam  kidx$15 = 5'b1111;
+    localparam  kidx$16 = 5'b10000;
+    localparam  kidx$17 = 5'b10001;
+    localparam  kidx$18 = 5'b10010;
+    localparam  kidx$19 = 5'b10011;
+    localparam  kidx$20 = 5'b10100;
+    localparam  kidx$21 = 5'b10101;
+    localparam  kidx$22 = 5'b10110;
+    localparam  kidx$23 = 5'b10111;
+    localparam  zero_s = 5'b0;
+    localparam  top_s = 5'b10111;
+    localparam  c_norm = 9'b10000111;
+    localparam  c_sub_s = 5'b10000;
+    localparam  zero_x = 9'b0;
+    localparam  sig_sh = 5'b1101;
+    localparam  gmask = 24'h1000;
+    localparam  smask = 24'hfff;
+    localparam  one_ww = 20'h1;
+    localparam  mb_ww = 5'b1010;
+    localparam  inf_ww = 20'h7c00;
+    localparam  max16 = 16'h7bff;
+    localparam  sign16 = 16'h8000;
+
+    // Stub signals
+    reg  [31:0] count$d;
+    wire  [31:0] count$q;
+    reg  count$clock;
+    reg  count$reset;
+    reg  h_valid$d;
+    wire  h_valid$q;
+    reg  h_valid$clock;
+    reg  h_valid$reset;
+    reg  [31:0] h_pos$d;
+    wire  [31:0] h_pos$q;
+    reg  h_pos$clock;
+    reg  h_outlier$d;
+    wire  h_outlier$q;
+    reg  h_outlier$clock;
+    reg  [15:0] h_value$d;
+    wire  [15:0] h_value$q;
+    reg  h_value$clock;
+    reg  a_valid$d;
+    wire  a_valid$q;
+    reg  a_valid$clock;
+    reg  a_valid$reset;
+    reg  a_pass$d;
+    wire  a_pass$q;
+    reg  a_pass$clock;
+    reg  [15:0] a_word$d;
+    wire  [15:0] a_word$q;
+    reg  a_word$clock;
+    reg  a_sat$d;
+    wire  a_sat$q;
+    reg  a_sat$clock;
+    reg  a_sat_neg$d;
+    wire  a_sat_neg$q;
+    reg  a_sat_neg$clock;
+    reg  a_big_neg$d;
+    wire  a_big_neg$q;
+    reg  a_big_neg$clock;
+    reg  a_small_neg$d;
+    wire  a_small_neg$q;
+    reg  a_small_neg$clock;
+    reg  [8:0] a_xbig$d;
+    wire  [8:0] a_xbig$q;
+    reg  a_xbig$clock;
+    reg  [15:0] a_sbig$d;
+    wire  [15:0] a_sbig$q;
+    reg  a_sbig$clock;
+    reg  [22:0] a_small$d;
+    wire  [22:0] a_small$q;
+    reg  a_small$clock;
+    reg  b_valid$d;
+    wire  b_valid$q;
+    reg  b_valid$clock;
+    reg  b_valid$reset;
+    reg  [15:0] b_word$d;
+    wire  [15:0] b_word$q;
+    reg  b_word$clock;
+
+    // Local signals
+    reg  consume;
+    reg  take;
+    reg  [15:0] o_e;
+    reg  [15:0] o_s;
+    reg  [15:0] v_e;
+    reg  [15:0] v_s;
+    reg  [8:0] xa;
+    reg  [8:0] xb;
+    reg  [15:0] sa;
+    reg  [15:0] sb;
+    reg  na;
+    reg  nb;
+    reg  a_spec;
+    reg  b_spec;
+    reg  [8:0] xbig;
+    reg  [8:0] xsmall;
+    reg  [15:0] sbig;
+    reg  [15:0] ssmall;
+    reg  [8:0] d;
+    reg  [4:0] dsh;
+    reg  [22:0] sm_w;
+    reg  [22:0] sm_sh;
+    reg  sticky;
+    reg  [23:0] big_w;
+    reg  [23:0] small_w;
+    reg  [23:0] hi;
+    reg  [23:0] lo;
+    reg  eff_sub;
+    reg  dneg;
+    reg  [23:0] mag;
+    reg  zero;
+    reg  [4:0] lz;
+    reg  [8:0] t;
+    reg  normal;
+    reg  [4:0] ls;
+    reg  [23:0] m;
+    reg  [23:0] sig;
+    reg  ru;
+    reg  [19:0] n;
+    reg  [8:0] fe1;
+    reg  [19:0] w;
+    reg  neg;
+    reg  [15:0] res;
+
+    // Sub module instances
+    sop_engine_hif8_fp16$corr$3$count count(
+        .d(count$d),
+        .q(count$q),
+        .clock(count$clock),
+        .reset(count$reset)
+    );
+    sop_engine_hif8_fp16$corr$3$h_valid h_valid(
+        .d(h_valid$d),
+        .q(h_valid$q),
+        .clock(h_valid$clock),
+        .reset(h_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$3$h_pos h_pos(
+        .d(h_pos$d),
+        .q(h_pos$q),
+        .clock(h_pos$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$h_outlier h_outlier(
+        .d(h_outlier$d),
+        .q(h_outlier$q),
+        .clock(h_outlier$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$h_value h_value(
+        .d(h_value$d),
+        .q(h_value$q),
+        .clock(h_value$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$a_valid a_valid(
+        .d(a_valid$d),
+        .q(a_valid$q),
+        .clock(a_valid$clock),
+        .reset(a_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$3$a_pass a_pass(
+        .d(a_pass$d),
+        .q(a_pass$q),
+        .clock(a_pass$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$a_word a_word(
+        .d(a_word$d),
+        .q(a_word$q),
+        .clock(a_word$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$a_sat a_sat(
+        .d(a_sat$d),
+        .q(a_sat$q),
+        .clock(a_sat$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$a_sat_neg a_sat_neg(
+        .d(a_sat_neg$d),
+        .q(a_sat_neg$q),
+        .clock(a_sat_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$a_big_neg a_big_neg(
+        .d(a_big_neg$d),
+        .q(a_big_neg$q),
+        .clock(a_big_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$a_small_neg a_small_neg(
+        .d(a_small_neg$d),
+        .q(a_small_neg$q),
+        .clock(a_small_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$a_xbig a_xbig(
+        .d(a_xbig$d),
+        .q(a_xbig$q),
+        .clock(a_xbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$a_sbig a_sbig(
+        .d(a_sbig$d),
+        .q(a_sbig$q),
+        .clock(a_sbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$a_small a_small(
+        .d(a_small$d),
+        .q(a_small$q),
+        .clock(a_small$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$b_valid b_valid(
+        .d(b_valid$d),
+        .q(b_valid$q),
+        .clock(b_valid$clock),
+        .reset(b_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$3$b_word b_word(
+        .d(b_word$d),
+        .q(b_word$q),
+        .clock(b_word$clock)
+    );
+
+    // Update code
+    always @(*) begin
+        count$clock = clock;
+        h_valid$clock = clock;
+        h_pos$clock = clock;
+        h_outlier$clock = clock;
+        h_value$clock = clock;
+        a_valid$clock = clock;
+        a_pass$clock = clock;
+        a_word$clock = clock;
+        a_sat$clock = clock;
+        a_sat_neg$clock = clock;
+        a_big_neg$clock = clock;
+        a_small_neg$clock = clock;
+        a_xbig$clock = clock;
+        a_sbig$clock = clock;
+        a_small$clock = clock;
+        b_valid$clock = clock;
+        b_word$clock = clock;
+        count$reset = reset;
+        h_valid$reset = reset;
+        a_valid$reset = reset;
+        b_valid$reset = reset;
+        consume = in_valid && h_valid$q && (h_pos$q == count$q);
+        sp_ready = ~h_valid$q || consume;
+        take = sp_valid && (~h_valid$q || consume);
+        count$d = count$q;
+        if (in_valid) begin
+            count$d = count$q + one32;
+        end
+        h_valid$d = h_valid$q;
+        h_pos$d = h_pos$q;
+        h_outlier$d = h_outlier$q;
+        h_value$d = h_value$q;
+        if (take) begin
+            h_valid$d = 1'b1;
+            h_pos$d = sp_pos;
+            h_outlier$d = sp_outlier;
+            h_value$d = sp_value;
+        end
+        else if (consume) begin
+            h_valid$d = 1'b0;
+        end
+        o_e = (in_word >> o_mb) & o_emask;
+        o_s = in_word & o_mmask;
+        xa = o_xmin;
+        if (o_e != zero16) begin
+            o_s = (in_word & o_mmask) | o_hidden;
+            xa = o_e[(32'h0)+:(9)] + o_xoff;
+        end
+        sa = o_s << o_align;
+        na = in_word[32'hf];
+        a_spec = o_e == o_emask;
+        v_e = (h_value$q >> v_mb) & v_emask;
+        v_s = h_value$q & v_mmask;
+        xb = v_xmin;
+        if (v_e != zero16) begin
+            v_s = (h_value$q & v_mmask) | v_hidden;
+            xb = v_e[(32'h0)+:(9)] + v_xoff;
+        end
+        sb = v_s << v_align;
+        nb = h_value$q[32'hf];
+        b_spec = v_e == v_emask;
+        if (h_outlier$q) begin
+            xa = o_xmin;
+            sa = zero16;
+            na = h_value$q[32'hf];
+            a_spec = 1'b0;
+        end
+        xbig = xa;
+        xsmall = xb;
+        sbig = sa;
+        ssmall = sb;
+        a_big_neg$d = na;
+        a_small_neg$d = nb;
+        if (xb > xa) begin
+            xbig = xb;
+            xsmall = xa;
+            sbig = sb;
+            ssmall = sa;
+            a_big_neg$d = nb;
+            a_small_neg$d = na;
+        end
+        d = xbig - xsmall;
+        dsh = d[(32'h0)+:(5)];
+        if (d > dmax) begin
+            dsh = dmax_s;
+        end
+        sm_w = ((ssmall) & 23'h7fffff) << g_s;
+        sm_sh = sm_w >> dsh;
+        sticky = (sm_w & ~(ones_wa << dsh)) != zero_wa;
+        a_small$d = sm_sh;
+        if (sticky) begin
+            a_small$d = sm_sh | one_wa;
+        end
+        a_xbig$d = xbig;
+        a_sbig$d = sbig;
+        a_sat$d = a_spec || b_spec;
+        a_sat_neg$d = nb;
+        if (a_spec) begin
+            a_sat_neg$d = na;
+        end
+        a_valid$d = in_valid;
+        a_pass$d = ~consume;
+        a_word$d = in_word;
+        big_w = ((a_sbig$q) & 24'hffffff) << g_s;
+        small_w = ((a_small$q) & 24'hffffff);
+        eff_sub = a_big_neg$q != a_small_neg$q;
+        dneg = small_w > big_w;
+        hi = big_w;
+        lo = small_w;
+        if (dneg) begin
+            hi = small_w;
+            lo = big_w;
+        end
+        if (eff_sub) begin
+            mag = hi - lo;
+        end
+        else begin
+            mag = hi + lo;
+        end
+        zero = mag == zero_w;
+        lz = zero_s;
+        if (mag[0]) begin
+            lz = kidx$0;
+        end
+        if (mag[1]) begin
+            lz = kidx$1;
+        end
+        if (mag[2]) begin
+            lz = kidx$2;
+        end
+        if (mag[3]) begin
+            lz = kidx$3;
+        end
+        if (mag[4]) begin
+            lz = kidx$4;
+        end
+        if (mag[5]) begin
+            lz = kidx$5;
+        end
+        if (mag[6]) begin
+            lz = kidx$6;
+        end
+        if (mag[7]) begin
+            lz = kidx$7;
+        end
+        if (mag[8]) begin
+            lz = kidx$8;
+        end
+        if (mag[9]) begin
+            lz = kidx$9;
+        end
+        if (mag[10]) begin
+            lz = kidx$10;
+        end
+        if (mag[11]) begin
+            lz = kidx$11;
+        end
+        if (mag[12]) begin
+            lz = kidx$12;
+        end
+        if (mag[13]) begin
+            lz = kidx$13;
+        end
+        if (mag[14]) begin
+            lz = kidx$14;
+        end
+        if (mag[15]) begin
+            lz = kidx$15;
+        end
+        if (mag[16]) begin
+            lz = kidx$16;
+        end
+        if (mag[17]) begin
+            lz = kidx$17;
+        end
+        if (mag[18]) begin
+            lz = kidx$18;
+        end
+        if (mag[19]) begin
+            lz = kidx$19;
+        end
+        if (mag[20]) begin
+            lz = kidx$20;
+        end
+        if (mag[21]) begin
+            lz = kidx$21;
+        end
+        if (mag[22]) begin
+            lz = kidx$22;
+        end
+        if (mag[23]) begin
+            lz = kidx$23;
+        end
+        t = a_xbig$q + ((lz) & 9'h1ff);
+        normal = (t >= c_norm) && ~zero;
+        if (normal) begin
+            ls = top_s - lz;
+            fe1 = t - c_norm;
+        end
+        else begin
+            ls = a_xbig$q[(32'h0)+:(5)] - c_sub_s;
+            fe1 = zero_x;
+        end
+        m = mag << ls;
+        sig = m >> sig_sh;
+        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
+        n = sig[(32'h0)+:(20)];
+        if (ru) begin
+            n = sig[(32'h0)+:(20)] + one_ww;
+        end
+        w = (((fe1) & 20'hfffff) << mb_ww) + n;
+        res = w[(32'h0)+:(16)];
+        if (a_sat$q || (w >= inf_ww)) begin
+            res = max16;
+        end
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        if (zero && eff_sub) begin
+            neg = 1'b0;
+        end
+        if (a_sat$q) begin
+            neg = a_sat_neg$q;
+        end
+        if (neg) begin
+            res = res | sign16;
+        end
+        b_valid$d = a_valid$q;
+        b_word$d = res;
+        if (a_pass$q) begin
+            b_word$d = a_word$q;
+        end
+        out_valid = b_valid$q;
+        out_word = b_word$q;
+    end
+
+endmodule // sop_engine_hif8_fp16$corr$3
+
+module sop_engine_hif8_fp16$corr$3$a_big_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_big_neg
+
+module sop_engine_hif8_fp16$corr$3$a_pass(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_pass
+
+module sop_engine_hif8_fp16$corr$3$a_sat(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_sat
+
+module sop_engine_hif8_fp16$corr$3$a_sat_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_sat_neg
+
+module sop_engine_hif8_fp16$corr$3$a_sbig(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_sbig
+
+module sop_engine_hif8_fp16$corr$3$a_small(d,q,clock);
+
+    // Module arguments
+    input wire  [22:0] d;
+    output reg  [22:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_small
+
+module sop_engine_hif8_fp16$corr$3$a_small_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_small_neg
+
+module sop_engine_hif8_fp16$corr$3$a_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_valid
+
+module sop_engine_hif8_fp16$corr$3$a_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_word
+
+module sop_engine_hif8_fp16$corr$3$a_xbig(d,q,clock);
+
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$a_xbig
+
+module sop_engine_hif8_fp16$corr$3$b_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b_valid
+
+module sop_engine_hif8_fp16$corr$3$b_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b_word
+
+module sop_engine_hif8_fp16$corr$3$count(d,q,clock,reset);
+
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 32'h0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$count
+
+module sop_engine_hif8_fp16$corr$3$h_outlier(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$h_outlier
+
+module sop_engine_hif8_fp16$corr$3$h_pos(d,q,clock);
+
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$h_pos
+
+module sop_engine_hif8_fp16$corr$3$h_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$h_valid
+
+module sop_engine_hif8_fp16$corr$3$h_value(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$h_value
 
 module sop_engine_hif8_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel,code,load_table,load_addr,load_data,load_we,mode,bias0,bias1,data_out,valid_out);
 

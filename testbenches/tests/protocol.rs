@@ -6,7 +6,7 @@
 
 use sop_cosim::{compiled_configs, BeatStreams, Dut, Harness, LoadOp, MismatchKind};
 use sop_hw::model::run_lane;
-use sop_hw::{Beat, LaneConfig, Tables, LATENCY};
+use sop_hw::{Beat, LaneConfig, Tables};
 use sop_testbenches::assert_clean;
 
 /// Deterministic tables with every entry non-zero where the format allows.
@@ -66,6 +66,7 @@ fn latency_and_valid_timing_against_run_lane() {
                         scale: one.wrapping_add(3 + i as u8),
                         sel: true,
                         code: 0,
+                        corr: None,
                     },
                     Beat::weight(c(4)),
                     Beat::weight(c(5)),
@@ -76,7 +77,7 @@ fn latency_and_valid_timing_against_run_lane() {
             })
             .collect();
         let len = streams[0].len();
-        let lat = LATENCY as usize;
+        let lat = d.latency() as usize;
         let mut got = vec![Vec::new(); n];
         for k in 0..len + lat + 2 {
             let beats: Vec<Beat> = streams.iter().map(|s| s.get(k).copied().unwrap_or_default()).collect();
@@ -113,8 +114,9 @@ fn reset_drops_in_flight_weights_and_clears_block_registers() {
         h.drain();
         assert_clean(&h);
         let c = h.counters();
-        // Weights issued in the 3 cycles before the reset edge are lost, on every lane.
-        assert_eq!(c.lost, 3 * n as u64, "{}: {c:?}", cfg.name);
+        // Weights issued in the `latency - 1` cycles before the reset edge are lost, on every
+        // lane (3 on a lane, 5 on an engine with its correction unit).
+        assert_eq!(c.lost, (h.latency() - 1) * n as u64, "{}: {c:?}", cfg.name);
         assert_eq!(c.checked, c.issued - c.lost);
         // After the reset the remaining weights had no strobe: they decode with scale 0.
         let mut d = Dut::new(&cfg.name).unwrap();
@@ -123,7 +125,7 @@ fn reset_drops_in_flight_weights_and_clears_block_registers() {
         d.step(&vec![Beat::start(1, one, true); n]);
         d.reset();
         let mut zeros = 0;
-        for _ in 0..LATENCY + 1 {
+        for _ in 0..d.latency() + 1 {
             zeros += d
                 .step(&vec![Beat::weight(1); n])
                 .iter()
@@ -177,7 +179,7 @@ fn mismatch_kinds_and_report_format() {
     h.dut_mut().set_lane(0, &Beat::start(2, one, false));
     h.dut_mut().tick();
     h.dut_mut().set_lane(0, &Beat::idle());
-    h.idle(LATENCY as u64 + 1);
+    h.idle(h.latency() + 1);
     // Missing: the harness issues weights, then a reset behind its back drops them.
     let n = h.dut().lanes();
     let mut s = BeatStreams::new(vec![vec![Beat::start(3, one, true), Beat::weight(4)]; n]);
@@ -185,7 +187,7 @@ fn mismatch_kinds_and_report_format() {
     h.dut_mut().set_reset(true);
     h.dut_mut().tick();
     h.dut_mut().set_reset(false);
-    h.idle(LATENCY as u64 + 1);
+    h.idle(h.latency() + 1);
     let kinds: Vec<MismatchKind> = h.mismatches().iter().map(|m| m.kind).collect();
     assert!(kinds.contains(&MismatchKind::Unexpected), "{kinds:?}");
     assert!(kinds.contains(&MismatchKind::Missing), "{kinds:?}");
@@ -243,7 +245,7 @@ fn load_port_reaches_every_lane() {
             let mut dd = Dut::new(&cfg.name).unwrap();
             dd.reset();
             dd.load_tables(&t).unwrap();
-            for k in 0..streams[i].len() + LATENCY as usize {
+            for k in 0..streams[i].len() + dd.latency() as usize {
                 let mut beats = vec![Beat::idle(); n];
                 beats[i] = streams[i].get(k).copied().unwrap_or_default();
                 if let Some(w) = dd.step(&beats)[i] {

@@ -1,6 +1,7 @@
 //! Corner cases real weights rarely hit, on every committed configuration:
 //!
-//! - proptest: random tables and biases (zero entries, FP16 Inf/NaN entries, biases over the
+//! - proptest (engines: every mode, sparse corrections on a third of the weights): random
+//!   tables and biases (zero entries, FP16 Inf/NaN entries, biases over the
 //!   model's whole domain -100..=100), random lane streams with strobes in idle cycles, zero
 //!   scales, subnormal scales, the largest scale codes, negative signed scales, and resets at
 //!   random cycles;
@@ -11,6 +12,7 @@
 use proptest::prelude::*;
 use sop_cosim::{compiled_configs, BeatStreams, Dut, Harness};
 use sop_hw::mode::{all_modes, ElementPath, Mode};
+use sop_hw::sparse::Correction;
 use sop_hw::{Beat, LaneConfig, Tables};
 use sop_testbenches::{assert_clean, sweep};
 
@@ -94,9 +96,9 @@ fn tables_of(cfg: &LaneConfig, c: &Case) -> Tables {
 fn beats_of(cfg: &LaneConfig, lane: &[(u8, u8, bool, u32)]) -> Vec<Beat> {
     let cmask = (1u32 << cfg.code_bits) - 1;
     lane.iter()
-        .map(|&(kind, scale, sel, code)| {
-            let code = code & cmask;
-            match kind {
+        .map(|&(kind, scale, sel, raw)| {
+            let code = raw & cmask;
+            let mut b = match kind {
                 0 => Beat::idle(),
                 1 => Beat {
                     valid: false,
@@ -104,10 +106,20 @@ fn beats_of(cfg: &LaneConfig, lane: &[(u8, u8, bool, u32)]) -> Vec<Beat> {
                     scale,
                     sel,
                     code,
+                    corr: None,
                 },
                 2 | 3 => Beat::start(code, scale, sel),
                 _ => Beat::weight(code),
+            };
+            // Engines: a sparse correction on about a third of the weights, from the high
+            // bits of the random word (any BF16 value: Inf/NaN ones saturate).
+            if cfg.engine && b.valid && (raw >> 8) % 3 == 0 {
+                b.corr = Some(Correction {
+                    outlier: (raw >> 10) & 1 == 1,
+                    value: (raw >> 16) as u16,
+                });
             }
+            b
         })
         .collect()
 }

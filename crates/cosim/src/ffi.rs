@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use sop_hw::config::{parse_lut, parse_output, parse_scale};
+use sop_hw::sparse::Correction;
 use sop_hw::{Beat, LaneConfig, Tables};
 
 use crate::CosimError;
@@ -181,6 +182,17 @@ struct LanePorts {
     code: *mut u8,
     data_out: *const u16,
     valid_out: *const u8,
+    /// The sparse stream of the lane's correction unit (engines).
+    sparse: Option<SparsePorts>,
+}
+
+/// The sparse-stream ports of one lane.
+struct SparsePorts {
+    valid: *mut u8,
+    pos: *mut u32,
+    outlier: *mut u8,
+    value: *mut u16,
+    ready: *const u8,
 }
 
 /// `load_data`: 7 or 8 bits (HIF7/HIF8 tables) or 16 bits (FP16 tables), with its width mask.
@@ -232,7 +244,7 @@ pub enum LoadOp {
 ///
 /// Cycle convention (the same as `sop_hw::sim::RtlSim`): in cycle `n` the inputs are driven,
 /// the outputs visible in cycle `n` are read, then the rising edge `n` is applied. A weight
-/// driven in cycle `n` is visible on `data_out` in cycle `n + LATENCY`.
+/// driven in cycle `n` is visible on `data_out` in cycle `n + latency()`.
 pub struct Dut {
     h: NonNull<c_void>,
     desc: &'static ModelDesc,
@@ -326,6 +338,7 @@ impl Dut {
     pub fn idle_inputs(&mut self) {
         for i in 0..self.lanes() {
             self.set_lane(i, &Beat::idle());
+            self.set_sparse(i, None);
         }
         self.set_load(None);
     }
@@ -351,6 +364,53 @@ impl Dut {
         let l = &self.p.lanes[i];
         // SAFETY: output port pointers of this model (one and two bytes, checked in `bind`).
         unsafe { (l.valid_out.read() != 0, l.data_out.read()) }
+    }
+
+    /// True when the lanes have sparse correction units (engines).
+    pub fn has_sparse(&self) -> bool {
+        self.p.lanes.first().is_some_and(|l| l.sparse.is_some())
+    }
+
+    /// Drives lane `i`'s sparse stream for the current cycle: `Some((position, entry))`
+    /// presents an entry, `None` none. No-op without a correction unit (then `entry` must
+    /// be `None`).
+    #[inline(always)]
+    pub fn set_sparse(&mut self, i: usize, entry: Option<(u32, Correction)>) {
+        let Some(sp) = &self.p.lanes[i].sparse else {
+            assert!(entry.is_none(), "{}: no sparse correction unit", self.cfg.name);
+            return;
+        };
+        let (pos, c) = entry.unwrap_or((
+            0,
+            Correction {
+                outlier: false,
+                value: 0,
+            },
+        ));
+        // SAFETY: input ports of this model with the sizes checked in `bind`.
+        unsafe {
+            sp.valid.write(entry.is_some() as u8);
+            sp.pos.write(pos);
+            sp.outlier.write(c.outlier as u8);
+            sp.value.write(c.value);
+        }
+    }
+
+    /// Lane `i`'s `sp_ready` in the current cycle (false without a correction unit): a
+    /// presented entry is taken at the next clock edge.
+    #[inline(always)]
+    pub fn sp_ready(&self, i: usize) -> bool {
+        // SAFETY: one-byte output port of this model.
+        self.p.lanes[i]
+            .sparse
+            .as_ref()
+            .is_some_and(|sp| unsafe { sp.ready.read() != 0 })
+    }
+
+    /// The pipeline latency in cycles: a beat driven in cycle `n` is visible on `data_out` in
+    /// cycle `n + latency()`.
+    pub fn latency(&self) -> u32 {
+        sop_hw::params::Params::new(&self.cfg).latency
     }
 
     /// Lane `i`'s output word visible in the current cycle, if `valid_out`.
@@ -665,6 +725,16 @@ impl Ports {
                 code: in8(&format!("code_{i}"))?,
                 data_out: get(&format!("data_out_{i}"), false, &[2])?.0 as *const u16,
                 valid_out: get(&format!("valid_out_{i}"), false, &[1])?.0 as *const u8,
+                sparse: match opt8(&format!("sp_valid_{i}"))? {
+                    None => None,
+                    Some(valid) => Some(SparsePorts {
+                        valid,
+                        pos: get(&format!("sp_pos_{i}"), true, &[4])?.0 as *mut u32,
+                        outlier: in8(&format!("sp_outlier_{i}"))?,
+                        value: get(&format!("sp_value_{i}"), true, &[2])?.0 as *mut u16,
+                        ready: get(&format!("sp_ready_{i}"), false, &[1])?.0 as *const u8,
+                    }),
+                },
             });
         }
         let load_bias = opt8("load_bias")?;

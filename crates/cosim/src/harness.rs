@@ -4,22 +4,28 @@
 //!
 //! Per lane the harness keeps the latched `(sel, scale)` exactly as the hardware does
 //! (`block_start` latches them, also in a cycle without a weight; reset clears them to
-//! table 0, scale code 0) and a ring of the words due in the next [`LATENCY`] cycles. In
+//! table 0, scale code 0) and a ring of the words due in the next `latency` cycles. In
 //! every cycle, for every lane, `valid_out` must be high exactly when a word is due, and the
 //! word must equal the expected one; anything else is a [`Mismatch`]. Table loads and resets
 //! are cycles of the same loop, so outputs still in flight are checked while the next layer's
 //! tables load.
+//!
+//! On an engine the harness also drives each lane's sparse stream: a beat's correction
+//! becomes an entry at the weight's position (the lane's weights since reset), presented
+//! until the correction unit takes it, and the expected word is the corrected one.
 
-use sop_hw::{Beat, LaneConfig, Tables, LATENCY};
+use std::collections::VecDeque;
+
+use sop_hw::sparse::{correct, Correction};
+use sop_hw::{Beat, LaneConfig, Tables};
 
 use crate::ffi::{load_ops, Dut, LoadOp};
 use crate::golden::ProductTable;
 use crate::report::{Mismatch, MismatchKind, WeightPos};
 use crate::CosimError;
 
+/// Slots of the per-lane ring of words in flight: more than any pipeline latency.
 const RING: usize = 8;
-const LAT: u64 = LATENCY as u64;
-const _: () = assert!((LATENCY as usize) < RING);
 
 /// A source of lane inputs, one beat per lane per cycle.
 pub trait Stimulus {
@@ -28,7 +34,7 @@ pub trait Stimulus {
     /// weight).
     fn next(&mut self, lane: usize) -> (Beat, u32);
     /// A reset cleared lane `lane`'s block registers; `first_lost` is the tag of the
-    /// earliest weight whose output was lost (issued in the `LATENCY - 1` cycles before the
+    /// earliest weight whose output was lost (issued in the `latency - 1` cycles before the
     /// reset edge), if any. A stream that wants every weight checked re-sends from there,
     /// starting with a `block_start`.
     fn on_reset(&mut self, lane: usize, first_lost: Option<u32>);
@@ -68,6 +74,7 @@ struct Expect {
     word: u16,
     stream: u16,
     tag: u32,
+    corr: Option<Correction>,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +83,10 @@ struct LaneModel {
     scale: u8,
     sel: bool,
     ring: [Expect; RING],
+    /// Weights issued since the last reset (the next one's sparse position).
+    issued: u32,
+    /// Sparse entries not yet taken by the correction unit, in position order.
+    sparse: VecDeque<(u32, Correction)>,
 }
 
 /// A named stream (layer) that expects refer to, for reports.
@@ -106,6 +117,10 @@ pub struct Counters {
 pub struct Harness {
     dut: Dut,
     cfg: LaneConfig,
+    /// Pipeline latency in cycles.
+    lat: u64,
+    /// The lanes have sparse correction units (engines).
+    sparse_unit: bool,
     prod: ProductTable,
     code_mask: u32,
     lanes: Vec<LaneModel>,
@@ -134,8 +149,14 @@ impl Harness {
             scale: 0,
             sel: false,
             ring: [Expect::default(); RING],
+            issued: 0,
+            sparse: VecDeque::new(),
         };
+        let lat = u64::from(dut.latency());
+        assert!((lat as usize) < RING, "latency {lat} exceeds the harness ring");
         Harness {
+            lat,
+            sparse_unit: dut.has_sparse(),
             lanes: vec![lane; dut.lanes()],
             code_mask: (1 << cfg.code_bits) - 1,
             streams: vec![StreamCtx {
@@ -305,16 +326,31 @@ impl Harness {
         }
         if b.valid {
             let code = b.code & self.code_mask;
-            lm.ring[(c + LAT) as usize % RING] = Expect {
+            let mut word = self.prod.at(lm.base | code);
+            if let Some(corr) = b.corr {
+                word = correct(self.cfg.output, word, Some(corr));
+                lm.sparse.push_back((lm.issued, corr));
+            }
+            lm.issued = lm.issued.wrapping_add(1);
+            lm.ring[(c + self.lat) as usize % RING] = Expect {
                 valid: true,
                 sel: lm.sel,
                 scale: lm.scale,
                 code: code as u8,
-                word: self.prod.at(lm.base | code),
+                word,
                 stream: self.cur,
                 tag,
+                corr: b.corr,
             };
             self.n.issued += 1;
+        }
+        if self.sparse_unit {
+            // The unit takes the presented entry at this edge when it is ready.
+            let front = lm.sparse.front().copied();
+            self.dut.set_sparse(i, front);
+            if front.is_some() && self.dut.sp_ready(i) {
+                lm.sparse.pop_front();
+            }
         }
         self.n.checked += due.valid as u64;
         if let Some(cap) = &mut self.capture {
@@ -362,7 +398,7 @@ impl Harness {
             kind,
             lane,
             cycle,
-            issue_cycle: cycle.saturating_sub(LAT),
+            issue_cycle: cycle.saturating_sub(self.lat),
             pos: if due.valid {
                 ctx.geometry.map(|g| g.pos(due.tag))
             } else {
@@ -373,6 +409,8 @@ impl Harness {
             sel: due.sel,
             scale: due.scale,
             entry: tables.entries[t].get(code as usize).copied().unwrap_or(0),
+            correction: due.corr,
+            mode: tables.mode,
             bias: tables.bias[t],
             expected: due.valid.then_some(due.word),
             actual: v.then_some(w),
@@ -428,8 +466,8 @@ impl Harness {
         }
         // The golden model switches once every weight issued before the load has come out:
         // a load shorter than the pipeline (an engine's mode write alone) waits for it.
-        if n < LAT {
-            self.idle(LAT - n);
+        if n < self.lat {
+            self.idle(self.lat - n);
         }
         self.prod = ProductTable::new(&self.cfg, t);
         for lm in &mut self.lanes {
@@ -439,11 +477,17 @@ impl Harness {
     }
 
     /// One cycle with the synchronous reset asserted (lanes idle): the outputs visible in
-    /// this cycle are still checked; the weights issued in the `LATENCY - 1` cycles before
+    /// this cycle are still checked; the weights issued in the `latency - 1` cycles before
     /// are lost (their tags are returned per lane, earliest first, as the first lost tag);
     /// the lanes' block registers return to table 0, scale code 0.
     pub fn reset_cycle(&mut self) -> Vec<Option<u32>> {
         self.last_sync = self.dut.cycle();
+        // The entries of weights in flight are lost with them; no handshake in a reset.
+        for (i, lm) in self.lanes.iter_mut().enumerate() {
+            lm.sparse.clear();
+            lm.issued = 0;
+            self.dut.set_sparse(i, None);
+        }
         self.dut.set_reset(true);
         self.idle(1);
         self.dut.set_reset(false);
@@ -451,7 +495,7 @@ impl Harness {
         let mut lost = Vec::with_capacity(self.lanes.len());
         for lm in &mut self.lanes {
             let mut first = None;
-            for k in 0..LAT {
+            for k in 0..self.lat {
                 let slot = &mut lm.ring[(c + k) as usize % RING];
                 if slot.valid {
                     first.get_or_insert(slot.tag);
@@ -506,9 +550,14 @@ impl Harness {
         }
     }
 
-    /// Runs idle cycles until every issued weight's output was due (`LATENCY` cycles).
+    /// Runs idle cycles until every issued weight's output was due (`latency` cycles).
     pub fn drain(&mut self) {
-        self.idle(LAT);
+        self.idle(self.lat);
+    }
+
+    /// The pipeline latency in cycles.
+    pub fn latency(&self) -> u64 {
+        self.lat
     }
 }
 

@@ -60,6 +60,10 @@ pub struct Mismatch {
     pub entry: u32,
     /// The bias of table `sel` (HIF only).
     pub bias: i32,
+    /// The weight's sparse correction, if any (engines).
+    pub correction: Option<sop_hw::sparse::Correction>,
+    /// The engine's mode when the weight was issued (None for fixed lanes).
+    pub mode: Option<sop_hw::mode::Mode>,
     /// Expected word (None for [`MismatchKind::Unexpected`]).
     pub expected: Option<u16>,
     /// Actual word (None for [`MismatchKind::Missing`]).
@@ -137,6 +141,22 @@ impl fmt::Display for Mismatch {
                 lut.name(),
                 bias,
                 self.entry_text(),
+            )?;
+        }
+        if let Some(m) = self.mode {
+            writeln!(
+                f,
+                "  engine mode {m} (the scale code is {} in this mode)",
+                m.scale.name()
+            )?;
+        }
+        if let Some(c) = self.correction {
+            writeln!(
+                f,
+                "  sparse {} BF16 {:#06x} ({})",
+                if c.outlier { "outlier" } else { "residual" },
+                c.value,
+                value_of(Ieee16::Bf16, c.value)
             )?;
         }
         let out = self.cfg.output;

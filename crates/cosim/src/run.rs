@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use sop_hw::{LaneConfig, LATENCY};
+use sop_hw::LaneConfig;
 use sop_model::Model;
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
@@ -1057,7 +1057,7 @@ fn finish_pending(
 
 /// Replays the layer of the first mismatch on the traced model, from its table load (after
 /// a reset), dumping the cycles from the last reset or table load before the mismatch (at
-/// most `opts.vcd_before` cycles before it) to `LATENCY + 4` cycles after it.
+/// most `opts.vcd_before` cycles before it) to `latency + 4` cycles after it.
 fn replay_vcd(
     cfg: &LaneConfig,
     variant: Variant,
@@ -1082,8 +1082,9 @@ fn replay_vcd(
     let ls0 = LayerStream::new(&fm.stim, cfg.lanes as usize, opts.stimulus, fm.index);
     let resets: Vec<u64> = ls0.reset_offset(fm.index).into_iter().collect();
     drop(ls0);
-    // The stream starts after the reset cycle and the table load.
-    let stream_start = fm.load_start + crate::ffi::load_ops(cfg, &fm.stim.tables).len() as u64;
+    // The stream starts after the reset cycle and the table load (at least the pipeline
+    // latency: `Harness::load_tables`).
+    let stream_start = fm.load_start + (crate::ffi::load_ops(cfg, &fm.stim.tables).len() as u64).max(h.latency());
     let mut sync = start;
     for r in &resets {
         if stream_start + r <= m.issue_cycle {
@@ -1091,7 +1092,7 @@ fn replay_vcd(
         }
     }
     let from = sync.max(m.cycle.saturating_sub(opts.vcd_before));
-    let to = m.cycle + LATENCY as u64 + 4;
+    let to = m.cycle + h.latency() + 4;
     h.set_vcd_window(from, to);
     h.reset();
     h.load_tables(&fm.stim.tables)?;

@@ -6,6 +6,7 @@
 use sop_formats::point::{Element, LutEntry, OperatingPoint, ScaleFormat};
 use sop_formats::Ieee16;
 use sop_hw::mode::{ElementPath, Mode};
+use sop_hw::sparse::Correction;
 use sop_hw::{Beat, LaneConfig, Tables};
 use sop_quantize::{minifloat_of, QuantizedLayer};
 
@@ -139,6 +140,42 @@ pub fn tables_for(ql: &QuantizedLayer, cfg: &LaneConfig) -> Result<Tables, Cosim
     Ok(t)
 }
 
+/// A layer's outliers and residuals as one list of corrections by flat index, ascending;
+/// `Err` when an index is out of range or used twice (the model file refuses both).
+pub fn corrections(ql: &QuantizedLayer) -> Result<Vec<(u32, Correction)>, String> {
+    let n = ql.rows * ql.cols;
+    let mut v: Vec<(u32, Correction)> = ql
+        .outliers
+        .iter()
+        .map(|e| {
+            (
+                e.index,
+                Correction {
+                    outlier: true,
+                    value: e.bf16,
+                },
+            )
+        })
+        .chain(ql.residuals.iter().map(|e| {
+            (
+                e.index,
+                Correction {
+                    outlier: false,
+                    value: e.bf16,
+                },
+            )
+        }))
+        .collect();
+    v.sort_unstable_by_key(|e| e.0);
+    if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(format!("weight {} has two sparse entries", w[0].0));
+    }
+    if let Some(e) = v.last().filter(|e| e.0 as usize >= n) {
+        return Err(format!("sparse entry at {} is outside the {n} weights", e.0));
+    }
+    Ok(v)
+}
+
 /// One layer as stimulus: codes, per-block selection bits and scale codes, and the tables.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerStim {
@@ -160,6 +197,9 @@ pub struct LayerStim {
     pub tables: Tables,
     /// Blocks streamed: a prefix of the layer's blocks (all by default).
     pub blocks: usize,
+    /// Sparse corrections (outliers and residuals) by flat weight index, ascending and
+    /// unique; empty for a dense layer. Engines only (a correction unit per lane).
+    pub corr: Vec<(u32, Correction)>,
 }
 
 impl LayerStim {
@@ -186,6 +226,13 @@ impl LayerStim {
         if ql.sel.len() != ql.num_blocks() || scales.len() != ql.num_blocks() {
             return Err(bad("selection bits or scale codes do not match the blocks".into()));
         }
+        let corr = corrections(ql).map_err(bad)?;
+        if !corr.is_empty() && !cfg.engine {
+            return Err(bad(format!(
+                "{} sparse entries, and a fixed lane has no sparse correction unit (an engine has)",
+                corr.len()
+            )));
+        }
         Ok(LayerStim {
             name: ql.name.clone(),
             rows: ql.rows,
@@ -196,7 +243,20 @@ impl LayerStim {
             scales,
             tables,
             blocks: ql.num_blocks(),
+            corr,
         })
+    }
+
+    /// The sparse correction of flat weight index `i`, if any.
+    #[inline]
+    pub fn correction(&self, i: usize) -> Option<Correction> {
+        if self.corr.is_empty() {
+            return None;
+        }
+        self.corr
+            .binary_search_by_key(&(i as u32), |e| e.0)
+            .ok()
+            .map(|k| self.corr[k].1)
     }
 
     /// Blocks per row.
@@ -579,6 +639,7 @@ impl Stimulus for LayerStream<'_> {
                     scale: c.scale,
                     sel: c.sel,
                     code: 0,
+                    corr: None,
                 };
                 return (b, 0);
             }
@@ -595,6 +656,7 @@ impl Stimulus for LayerStream<'_> {
             scale: c.scale,
             sel: c.sel,
             code: self.stim.codes[tag] as u32,
+            corr: self.stim.correction(tag),
         };
         c.need_start = false;
         c.off += 1;
@@ -666,6 +728,7 @@ mod tests {
             scales: vec![0x70; blocks],
             tables: Tables::zeroed(cfg),
             blocks,
+            corr: Vec::new(),
         }
     }
 

@@ -383,11 +383,6 @@ pub fn decoder_for<'a>(
     point: &OperatingPoint,
     sparse: bool,
 ) -> Result<&'a LaneConfig, String> {
-    if sparse {
-        return Err(format!(
-            "{point} with outlier or residual entries: no configuration has a sparse correction unit (use the option without +O/+R)"
-        ));
-    }
     // Configurations that lack the same thing are named together.
     let mut why: Vec<(String, Vec<&str>)> = Vec::new();
     let engines_first = configs
@@ -395,7 +390,12 @@ pub fn decoder_for<'a>(
         .filter(|c| c.engine)
         .chain(configs.iter().filter(|c| !c.engine));
     for c in engines_first {
-        match c.decodes(point) {
+        let decodes = if sparse && !c.engine {
+            Err("its outlier or residual entries need a sparse correction unit, which only engines have".to_string())
+        } else {
+            c.decodes(point)
+        };
+        match decodes {
             Ok(()) => return Ok(c),
             Err(e) => match why.iter_mut().find(|(r, _)| *r == e) {
                 Some((_, names)) => names.push(&c.name),
@@ -558,7 +558,8 @@ mod tests {
         let e = pick("NF4sUE8M0b32").unwrap_err();
         assert!(e.contains("UE8M0"), "{e}");
         let p: OperatingPoint = "NF4+DD4sUE4M4b16".parse().unwrap();
-        assert!(decoder_for(&cfgs, &p, true)
+        assert_eq!(decoder_for(&cfgs, &p, true).unwrap().name, eng);
+        assert!(decoder_for(&fixed, &p, true)
             .unwrap_err()
             .contains("sparse correction unit"));
     }

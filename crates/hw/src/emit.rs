@@ -17,13 +17,19 @@ use crate::config::{default_configs, LaneConfig};
 use crate::params::Params;
 use crate::HwError;
 
-/// Ports of the top that exist once per lane (`<port>_<lane>`).
-pub const LANE_PORTS: [&str; 7] = [
+/// Ports of the top that exist once per lane (`<port>_<lane>`); the `sp_` ones on engines
+/// only (the sparse stream of each lane's correction unit).
+pub const LANE_PORTS: [&str; 12] = [
     "valid_in",
     "block_start",
     "scale",
     "sel",
     "code",
+    "sp_valid",
+    "sp_pos",
+    "sp_outlier",
+    "sp_value",
+    "sp_ready",
     "data_out",
     "valid_out",
 ];
@@ -90,7 +96,7 @@ pub fn ports(cfg: &LaneConfig) -> Vec<(String, &'static str, u32, String)> {
             "load port: write load_mode to the mode register (all lanes)".into(),
         ));
     }
-    let per_lane: [(&str, &str, u32, String); 7] = [
+    let mut per_lane: Vec<(&str, &str, u32, String)> = vec![
         ("valid_in", "input", 1, "a weight code is presented".into()),
         (
             "block_start",
@@ -115,9 +121,34 @@ pub fn ports(cfg: &LaneConfig) -> Vec<(String, &'static str, u32, String)> {
             "valid_out",
             "output",
             1,
-            format!("data_out is valid ({} cycles after valid_in)", crate::params::LATENCY),
+            format!("data_out is valid ({} cycles after valid_in)", Params::new(cfg).latency),
         ),
     ];
+    if cfg.engine {
+        let sparse: [(&str, &str, u32, String); 5] = [
+            ("sp_valid", "input", 1, "sparse stream: an entry is presented".into()),
+            (
+                "sp_pos",
+                "input",
+                32,
+                "sparse stream: the entry's position (the lane's words since reset, from 0)".into(),
+            ),
+            (
+                "sp_outlier",
+                "input",
+                1,
+                "sparse stream: 1 outlier (replaces the word), 0 residual (added, one rounding)".into(),
+            ),
+            ("sp_value", "input", 16, "sparse stream: the entry's BF16 value".into()),
+            (
+                "sp_ready",
+                "output",
+                1,
+                "sparse stream: the entry is taken at this edge (sorted, unique positions)".into(),
+            ),
+        ];
+        per_lane.splice(5..5, sparse);
+    }
     for (n, d, wd, m) in &per_lane {
         for i in 0..cfg.lanes {
             v.push((format!("{n}_{i}"), *d, *wd, format!("lane {i}: {m}")));

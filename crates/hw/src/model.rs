@@ -23,6 +23,7 @@ use sop_formats::{Ieee16, MiniFloat};
 use crate::config::LaneConfig;
 use crate::mode::Mode;
 use crate::params::{scale_format, Params};
+use crate::sparse::{correct, Correction};
 use crate::HwError;
 
 /// Smallest table bias the model (and the test benches) use: the bottom of the domain of
@@ -111,6 +112,9 @@ pub struct Beat {
     pub sel: bool,
     /// Weight code (read when `valid`).
     pub code: u32,
+    /// The weight's sparse correction (outlier or residual; engines only, which have a
+    /// correction unit): the stream driver turns it into the unit's position-based entry.
+    pub corr: Option<Correction>,
 }
 
 impl Beat {
@@ -131,6 +135,7 @@ impl Beat {
             scale,
             sel,
             code,
+            corr: None,
         }
     }
 
@@ -260,7 +265,11 @@ pub fn decode_word(cfg: &LaneConfig, tables: &Tables, sel: bool, code: u32, scal
 }
 
 /// Runs a lane's input stream: the block registers start at their reset state (scale
-/// code 0, table 0), and each valid beat yields one output word, in order.
+/// code 0, table 0), and each valid beat yields one output word, in order. An engine
+/// applies each weight's sparse correction ([`crate::sparse::correct`]).
+///
+/// # Panics
+/// On a correction for a fixed lane (it has no correction unit).
 pub fn run_lane(cfg: &LaneConfig, tables: &Tables, beats: &[Beat]) -> Vec<u16> {
     let mut scale = 0u8;
     let mut sel = false;
@@ -271,7 +280,16 @@ pub fn run_lane(cfg: &LaneConfig, tables: &Tables, beats: &[Beat]) -> Vec<u16> {
             sel = b.sel;
         }
         if b.valid {
-            out.push(decode_word(cfg, tables, sel, b.code, scale));
+            assert!(
+                cfg.engine || b.corr.is_none(),
+                "{}: no sparse correction unit",
+                cfg.name
+            );
+            out.push(correct(
+                cfg.output,
+                decode_word(cfg, tables, sel, b.code, scale),
+                b.corr,
+            ));
         }
     }
     out
@@ -328,6 +346,7 @@ mod tests {
                 scale: two,
                 sel: true,
                 code: 0,
+                corr: None,
             },
             Beat::weight(1), // -0.5 * 2 = -1
         ];

@@ -179,7 +179,8 @@ pub fn direct_exponent(mf: &MiniFloat, e_field: u32, lead: Option<u32>) -> u32 {
     e as u32
 }
 
-/// Pipeline latency of every configuration: LUT read, multiply, normalize, round/pack.
+/// Pipeline latency of a decode lane: LUT read, multiply, normalize, round/pack. An engine
+/// adds its sparse correction unit's [`CORR_LATENCY`] ([`Params::latency`]).
 pub const LATENCY: u32 = 4;
 
 /// Latency of the sparse correction unit in clock cycles (stage A: match, unpack, align;
@@ -274,7 +275,7 @@ impl Params {
             k_min,
             ls_max,
             ls_bits: bits_for(ls_max),
-            latency: LATENCY,
+            latency: LATENCY + if cfg.engine { CORR_LATENCY } else { 0 },
             engine: cfg.engine,
         };
         assert!(p.x_max() + p.pw < (1 << XW), "exponent path too narrow");

@@ -5,16 +5,19 @@
 //! rust-hdl's simulator is slow (thousands of cycles per second for a 4-lane top): keep
 //! streams short; long runs belong to the Verilator co-simulation.
 
+use std::collections::VecDeque;
+
 use rust_hdl::prelude::*;
 use sop_formats::point::LutEntry;
 
 use crate::config::LaneConfig;
 use crate::model::{Beat, Tables};
-use crate::params::{Params, LATENCY};
+use crate::params::Params;
 use crate::rtl::mul::{Fp16Mul, HifMul, ScaleDec};
 use crate::rtl::npack::{NormPackA, NormPackB};
 use crate::rtl::pack::{PackA, PackB};
 use crate::rtl::top::Top;
+use crate::sparse::Correction;
 use crate::HwError;
 
 /// Settling passes allowed per half clock cycle before the simulation counts as failed.
@@ -25,6 +28,10 @@ pub(crate) trait TopOps {
     fn set_lane(&mut self, i: usize, b: &Beat);
     fn set_load(&mut self, table: bool, addr: u32, data: u32, we: bool, bias: u8, bias_we: bool);
     fn set_mode(&mut self, mode: u8, we: bool);
+    /// Drives lane `i`'s sparse stream (engines; ignored otherwise).
+    fn set_sparse(&mut self, i: usize, entry: Option<(u32, Correction)>);
+    /// Lane `i`'s `sp_ready` (false without a correction unit).
+    fn sp_ready(&self, i: usize) -> bool;
     fn set_reset(&mut self, r: bool);
     fn settle(&mut self);
     fn edge(&mut self);
@@ -62,6 +69,24 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
         for s in &mut self.load_mode_we {
             s.next = we;
         }
+    }
+    fn set_sparse(&mut self, i: usize, entry: Option<(u32, Correction)>) {
+        if i < self.sp_valid.len() {
+            let (pos, c) = entry.unwrap_or((
+                0,
+                Correction {
+                    outlier: false,
+                    value: 0,
+                },
+            ));
+            self.sp_valid[i].next = entry.is_some();
+            self.sp_pos[i].next = (pos as u64).into();
+            self.sp_outlier[i].next = c.outlier;
+            self.sp_value[i].next = (c.value as u64).into();
+        }
+    }
+    fn sp_ready(&self, i: usize) -> bool {
+        self.sp_ready.get(i).is_some_and(|s| s.val())
     }
     fn set_reset(&mut self, r: bool) {
         self.reset.next = r;
@@ -118,6 +143,10 @@ pub struct RtlSim {
     cfg: LaneConfig,
     top: Box<dyn TopOps>,
     cycles: u64,
+    latency: u32,
+    /// Per lane: the sparse stream driver (engines): weights issued since reset, and the
+    /// entries not yet taken by the correction unit, in position order.
+    sparse: Vec<(u32, VecDeque<(u32, Correction)>)>,
 }
 
 impl RtlSim {
@@ -126,10 +155,13 @@ impl RtlSim {
         cfg.validate()?;
         let mut top = build(cfg);
         top.settle();
+        let lanes = top.lanes();
         Ok(RtlSim {
             cfg: cfg.clone(),
             top,
             cycles: 0,
+            latency: Params::new(cfg).latency,
+            sparse: vec![(0, VecDeque::new()); lanes],
         })
     }
 
@@ -143,9 +175,15 @@ impl RtlSim {
         self.cycles
     }
 
+    /// The pipeline latency in cycles (`valid_in` to `valid_out`).
+    pub fn latency(&self) -> u32 {
+        self.latency
+    }
+
     fn idle_inputs(&mut self) {
         for i in 0..self.top.lanes() {
             self.top.set_lane(i, &Beat::idle());
+            self.top.set_sparse(i, None);
         }
         self.top.set_load(false, 0, 0, false, 0, false);
         self.top.set_mode(0, false);
@@ -153,6 +191,11 @@ impl RtlSim {
 
     /// One clock cycle with the synchronous reset asserted (all other inputs idle).
     pub fn reset(&mut self) {
+        // Entries of weights still in flight are lost with them (no handshake in a reset).
+        for (count, q) in &mut self.sparse {
+            *count = 0;
+            q.clear();
+        }
         self.idle_inputs();
         self.top.set_reset(true);
         self.top.settle();
@@ -195,11 +238,22 @@ impl RtlSim {
 
     /// One clock cycle: drives `beats[i]` on lane `i` and returns each lane's output as
     /// sampled at this cycle's rising edge (`Some(word)` when `valid_out`). The word for
-    /// a beat driven in cycle `n` is returned by the call for cycle `n + LATENCY`.
+    /// a beat driven in cycle `n` is returned by the call for cycle `n + latency`. A beat's
+    /// sparse correction goes to the lane's correction unit as an entry at the weight's
+    /// position (the lane's valid beats since reset), presented until the unit takes it.
     pub fn step(&mut self, beats: &[Beat]) -> Vec<LaneOut> {
         assert_eq!(beats.len(), self.top.lanes(), "one beat per lane");
         for (i, b) in beats.iter().enumerate() {
             self.top.set_lane(i, b);
+            let (count, q) = &mut self.sparse[i];
+            if b.valid {
+                if let Some(c) = b.corr {
+                    assert!(self.cfg.engine, "{}: no sparse correction unit", self.cfg.name);
+                    q.push_back((*count, c));
+                }
+                *count += 1;
+            }
+            self.top.set_sparse(i, q.front().copied());
         }
         self.top.settle();
         let out = (0..self.top.lanes())
@@ -208,19 +262,25 @@ impl RtlSim {
                 v.then_some(w)
             })
             .collect();
+        let taken: Vec<bool> = (0..self.top.lanes()).map(|i| self.top.sp_ready(i)).collect();
         self.top.edge();
+        for (i, t) in taken.into_iter().enumerate() {
+            if t {
+                self.sparse[i].1.pop_front();
+            }
+        }
         self.cycles += 1;
         out
     }
 
     /// Runs one stream per lane (streams may differ in length; shorter ones are padded
-    /// with idle beats), then `LATENCY` idle cycles, and returns every lane's valid output
-    /// words in order, checking that each appears exactly `LATENCY` cycles after its beat.
+    /// with idle beats), then `latency` idle cycles, and returns every lane's valid output
+    /// words in order, checking that each appears exactly `latency` cycles after its beat.
     pub fn run(&mut self, streams: &[Vec<Beat>]) -> Result<Vec<Vec<u16>>, HwError> {
         let n = self.top.lanes();
         assert_eq!(streams.len(), n, "one stream per lane");
         let len = streams.iter().map(Vec::len).max().unwrap_or(0);
-        let lat = LATENCY as usize;
+        let lat = self.latency as usize;
         let mut outs = vec![Vec::new(); n];
         for k in 0..len + lat {
             let beats: Vec<Beat> = streams.iter().map(|s| s.get(k).copied().unwrap_or_default()).collect();

@@ -6,6 +6,7 @@ use sop_formats::point::{LutEntry, ScaleFormat};
 use sop_formats::Ieee16;
 use sop_hw::model::{run_lane, Beat, Tables, BIAS_MAX, BIAS_MIN};
 use sop_hw::sim::RtlSim;
+use sop_hw::sparse::Correction;
 use sop_hw::{default_configs, LaneConfig, LATENCY};
 
 /// A small deterministic generator (xorshift) for directed tests.
@@ -49,6 +50,12 @@ fn random_stream(c: &LaneConfig, r: &mut Rng, len: usize) -> Vec<Beat> {
             scale: r.next() as u8,
             sel: r.below(2) == 1,
             code: r.below(1 << c.code_bits) as u32,
+            // Engines: a sparse correction on about a quarter of the weights (random BF16
+            // values, also next to each other).
+            corr: (c.engine && r.below(4) == 0).then(|| Correction {
+                outlier: r.below(2) == 1,
+                value: r.next() as u16 & 0x7f7f | (r.below(2) as u16) << 15,
+            }),
         })
         .collect()
 }
@@ -138,6 +145,7 @@ fn block_start_without_valid_latches() {
                 scale: 0x68,
                 sel: true,
                 code: 0,
+                corr: None,
             },
             Beat::weight(2),
             Beat::start(3, 0x71, false),
@@ -194,8 +202,9 @@ proptest! {
 }
 
 /// The engine in every mode (element path x code width x scale format), one lane, random
-/// tables and streams: the mode register, the direct decoders and the scale-format select
-/// against the golden model (the exhaustive sweep runs under Verilator, testbenches).
+/// tables and streams with sparse corrections: the mode register, the direct decoders, the
+/// scale-format select and the correction unit against the golden model (the exhaustive
+/// sweep runs under Verilator, testbenches).
 #[test]
 fn engine_every_mode_random_streams() {
     let mut r = Rng(0xe9e1_0e00_0000_0001);

@@ -1,5 +1,6 @@
 //! The top: `N` lanes sharing one table load port, the two table-bias registers (HIF
-//! configurations only) and the mode register (engines only), shared by all lanes.
+//! configurations only) and the mode register (engines only), shared by all lanes; an
+//! engine also has a sparse correction unit after each lane, with its own sparse stream.
 //!
 //! The top is pure wiring. Its simulation and its Verilog are both written here by hand
 //! (rust-hdl's `hdl_gen` cannot index two arrays in one name), from the same port list.
@@ -8,6 +9,7 @@ use std::fmt::Write as _;
 
 use rust_hdl::prelude::*;
 
+use super::corr::CorrUnit;
 use super::lane::Lane;
 use super::prims::Reg;
 use crate::params::Params;
@@ -110,6 +112,16 @@ pub struct Top<const C: usize, const A: usize, const W: usize, const PW: usize, 
     pub sel: Vec<Signal<In, bool>>,
     /// Per lane: weight code.
     pub code: Vec<Signal<In, Bits<C>>>,
+    /// Per lane (engines): a sparse entry is presented.
+    pub sp_valid: Vec<Signal<In, bool>>,
+    /// Per lane (engines): its position among the lane's words since reset.
+    pub sp_pos: Vec<Signal<In, Bits<32>>>,
+    /// Per lane (engines): outlier (replace) or residual (add).
+    pub sp_outlier: Vec<Signal<In, bool>>,
+    /// Per lane (engines): its BF16 value.
+    pub sp_value: Vec<Signal<In, Bits<16>>>,
+    /// Per lane (engines): the correction unit takes the entry at this edge.
+    pub sp_ready: Vec<Signal<Out, bool>>,
     /// Per lane: output word.
     pub data_out: Vec<Signal<Out, Bits<16>>>,
     /// Per lane: output valid.
@@ -117,6 +129,8 @@ pub struct Top<const C: usize, const A: usize, const W: usize, const PW: usize, 
     bias: Vec<BiasRegs>,
     mode: Vec<ModeReg>,
     lanes: Vec<Lane<C, A, W, PW, WW>>,
+    /// Per lane (engines): the sparse correction unit after the lane.
+    corr: Vec<CorrUnit>,
 }
 
 fn sigs<D: Direction, T: Synth>(n: usize) -> Vec<Signal<D, T>> {
@@ -144,11 +158,17 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             scale: sigs(lanes),
             sel: sigs(lanes),
             code: sigs(lanes),
+            sp_valid: sigs(nm * lanes),
+            sp_pos: sigs(nm * lanes),
+            sp_outlier: sigs(nm * lanes),
+            sp_value: sigs(nm * lanes),
+            sp_ready: sigs(nm * lanes),
             data_out: sigs(lanes),
             valid_out: sigs(lanes),
             bias: (0..nb).map(|_| BiasRegs::default()).collect(),
             mode: (0..nm).map(|_| ModeReg::default()).collect(),
             lanes: (0..lanes).map(|_| Lane::new(cfg, p)).collect(),
+            corr: (0..nm * lanes).map(|_| CorrUnit::new(p.output)).collect(),
         }
     }
 }
@@ -191,6 +211,20 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             self.data_out[i].next = l.data_out.val();
             self.valid_out[i].next = l.valid_out.val();
         }
+        for i in 0..self.corr.len() {
+            let u = &mut self.corr[i];
+            u.clock.next = self.clock.val();
+            u.reset.next = self.reset.val();
+            u.in_valid.next = self.lanes[i].valid_out.val();
+            u.in_word.next = self.lanes[i].data_out.val();
+            u.sp_valid.next = self.sp_valid[i].val();
+            u.sp_pos.next = self.sp_pos[i].val();
+            u.sp_outlier.next = self.sp_outlier[i].val();
+            u.sp_value.next = self.sp_value[i].val();
+            self.sp_ready[i].next = u.sp_ready.val();
+            self.data_out[i].next = u.out_word.val();
+            self.valid_out[i].next = u.out_valid.val();
+        }
     }
 
     fn connect(&mut self) {
@@ -220,6 +254,19 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             for s in l.bias0.iter_mut().chain(l.bias1.iter_mut()).chain(l.mode.iter_mut()) {
                 s.connect();
             }
+        }
+        for u in &mut self.corr {
+            u.clock.connect();
+            u.reset.connect();
+            u.in_valid.connect();
+            u.in_word.connect();
+            u.sp_valid.connect();
+            u.sp_pos.connect();
+            u.sp_outlier.connect();
+            u.sp_value.connect();
+        }
+        for s in &mut self.sp_ready {
+            s.connect();
         }
         for s in &mut self.data_out {
             s.connect();
@@ -264,9 +311,28 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             for j in 0..l.mode.len() {
                 writeln!(v, "   lanes${i}$mode${j} = mode${j}$q;").unwrap();
             }
-            for port in ["data_out", "valid_out"] {
-                writeln!(v, "   {port}${i} = lanes${i}${port};").unwrap();
+            if self.corr.is_empty() {
+                for port in ["data_out", "valid_out"] {
+                    writeln!(v, "   {port}${i} = lanes${i}${port};").unwrap();
+                }
             }
+        }
+        for i in 0..self.corr.len() {
+            for (port, src) in [
+                ("clock", "clock".to_string()),
+                ("reset", "reset".to_string()),
+                ("in_valid", format!("lanes${i}$valid_out")),
+                ("in_word", format!("lanes${i}$data_out")),
+                ("sp_valid", format!("sp_valid${i}")),
+                ("sp_pos", format!("sp_pos${i}")),
+                ("sp_outlier", format!("sp_outlier${i}")),
+                ("sp_value", format!("sp_value${i}")),
+            ] {
+                writeln!(v, "   corr${i}${port} = {src};").unwrap();
+            }
+            writeln!(v, "   sp_ready${i} = corr${i}$sp_ready;").unwrap();
+            writeln!(v, "   data_out${i} = corr${i}$out_word;").unwrap();
+            writeln!(v, "   valid_out${i} = corr${i}$out_valid;").unwrap();
         }
         v.push_str("end\n");
         Verilog::Custom(v)

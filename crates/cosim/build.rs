@@ -31,6 +31,58 @@ const MUTANT_FROM: &str = "ru = qg[32'h0] && (sticky || qg[32'h1]);";
 /// The mutation: round up whenever the guard bit is set, also on a tie (ties away from zero
 /// on the magnitude).
 const MUTANT_TO: &str = "ru = qg[32'h0];";
+/// The engine, mutated twice (two variants): in its sparse correction unit and in its mode
+/// decode.
+const ENGINE_MUTANT_CONFIG: &str = "sop_engine_hif8_fp16";
+/// The correction unit's round-to-nearest-even rule (guard bit, and sticky or LSB) ...
+const CORR_FROM: &str = "ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));";
+/// ... made ties-away-from-zero (`Mutant` variant of the engine).
+const CORR_TO: &str = "ru = ((m & gmask) != zero_w);";
+/// The mode decode's rebase of an E4M3 scale exponent into the engine's UE4M4 domain ...
+const MODE_FROM: &str = "exp = sde$exp + rebase;";
+/// ... forgotten: E4M3 and SE4M3 scales come out half as large (`ModeMutant` variant).
+const MODE_TO: &str = "exp = sde$exp;";
+
+/// One deliberate mutation of a configuration's Verilog, by a checked text substitution.
+struct Mutation {
+    config: &'static str,
+    variants: &'static [Variant],
+    from: &'static str,
+    to: &'static str,
+    what: &'static str,
+}
+
+/// Every mutant the build makes (each must find its configuration and its pattern).
+const MUTATIONS: &[Mutation] = &[
+    Mutation {
+        config: MUTANT_CONFIG,
+        variants: &[Variant::Mutant, Variant::MutantTraced],
+        from: MUTANT_FROM,
+        to: MUTANT_TO,
+        what: "the packer's round-to-nearest-even tie rule",
+    },
+    Mutation {
+        config: HIF_MUTANT_CONFIG,
+        variants: &[Variant::Mutant],
+        from: MUTANT_FROM,
+        to: MUTANT_TO,
+        what: "the packer's round-to-nearest-even tie rule",
+    },
+    Mutation {
+        config: ENGINE_MUTANT_CONFIG,
+        variants: &[Variant::Mutant],
+        from: CORR_FROM,
+        to: CORR_TO,
+        what: "the sparse correction unit's round-to-nearest-even tie rule",
+    },
+    Mutation {
+        config: ENGINE_MUTANT_CONFIG,
+        variants: &[Variant::ModeMutant],
+        from: MODE_FROM,
+        to: MODE_TO,
+        what: "the engine's rebase of E4M3 scale exponents",
+    },
+];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Variant {
@@ -38,6 +90,7 @@ enum Variant {
     Traced,
     Mutant,
     MutantTraced,
+    ModeMutant,
 }
 
 impl Variant {
@@ -47,6 +100,7 @@ impl Variant {
             Variant::Traced => "t",
             Variant::Mutant => "m",
             Variant::MutantTraced => "mt",
+            Variant::ModeMutant => "mm",
         }
     }
     fn rust(self) -> &'static str {
@@ -55,6 +109,7 @@ impl Variant {
             Variant::Traced => "Variant::Traced",
             Variant::Mutant => "Variant::Mutant",
             Variant::MutantTraced => "Variant::MutantTraced",
+            Variant::ModeMutant => "Variant::ModeMutant",
         }
     }
     fn traced(self) -> bool {
@@ -184,28 +239,21 @@ fn main() {
                 &template,
             ));
         }
-        let mutant_variants: &[Variant] = if name == MUTANT_CONFIG {
-            &[Variant::Mutant, Variant::MutantTraced]
-        } else if name == HIF_MUTANT_CONFIG {
-            &[Variant::Mutant]
-        } else {
-            &[]
-        };
-        if !mutant_variants.is_empty() {
-            let n = text.matches(MUTANT_FROM).count();
-            if n == 0 {
+        for (k, m) in MUTATIONS.iter().enumerate().filter(|(_, m)| m.config == name) {
+            if !text.contains(m.from) {
                 fail(format!(
-                    "mutation check: the pattern `{MUTANT_FROM}` (the packer's round-to-nearest-even tie rule) is not in {}; \
-                     update MUTANT_FROM in crates/cosim/build.rs to the new packer code",
+                    "mutation check: the pattern `{}` ({}) is not in {}; update the mutation in crates/cosim/build.rs to the new code",
+                    m.from,
+                    m.what,
                     src.display()
                 ));
             }
-            let mutated = text.replace(MUTANT_FROM, MUTANT_TO);
-            let dir = out.join("mutant");
+            let mutated = text.replace(m.from, m.to);
+            let dir = out.join(format!("mutant{k}"));
             fs::create_dir_all(&dir).unwrap();
             let msrc = dir.join(format!("{name}.v"));
             fs::write(&msrc, mutated).unwrap();
-            for &variant in mutant_variants {
+            for &variant in m.variants {
                 let mut b = verilate(
                     &verilator,
                     &out,
@@ -222,9 +270,11 @@ fn main() {
             mutants_done += 1;
         }
     }
-    if mutants_done != 2 {
+    if mutants_done != MUTATIONS.len() {
+        let names: Vec<&str> = MUTATIONS.iter().map(|m| m.config).collect();
         fail(format!(
-            "mutation check: configurations {MUTANT_CONFIG} and {HIF_MUTANT_CONFIG} (whose packers are mutated) need Verilog files in {}",
+            "mutation check: configurations {} (which are mutated) need Verilog files in {}",
+            names.join(", "),
             rtl_dir.display()
         ));
     }
@@ -538,6 +588,28 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
     )
     .unwrap();
     writeln!(s, "pub const HIF_MUTANT_CONFIG: &str = {HIF_MUTANT_CONFIG:?};").unwrap();
+    writeln!(
+        s,
+        "/// The engine whose correction unit (`Mutant`) and mode decode (`ModeMutant`) are mutated."
+    )
+    .unwrap();
+    writeln!(s, "pub const ENGINE_MUTANT_CONFIG: &str = {ENGINE_MUTANT_CONFIG:?};").unwrap();
+    writeln!(
+        s,
+        "/// The correction-unit mutation: (original Verilog text, replacement)."
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "pub const CORR_MUTATION: (&str, &str) = ({CORR_FROM:?}, {CORR_TO:?});"
+    )
+    .unwrap();
+    writeln!(s, "/// The mode-decode mutation: (original Verilog text, replacement).").unwrap();
+    writeln!(
+        s,
+        "pub const MODE_MUTATION: (&str, &str) = ({MODE_FROM:?}, {MODE_TO:?});"
+    )
+    .unwrap();
     writeln!(s, "/// The mutation: (original Verilog text, replacement).").unwrap();
     writeln!(
         s,

@@ -62,6 +62,19 @@ pub fn quantize_at(point: OperatingPoint, w: &Weights2D) -> QuantizedLayer {
     .expect("quantize")
 }
 
+/// Quantizes `w` with menu option `opt` (its outliers and residuals included; default
+/// quantizer options, no activation statistics).
+pub fn quantize_option_at(opt: &sop_quantize::sparse::MenuOption, w: &Weights2D) -> QuantizedLayer {
+    let q = Quantizer::new(opt.point, QuantOptions::default()).expect("quantizer");
+    let layer = LayerRef {
+        name: &w.name,
+        rows: w.rows,
+        cols: w.cols,
+        data: &w.data,
+    };
+    sop_quantize::sparse::quantize_option(&q, opt, layer, None).expect("quantize")
+}
+
 /// A harness on a fresh, reset model.
 pub fn harness(name: &str, variant: Variant) -> Harness {
     let mut h = Harness::new(Dut::with_variant(name, variant).expect("model"));

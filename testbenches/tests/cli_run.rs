@@ -149,10 +149,10 @@ fn quantized_model_run_catches_the_mutant_with_junit_and_vcd() {
     };
     let s = run_quantized(&opts, &model, |_| {}).unwrap();
     assert_eq!(s.mismatches, 2, "{s}");
-    // Only the pair that would have run is skipped: the E2M3 layer on its own configuration.
+    // Only the pair that would have run is skipped: the E2M3 layer on the engine.
     assert_eq!(
         s.skipped,
-        [("sop_c6_fp16lut_ue4m4_bf16".to_string(), model[1].0.name.clone())],
+        [("sop_engine_hif8_fp16".to_string(), model[1].0.name.clone())],
         "{:?}",
         s.skipped
     );

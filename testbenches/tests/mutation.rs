@@ -5,10 +5,15 @@
 //! committed Verilog. The HIF lane's normalized packer rounds only subnormal results, which
 //! real weights hardly reach: the exhaustive word x scale sweep must catch it (the committed
 //! Verilog passes the same sweep in `random.rs`).
+//!
+//! The engine has two mutants: its correction unit's adder rounding ties away from zero
+//! (`Mutant`), caught on a real layer's residuals, and its mode decode forgetting to rebase
+//! E4M3 scale exponents (`ModeMutant`), caught on a real layer with SE4M3 scales.
 
-use sop_cosim::ffi::{HIF_MUTANT_CONFIG, MUTANT_CONFIG, MUTATION};
+use sop_cosim::ffi::{CORR_MUTATION, ENGINE_MUTANT_CONFIG, HIF_MUTANT_CONFIG, MODE_MUTATION, MUTANT_CONFIG, MUTATION};
 use sop_cosim::{LayerStim, MismatchKind, StimulusOptions, Variant};
-use sop_testbenches::{config, harness, load, quantize, stream_layer, sweep, SMALL_LAYER};
+use sop_quantize::sparse::MenuOption;
+use sop_testbenches::{config, harness, load, quantize, quantize_option_at, stream_layer, sweep, SMALL_LAYER};
 
 #[test]
 fn mutated_rounding_is_caught_on_real_weights() {
@@ -76,4 +81,77 @@ fn mutated_hif_rounding_is_caught_by_the_sweep() {
         n.checked,
         bad.mismatches()[0]
     );
+}
+
+/// A real layer at an option with outliers and residuals, streamed through the engine: the
+/// committed Verilog passes, the correction unit whose adder rounds ties away from zero
+/// (`Mutant`) is caught on a residual.
+#[test]
+fn mutated_correction_unit_is_caught_on_real_sparse_entries() {
+    assert!(CORR_MUTATION.0.contains("sig & one_w") && !CORR_MUTATION.1.contains("sig & one_w"));
+    let cfg = config(ENGINE_MUTANT_CONFIG);
+    let w = load(SMALL_LAYER);
+    let opt: MenuOption = "NF4+DD4sUE4M4b16+O0.5%+R5%".parse().unwrap();
+    let ql = quantize_option_at(&opt, &w);
+    assert!(!ql.outliers.is_empty() && !ql.residuals.is_empty());
+    let stim = LayerStim::from_quantized(&ql, &cfg).unwrap();
+    assert_eq!(stim.corr.len(), ql.outliers.len() + ql.residuals.len());
+
+    let mut good = harness(ENGINE_MUTANT_CONFIG, Variant::Plain);
+    stream_layer(&mut good, &stim, StimulusOptions::default(), 0);
+    good.drain();
+    assert_eq!(good.counters().mismatches, 0, "{:?}", good.mismatches().first());
+
+    let mut bad = harness(ENGINE_MUTANT_CONFIG, Variant::Mutant);
+    bad.set_keep(4);
+    stream_layer(&mut bad, &stim, StimulusOptions::default(), 0);
+    bad.drain();
+    let n = bad.counters();
+    assert!(n.mismatches > 0, "the mutated correction unit passed: {n:?}");
+    for m in bad.mismatches() {
+        let c = m.correction.expect("only corrected words differ");
+        assert!(!c.outlier, "{m}");
+        assert_eq!(m.actual.unwrap(), m.expected.unwrap() + 1, "{m}");
+    }
+    eprintln!(
+        "correction-unit mutant: {} mismatches in {} weights ({} sparse entries); first:\n{}",
+        n.mismatches,
+        n.checked,
+        stim.corr.len(),
+        bad.mismatches()[0]
+    );
+}
+
+/// A real layer with signed E4M3 block scales (the engine's LUT path in SE4M3 mode): the
+/// committed Verilog passes, the engine that forgets to rebase E4M3 scale exponents
+/// (`ModeMutant`) is caught on every non-zero weight.
+#[test]
+fn mutated_mode_decode_is_caught_on_real_weights() {
+    assert_eq!(MODE_MUTATION.0.replace(" + rebase", ""), MODE_MUTATION.1);
+    let cfg = config(ENGINE_MUTANT_CONFIG);
+    let w = load(SMALL_LAYER);
+    let opt: MenuOption = "Split87+DD4sSE4M3b16".parse().unwrap();
+    let ql = quantize_option_at(&opt, &w);
+    let stim = LayerStim::from_quantized(&ql, &cfg).unwrap();
+    assert_eq!(stim.tables.mode.unwrap().scale, sop_formats::point::ScaleFormat::SE4M3);
+
+    let mut good = harness(ENGINE_MUTANT_CONFIG, Variant::Plain);
+    stream_layer(&mut good, &stim, StimulusOptions::default(), 0);
+    good.drain();
+    assert_eq!(good.counters().mismatches, 0, "{:?}", good.mismatches().first());
+
+    let mut bad = harness(ENGINE_MUTANT_CONFIG, Variant::ModeMutant);
+    bad.set_keep(4);
+    stream_layer(&mut bad, &stim, StimulusOptions::default(), 0);
+    bad.drain();
+    let n = bad.counters();
+    assert!(n.mismatches > n.checked / 2, "the mutated mode decode passed: {n:?}");
+    let m = &bad.mismatches()[0];
+    assert_eq!(m.kind, MismatchKind::Word);
+    let out = cfg.output;
+    let (e, a) = (
+        out.decode(m.expected.unwrap() as u32),
+        out.decode(m.actual.unwrap() as u32),
+    );
+    assert_eq!(a * 2.0, e, "{m}");
 }

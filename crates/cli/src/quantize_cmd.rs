@@ -16,8 +16,10 @@ use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Qua
 
 /// The default menu: every option is decoded by a committed configuration (`--hw committed`,
 /// checked by a test).
-pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,Split87+DD4sSE4M3b16,E2M1sUE4M4b16,NF4+DD4sUE4M4b32,\
-NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,E2M3sUE4M4b8";
+pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\
+E2M1sUE4M4b16,NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,\
+E2M3sUE4M4+R0.5%,E2M3sUE4M4b8,E2M3sUE4M4b32+R0.5%,E2M3sUE4M4+O0.05%,E2M3sUE4M4b8+R0.5%,E2M3sUE4M4+R1%,\
+E2M3sUE4M4b32+R1%";
 
 #[derive(Args)]
 pub struct QuantizeArgs {
@@ -52,13 +54,13 @@ pub struct QuantizeArgs {
     /// rtl-out/), a comma-separated list of configuration names, a configuration TOML file, or
     /// `none` (a software-only model: any option, and `sop cosim --quantized` will refuse the
     /// layers no hardware decodes). A menu option the hardware cannot decode is an error that
-    /// says what is missing. Which option needs which configuration: 4-bit pairs with HIF8
-    /// tables and UE4M4 scales (`NF4+DD4sUE4M4b<B>`) sop_c4_hif8_ue4m4_fp16, the same with
-    /// `-HIF7` sop_c4_hif7_ue4m4_fp16, with E4M3/SE4M3 scales sop_c4_hif8_se4m3_fp16; `DD6s..`
-    /// sop_c6_hif8_ue4m4_bf16; the FP6 minifloats `E2M3sUE4M4`, `E3M2sUE4M4`
-    /// sop_c6_fp16lut_ue4m4_bf16; `E2M1sUE4M4` and `-FP16` pairs sop_c4_fp16lut_ue4m4_fp16.
-    /// Any block size. No configuration decodes per-tensor `-POT` points, UE8M0/F32 scales,
-    /// E2M1 with E4M3 scales, or outlier/residual entries (`+O`, `+R`).
+    /// says what is missing. The committed engine sop_engine_hif8_fp16 decodes every
+    /// block-scaled option with 8-bit scales (UE4M4, E4M3, SE4M3), any block size: codebook
+    /// elements and pairs with HIF8 tables, E2M1/E2M3/E3M2 directly (no table), and outlier
+    /// and residual entries (`+O`, `+R`) in its sparse correction unit. The fixed lanes add
+    /// `-HIF7` tables (sop_c4_hif7_ue4m4_fp16) and `-FP16` tables
+    /// (sop_c4_fp16lut_ue4m4_fp16). No configuration decodes per-tensor `-POT` points,
+    /// UE8M0/F32 scales, or a minifloat paired with a dynamic codebook.
     #[arg(long, value_name = "CONFIGS", default_value = "committed")]
     hw: String,
     /// Also measure the output-embedding cosine of the quantized encoder against the original

@@ -1,9 +1,11 @@
 //! The weights exactly as the decode hardware delivers them to a MAC array (`sop export`):
 //! every weight of a quantized layer through the golden model of the configuration that
 //! decodes it ([`sop_hw::config::decoder_for`]), the same words `sop cosim --quantized`
-//! checks against the Verilated RTL, then times the layer's tensor scale.
+//! checks against the Verilated RTL (sparse corrections included: an engine's correction
+//! unit applies them), then times the layer's tensor scale.
 
 use rayon::prelude::*;
+use sop_hw::sparse::correct;
 use sop_hw::LaneConfig;
 use sop_quantize::QuantizedLayer;
 
@@ -17,7 +19,9 @@ const ROWS_PER_TASK: usize = 16;
 
 /// The output words (FP16 or BF16 bit patterns, `cfg.output`) of every weight of `ql`,
 /// row-major: what configuration `cfg` puts on `data_out` for the layer's codes, block scales
-/// and selection bits with its tables loaded. Errors when `cfg` cannot decode the layer.
+/// and selection bits with its tables loaded, each outlier and residual applied by the
+/// correction unit's rule ([`sop_hw::sparse::correct`]). Errors when `cfg` cannot decode
+/// the layer (also a fixed lane for a layer with sparse entries).
 pub fn hardware_words(ql: &QuantizedLayer, cfg: &LaneConfig) -> Result<Vec<u16>, CosimError> {
     let stim = LayerStim::from_quantized(ql, cfg)?;
     let golden = ProductTable::new(cfg, &stim.tables);
@@ -35,6 +39,9 @@ pub fn hardware_words(ql: &QuantizedLayer, cfg: &LaneConfig) -> Result<Vec<u16>,
                 }
             }
         });
+    for &(i, c) in &stim.corr {
+        out[i as usize] = correct(cfg.output, out[i as usize], Some(c));
+    }
     Ok(out)
 }
 
@@ -102,5 +109,48 @@ mod tests {
             }
             assert!(exact > v.len() / 2, "{p}: {exact} exact words");
         }
+    }
+
+    /// With outliers and residuals (only an engine decodes them): the corrected words at
+    /// their positions, the plain words elsewhere; a fixed lane refuses the layer.
+    #[test]
+    fn sparse_entries_are_applied() {
+        let data: Vec<f32> = (0..16 * 64)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 77.0)
+            .collect();
+        let opt: sop_quantize::sparse::MenuOption = "NF4+DD4sUE4M4b16+O1%+R2%".parse().unwrap();
+        let q = Quantizer::new(opt.point, QuantOptions::default()).unwrap();
+        let w = LayerRef {
+            name: "t",
+            rows: 16,
+            cols: 64,
+            data: &data,
+        };
+        let ql = sop_quantize::sparse::quantize_option(&q, &opt, w, None).unwrap();
+        assert!(!ql.outliers.is_empty() && !ql.residuals.is_empty());
+        let cfgs = sop_hw::default_configs();
+        let eng = sop_hw::config::decoder_for(&cfgs, &opt.point, true).unwrap();
+        assert!(eng.engine);
+        let dense = {
+            let mut d = ql.clone();
+            d.outliers.clear();
+            d.residuals.clear();
+            hardware_words(&d, eng).unwrap()
+        };
+        let words = hardware_words(&ql, eng).unwrap();
+        let corr = crate::stimulus::corrections(&ql).unwrap();
+        let mut k = 0;
+        for (i, (&a, &b)) in words.iter().zip(&dense).enumerate() {
+            if k < corr.len() && corr[k].0 as usize == i {
+                assert_eq!(a, correct(eng.output, b, Some(corr[k].1)), "weight {i}");
+                k += 1;
+            } else {
+                assert_eq!(a, b, "weight {i}");
+            }
+        }
+        assert_eq!(k, corr.len());
+        let fixed = cfgs.iter().find(|c| c.name == "sop_c4_hif8_ue4m4_fp16").unwrap();
+        let e = hardware_words(&ql, fixed).unwrap_err().to_string();
+        assert!(e.contains("no sparse correction unit"), "{e}");
     }
 }

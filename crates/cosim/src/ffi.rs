@@ -31,6 +31,9 @@ pub enum Variant {
     Mutant,
     /// [`Variant::Mutant`] with `--trace` ([`MUTANT_CONFIG`] only).
     MutantTraced,
+    /// The engine ([`ENGINE_MUTANT_CONFIG`]) with its mode decode broken ([`MODE_MUTATION`]);
+    /// its `Mutant` variant has the correction unit's tie rule broken ([`CORR_MUTATION`]).
+    ModeMutant,
 }
 
 impl Variant {
@@ -39,6 +42,8 @@ impl Variant {
         match self {
             Variant::Plain | Variant::Traced => Variant::Traced,
             Variant::Mutant | Variant::MutantTraced => Variant::MutantTraced,
+            // Not built traced: a replay of it fails to open a VCD, with an error.
+            Variant::ModeMutant => Variant::ModeMutant,
         }
     }
 
@@ -49,7 +54,7 @@ impl Variant {
 
     /// True for the mutated Verilog.
     pub fn is_mutant(self) -> bool {
-        matches!(self, Variant::Mutant | Variant::MutantTraced)
+        matches!(self, Variant::Mutant | Variant::MutantTraced | Variant::ModeMutant)
     }
 }
 
@@ -103,7 +108,10 @@ mod generated {
 }
 
 pub(crate) use generated::MODELS;
-pub use generated::{HIF_MUTANT_CONFIG, MUTANT_CONFIG, MUTATION, RTL_DIR, VERILATOR_VERSION};
+pub use generated::{
+    CORR_MUTATION, ENGINE_MUTANT_CONFIG, HIF_MUTANT_CONFIG, MODE_MUTATION, MUTANT_CONFIG, MUTATION, RTL_DIR,
+    VERILATOR_VERSION,
+};
 
 impl ModelDesc {
     fn config(&self) -> Result<LaneConfig, CosimError> {

@@ -76,6 +76,51 @@ fn sop_c6_hif8_ue4m4_bf16() {
     run_config("sop_c6_hif8_ue4m4_bf16");
 }
 
+/// The engine on one model: each layer of the first encoder block at another option, so the
+/// mode changes between layers (LUT path with UE4M4 and SE4M3 scales and 4- and 6-bit codes,
+/// the three direct minifloat paths, E4M3 scales), with outliers and residuals on half of
+/// them, and the stimulus' gaps, strobes, bubbles and mid-layer resets.
+#[test]
+fn sop_engine_hif8_fp16() {
+    let name = "sop_engine_hif8_fp16";
+    let cfg = config(name);
+    let mut h = harness(name, Variant::Plain);
+    let options = [
+        "NF4+DD4sUE4M4b16+O0.1%+R0.5%",
+        "Split87+DD4sSE4M3b32",
+        "E2M1sE4M3b16+R1%",
+        "E2M3sUE4M4b64",
+        "E3M2sUE4M4b8+O0.05%+R0.5%",
+        "DD6sUE4M4",
+    ];
+    let layers: Vec<String> = sop_testbenches::minilm()
+        .linear_layers()
+        .into_iter()
+        .map(|t| t.name)
+        .filter(|n| n.starts_with("encoder.layer.0."))
+        .collect();
+    assert_eq!(layers.len(), options.len(), "{layers:?}");
+    let (mut expected, mut sparse) = (0u64, 0usize);
+    let mut modes = std::collections::BTreeSet::new();
+    for (i, (layer, o)) in layers.iter().zip(options).enumerate() {
+        let w = load(layer);
+        let opt: sop_quantize::sparse::MenuOption = o.parse().unwrap();
+        let ql = sop_testbenches::quantize_option_at(&opt, &w);
+        let stim = LayerStim::from_quantized(&ql, &cfg).expect("stimulus");
+        modes.insert(stim.tables.mode.expect("an engine mode").word());
+        sparse += stim.corr.len();
+        expected += stim.weights();
+        stream_layer(&mut h, &stim, StimulusOptions::default(), i as u64);
+    }
+    h.drain();
+    assert_clean(&h);
+    let n = h.counters();
+    assert_eq!(n.checked, expected, "every weight checked exactly once ({n:?})");
+    assert!(n.lost > 0, "the mid-layer resets dropped weights in flight ({n:?})");
+    assert_eq!(modes.len(), options.len(), "a mode per option: {modes:?}");
+    assert!(sparse > 1000, "{sparse} sparse entries");
+}
+
 /// Every committed configuration has a test above (a new rtl-out/ file needs one).
 #[test]
 fn every_committed_config_is_covered() {
@@ -86,6 +131,7 @@ fn every_committed_config_is_covered() {
         "sop_c4_fp16lut_ue4m4_fp16",
         "sop_c6_fp16lut_ue4m4_bf16",
         "sop_c6_hif8_ue4m4_bf16",
+        "sop_engine_hif8_fp16",
     ];
     for c in compiled_configs() {
         assert!(covered.contains(&c.name.as_str()), "{} has no real-layer test", c.name);

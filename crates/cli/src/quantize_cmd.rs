@@ -21,6 +21,35 @@ E2M1sUE4M4b16,NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3s
 E2M3sUE4M4+R0.5%,E2M3sUE4M4b8,E2M3sUE4M4b32+R0.5%,E2M3sUE4M4+O0.05%,E2M3sUE4M4b8+R0.5%,E2M3sUE4M4+R1%,\
 E2M3sUE4M4b32+R1%";
 
+/// Bits of each layer's f32 tensor scale: counted in a layer's bits, not in the nominal bpw
+/// of an operating point (`E2M3sUE4M4` is "6.5 bpw").
+const TENSOR_SCALE_BITS: u64 = 32;
+
+/// The target the knapsack gets: `target` itself, or, when `target` is below the cheapest
+/// assignment by no more than the layers' tensor scales (a nominal bpw such as 6.5 for a
+/// menu of `E2M3sUE4M4` alone), the cheapest assignment, said on stderr.
+fn target_with_tensor_scales(menus: &[Vec<Choice>], weights: u64, target: f64) -> f64 {
+    let lo: u64 = menus.iter().filter_map(|m| m.iter().map(|c| c.bits).min()).sum();
+    let w = weights as f64;
+    let budget = (target * w).floor();
+    let (lo_f, slack) = (lo as f64, (TENSOR_SCALE_BITS * menus.len() as u64) as f64);
+    if weights == 0 || budget >= lo_f || budget + slack < lo_f {
+        return target;
+    }
+    // The smallest target whose budget (floor) is exactly the cheapest total.
+    let mut used = lo_f / w;
+    while (used * w).floor() < lo_f {
+        used = f64::from_bits(used.to_bits() + 1);
+    }
+    eprintln!(
+        "note: --target-bpw {target} is below the cheapest assignment ({:.6} bpw) by less than the layers' \
+         {TENSOR_SCALE_BITS}-bit tensor scales, which a nominal bpw does not count: using {used:.6} bpw \
+         (the cheapest option of every layer)",
+        lo as f64 / w
+    );
+    used
+}
+
 #[derive(Args)]
 pub struct QuantizeArgs {
     /// Model: a safetensors file, a Hugging Face model directory, or `minilm`.
@@ -33,7 +62,9 @@ pub struct QuantizeArgs {
     #[arg(long)]
     calibrate: bool,
     /// Target average bits per weight over the quantized linear layers (total bits / total
-    /// weights).
+    /// weights). A target below the cheapest assignment by no more than the layers' 32-bit
+    /// tensor scales (a nominal bpw, e.g. 6.5 for `--menu E2M3sUE4M4`) is raised to it, with
+    /// a note.
     #[arg(long)]
     target_bpw: f64,
     /// Only the linear layers whose name matches this regular expression (a pattern that is
@@ -257,8 +288,9 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         );
         kept.push(idx);
     }
-    let exact = solve_exact(&menus, total_weights, a.target_bpw, DEFAULT_MAX_UNITS).context("--target-bpw")?;
-    let greedy = solve_greedy(&menus, total_weights, a.target_bpw).context("--target-bpw")?;
+    let target = target_with_tensor_scales(&menus, total_weights, a.target_bpw);
+    let exact = solve_exact(&menus, total_weights, target, DEFAULT_MAX_UNITS).context("--target-bpw")?;
+    let greedy = solve_greedy(&menus, total_weights, target).context("--target-bpw")?;
     let gap = greedy.distortion / exact.distortion.max(f64::MIN_POSITIVE) - 1.0;
     eprintln!(
         "MCKP: exact {:.4} bpw distortion {:.6e}; greedy {:.4} bpw distortion {:.6e} (gap {:+.3}%)",
@@ -335,6 +367,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         "model": path.display().to_string(),
         "calibration": calib_source,
         "target_bpw": a.target_bpw,
+        "target_bpw_used": target,
         "achieved_bpw": exact.bpw(total_weights),
         "total_bits": exact.bits,
         "total_weights": total_weights,
@@ -557,4 +590,31 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         n
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nominal_targets_absorb_the_tensor_scales() {
+        // Two layers of 1000 weights, one option each of 6.5 bpw plus a 32-bit tensor scale.
+        let menus = vec![
+            vec![Choice {
+                bits: 6500 + 32,
+                distortion: 1.0,
+            }],
+            vec![Choice {
+                bits: 6500 + 32,
+                distortion: 1.0,
+            }],
+        ];
+        let t = target_with_tensor_scales(&menus, 2000, 6.5);
+        assert_eq!((t * 2000.0).floor() as u64, 13064);
+        assert!(solve_exact(&menus, 2000, t, DEFAULT_MAX_UNITS).is_ok());
+        // Further below: unchanged, and the knapsack refuses it.
+        assert_eq!(target_with_tensor_scales(&menus, 2000, 6.4), 6.4);
+        // At or above the cheapest: unchanged.
+        assert_eq!(target_with_tensor_scales(&menus, 2000, 6.6), 6.6);
+    }
 }

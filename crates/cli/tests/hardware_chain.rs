@@ -205,16 +205,19 @@ fn cosim_of_a_missing_or_foreign_model_file_names_it() {
     one_line_error(code, &err, &["model.sop.safetensors"]);
 }
 
-/// The minilm model quantized for the committed hardware at 4.75 and 6.5 bpw (calibrated),
-/// co-simulated from the file: every word of all 37 layers matches.
+/// The minilm model quantized for the committed hardware at 4.75 and 6.5 bpw (calibrated,
+/// the default hardware-aware menu, sparse options included), and the paper's FP6 point
+/// alone at 6.5, co-simulated from the file: every word of all 37 layers matches, on the
+/// decode engine, outliers and residuals included.
 #[test]
 fn minilm_quantized_models_cosimulate_with_zero_mismatches() {
     let d = tempfile::tempdir().unwrap();
     let im = d.path().join("minilm.imatrix.gguf");
     let (code, _, err) = sop(&["calibrate", "--model", "minilm", "--out", im.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    for (t, menu) in [("4.75", None), ("6.5", Some("E2M3sUE4M4,E2M3sUE4M4b32,E2M3sUE4M4b8"))] {
-        let q = d.path().join(t);
+    let mut sparse = 0u64;
+    for (t, menu) in [("4.75", None), ("6.5", None), ("6.5", Some("E2M3sUE4M4"))] {
+        let q = d.path().join(format!("{t}-{}", menu.unwrap_or("default")));
         let mut args = vec![
             "quantize",
             "--model",
@@ -236,5 +239,14 @@ fn minilm_quantized_models_cosimulate_with_zero_mismatches() {
         let last = out.lines().last().unwrap();
         assert!(last.starts_with("cosim: ") && last.contains(" 37 layers, "), "{out}");
         assert!(last.contains(" 0 mismatches, "), "{out}");
+        // Every layer ran on the engine (the fixed lanes are references only).
+        assert!(err.contains("sop_engine_hif8_fp16"), "{err}");
+        assert!(!err.contains("sop_c6_fp16lut"), "E2M3 on the HIF engine: {err}");
+        sparse += out
+            .lines()
+            .filter_map(|l| l.strip_suffix(" sparse entries"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>();
     }
+    assert!(sparse > 0, "no layer with outliers or residuals was co-simulated");
 }

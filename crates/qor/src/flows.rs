@@ -173,6 +173,10 @@ pub fn block_group(top: &str, module: &str) -> String {
         return "other".into();
     };
     let parts: Vec<&str> = rest.split('$').filter(|p| !p.is_empty()).collect();
+    if parts.first() == Some(&"corr") {
+        // An engine's per-lane correction units sit in the top, beside the lanes.
+        return "sparse correction unit".into();
+    }
     if parts.first() != Some(&"lanes") {
         return "shared (top)".into();
     }
@@ -184,7 +188,8 @@ pub fn block_group(top: &str, module: &str) -> String {
         |s: &str| s.starts_with("blk_") || (s.starts_with('s') && s[1..].split('_').next().is_some_and(is_number));
     match *inst {
         "lut" => "LUT tables + read".into(),
-        "hif" | "fp" => "multiplier".into(),
+        "hif" | "fp" | "emul" => "multiplier".into(),
+        "efront" => "engine front (mode, direct decode, E4M3 scale)".into(),
         "sdec" => "scale decode".into(),
         "pa" | "npa" => "packer A".into(),
         "pb" | "npb" => "packer B".into(),
@@ -417,6 +422,8 @@ mod tests {
         assert_eq!(block_group(t, "sop_x$lanes$0$pb"), "packer B");
         assert_eq!(block_group(t, "sop_x$lanes$0$sdec"), "scale decode");
         assert_eq!(block_group(t, "sop_x$lanes$0$newblock"), "newblock");
+        assert_eq!(block_group(t, "sop_x$lanes$2$emul$0"), "multiplier");
+        assert_eq!(block_group(t, "sop_x$corr$1"), "sparse correction unit");
         assert_eq!(block_group(t, "elsewhere"), "other");
     }
 }

@@ -19,7 +19,8 @@ use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Qua
 pub const DEFAULT_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\
 E2M1sUE4M4b16,NF4+DD4sUE4M4b32,NF4+DD4sUE4M4b8,E2M3sUE4M4b32,E2M3sUE4M4b64,E2M3sUE4M4,E3M2sUE4M4,\
 E2M3sUE4M4+R0.5%,E2M3sUE4M4b8,E2M3sUE4M4b32+R0.5%,E2M3sUE4M4+O0.05%,E2M3sUE4M4b8+R0.5%,E2M3sUE4M4+R1%,\
-E2M3sUE4M4b32+R1%";
+E2M3sUE4M4b32+R1%,NF4+DD4sUE4M4b32+O0.05%,NF4+DD4sUE4M4b32+R0.25%,NF4+DD4sUE4M4b16+O0.05%,NF4+DD4sUE4M4b8+O0.05%,\
+E2M3sUE4M4b64+O0.05%";
 
 /// Bits of each layer's f32 tensor scale: counted in a layer's bits, not in the nominal bpw
 /// of an operating point (`E2M3sUE4M4` is "6.5 bpw").

@@ -184,10 +184,10 @@ pub fn direct_exponent(mf: &MiniFloat, e_field: u32, lead: Option<u32>) -> u32 {
 pub const LATENCY: u32 = 4;
 
 /// Latency of the sparse correction unit in clock cycles (stage A: match, unpack, align;
-/// stage B: add, normalize, round, pack): a word presented with `in_valid` in cycle `n`
-/// appears on `out_word` with `out_valid` in cycle `n + 2` (`docs/hardware.md`, "Sparse
-/// correction unit").
-pub const CORR_LATENCY: u32 = 2;
+/// stage B1: add, leading-one index; stage B2: normalize, round, pack): a word presented
+/// with `in_valid` in cycle `n` appears on `out_word` with `out_valid` in cycle `n + 3`
+/// (`docs/hardware.md`, "Sparse correction unit").
+pub const CORR_LATENCY: u32 = 3;
 
 impl Params {
     /// Derives the parameters of a (validated) configuration.

@@ -10,8 +10,8 @@
 //! matches and blocks the stream (the driver's job, as the quantized-model file
 //! guarantees).
 //!
-//! Datapath (latency [`crate::params::CORR_LATENCY`] = 2): both operands are unpacked into a common form
-//! `S * 2^(X - 137)` (`S`: 11-bit significand, hidden bit at bit 10 for a normal number;
+//! Datapath (latency [`crate::params::CORR_LATENCY`] = 3): both operands are unpacked
+//! into a common form `S * 2^(X - 137)` (`S`: 11-bit significand, hidden bit at bit 10 for a normal number;
 //! `X`: exponent on BF16's scale, an FP16 word's exponent offset by 112 and a BF16
 //! significand shifted up by 3). An outlier is `v + (zero with v's sign)`, so it takes the
 //! same path (BF16 into BF16 is then exact: the word is `v`).
@@ -19,12 +19,15 @@
 //! - Stage A: match, unpack, swap so that the operand with the larger `X` is "big", align
 //!   the other one right by the exponent difference `d` with `G = 12` guard bits and a
 //!   sticky bit jammed into bit 0 (round to odd).
-//! - Stage B: add or subtract (the difference can be negative only when no bit was lost:
-//!   a "small" operand that is actually larger has `d <= 10 < G`), leading-one detection,
-//!   one left shift that both normalizes a normal result and places a subnormal one
-//!   (whose shift `X - (127 - bias)` does not depend on the leading one), RNE at fixed
+//! - Stage B1: add or subtract (the difference can be negative only when no bit was lost:
+//!   a "small" operand that is actually larger has `d <= 10 < G`), leading-one index by
+//!   successive halving (five steps, each a zero test of the upper half of the remaining
+//!   window and a multiplexer: logarithmic depth, not a 24-deep priority chain), sign.
+//!   Registers: the sum, the index, zero flag, sign, `X`, saturate flag, pass word.
+//! - Stage B2: one left shift that both normalizes a normal result and places a subnormal
+//!   one (whose shift `X - (127 - bias)` does not depend on the leading one), RNE at fixed
 //!   bit positions, exponent assembly by addition (a rounding carry moves into the
-//!   exponent), saturation, sign.
+//!   exponent), saturation, sign applied.
 //!
 //! Why the jammed sticky bit is exact: bits are lost only when `d > G`, and then the
 //! result's rounding position is at least two bits above bit 0 of the work word (the
@@ -120,7 +123,17 @@ pub struct CorrUnit {
     a_xbig: Reg<Bits<XW>>,
     a_sbig: Reg<Bits<16>>,
     a_small: Reg<Bits<WA>>,
-    // Stage B (output) registers.
+    // Stage B1 registers.
+    b1_valid: RegR<bool>,
+    b1_pass: Reg<bool>,
+    b1_word: Reg<Bits<16>>,
+    b1_sat: Reg<bool>,
+    b1_neg: Reg<bool>,
+    b1_zero: Reg<bool>,
+    b1_xbig: Reg<Bits<XW>>,
+    b1_mag: Reg<Bits<W>>,
+    b1_lz: Reg<Bits<SW>>,
+    // Stage B2 (output) registers.
     b_valid: RegR<bool>,
     b_word: Reg<Bits<16>>,
     // Stage A locals.
@@ -147,7 +160,7 @@ pub struct CorrUnit {
     sm_w: Signal<Local, Bits<WA>>,
     sm_sh: Signal<Local, Bits<WA>>,
     sticky: Signal<Local, bool>,
-    // Stage B locals.
+    // Stage B1 locals.
     big_w: Signal<Local, Bits<W>>,
     small_w: Signal<Local, Bits<W>>,
     hi: Signal<Local, Bits<W>>,
@@ -156,7 +169,14 @@ pub struct CorrUnit {
     dneg: Signal<Local, bool>,
     mag: Signal<Local, Bits<W>>,
     zero: Signal<Local, bool>,
+    neg: Signal<Local, bool>,
+    lz_x: Signal<Local, Bits<32>>,
+    lz_16: Signal<Local, Bits<16>>,
+    lz_8: Signal<Local, Bits<8>>,
+    lz_4: Signal<Local, Bits<4>>,
+    lz_2: Signal<Local, Bits<2>>,
     lz: Signal<Local, Bits<SW>>,
+    // Stage B2 locals.
     t: Signal<Local, Bits<XW>>,
     normal: Signal<Local, bool>,
     ls: Signal<Local, Bits<SW>>,
@@ -166,7 +186,6 @@ pub struct CorrUnit {
     n: Signal<Local, Bits<WW>>,
     fe1: Signal<Local, Bits<XW>>,
     w: Signal<Local, Bits<WW>>,
-    neg: Signal<Local, bool>,
     res: Signal<Local, Bits<16>>,
     // Constants: counter.
     one32: Constant<Bits<32>>,
@@ -196,7 +215,14 @@ pub struct CorrUnit {
     // Constants: normalization and rounding.
     zero_w: Constant<Bits<W>>,
     one_w: Constant<Bits<W>>,
-    kidx: Vec<Constant<Bits<SW>>>,
+    zero8: Constant<Bits<8>>,
+    zero4: Constant<Bits<4>>,
+    zero2: Constant<Bits<2>>,
+    k16_s: Constant<Bits<SW>>,
+    k8_s: Constant<Bits<SW>>,
+    k4_s: Constant<Bits<SW>>,
+    k2_s: Constant<Bits<SW>>,
+    k1_s: Constant<Bits<SW>>,
     zero_s: Constant<Bits<SW>>,
     top_s: Constant<Bits<SW>>,
     /// `150 - bias`: `X + leading one` at or above it gives a normal result.
@@ -248,6 +274,15 @@ impl CorrUnit {
             a_xbig: Default::default(),
             a_sbig: Default::default(),
             a_small: Default::default(),
+            b1_valid: Default::default(),
+            b1_pass: Default::default(),
+            b1_word: Default::default(),
+            b1_sat: Default::default(),
+            b1_neg: Default::default(),
+            b1_zero: Default::default(),
+            b1_xbig: Default::default(),
+            b1_mag: Default::default(),
+            b1_lz: Default::default(),
             b_valid: Default::default(),
             b_word: Default::default(),
             consume: Default::default(),
@@ -281,6 +316,12 @@ impl CorrUnit {
             dneg: Default::default(),
             mag: Default::default(),
             zero: Default::default(),
+            neg: Default::default(),
+            lz_x: Default::default(),
+            lz_16: Default::default(),
+            lz_8: Default::default(),
+            lz_4: Default::default(),
+            lz_2: Default::default(),
             lz: Default::default(),
             t: Default::default(),
             normal: Default::default(),
@@ -291,7 +332,6 @@ impl CorrUnit {
             n: Default::default(),
             fe1: Default::default(),
             w: Default::default(),
-            neg: Default::default(),
             res: Default::default(),
             one32: cb(1),
             o_mb: cb(mb),
@@ -318,7 +358,14 @@ impl CorrUnit {
             one_wa: cb(1),
             zero_w: cb(0),
             one_w: cb(1),
-            kidx: (0..W as u64).map(cb).collect(),
+            zero8: cb(0),
+            zero4: cb(0),
+            zero2: cb(0),
+            k16_s: cb(16),
+            k8_s: cb(8),
+            k4_s: cb(4),
+            k2_s: cb(2),
+            k1_s: cb(1),
             zero_s: cb(0),
             top_s: cb(W as u64 - 1),
             c_norm: cb(150 - bias),
@@ -357,11 +404,21 @@ impl Logic for CorrUnit {
         self.a_xbig.clock.next = self.clock.val();
         self.a_sbig.clock.next = self.clock.val();
         self.a_small.clock.next = self.clock.val();
+        self.b1_valid.clock.next = self.clock.val();
+        self.b1_pass.clock.next = self.clock.val();
+        self.b1_word.clock.next = self.clock.val();
+        self.b1_sat.clock.next = self.clock.val();
+        self.b1_neg.clock.next = self.clock.val();
+        self.b1_zero.clock.next = self.clock.val();
+        self.b1_xbig.clock.next = self.clock.val();
+        self.b1_mag.clock.next = self.clock.val();
+        self.b1_lz.clock.next = self.clock.val();
         self.b_valid.clock.next = self.clock.val();
         self.b_word.clock.next = self.clock.val();
         self.count.reset.next = self.reset.val();
         self.h_valid.reset.next = self.reset.val();
         self.a_valid.reset.next = self.reset.val();
+        self.b1_valid.reset.next = self.reset.val();
         self.b_valid.reset.next = self.reset.val();
 
         // Position counter and head register. The head is consumed by the word at its
@@ -456,7 +513,7 @@ impl Logic for CorrUnit {
         self.a_pass.d.next = !self.consume.val();
         self.a_word.d.next = self.in_word.val();
 
-        // Stage B: add or subtract the magnitudes (value = mag * 2^(X - 149)).
+        // Stage B1: add or subtract the magnitudes (value = mag * 2^(X - 149)).
         self.big_w.next = bit_cast::<W, 16>(self.a_sbig.q.val()) << self.g_s.val();
         self.small_w.next = bit_cast::<W, WA>(self.a_small.q.val());
         self.eff_sub.next = self.a_big_neg.q.val() != self.a_small_neg.q.val();
@@ -472,26 +529,72 @@ impl Logic for CorrUnit {
         } else {
             self.mag.next = self.hi.val() + self.lo.val();
         }
-        self.zero.next = self.mag.val() == self.zero_w.val();
-        // Leading one (the highest set bit wins).
+        // Leading-one index by successive halving (0 for a zero sum): is the upper half
+        // of the remaining window non-zero? Then that half, else the lower one; each step
+        // gives one bit of the index, top bit first.
+        self.lz_x.next = bit_cast::<32, W>(self.mag.val());
         self.lz.next = self.zero_s.val();
-        for i in 0..self.kidx.len() {
-            if self.mag.val().get_bit(i) {
-                self.lz.next = self.kidx[i].val();
-            }
+        self.lz_16.next = self.lz_x.val().get_bits::<16>(0);
+        if self.lz_x.val().get_bits::<16>(16) != self.zero16.val() {
+            self.lz_16.next = self.lz_x.val().get_bits::<16>(16);
+            self.lz.next = self.lz.val() | self.k16_s.val();
         }
+        self.lz_8.next = self.lz_16.val().get_bits::<8>(0);
+        if self.lz_16.val().get_bits::<8>(8) != self.zero8.val() {
+            self.lz_8.next = self.lz_16.val().get_bits::<8>(8);
+            self.lz.next = self.lz.val() | self.k8_s.val();
+        }
+        self.lz_4.next = self.lz_8.val().get_bits::<4>(0);
+        if self.lz_8.val().get_bits::<4>(4) != self.zero4.val() {
+            self.lz_4.next = self.lz_8.val().get_bits::<4>(4);
+            self.lz.next = self.lz.val() | self.k4_s.val();
+        }
+        self.lz_2.next = self.lz_4.val().get_bits::<2>(0);
+        if self.lz_4.val().get_bits::<2>(2) != self.zero2.val() {
+            self.lz_2.next = self.lz_4.val().get_bits::<2>(2);
+            self.lz.next = self.lz.val() | self.k2_s.val();
+        }
+        if self.lz_2.val().get_bit(1) {
+            self.lz.next = self.lz.val() | self.k1_s.val();
+        }
+        // The last window holds the leading one unless the sum is zero.
+        self.zero.next = self.lz_2.val() == self.zero2.val();
+        // Sign: the saturating operand's; an exact zero is +0 unless both were -0
+        // (only an addition of two zeros gives a zero with eff_sub clear); else the sign
+        // of the operand with the larger magnitude.
+        self.neg.next = self.a_big_neg.q.val();
+        if self.dneg.val() {
+            self.neg.next = self.a_small_neg.q.val();
+        }
+        if self.zero.val() && self.eff_sub.val() {
+            self.neg.next = false;
+        }
+        if self.a_sat.q.val() {
+            self.neg.next = self.a_sat_neg.q.val();
+        }
+        self.b1_valid.d.next = self.a_valid.q.val();
+        self.b1_pass.d.next = self.a_pass.q.val();
+        self.b1_word.d.next = self.a_word.q.val();
+        self.b1_sat.d.next = self.a_sat.q.val();
+        self.b1_neg.d.next = self.neg.val();
+        self.b1_zero.d.next = self.zero.val();
+        self.b1_xbig.d.next = self.a_xbig.q.val();
+        self.b1_mag.d.next = self.mag.val();
+        self.b1_lz.d.next = self.lz.val();
+
+        // Stage B2: normalize, round, assemble, saturate, sign.
         // Normal: leading one to bit W - 1, exponent field - 1 = X + lz - (150 - bias).
         // Subnormal: shift X - (127 - bias) (below W - 1 - lz; computed mod 32), field 0.
-        self.t.next = self.a_xbig.q.val() + bit_cast::<XW, SW>(self.lz.val());
-        self.normal.next = (self.t.val() >= self.c_norm.val()) && !self.zero.val();
+        self.t.next = self.b1_xbig.q.val() + bit_cast::<XW, SW>(self.b1_lz.q.val());
+        self.normal.next = (self.t.val() >= self.c_norm.val()) && !self.b1_zero.q.val();
         if self.normal.val() {
-            self.ls.next = self.top_s.val() - self.lz.val();
+            self.ls.next = self.top_s.val() - self.b1_lz.q.val();
             self.fe1.next = self.t.val() - self.c_norm.val();
         } else {
-            self.ls.next = self.a_xbig.q.val().get_bits::<SW>(0) - self.c_sub_s.val();
+            self.ls.next = self.b1_xbig.q.val().get_bits::<SW>(0) - self.c_sub_s.val();
             self.fe1.next = self.zero_x.val();
         }
-        self.m.next = self.mag.val() << self.ls.val();
+        self.m.next = self.b1_mag.q.val() << self.ls.val();
         self.sig.next = self.m.val() >> self.sig_sh.val();
         // Round to nearest, ties to even.
         self.ru.next = ((self.m.val() & self.gmask.val()) != self.zero_w.val())
@@ -506,29 +609,16 @@ impl Logic for CorrUnit {
         // exponent field.
         self.w.next = (bit_cast::<WW, XW>(self.fe1.val()) << self.mb_ww.val()) + self.n.val();
         self.res.next = self.w.val().get_bits::<16>(0);
-        if self.a_sat.q.val() || (self.w.val() >= self.inf_ww.val()) {
+        if self.b1_sat.q.val() || (self.w.val() >= self.inf_ww.val()) {
             self.res.next = self.max16.val();
         }
-        // Sign: the saturating operand's; an exact zero is +0 unless both were -0
-        // (only an addition of two zeros gives a zero with eff_sub clear); else the sign
-        // of the operand with the larger magnitude.
-        self.neg.next = self.a_big_neg.q.val();
-        if self.dneg.val() {
-            self.neg.next = self.a_small_neg.q.val();
-        }
-        if self.zero.val() && self.eff_sub.val() {
-            self.neg.next = false;
-        }
-        if self.a_sat.q.val() {
-            self.neg.next = self.a_sat_neg.q.val();
-        }
-        if self.neg.val() {
+        if self.b1_neg.q.val() {
             self.res.next = self.res.val() | self.sign16.val();
         }
-        self.b_valid.d.next = self.a_valid.q.val();
+        self.b_valid.d.next = self.b1_valid.q.val();
         self.b_word.d.next = self.res.val();
-        if self.a_pass.q.val() {
-            self.b_word.d.next = self.a_word.q.val();
+        if self.b1_pass.q.val() {
+            self.b_word.d.next = self.b1_word.q.val();
         }
         self.out_valid.next = self.b_valid.q.val();
         self.out_word.next = self.b_word.q.val();
@@ -637,13 +727,13 @@ mod tests {
                     "{out:?} cycle {k}: sp_ready"
                 );
             }
-            // The word: expected two cycles later unless a reset edge catches it.
+            // The word: expected CORR_LATENCY cycles later unless a reset edge catches it.
             if let (Some(w), false) = (b.word, b.reset) {
                 let e = map.get(&count).copied();
                 if e.is_some() {
                     corrected += 1;
                 }
-                let lost = run.beats.get(k + 1).is_some_and(|nb| nb.reset);
+                let lost = (1..CORR_LATENCY as usize).any(|j| run.beats.get(k + j).is_some_and(|nb| nb.reset));
                 if !lost {
                     expect[k + CORR_LATENCY as usize] = Some(correct(out, w, e));
                 }

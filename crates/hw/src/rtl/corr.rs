@@ -20,7 +20,8 @@
 //!   the other one right by the exponent difference `d` with `G = 12` guard bits and a
 //!   sticky bit jammed into bit 0 (round to odd).
 //! - Stage B1: add or subtract (the difference can be negative only when no bit was lost:
-//!   a "small" operand that is actually larger has `d <= 10 < G`), leading-one index by
+//!   a "small" operand that is actually larger has `d <= 10 < G`; sum and both
+//!   differences side by side, the comparison only selects), leading-one index by
 //!   successive halving (five steps, each a zero test of the upper half of the remaining
 //!   window and a multiplexer: logarithmic depth, not a 24-deep priority chain), sign.
 //!   Registers: the sum, the index, zero flag, sign, `X`, saturate flag, pass word.
@@ -163,8 +164,9 @@ pub struct CorrUnit {
     // Stage B1 locals.
     big_w: Signal<Local, Bits<W>>,
     small_w: Signal<Local, Bits<W>>,
-    hi: Signal<Local, Bits<W>>,
-    lo: Signal<Local, Bits<W>>,
+    sum_w: Signal<Local, Bits<W>>,
+    d_bs: Signal<Local, Bits<W>>,
+    d_sb: Signal<Local, Bits<W>>,
     eff_sub: Signal<Local, bool>,
     dneg: Signal<Local, bool>,
     mag: Signal<Local, Bits<W>>,
@@ -310,8 +312,9 @@ impl CorrUnit {
             sticky: Default::default(),
             big_w: Default::default(),
             small_w: Default::default(),
-            hi: Default::default(),
-            lo: Default::default(),
+            sum_w: Default::default(),
+            d_bs: Default::default(),
+            d_sb: Default::default(),
             eff_sub: Default::default(),
             dneg: Default::default(),
             mag: Default::default(),
@@ -517,17 +520,18 @@ impl Logic for CorrUnit {
         self.big_w.next = bit_cast::<W, 16>(self.a_sbig.q.val()) << self.g_s.val();
         self.small_w.next = bit_cast::<W, WA>(self.a_small.q.val());
         self.eff_sub.next = self.a_big_neg.q.val() != self.a_small_neg.q.val();
+        // The sum and both differences side by side (no comparison in front of a carry
+        // chain); the comparison only selects.
         self.dneg.next = self.small_w.val() > self.big_w.val();
-        self.hi.next = self.big_w.val();
-        self.lo.next = self.small_w.val();
-        if self.dneg.val() {
-            self.hi.next = self.small_w.val();
-            self.lo.next = self.big_w.val();
-        }
+        self.sum_w.next = self.big_w.val() + self.small_w.val();
+        self.d_bs.next = self.big_w.val() - self.small_w.val();
+        self.d_sb.next = self.small_w.val() - self.big_w.val();
+        self.mag.next = self.sum_w.val();
         if self.eff_sub.val() {
-            self.mag.next = self.hi.val() - self.lo.val();
-        } else {
-            self.mag.next = self.hi.val() + self.lo.val();
+            self.mag.next = self.d_bs.val();
+            if self.dneg.val() {
+                self.mag.next = self.d_sb.val();
+            }
         }
         // Leading-one index by successive halving (0 for a zero sum): is the upper half
         // of the remaining window non-zero? Then that half, else the lower one; each step

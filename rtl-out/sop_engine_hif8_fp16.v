@@ -9,7 +9,7 @@
 //   scale     = UE4M4 (unsigned, 4 exponent bits bias 7, 4 mantissa bits, subnormals)
 //   lut       = HIF8 (8-bit word s|e[2:0]|c[3:0], per-table 8-bit bias register; shift-add multiplier)
 //   output    = FP16 (round to nearest even, overflow saturates to max finite, zero product gives +0)
-//   latency   = 6 cycles from valid_in to valid_out, one weight per cycle per lane
+//   latency   = 7 cycles from valid_in to valid_out, one weight per cycle per lane
 //   internal  = product 9 bits, exponent offset 150, packer offset 135, packer width 10
 //
 // Ports:
@@ -67,10 +67,10 @@
 //   output [15:0] data_out_1       lane 1: FP16 output word
 //   output [15:0] data_out_2       lane 2: FP16 output word
 //   output [15:0] data_out_3       lane 3: FP16 output word
-//   output        valid_out_0      lane 0: data_out is valid (6 cycles after valid_in)
-//   output        valid_out_1      lane 1: data_out is valid (6 cycles after valid_in)
-//   output        valid_out_2      lane 2: data_out is valid (6 cycles after valid_in)
-//   output        valid_out_3      lane 3: data_out is valid (6 cycles after valid_in)
+//   output        valid_out_0      lane 0: data_out is valid (7 cycles after valid_in)
+//   output        valid_out_1      lane 1: data_out is valid (7 cycles after valid_in)
+//   output        valid_out_2      lane 2: data_out is valid (7 cycles after valid_in)
+//   output        valid_out_3      lane 3: data_out is valid (7 cycles after valid_in)
 //
 // Lint waivers (Verilator): rtl-out/verilator.vlt.
 
@@ -624,30 +624,14 @@ module sop_engine_hif8_fp16$corr$0(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     localparam  one_wa = 23'h1;
     localparam  zero_w = 24'h0;
     localparam  one_w = 24'h1;
-    localparam  kidx$0 = 5'b0;
-    localparam  kidx$1 = 5'b1;
-    localparam  kidx$2 = 5'b10;
-    localparam  kidx$3 = 5'b11;
-    localparam  kidx$4 = 5'b100;
-    localparam  kidx$5 = 5'b101;
-    localparam  kidx$6 = 5'b110;
-    localparam  kidx$7 = 5'b111;
-    localparam  kidx$8 = 5'b1000;
-    localparam  kidx$9 = 5'b1001;
-    localparam  kidx$10 = 5'b1010;
-    localparam  kidx$11 = 5'b1011;
-    localparam  kidx$12 = 5'b1100;
-    localparam  kidx$13 = 5'b1101;
-    localparam  kidx$14 = 5'b1110;
-    localparam  kidx$15 = 5'b1111;
-    localparam  kidx$16 = 5'b10000;
-    localparam  kidx$17 = 5'b10001;
-    localparam  kidx$18 = 5'b10010;
-    localparam  kidx$19 = 5'b10011;
-    localparam  kidx$20 = 5'b10100;
-    localparam  kidx$21 = 5'b10101;
-    localparam  kidx$22 = 5'b10110;
-    localparam  kidx$23 = 5'b10111;
+    localparam  zero8 = 8'h0;
+    localparam  zero4 = 4'h0;
+    localparam  zero2 = 2'b0;
+    localparam  k16_s = 5'b10000;
+    localparam  k8_s = 5'b1000;
+    localparam  k4_s = 5'b100;
+    localparam  k2_s = 5'b10;
+    localparam  k1_s = 5'b1;
     localparam  zero_s = 5'b0;
     localparam  top_s = 5'b10111;
     localparam  c_norm = 9'b10000111;
@@ -711,6 +695,34 @@ module sop_engine_hif8_fp16$corr$0(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  [22:0] a_small$d;
     wire  [22:0] a_small$q;
     reg  a_small$clock;
+    reg  b1_valid$d;
+    wire  b1_valid$q;
+    reg  b1_valid$clock;
+    reg  b1_valid$reset;
+    reg  b1_pass$d;
+    wire  b1_pass$q;
+    reg  b1_pass$clock;
+    reg  [15:0] b1_word$d;
+    wire  [15:0] b1_word$q;
+    reg  b1_word$clock;
+    reg  b1_sat$d;
+    wire  b1_sat$q;
+    reg  b1_sat$clock;
+    reg  b1_neg$d;
+    wire  b1_neg$q;
+    reg  b1_neg$clock;
+    reg  b1_zero$d;
+    wire  b1_zero$q;
+    reg  b1_zero$clock;
+    reg  [8:0] b1_xbig$d;
+    wire  [8:0] b1_xbig$q;
+    reg  b1_xbig$clock;
+    reg  [23:0] b1_mag$d;
+    wire  [23:0] b1_mag$q;
+    reg  b1_mag$clock;
+    reg  [4:0] b1_lz$d;
+    wire  [4:0] b1_lz$q;
+    reg  b1_lz$clock;
     reg  b_valid$d;
     wire  b_valid$q;
     reg  b_valid$clock;
@@ -745,12 +757,19 @@ module sop_engine_hif8_fp16$corr$0(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  sticky;
     reg  [23:0] big_w;
     reg  [23:0] small_w;
-    reg  [23:0] hi;
-    reg  [23:0] lo;
+    reg  [23:0] sum_w;
+    reg  [23:0] d_bs;
+    reg  [23:0] d_sb;
     reg  eff_sub;
     reg  dneg;
     reg  [23:0] mag;
     reg  zero;
+    reg  neg;
+    reg  [31:0] lz_x;
+    reg  [15:0] lz_16;
+    reg  [7:0] lz_8;
+    reg  [3:0] lz_4;
+    reg  [1:0] lz_2;
     reg  [4:0] lz;
     reg  [8:0] t;
     reg  normal;
@@ -761,7 +780,6 @@ module sop_engine_hif8_fp16$corr$0(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  [19:0] n;
     reg  [8:0] fe1;
     reg  [19:0] w;
-    reg  neg;
     reg  [15:0] res;
 
     // Sub module instances
@@ -843,6 +861,52 @@ module sop_engine_hif8_fp16$corr$0(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         .q(a_small$q),
         .clock(a_small$clock)
     );
+    sop_engine_hif8_fp16$corr$0$b1_valid b1_valid(
+        .d(b1_valid$d),
+        .q(b1_valid$q),
+        .clock(b1_valid$clock),
+        .reset(b1_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$0$b1_pass b1_pass(
+        .d(b1_pass$d),
+        .q(b1_pass$q),
+        .clock(b1_pass$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$b1_word b1_word(
+        .d(b1_word$d),
+        .q(b1_word$q),
+        .clock(b1_word$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$b1_sat b1_sat(
+        .d(b1_sat$d),
+        .q(b1_sat$q),
+        .clock(b1_sat$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$b1_neg b1_neg(
+        .d(b1_neg$d),
+        .q(b1_neg$q),
+        .clock(b1_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$b1_zero b1_zero(
+        .d(b1_zero$d),
+        .q(b1_zero$q),
+        .clock(b1_zero$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$b1_xbig b1_xbig(
+        .d(b1_xbig$d),
+        .q(b1_xbig$q),
+        .clock(b1_xbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$b1_mag b1_mag(
+        .d(b1_mag$d),
+        .q(b1_mag$q),
+        .clock(b1_mag$clock)
+    );
+    sop_engine_hif8_fp16$corr$0$b1_lz b1_lz(
+        .d(b1_lz$d),
+        .q(b1_lz$q),
+        .clock(b1_lz$clock)
+    );
     sop_engine_hif8_fp16$corr$0$b_valid b_valid(
         .d(b_valid$d),
         .q(b_valid$q),
@@ -872,11 +936,21 @@ module sop_engine_hif8_fp16$corr$0(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         a_xbig$clock = clock;
         a_sbig$clock = clock;
         a_small$clock = clock;
+        b1_valid$clock = clock;
+        b1_pass$clock = clock;
+        b1_word$clock = clock;
+        b1_sat$clock = clock;
+        b1_neg$clock = clock;
+        b1_zero$clock = clock;
+        b1_xbig$clock = clock;
+        b1_mag$clock = clock;
+        b1_lz$clock = clock;
         b_valid$clock = clock;
         b_word$clock = clock;
         count$reset = reset;
         h_valid$reset = reset;
         a_valid$reset = reset;
+        b1_valid$reset = reset;
         b_valid$reset = reset;
         consume = in_valid && h_valid$q && (h_pos$q == count$q);
         sp_ready = ~h_valid$q || consume;
@@ -964,114 +1038,42 @@ module sop_engine_hif8_fp16$corr$0(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         small_w = ((a_small$q) & 24'hffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
         dneg = small_w > big_w;
-        hi = big_w;
-        lo = small_w;
-        if (dneg) begin
-            hi = small_w;
-            lo = big_w;
-        end
+        sum_w = big_w + small_w;
+        d_bs = big_w - small_w;
+        d_sb = small_w - big_w;
+        mag = sum_w;
         if (eff_sub) begin
-            mag = hi - lo;
+            mag = d_bs;
+            if (dneg) begin
+                mag = d_sb;
+            end
         end
-        else begin
-            mag = hi + lo;
-        end
-        zero = mag == zero_w;
+        lz_x = ((mag) & 32'hffffffff);
         lz = zero_s;
-        if (mag[0]) begin
-            lz = kidx$0;
+        lz_16 = lz_x[(32'h0)+:(16)];
+        if (lz_x[(32'h10)+:(16)] != zero16) begin
+            lz_16 = lz_x[(32'h10)+:(16)];
+            lz = lz | k16_s;
         end
-        if (mag[1]) begin
-            lz = kidx$1;
+        lz_8 = lz_16[(32'h0)+:(8)];
+        if (lz_16[(32'h8)+:(8)] != zero8) begin
+            lz_8 = lz_16[(32'h8)+:(8)];
+            lz = lz | k8_s;
         end
-        if (mag[2]) begin
-            lz = kidx$2;
+        lz_4 = lz_8[(32'h0)+:(4)];
+        if (lz_8[(32'h4)+:(4)] != zero4) begin
+            lz_4 = lz_8[(32'h4)+:(4)];
+            lz = lz | k4_s;
         end
-        if (mag[3]) begin
-            lz = kidx$3;
+        lz_2 = lz_4[(32'h0)+:(2)];
+        if (lz_4[(32'h2)+:(2)] != zero2) begin
+            lz_2 = lz_4[(32'h2)+:(2)];
+            lz = lz | k2_s;
         end
-        if (mag[4]) begin
-            lz = kidx$4;
+        if (lz_2[32'h1]) begin
+            lz = lz | k1_s;
         end
-        if (mag[5]) begin
-            lz = kidx$5;
-        end
-        if (mag[6]) begin
-            lz = kidx$6;
-        end
-        if (mag[7]) begin
-            lz = kidx$7;
-        end
-        if (mag[8]) begin
-            lz = kidx$8;
-        end
-        if (mag[9]) begin
-            lz = kidx$9;
-        end
-        if (mag[10]) begin
-            lz = kidx$10;
-        end
-        if (mag[11]) begin
-            lz = kidx$11;
-        end
-        if (mag[12]) begin
-            lz = kidx$12;
-        end
-        if (mag[13]) begin
-            lz = kidx$13;
-        end
-        if (mag[14]) begin
-            lz = kidx$14;
-        end
-        if (mag[15]) begin
-            lz = kidx$15;
-        end
-        if (mag[16]) begin
-            lz = kidx$16;
-        end
-        if (mag[17]) begin
-            lz = kidx$17;
-        end
-        if (mag[18]) begin
-            lz = kidx$18;
-        end
-        if (mag[19]) begin
-            lz = kidx$19;
-        end
-        if (mag[20]) begin
-            lz = kidx$20;
-        end
-        if (mag[21]) begin
-            lz = kidx$21;
-        end
-        if (mag[22]) begin
-            lz = kidx$22;
-        end
-        if (mag[23]) begin
-            lz = kidx$23;
-        end
-        t = a_xbig$q + ((lz) & 9'h1ff);
-        normal = (t >= c_norm) && ~zero;
-        if (normal) begin
-            ls = top_s - lz;
-            fe1 = t - c_norm;
-        end
-        else begin
-            ls = a_xbig$q[(32'h0)+:(5)] - c_sub_s;
-            fe1 = zero_x;
-        end
-        m = mag << ls;
-        sig = m >> sig_sh;
-        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
-        n = sig[(32'h0)+:(20)];
-        if (ru) begin
-            n = sig[(32'h0)+:(20)] + one_ww;
-        end
-        w = (((fe1) & 20'hfffff) << mb_ww) + n;
-        res = w[(32'h0)+:(16)];
-        if (a_sat$q || (w >= inf_ww)) begin
-            res = max16;
-        end
+        zero = lz_2 == zero2;
         neg = a_big_neg$q;
         if (dneg) begin
             neg = a_small_neg$q;
@@ -1082,13 +1084,44 @@ module sop_engine_hif8_fp16$corr$0(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         if (a_sat$q) begin
             neg = a_sat_neg$q;
         end
-        if (neg) begin
+        b1_valid$d = a_valid$q;
+        b1_pass$d = a_pass$q;
+        b1_word$d = a_word$q;
+        b1_sat$d = a_sat$q;
+        b1_neg$d = neg;
+        b1_zero$d = zero;
+        b1_xbig$d = a_xbig$q;
+        b1_mag$d = mag;
+        b1_lz$d = lz;
+        t = b1_xbig$q + ((b1_lz$q) & 9'h1ff);
+        normal = (t >= c_norm) && ~b1_zero$q;
+        if (normal) begin
+            ls = top_s - b1_lz$q;
+            fe1 = t - c_norm;
+        end
+        else begin
+            ls = b1_xbig$q[(32'h0)+:(5)] - c_sub_s;
+            fe1 = zero_x;
+        end
+        m = b1_mag$q << ls;
+        sig = m >> sig_sh;
+        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
+        n = sig[(32'h0)+:(20)];
+        if (ru) begin
+            n = sig[(32'h0)+:(20)] + one_ww;
+        end
+        w = (((fe1) & 20'hfffff) << mb_ww) + n;
+        res = w[(32'h0)+:(16)];
+        if (b1_sat$q || (w >= inf_ww)) begin
+            res = max16;
+        end
+        if (b1_neg$q) begin
             res = res | sign16;
         end
-        b_valid$d = a_valid$q;
+        b_valid$d = b1_valid$q;
         b_word$d = res;
-        if (a_pass$q) begin
-            b_word$d = a_word$q;
+        if (b1_pass$q) begin
+            b_word$d = b1_word$q;
         end
         out_valid = b_valid$q;
         out_word = b_word$q;
@@ -1228,6 +1261,125 @@ module sop_engine_hif8_fp16$corr$0$a_xbig(d,q,clock);
     end
 endmodule // sop_engine_hif8_fp16$corr$0$a_xbig
 
+module sop_engine_hif8_fp16$corr$0$b1_lz(d,q,clock);
+
+    // Module arguments
+    input wire  [4:0] d;
+    output reg  [4:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b1_lz
+
+module sop_engine_hif8_fp16$corr$0$b1_mag(d,q,clock);
+
+    // Module arguments
+    input wire  [23:0] d;
+    output reg  [23:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b1_mag
+
+module sop_engine_hif8_fp16$corr$0$b1_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b1_neg
+
+module sop_engine_hif8_fp16$corr$0$b1_pass(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b1_pass
+
+module sop_engine_hif8_fp16$corr$0$b1_sat(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b1_sat
+
+module sop_engine_hif8_fp16$corr$0$b1_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b1_valid
+
+module sop_engine_hif8_fp16$corr$0$b1_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b1_word
+
+module sop_engine_hif8_fp16$corr$0$b1_xbig(d,q,clock);
+
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b1_xbig
+
+module sop_engine_hif8_fp16$corr$0$b1_zero(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$0$b1_zero
+
 module sop_engine_hif8_fp16$corr$0$b_valid(d,q,clock,reset);
 
     // Module arguments
@@ -1365,30 +1517,14 @@ module sop_engine_hif8_fp16$corr$1(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     localparam  one_wa = 23'h1;
     localparam  zero_w = 24'h0;
     localparam  one_w = 24'h1;
-    localparam  kidx$0 = 5'b0;
-    localparam  kidx$1 = 5'b1;
-    localparam  kidx$2 = 5'b10;
-    localparam  kidx$3 = 5'b11;
-    localparam  kidx$4 = 5'b100;
-    localparam  kidx$5 = 5'b101;
-    localparam  kidx$6 = 5'b110;
-    localparam  kidx$7 = 5'b111;
-    localparam  kidx$8 = 5'b1000;
-    localparam  kidx$9 = 5'b1001;
-    localparam  kidx$10 = 5'b1010;
-    localparam  kidx$11 = 5'b1011;
-    localparam  kidx$12 = 5'b1100;
-    localparam  kidx$13 = 5'b1101;
-    localparam  kidx$14 = 5'b1110;
-    localparam  kidx$15 = 5'b1111;
-    localparam  kidx$16 = 5'b10000;
-    localparam  kidx$17 = 5'b10001;
-    localparam  kidx$18 = 5'b10010;
-    localparam  kidx$19 = 5'b10011;
-    localparam  kidx$20 = 5'b10100;
-    localparam  kidx$21 = 5'b10101;
-    localparam  kidx$22 = 5'b10110;
-    localparam  kidx$23 = 5'b10111;
+    localparam  zero8 = 8'h0;
+    localparam  zero4 = 4'h0;
+    localparam  zero2 = 2'b0;
+    localparam  k16_s = 5'b10000;
+    localparam  k8_s = 5'b1000;
+    localparam  k4_s = 5'b100;
+    localparam  k2_s = 5'b10;
+    localparam  k1_s = 5'b1;
     localparam  zero_s = 5'b0;
     localparam  top_s = 5'b10111;
     localparam  c_norm = 9'b10000111;
@@ -1452,6 +1588,34 @@ module sop_engine_hif8_fp16$corr$1(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  [22:0] a_small$d;
     wire  [22:0] a_small$q;
     reg  a_small$clock;
+    reg  b1_valid$d;
+    wire  b1_valid$q;
+    reg  b1_valid$clock;
+    reg  b1_valid$reset;
+    reg  b1_pass$d;
+    wire  b1_pass$q;
+    reg  b1_pass$clock;
+    reg  [15:0] b1_word$d;
+    wire  [15:0] b1_word$q;
+    reg  b1_word$clock;
+    reg  b1_sat$d;
+    wire  b1_sat$q;
+    reg  b1_sat$clock;
+    reg  b1_neg$d;
+    wire  b1_neg$q;
+    reg  b1_neg$clock;
+    reg  b1_zero$d;
+    wire  b1_zero$q;
+    reg  b1_zero$clock;
+    reg  [8:0] b1_xbig$d;
+    wire  [8:0] b1_xbig$q;
+    reg  b1_xbig$clock;
+    reg  [23:0] b1_mag$d;
+    wire  [23:0] b1_mag$q;
+    reg  b1_mag$clock;
+    reg  [4:0] b1_lz$d;
+    wire  [4:0] b1_lz$q;
+    reg  b1_lz$clock;
     reg  b_valid$d;
     wire  b_valid$q;
     reg  b_valid$clock;
@@ -1486,12 +1650,19 @@ module sop_engine_hif8_fp16$corr$1(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  sticky;
     reg  [23:0] big_w;
     reg  [23:0] small_w;
-    reg  [23:0] hi;
-    reg  [23:0] lo;
+    reg  [23:0] sum_w;
+    reg  [23:0] d_bs;
+    reg  [23:0] d_sb;
     reg  eff_sub;
     reg  dneg;
     reg  [23:0] mag;
     reg  zero;
+    reg  neg;
+    reg  [31:0] lz_x;
+    reg  [15:0] lz_16;
+    reg  [7:0] lz_8;
+    reg  [3:0] lz_4;
+    reg  [1:0] lz_2;
     reg  [4:0] lz;
     reg  [8:0] t;
     reg  normal;
@@ -1502,7 +1673,6 @@ module sop_engine_hif8_fp16$corr$1(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  [19:0] n;
     reg  [8:0] fe1;
     reg  [19:0] w;
-    reg  neg;
     reg  [15:0] res;
 
     // Sub module instances
@@ -1584,6 +1754,52 @@ module sop_engine_hif8_fp16$corr$1(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         .q(a_small$q),
         .clock(a_small$clock)
     );
+    sop_engine_hif8_fp16$corr$1$b1_valid b1_valid(
+        .d(b1_valid$d),
+        .q(b1_valid$q),
+        .clock(b1_valid$clock),
+        .reset(b1_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$1$b1_pass b1_pass(
+        .d(b1_pass$d),
+        .q(b1_pass$q),
+        .clock(b1_pass$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$b1_word b1_word(
+        .d(b1_word$d),
+        .q(b1_word$q),
+        .clock(b1_word$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$b1_sat b1_sat(
+        .d(b1_sat$d),
+        .q(b1_sat$q),
+        .clock(b1_sat$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$b1_neg b1_neg(
+        .d(b1_neg$d),
+        .q(b1_neg$q),
+        .clock(b1_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$b1_zero b1_zero(
+        .d(b1_zero$d),
+        .q(b1_zero$q),
+        .clock(b1_zero$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$b1_xbig b1_xbig(
+        .d(b1_xbig$d),
+        .q(b1_xbig$q),
+        .clock(b1_xbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$b1_mag b1_mag(
+        .d(b1_mag$d),
+        .q(b1_mag$q),
+        .clock(b1_mag$clock)
+    );
+    sop_engine_hif8_fp16$corr$1$b1_lz b1_lz(
+        .d(b1_lz$d),
+        .q(b1_lz$q),
+        .clock(b1_lz$clock)
+    );
     sop_engine_hif8_fp16$corr$1$b_valid b_valid(
         .d(b_valid$d),
         .q(b_valid$q),
@@ -1613,11 +1829,21 @@ module sop_engine_hif8_fp16$corr$1(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         a_xbig$clock = clock;
         a_sbig$clock = clock;
         a_small$clock = clock;
+        b1_valid$clock = clock;
+        b1_pass$clock = clock;
+        b1_word$clock = clock;
+        b1_sat$clock = clock;
+        b1_neg$clock = clock;
+        b1_zero$clock = clock;
+        b1_xbig$clock = clock;
+        b1_mag$clock = clock;
+        b1_lz$clock = clock;
         b_valid$clock = clock;
         b_word$clock = clock;
         count$reset = reset;
         h_valid$reset = reset;
         a_valid$reset = reset;
+        b1_valid$reset = reset;
         b_valid$reset = reset;
         consume = in_valid && h_valid$q && (h_pos$q == count$q);
         sp_ready = ~h_valid$q || consume;
@@ -1705,114 +1931,42 @@ module sop_engine_hif8_fp16$corr$1(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         small_w = ((a_small$q) & 24'hffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
         dneg = small_w > big_w;
-        hi = big_w;
-        lo = small_w;
-        if (dneg) begin
-            hi = small_w;
-            lo = big_w;
-        end
+        sum_w = big_w + small_w;
+        d_bs = big_w - small_w;
+        d_sb = small_w - big_w;
+        mag = sum_w;
         if (eff_sub) begin
-            mag = hi - lo;
+            mag = d_bs;
+            if (dneg) begin
+                mag = d_sb;
+            end
         end
-        else begin
-            mag = hi + lo;
-        end
-        zero = mag == zero_w;
+        lz_x = ((mag) & 32'hffffffff);
         lz = zero_s;
-        if (mag[0]) begin
-            lz = kidx$0;
+        lz_16 = lz_x[(32'h0)+:(16)];
+        if (lz_x[(32'h10)+:(16)] != zero16) begin
+            lz_16 = lz_x[(32'h10)+:(16)];
+            lz = lz | k16_s;
         end
-        if (mag[1]) begin
-            lz = kidx$1;
+        lz_8 = lz_16[(32'h0)+:(8)];
+        if (lz_16[(32'h8)+:(8)] != zero8) begin
+            lz_8 = lz_16[(32'h8)+:(8)];
+            lz = lz | k8_s;
         end
-        if (mag[2]) begin
-            lz = kidx$2;
+        lz_4 = lz_8[(32'h0)+:(4)];
+        if (lz_8[(32'h4)+:(4)] != zero4) begin
+            lz_4 = lz_8[(32'h4)+:(4)];
+            lz = lz | k4_s;
         end
-        if (mag[3]) begin
-            lz = kidx$3;
+        lz_2 = lz_4[(32'h0)+:(2)];
+        if (lz_4[(32'h2)+:(2)] != zero2) begin
+            lz_2 = lz_4[(32'h2)+:(2)];
+            lz = lz | k2_s;
         end
-        if (mag[4]) begin
-            lz = kidx$4;
+        if (lz_2[32'h1]) begin
+            lz = lz | k1_s;
         end
-        if (mag[5]) begin
-            lz = kidx$5;
-        end
-        if (mag[6]) begin
-            lz = kidx$6;
-        end
-        if (mag[7]) begin
-            lz = kidx$7;
-        end
-        if (mag[8]) begin
-            lz = kidx$8;
-        end
-        if (mag[9]) begin
-            lz = kidx$9;
-        end
-        if (mag[10]) begin
-            lz = kidx$10;
-        end
-        if (mag[11]) begin
-            lz = kidx$11;
-        end
-        if (mag[12]) begin
-            lz = kidx$12;
-        end
-        if (mag[13]) begin
-            lz = kidx$13;
-        end
-        if (mag[14]) begin
-            lz = kidx$14;
-        end
-        if (mag[15]) begin
-            lz = kidx$15;
-        end
-        if (mag[16]) begin
-            lz = kidx$16;
-        end
-        if (mag[17]) begin
-            lz = kidx$17;
-        end
-        if (mag[18]) begin
-            lz = kidx$18;
-        end
-        if (mag[19]) begin
-            lz = kidx$19;
-        end
-        if (mag[20]) begin
-            lz = kidx$20;
-        end
-        if (mag[21]) begin
-            lz = kidx$21;
-        end
-        if (mag[22]) begin
-            lz = kidx$22;
-        end
-        if (mag[23]) begin
-            lz = kidx$23;
-        end
-        t = a_xbig$q + ((lz) & 9'h1ff);
-        normal = (t >= c_norm) && ~zero;
-        if (normal) begin
-            ls = top_s - lz;
-            fe1 = t - c_norm;
-        end
-        else begin
-            ls = a_xbig$q[(32'h0)+:(5)] - c_sub_s;
-            fe1 = zero_x;
-        end
-        m = mag << ls;
-        sig = m >> sig_sh;
-        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
-        n = sig[(32'h0)+:(20)];
-        if (ru) begin
-            n = sig[(32'h0)+:(20)] + one_ww;
-        end
-        w = (((fe1) & 20'hfffff) << mb_ww) + n;
-        res = w[(32'h0)+:(16)];
-        if (a_sat$q || (w >= inf_ww)) begin
-            res = max16;
-        end
+        zero = lz_2 == zero2;
         neg = a_big_neg$q;
         if (dneg) begin
             neg = a_small_neg$q;
@@ -1823,13 +1977,44 @@ module sop_engine_hif8_fp16$corr$1(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         if (a_sat$q) begin
             neg = a_sat_neg$q;
         end
-        if (neg) begin
+        b1_valid$d = a_valid$q;
+        b1_pass$d = a_pass$q;
+        b1_word$d = a_word$q;
+        b1_sat$d = a_sat$q;
+        b1_neg$d = neg;
+        b1_zero$d = zero;
+        b1_xbig$d = a_xbig$q;
+        b1_mag$d = mag;
+        b1_lz$d = lz;
+        t = b1_xbig$q + ((b1_lz$q) & 9'h1ff);
+        normal = (t >= c_norm) && ~b1_zero$q;
+        if (normal) begin
+            ls = top_s - b1_lz$q;
+            fe1 = t - c_norm;
+        end
+        else begin
+            ls = b1_xbig$q[(32'h0)+:(5)] - c_sub_s;
+            fe1 = zero_x;
+        end
+        m = b1_mag$q << ls;
+        sig = m >> sig_sh;
+        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
+        n = sig[(32'h0)+:(20)];
+        if (ru) begin
+            n = sig[(32'h0)+:(20)] + one_ww;
+        end
+        w = (((fe1) & 20'hfffff) << mb_ww) + n;
+        res = w[(32'h0)+:(16)];
+        if (b1_sat$q || (w >= inf_ww)) begin
+            res = max16;
+        end
+        if (b1_neg$q) begin
             res = res | sign16;
         end
-        b_valid$d = a_valid$q;
+        b_valid$d = b1_valid$q;
         b_word$d = res;
-        if (a_pass$q) begin
-            b_word$d = a_word$q;
+        if (b1_pass$q) begin
+            b_word$d = b1_word$q;
         end
         out_valid = b_valid$q;
         out_word = b_word$q;
@@ -1969,6 +2154,125 @@ module sop_engine_hif8_fp16$corr$1$a_xbig(d,q,clock);
     end
 endmodule // sop_engine_hif8_fp16$corr$1$a_xbig
 
+module sop_engine_hif8_fp16$corr$1$b1_lz(d,q,clock);
+
+    // Module arguments
+    input wire  [4:0] d;
+    output reg  [4:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b1_lz
+
+module sop_engine_hif8_fp16$corr$1$b1_mag(d,q,clock);
+
+    // Module arguments
+    input wire  [23:0] d;
+    output reg  [23:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b1_mag
+
+module sop_engine_hif8_fp16$corr$1$b1_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b1_neg
+
+module sop_engine_hif8_fp16$corr$1$b1_pass(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b1_pass
+
+module sop_engine_hif8_fp16$corr$1$b1_sat(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b1_sat
+
+module sop_engine_hif8_fp16$corr$1$b1_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b1_valid
+
+module sop_engine_hif8_fp16$corr$1$b1_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b1_word
+
+module sop_engine_hif8_fp16$corr$1$b1_xbig(d,q,clock);
+
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b1_xbig
+
+module sop_engine_hif8_fp16$corr$1$b1_zero(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$1$b1_zero
+
 module sop_engine_hif8_fp16$corr$1$b_valid(d,q,clock,reset);
 
     // Module arguments
@@ -2106,30 +2410,14 @@ module sop_engine_hif8_fp16$corr$2(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     localparam  one_wa = 23'h1;
     localparam  zero_w = 24'h0;
     localparam  one_w = 24'h1;
-    localparam  kidx$0 = 5'b0;
-    localparam  kidx$1 = 5'b1;
-    localparam  kidx$2 = 5'b10;
-    localparam  kidx$3 = 5'b11;
-    localparam  kidx$4 = 5'b100;
-    localparam  kidx$5 = 5'b101;
-    localparam  kidx$6 = 5'b110;
-    localparam  kidx$7 = 5'b111;
-    localparam  kidx$8 = 5'b1000;
-    localparam  kidx$9 = 5'b1001;
-    localparam  kidx$10 = 5'b1010;
-    localparam  kidx$11 = 5'b1011;
-    localparam  kidx$12 = 5'b1100;
-    localparam  kidx$13 = 5'b1101;
-    localparam  kidx$14 = 5'b1110;
-    localparam  kidx$15 = 5'b1111;
-    localparam  kidx$16 = 5'b10000;
-    localparam  kidx$17 = 5'b10001;
-    localparam  kidx$18 = 5'b10010;
-    localparam  kidx$19 = 5'b10011;
-    localparam  kidx$20 = 5'b10100;
-    localparam  kidx$21 = 5'b10101;
-    localparam  kidx$22 = 5'b10110;
-    localparam  kidx$23 = 5'b10111;
+    localparam  zero8 = 8'h0;
+    localparam  zero4 = 4'h0;
+    localparam  zero2 = 2'b0;
+    localparam  k16_s = 5'b10000;
+    localparam  k8_s = 5'b1000;
+    localparam  k4_s = 5'b100;
+    localparam  k2_s = 5'b10;
+    localparam  k1_s = 5'b1;
     localparam  zero_s = 5'b0;
     localparam  top_s = 5'b10111;
     localparam  c_norm = 9'b10000111;
@@ -2193,6 +2481,34 @@ module sop_engine_hif8_fp16$corr$2(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  [22:0] a_small$d;
     wire  [22:0] a_small$q;
     reg  a_small$clock;
+    reg  b1_valid$d;
+    wire  b1_valid$q;
+    reg  b1_valid$clock;
+    reg  b1_valid$reset;
+    reg  b1_pass$d;
+    wire  b1_pass$q;
+    reg  b1_pass$clock;
+    reg  [15:0] b1_word$d;
+    wire  [15:0] b1_word$q;
+    reg  b1_word$clock;
+    reg  b1_sat$d;
+    wire  b1_sat$q;
+    reg  b1_sat$clock;
+    reg  b1_neg$d;
+    wire  b1_neg$q;
+    reg  b1_neg$clock;
+    reg  b1_zero$d;
+    wire  b1_zero$q;
+    reg  b1_zero$clock;
+    reg  [8:0] b1_xbig$d;
+    wire  [8:0] b1_xbig$q;
+    reg  b1_xbig$clock;
+    reg  [23:0] b1_mag$d;
+    wire  [23:0] b1_mag$q;
+    reg  b1_mag$clock;
+    reg  [4:0] b1_lz$d;
+    wire  [4:0] b1_lz$q;
+    reg  b1_lz$clock;
     reg  b_valid$d;
     wire  b_valid$q;
     reg  b_valid$clock;
@@ -2227,12 +2543,19 @@ module sop_engine_hif8_fp16$corr$2(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  sticky;
     reg  [23:0] big_w;
     reg  [23:0] small_w;
-    reg  [23:0] hi;
-    reg  [23:0] lo;
+    reg  [23:0] sum_w;
+    reg  [23:0] d_bs;
+    reg  [23:0] d_sb;
     reg  eff_sub;
     reg  dneg;
     reg  [23:0] mag;
     reg  zero;
+    reg  neg;
+    reg  [31:0] lz_x;
+    reg  [15:0] lz_16;
+    reg  [7:0] lz_8;
+    reg  [3:0] lz_4;
+    reg  [1:0] lz_2;
     reg  [4:0] lz;
     reg  [8:0] t;
     reg  normal;
@@ -2243,7 +2566,6 @@ module sop_engine_hif8_fp16$corr$2(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  [19:0] n;
     reg  [8:0] fe1;
     reg  [19:0] w;
-    reg  neg;
     reg  [15:0] res;
 
     // Sub module instances
@@ -2325,6 +2647,52 @@ module sop_engine_hif8_fp16$corr$2(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         .q(a_small$q),
         .clock(a_small$clock)
     );
+    sop_engine_hif8_fp16$corr$2$b1_valid b1_valid(
+        .d(b1_valid$d),
+        .q(b1_valid$q),
+        .clock(b1_valid$clock),
+        .reset(b1_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$2$b1_pass b1_pass(
+        .d(b1_pass$d),
+        .q(b1_pass$q),
+        .clock(b1_pass$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$b1_word b1_word(
+        .d(b1_word$d),
+        .q(b1_word$q),
+        .clock(b1_word$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$b1_sat b1_sat(
+        .d(b1_sat$d),
+        .q(b1_sat$q),
+        .clock(b1_sat$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$b1_neg b1_neg(
+        .d(b1_neg$d),
+        .q(b1_neg$q),
+        .clock(b1_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$b1_zero b1_zero(
+        .d(b1_zero$d),
+        .q(b1_zero$q),
+        .clock(b1_zero$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$b1_xbig b1_xbig(
+        .d(b1_xbig$d),
+        .q(b1_xbig$q),
+        .clock(b1_xbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$b1_mag b1_mag(
+        .d(b1_mag$d),
+        .q(b1_mag$q),
+        .clock(b1_mag$clock)
+    );
+    sop_engine_hif8_fp16$corr$2$b1_lz b1_lz(
+        .d(b1_lz$d),
+        .q(b1_lz$q),
+        .clock(b1_lz$clock)
+    );
     sop_engine_hif8_fp16$corr$2$b_valid b_valid(
         .d(b_valid$d),
         .q(b_valid$q),
@@ -2354,11 +2722,21 @@ module sop_engine_hif8_fp16$corr$2(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         a_xbig$clock = clock;
         a_sbig$clock = clock;
         a_small$clock = clock;
+        b1_valid$clock = clock;
+        b1_pass$clock = clock;
+        b1_word$clock = clock;
+        b1_sat$clock = clock;
+        b1_neg$clock = clock;
+        b1_zero$clock = clock;
+        b1_xbig$clock = clock;
+        b1_mag$clock = clock;
+        b1_lz$clock = clock;
         b_valid$clock = clock;
         b_word$clock = clock;
         count$reset = reset;
         h_valid$reset = reset;
         a_valid$reset = reset;
+        b1_valid$reset = reset;
         b_valid$reset = reset;
         consume = in_valid && h_valid$q && (h_pos$q == count$q);
         sp_ready = ~h_valid$q || consume;
@@ -2446,114 +2824,42 @@ module sop_engine_hif8_fp16$corr$2(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         small_w = ((a_small$q) & 24'hffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
         dneg = small_w > big_w;
-        hi = big_w;
-        lo = small_w;
-        if (dneg) begin
-            hi = small_w;
-            lo = big_w;
-        end
+        sum_w = big_w + small_w;
+        d_bs = big_w - small_w;
+        d_sb = small_w - big_w;
+        mag = sum_w;
         if (eff_sub) begin
-            mag = hi - lo;
+            mag = d_bs;
+            if (dneg) begin
+                mag = d_sb;
+            end
         end
-        else begin
-            mag = hi + lo;
-        end
-        zero = mag == zero_w;
+        lz_x = ((mag) & 32'hffffffff);
         lz = zero_s;
-        if (mag[0]) begin
-            lz = kidx$0;
+        lz_16 = lz_x[(32'h0)+:(16)];
+        if (lz_x[(32'h10)+:(16)] != zero16) begin
+            lz_16 = lz_x[(32'h10)+:(16)];
+            lz = lz | k16_s;
         end
-        if (mag[1]) begin
-            lz = kidx$1;
+        lz_8 = lz_16[(32'h0)+:(8)];
+        if (lz_16[(32'h8)+:(8)] != zero8) begin
+            lz_8 = lz_16[(32'h8)+:(8)];
+            lz = lz | k8_s;
         end
-        if (mag[2]) begin
-            lz = kidx$2;
+        lz_4 = lz_8[(32'h0)+:(4)];
+        if (lz_8[(32'h4)+:(4)] != zero4) begin
+            lz_4 = lz_8[(32'h4)+:(4)];
+            lz = lz | k4_s;
         end
-        if (mag[3]) begin
-            lz = kidx$3;
+        lz_2 = lz_4[(32'h0)+:(2)];
+        if (lz_4[(32'h2)+:(2)] != zero2) begin
+            lz_2 = lz_4[(32'h2)+:(2)];
+            lz = lz | k2_s;
         end
-        if (mag[4]) begin
-            lz = kidx$4;
+        if (lz_2[32'h1]) begin
+            lz = lz | k1_s;
         end
-        if (mag[5]) begin
-            lz = kidx$5;
-        end
-        if (mag[6]) begin
-            lz = kidx$6;
-        end
-        if (mag[7]) begin
-            lz = kidx$7;
-        end
-        if (mag[8]) begin
-            lz = kidx$8;
-        end
-        if (mag[9]) begin
-            lz = kidx$9;
-        end
-        if (mag[10]) begin
-            lz = kidx$10;
-        end
-        if (mag[11]) begin
-            lz = kidx$11;
-        end
-        if (mag[12]) begin
-            lz = kidx$12;
-        end
-        if (mag[13]) begin
-            lz = kidx$13;
-        end
-        if (mag[14]) begin
-            lz = kidx$14;
-        end
-        if (mag[15]) begin
-            lz = kidx$15;
-        end
-        if (mag[16]) begin
-            lz = kidx$16;
-        end
-        if (mag[17]) begin
-            lz = kidx$17;
-        end
-        if (mag[18]) begin
-            lz = kidx$18;
-        end
-        if (mag[19]) begin
-            lz = kidx$19;
-        end
-        if (mag[20]) begin
-            lz = kidx$20;
-        end
-        if (mag[21]) begin
-            lz = kidx$21;
-        end
-        if (mag[22]) begin
-            lz = kidx$22;
-        end
-        if (mag[23]) begin
-            lz = kidx$23;
-        end
-        t = a_xbig$q + ((lz) & 9'h1ff);
-        normal = (t >= c_norm) && ~zero;
-        if (normal) begin
-            ls = top_s - lz;
-            fe1 = t - c_norm;
-        end
-        else begin
-            ls = a_xbig$q[(32'h0)+:(5)] - c_sub_s;
-            fe1 = zero_x;
-        end
-        m = mag << ls;
-        sig = m >> sig_sh;
-        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
-        n = sig[(32'h0)+:(20)];
-        if (ru) begin
-            n = sig[(32'h0)+:(20)] + one_ww;
-        end
-        w = (((fe1) & 20'hfffff) << mb_ww) + n;
-        res = w[(32'h0)+:(16)];
-        if (a_sat$q || (w >= inf_ww)) begin
-            res = max16;
-        end
+        zero = lz_2 == zero2;
         neg = a_big_neg$q;
         if (dneg) begin
             neg = a_small_neg$q;
@@ -2564,13 +2870,44 @@ module sop_engine_hif8_fp16$corr$2(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         if (a_sat$q) begin
             neg = a_sat_neg$q;
         end
-        if (neg) begin
+        b1_valid$d = a_valid$q;
+        b1_pass$d = a_pass$q;
+        b1_word$d = a_word$q;
+        b1_sat$d = a_sat$q;
+        b1_neg$d = neg;
+        b1_zero$d = zero;
+        b1_xbig$d = a_xbig$q;
+        b1_mag$d = mag;
+        b1_lz$d = lz;
+        t = b1_xbig$q + ((b1_lz$q) & 9'h1ff);
+        normal = (t >= c_norm) && ~b1_zero$q;
+        if (normal) begin
+            ls = top_s - b1_lz$q;
+            fe1 = t - c_norm;
+        end
+        else begin
+            ls = b1_xbig$q[(32'h0)+:(5)] - c_sub_s;
+            fe1 = zero_x;
+        end
+        m = b1_mag$q << ls;
+        sig = m >> sig_sh;
+        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
+        n = sig[(32'h0)+:(20)];
+        if (ru) begin
+            n = sig[(32'h0)+:(20)] + one_ww;
+        end
+        w = (((fe1) & 20'hfffff) << mb_ww) + n;
+        res = w[(32'h0)+:(16)];
+        if (b1_sat$q || (w >= inf_ww)) begin
+            res = max16;
+        end
+        if (b1_neg$q) begin
             res = res | sign16;
         end
-        b_valid$d = a_valid$q;
+        b_valid$d = b1_valid$q;
         b_word$d = res;
-        if (a_pass$q) begin
-            b_word$d = a_word$q;
+        if (b1_pass$q) begin
+            b_word$d = b1_word$q;
         end
         out_valid = b_valid$q;
         out_word = b_word$q;
@@ -2710,6 +3047,125 @@ module sop_engine_hif8_fp16$corr$2$a_xbig(d,q,clock);
     end
 endmodule // sop_engine_hif8_fp16$corr$2$a_xbig
 
+module sop_engine_hif8_fp16$corr$2$b1_lz(d,q,clock);
+
+    // Module arguments
+    input wire  [4:0] d;
+    output reg  [4:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b1_lz
+
+module sop_engine_hif8_fp16$corr$2$b1_mag(d,q,clock);
+
+    // Module arguments
+    input wire  [23:0] d;
+    output reg  [23:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b1_mag
+
+module sop_engine_hif8_fp16$corr$2$b1_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b1_neg
+
+module sop_engine_hif8_fp16$corr$2$b1_pass(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b1_pass
+
+module sop_engine_hif8_fp16$corr$2$b1_sat(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b1_sat
+
+module sop_engine_hif8_fp16$corr$2$b1_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b1_valid
+
+module sop_engine_hif8_fp16$corr$2$b1_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b1_word
+
+module sop_engine_hif8_fp16$corr$2$b1_xbig(d,q,clock);
+
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b1_xbig
+
+module sop_engine_hif8_fp16$corr$2$b1_zero(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$2$b1_zero
+
 module sop_engine_hif8_fp16$corr$2$b_valid(d,q,clock,reset);
 
     // Module arguments
@@ -2847,30 +3303,14 @@ module sop_engine_hif8_fp16$corr$3(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     localparam  one_wa = 23'h1;
     localparam  zero_w = 24'h0;
     localparam  one_w = 24'h1;
-    localparam  kidx$0 = 5'b0;
-    localparam  kidx$1 = 5'b1;
-    localparam  kidx$2 = 5'b10;
-    localparam  kidx$3 = 5'b11;
-    localparam  kidx$4 = 5'b100;
-    localparam  kidx$5 = 5'b101;
-    localparam  kidx$6 = 5'b110;
-    localparam  kidx$7 = 5'b111;
-    localparam  kidx$8 = 5'b1000;
-    localparam  kidx$9 = 5'b1001;
-    localparam  kidx$10 = 5'b1010;
-    localparam  kidx$11 = 5'b1011;
-    localparam  kidx$12 = 5'b1100;
-    localparam  kidx$13 = 5'b1101;
-    localparam  kidx$14 = 5'b1110;
-    localparam  kidx$15 = 5'b1111;
-    localparam  kidx$16 = 5'b10000;
-    localparam  kidx$17 = 5'b10001;
-    localparam  kidx$18 = 5'b10010;
-    localparam  kidx$19 = 5'b10011;
-    localparam  kidx$20 = 5'b10100;
-    localparam  kidx$21 = 5'b10101;
-    localparam  kidx$22 = 5'b10110;
-    localparam  kidx$23 = 5'b10111;
+    localparam  zero8 = 8'h0;
+    localparam  zero4 = 4'h0;
+    localparam  zero2 = 2'b0;
+    localparam  k16_s = 5'b10000;
+    localparam  k8_s = 5'b1000;
+    localparam  k4_s = 5'b100;
+    localparam  k2_s = 5'b10;
+    localparam  k1_s = 5'b1;
     localparam  zero_s = 5'b0;
     localparam  top_s = 5'b10111;
     localparam  c_norm = 9'b10000111;
@@ -2934,6 +3374,34 @@ module sop_engine_hif8_fp16$corr$3(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  [22:0] a_small$d;
     wire  [22:0] a_small$q;
     reg  a_small$clock;
+    reg  b1_valid$d;
+    wire  b1_valid$q;
+    reg  b1_valid$clock;
+    reg  b1_valid$reset;
+    reg  b1_pass$d;
+    wire  b1_pass$q;
+    reg  b1_pass$clock;
+    reg  [15:0] b1_word$d;
+    wire  [15:0] b1_word$q;
+    reg  b1_word$clock;
+    reg  b1_sat$d;
+    wire  b1_sat$q;
+    reg  b1_sat$clock;
+    reg  b1_neg$d;
+    wire  b1_neg$q;
+    reg  b1_neg$clock;
+    reg  b1_zero$d;
+    wire  b1_zero$q;
+    reg  b1_zero$clock;
+    reg  [8:0] b1_xbig$d;
+    wire  [8:0] b1_xbig$q;
+    reg  b1_xbig$clock;
+    reg  [23:0] b1_mag$d;
+    wire  [23:0] b1_mag$q;
+    reg  b1_mag$clock;
+    reg  [4:0] b1_lz$d;
+    wire  [4:0] b1_lz$q;
+    reg  b1_lz$clock;
     reg  b_valid$d;
     wire  b_valid$q;
     reg  b_valid$clock;
@@ -2968,12 +3436,19 @@ module sop_engine_hif8_fp16$corr$3(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  sticky;
     reg  [23:0] big_w;
     reg  [23:0] small_w;
-    reg  [23:0] hi;
-    reg  [23:0] lo;
+    reg  [23:0] sum_w;
+    reg  [23:0] d_bs;
+    reg  [23:0] d_sb;
     reg  eff_sub;
     reg  dneg;
     reg  [23:0] mag;
     reg  zero;
+    reg  neg;
+    reg  [31:0] lz_x;
+    reg  [15:0] lz_16;
+    reg  [7:0] lz_8;
+    reg  [3:0] lz_4;
+    reg  [1:0] lz_2;
     reg  [4:0] lz;
     reg  [8:0] t;
     reg  normal;
@@ -2984,7 +3459,6 @@ module sop_engine_hif8_fp16$corr$3(clock,reset,in_valid,in_word,sp_valid,sp_pos,
     reg  [19:0] n;
     reg  [8:0] fe1;
     reg  [19:0] w;
-    reg  neg;
     reg  [15:0] res;
 
     // Sub module instances
@@ -3066,6 +3540,52 @@ module sop_engine_hif8_fp16$corr$3(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         .q(a_small$q),
         .clock(a_small$clock)
     );
+    sop_engine_hif8_fp16$corr$3$b1_valid b1_valid(
+        .d(b1_valid$d),
+        .q(b1_valid$q),
+        .clock(b1_valid$clock),
+        .reset(b1_valid$reset)
+    );
+    sop_engine_hif8_fp16$corr$3$b1_pass b1_pass(
+        .d(b1_pass$d),
+        .q(b1_pass$q),
+        .clock(b1_pass$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$b1_word b1_word(
+        .d(b1_word$d),
+        .q(b1_word$q),
+        .clock(b1_word$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$b1_sat b1_sat(
+        .d(b1_sat$d),
+        .q(b1_sat$q),
+        .clock(b1_sat$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$b1_neg b1_neg(
+        .d(b1_neg$d),
+        .q(b1_neg$q),
+        .clock(b1_neg$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$b1_zero b1_zero(
+        .d(b1_zero$d),
+        .q(b1_zero$q),
+        .clock(b1_zero$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$b1_xbig b1_xbig(
+        .d(b1_xbig$d),
+        .q(b1_xbig$q),
+        .clock(b1_xbig$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$b1_mag b1_mag(
+        .d(b1_mag$d),
+        .q(b1_mag$q),
+        .clock(b1_mag$clock)
+    );
+    sop_engine_hif8_fp16$corr$3$b1_lz b1_lz(
+        .d(b1_lz$d),
+        .q(b1_lz$q),
+        .clock(b1_lz$clock)
+    );
     sop_engine_hif8_fp16$corr$3$b_valid b_valid(
         .d(b_valid$d),
         .q(b_valid$q),
@@ -3095,11 +3615,21 @@ module sop_engine_hif8_fp16$corr$3(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         a_xbig$clock = clock;
         a_sbig$clock = clock;
         a_small$clock = clock;
+        b1_valid$clock = clock;
+        b1_pass$clock = clock;
+        b1_word$clock = clock;
+        b1_sat$clock = clock;
+        b1_neg$clock = clock;
+        b1_zero$clock = clock;
+        b1_xbig$clock = clock;
+        b1_mag$clock = clock;
+        b1_lz$clock = clock;
         b_valid$clock = clock;
         b_word$clock = clock;
         count$reset = reset;
         h_valid$reset = reset;
         a_valid$reset = reset;
+        b1_valid$reset = reset;
         b_valid$reset = reset;
         consume = in_valid && h_valid$q && (h_pos$q == count$q);
         sp_ready = ~h_valid$q || consume;
@@ -3187,114 +3717,42 @@ module sop_engine_hif8_fp16$corr$3(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         small_w = ((a_small$q) & 24'hffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
         dneg = small_w > big_w;
-        hi = big_w;
-        lo = small_w;
-        if (dneg) begin
-            hi = small_w;
-            lo = big_w;
-        end
+        sum_w = big_w + small_w;
+        d_bs = big_w - small_w;
+        d_sb = small_w - big_w;
+        mag = sum_w;
         if (eff_sub) begin
-            mag = hi - lo;
+            mag = d_bs;
+            if (dneg) begin
+                mag = d_sb;
+            end
         end
-        else begin
-            mag = hi + lo;
-        end
-        zero = mag == zero_w;
+        lz_x = ((mag) & 32'hffffffff);
         lz = zero_s;
-        if (mag[0]) begin
-            lz = kidx$0;
+        lz_16 = lz_x[(32'h0)+:(16)];
+        if (lz_x[(32'h10)+:(16)] != zero16) begin
+            lz_16 = lz_x[(32'h10)+:(16)];
+            lz = lz | k16_s;
         end
-        if (mag[1]) begin
-            lz = kidx$1;
+        lz_8 = lz_16[(32'h0)+:(8)];
+        if (lz_16[(32'h8)+:(8)] != zero8) begin
+            lz_8 = lz_16[(32'h8)+:(8)];
+            lz = lz | k8_s;
         end
-        if (mag[2]) begin
-            lz = kidx$2;
+        lz_4 = lz_8[(32'h0)+:(4)];
+        if (lz_8[(32'h4)+:(4)] != zero4) begin
+            lz_4 = lz_8[(32'h4)+:(4)];
+            lz = lz | k4_s;
         end
-        if (mag[3]) begin
-            lz = kidx$3;
+        lz_2 = lz_4[(32'h0)+:(2)];
+        if (lz_4[(32'h2)+:(2)] != zero2) begin
+            lz_2 = lz_4[(32'h2)+:(2)];
+            lz = lz | k2_s;
         end
-        if (mag[4]) begin
-            lz = kidx$4;
+        if (lz_2[32'h1]) begin
+            lz = lz | k1_s;
         end
-        if (mag[5]) begin
-            lz = kidx$5;
-        end
-        if (mag[6]) begin
-            lz = kidx$6;
-        end
-        if (mag[7]) begin
-            lz = kidx$7;
-        end
-        if (mag[8]) begin
-            lz = kidx$8;
-        end
-        if (mag[9]) begin
-            lz = kidx$9;
-        end
-        if (mag[10]) begin
-            lz = kidx$10;
-        end
-        if (mag[11]) begin
-            lz = kidx$11;
-        end
-        if (mag[12]) begin
-            lz = kidx$12;
-        end
-        if (mag[13]) begin
-            lz = kidx$13;
-        end
-        if (mag[14]) begin
-            lz = kidx$14;
-        end
-        if (mag[15]) begin
-            lz = kidx$15;
-        end
-        if (mag[16]) begin
-            lz = kidx$16;
-        end
-        if (mag[17]) begin
-            lz = kidx$17;
-        end
-        if (mag[18]) begin
-            lz = kidx$18;
-        end
-        if (mag[19]) begin
-            lz = kidx$19;
-        end
-        if (mag[20]) begin
-            lz = kidx$20;
-        end
-        if (mag[21]) begin
-            lz = kidx$21;
-        end
-        if (mag[22]) begin
-            lz = kidx$22;
-        end
-        if (mag[23]) begin
-            lz = kidx$23;
-        end
-        t = a_xbig$q + ((lz) & 9'h1ff);
-        normal = (t >= c_norm) && ~zero;
-        if (normal) begin
-            ls = top_s - lz;
-            fe1 = t - c_norm;
-        end
-        else begin
-            ls = a_xbig$q[(32'h0)+:(5)] - c_sub_s;
-            fe1 = zero_x;
-        end
-        m = mag << ls;
-        sig = m >> sig_sh;
-        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
-        n = sig[(32'h0)+:(20)];
-        if (ru) begin
-            n = sig[(32'h0)+:(20)] + one_ww;
-        end
-        w = (((fe1) & 20'hfffff) << mb_ww) + n;
-        res = w[(32'h0)+:(16)];
-        if (a_sat$q || (w >= inf_ww)) begin
-            res = max16;
-        end
+        zero = lz_2 == zero2;
         neg = a_big_neg$q;
         if (dneg) begin
             neg = a_small_neg$q;
@@ -3305,13 +3763,44 @@ module sop_engine_hif8_fp16$corr$3(clock,reset,in_valid,in_word,sp_valid,sp_pos,
         if (a_sat$q) begin
             neg = a_sat_neg$q;
         end
-        if (neg) begin
+        b1_valid$d = a_valid$q;
+        b1_pass$d = a_pass$q;
+        b1_word$d = a_word$q;
+        b1_sat$d = a_sat$q;
+        b1_neg$d = neg;
+        b1_zero$d = zero;
+        b1_xbig$d = a_xbig$q;
+        b1_mag$d = mag;
+        b1_lz$d = lz;
+        t = b1_xbig$q + ((b1_lz$q) & 9'h1ff);
+        normal = (t >= c_norm) && ~b1_zero$q;
+        if (normal) begin
+            ls = top_s - b1_lz$q;
+            fe1 = t - c_norm;
+        end
+        else begin
+            ls = b1_xbig$q[(32'h0)+:(5)] - c_sub_s;
+            fe1 = zero_x;
+        end
+        m = b1_mag$q << ls;
+        sig = m >> sig_sh;
+        ru = ((m & gmask) != zero_w) && (((m & smask) != zero_w) || ((sig & one_w) != zero_w));
+        n = sig[(32'h0)+:(20)];
+        if (ru) begin
+            n = sig[(32'h0)+:(20)] + one_ww;
+        end
+        w = (((fe1) & 20'hfffff) << mb_ww) + n;
+        res = w[(32'h0)+:(16)];
+        if (b1_sat$q || (w >= inf_ww)) begin
+            res = max16;
+        end
+        if (b1_neg$q) begin
             res = res | sign16;
         end
-        b_valid$d = a_valid$q;
+        b_valid$d = b1_valid$q;
         b_word$d = res;
-        if (a_pass$q) begin
-            b_word$d = a_word$q;
+        if (b1_pass$q) begin
+            b_word$d = b1_word$q;
         end
         out_valid = b_valid$q;
         out_word = b_word$q;
@@ -3450,6 +3939,125 @@ module sop_engine_hif8_fp16$corr$3$a_xbig(d,q,clock);
        q <= d;
     end
 endmodule // sop_engine_hif8_fp16$corr$3$a_xbig
+
+module sop_engine_hif8_fp16$corr$3$b1_lz(d,q,clock);
+
+    // Module arguments
+    input wire  [4:0] d;
+    output reg  [4:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b1_lz
+
+module sop_engine_hif8_fp16$corr$3$b1_mag(d,q,clock);
+
+    // Module arguments
+    input wire  [23:0] d;
+    output reg  [23:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b1_mag
+
+module sop_engine_hif8_fp16$corr$3$b1_neg(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b1_neg
+
+module sop_engine_hif8_fp16$corr$3$b1_pass(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b1_pass
+
+module sop_engine_hif8_fp16$corr$3$b1_sat(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b1_sat
+
+module sop_engine_hif8_fp16$corr$3$b1_valid(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b1_valid
+
+module sop_engine_hif8_fp16$corr$3$b1_word(d,q,clock);
+
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b1_word
+
+module sop_engine_hif8_fp16$corr$3$b1_xbig(d,q,clock);
+
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b1_xbig
+
+module sop_engine_hif8_fp16$corr$3$b1_zero(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_engine_hif8_fp16$corr$3$b1_zero
 
 module sop_engine_hif8_fp16$corr$3$b_valid(d,q,clock,reset);
 

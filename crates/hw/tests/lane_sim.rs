@@ -201,7 +201,8 @@ proptest! {
     }
 }
 
-/// The engine in every mode (element path x code width x scale format), one lane, random
+/// The engine (HIF8 with FP16 and BF16 out, HIF7 with FP16 out) in every mode (element path
+/// x code width x scale format), one lane, random
 /// tables and streams with sparse corrections: the mode register, the direct decoders, the
 /// scale-format select and the correction unit against the golden model (the exhaustive
 /// sweep runs under Verilator, testbenches).
@@ -212,9 +213,14 @@ fn engine_every_mode_random_streams() {
         .into_iter()
         .find(|c| c.engine)
         .expect("an engine is committed");
-    for output in [Ieee16::Fp16, Ieee16::Bf16] {
+    for (lut, output) in [
+        (LutEntry::Hif8, Ieee16::Fp16),
+        (LutEntry::Hif8, Ieee16::Bf16),
+        (LutEntry::Hif7, Ieee16::Fp16),
+    ] {
         let c = LaneConfig {
             lanes: 1,
+            lut,
             output,
             ..base.clone()
         };
@@ -228,7 +234,7 @@ fn engine_every_mode_random_streams() {
             // Any code: the lanes must ignore what the mode's width masks off.
             let s: Vec<Beat> = random_stream(&c, &mut r, 40);
             let got = sim.run(std::slice::from_ref(&s)).unwrap();
-            assert_eq!(got[0], run_lane(&c, &t, &s), "{output:?} {mode}");
+            assert_eq!(got[0], run_lane(&c, &t, &s), "{lut:?} {output:?} {mode}");
         }
     }
 }

@@ -14,9 +14,7 @@
 //! becomes an entry at the weight's position (the lane's weights since reset), presented
 //! until the correction unit takes it, and the expected word is the corrected one.
 
-use std::collections::VecDeque;
-
-use sop_hw::sparse::{correct, Correction};
+use sop_hw::sparse::{correct, Correction, StreamDriver};
 use sop_hw::{Beat, LaneConfig, Tables};
 
 use crate::ffi::{load_ops, Dut, LoadOp};
@@ -83,10 +81,8 @@ struct LaneModel {
     scale: u8,
     sel: bool,
     ring: [Expect; RING],
-    /// Weights issued since the last reset (the next one's sparse position).
-    issued: u32,
-    /// Sparse entries not yet taken by the correction unit, in position order.
-    sparse: VecDeque<(u32, Correction)>,
+    /// The lane's sparse stream (engines).
+    sparse: StreamDriver,
 }
 
 /// A named stream (layer) that expects refer to, for reports.
@@ -149,8 +145,7 @@ impl Harness {
             scale: 0,
             sel: false,
             ring: [Expect::default(); RING],
-            issued: 0,
-            sparse: VecDeque::new(),
+            sparse: StreamDriver::default(),
         };
         let lat = u64::from(dut.latency());
         assert!((lat as usize) < RING, "latency {lat} exceeds the harness ring");
@@ -327,11 +322,10 @@ impl Harness {
         if b.valid {
             let code = b.code & self.code_mask;
             let mut word = self.prod.at(lm.base | code);
-            if let Some(corr) = b.corr {
-                word = correct(self.cfg.output, word, Some(corr));
-                lm.sparse.push_back((lm.issued, corr));
+            if b.corr.is_some() {
+                word = correct(self.cfg.output, word, b.corr);
             }
-            lm.issued = lm.issued.wrapping_add(1);
+            lm.sparse.weight(b.corr);
             lm.ring[(c + self.lat) as usize % RING] = Expect {
                 valid: true,
                 sel: lm.sel,
@@ -346,10 +340,10 @@ impl Harness {
         }
         if self.sparse_unit {
             // The unit takes the presented entry at this edge when it is ready.
-            let front = lm.sparse.front().copied();
+            let front = lm.sparse.presented();
             self.dut.set_sparse(i, front);
             if front.is_some() && self.dut.sp_ready(i) {
-                lm.sparse.pop_front();
+                lm.sparse.taken();
             }
         }
         self.n.checked += due.valid as u64;
@@ -484,8 +478,7 @@ impl Harness {
         self.last_sync = self.dut.cycle();
         // The entries of weights in flight are lost with them; no handshake in a reset.
         for (i, lm) in self.lanes.iter_mut().enumerate() {
-            lm.sparse.clear();
-            lm.issued = 0;
+            lm.sparse.reset();
             self.dut.set_sparse(i, None);
         }
         self.dut.set_reset(true);

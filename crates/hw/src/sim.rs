@@ -5,8 +5,6 @@
 //! rust-hdl's simulator is slow (thousands of cycles per second for a 4-lane top): keep
 //! streams short; long runs belong to the Verilator co-simulation.
 
-use std::collections::VecDeque;
-
 use rust_hdl::prelude::*;
 use sop_formats::point::LutEntry;
 
@@ -17,7 +15,7 @@ use crate::rtl::mul::{Fp16Mul, HifMul, ScaleDec};
 use crate::rtl::npack::{NormPackA, NormPackB};
 use crate::rtl::pack::{PackA, PackB};
 use crate::rtl::top::Top;
-use crate::sparse::Correction;
+use crate::sparse::{Correction, StreamDriver};
 use crate::HwError;
 
 /// Settling passes allowed per half clock cycle before the simulation counts as failed.
@@ -144,9 +142,8 @@ pub struct RtlSim {
     top: Box<dyn TopOps>,
     cycles: u64,
     latency: u32,
-    /// Per lane: the sparse stream driver (engines): weights issued since reset, and the
-    /// entries not yet taken by the correction unit, in position order.
-    sparse: Vec<(u32, VecDeque<(u32, Correction)>)>,
+    /// Per lane: the sparse stream driver (engines).
+    sparse: Vec<StreamDriver>,
 }
 
 impl RtlSim {
@@ -161,7 +158,7 @@ impl RtlSim {
             top,
             cycles: 0,
             latency: Params::new(cfg).latency,
-            sparse: vec![(0, VecDeque::new()); lanes],
+            sparse: vec![StreamDriver::default(); lanes],
         })
     }
 
@@ -192,9 +189,8 @@ impl RtlSim {
     /// One clock cycle with the synchronous reset asserted (all other inputs idle).
     pub fn reset(&mut self) {
         // Entries of weights still in flight are lost with them (no handshake in a reset).
-        for (count, q) in &mut self.sparse {
-            *count = 0;
-            q.clear();
+        for d in &mut self.sparse {
+            d.reset();
         }
         self.idle_inputs();
         self.top.set_reset(true);
@@ -245,15 +241,15 @@ impl RtlSim {
         assert_eq!(beats.len(), self.top.lanes(), "one beat per lane");
         for (i, b) in beats.iter().enumerate() {
             self.top.set_lane(i, b);
-            let (count, q) = &mut self.sparse[i];
             if b.valid {
-                if let Some(c) = b.corr {
-                    assert!(self.cfg.engine, "{}: no sparse correction unit", self.cfg.name);
-                    q.push_back((*count, c));
-                }
-                *count += 1;
+                assert!(
+                    self.cfg.engine || b.corr.is_none(),
+                    "{}: no sparse correction unit",
+                    self.cfg.name
+                );
+                self.sparse[i].weight(b.corr);
             }
-            self.top.set_sparse(i, q.front().copied());
+            self.top.set_sparse(i, self.sparse[i].presented());
         }
         self.top.settle();
         let out = (0..self.top.lanes())
@@ -266,7 +262,7 @@ impl RtlSim {
         self.top.edge();
         for (i, t) in taken.into_iter().enumerate() {
             if t {
-                self.sparse[i].1.pop_front();
+                self.sparse[i].taken();
             }
         }
         self.cycles += 1;

@@ -32,6 +32,45 @@ pub struct Correction {
     pub value: u16,
 }
 
+/// The driver side of one lane's sparse stream: the corrections of the weights given to the
+/// lane, in issue order, become the correction unit's entries, each at its weight's position
+/// (the lane's weights since reset) and presented until the unit takes it. One definition
+/// for every driver (rust-hdl's simulator, the Verilator harness).
+#[derive(Clone, Debug, Default)]
+pub struct StreamDriver {
+    /// Weights issued since the last reset: the next weight's position.
+    issued: u32,
+    /// Entries not yet taken by the unit, in position order.
+    pending: std::collections::VecDeque<(u32, Correction)>,
+}
+
+impl StreamDriver {
+    /// A weight is issued to the lane, with its correction if it has one.
+    pub fn weight(&mut self, corr: Option<Correction>) {
+        if let Some(c) = corr {
+            self.pending.push_back((self.issued, c));
+        }
+        self.issued = self.issued.wrapping_add(1);
+    }
+
+    /// The entry to present this cycle (position and correction), if any.
+    pub fn presented(&self) -> Option<(u32, Correction)> {
+        self.pending.front().copied()
+    }
+
+    /// The unit took the presented entry at this cycle's edge (`sp_ready` with an entry).
+    pub fn taken(&mut self) {
+        self.pending.pop_front();
+    }
+
+    /// A reset: positions restart at 0, and the entries of the weights in flight are lost
+    /// with them (a stream re-sends those weights, corrections included).
+    pub fn reset(&mut self) {
+        self.issued = 0;
+        self.pending.clear();
+    }
+}
+
 /// The output word for lane word `word` (format `out`) and the entry for this weight, if
 /// any.
 pub fn correct(out: Ieee16, word: u16, entry: Option<Correction>) -> u16 {

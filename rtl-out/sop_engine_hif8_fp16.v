@@ -4583,11 +4583,11 @@ module sop_engine_hif8_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel,c
         blk_sel$d = eff_sel;
         code_eff = code;
         efront$0$code = code;
+        efront$0$uzero = 1'b0;
         efront$0$mode = mode;
         efront$0$scale = eff_scale;
         efront$0$usig = sdec$sig;
         efront$0$uexp = sdec$exp;
-        efront$0$uzero = sdec$zero$0;
         code_eff = efront$0$code_m;
         raddr = ((code_eff) & 7'h7f);
         if (eff_sel) begin
@@ -4611,7 +4611,6 @@ module sop_engine_hif8_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel,c
         s1_sig$d = efront$0$sig;
         s1_exp$d = efront$0$exp;
         s1_neg$d = efront$0$neg;
-        s1_szero$0$d = efront$0$szero;
         s1_dneg$0$clock = clock;
         s1_dm$0$clock = clock;
         s1_de$0$clock = clock;
@@ -4622,6 +4621,8 @@ module sop_engine_hif8_fp16$lanes$0(clock,reset,valid_in,block_start,scale,sel,c
         s1_de$0$d = efront$0$de;
         s1_dzero$0$d = efront$0$dzero;
         s1_islut$0$d = efront$0$is_lut;
+        efront$0$uzero = sdec$zero$0;
+        s1_szero$0$d = efront$0$szero;
         s1_bias$0$clock = clock;
         s1_bias$0$d = bias0;
         if (eff_sel) begin
@@ -6184,11 +6185,11 @@ module sop_engine_hif8_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel,c
         blk_sel$d = eff_sel;
         code_eff = code;
         efront$0$code = code;
+        efront$0$uzero = 1'b0;
         efront$0$mode = mode;
         efront$0$scale = eff_scale;
         efront$0$usig = sdec$sig;
         efront$0$uexp = sdec$exp;
-        efront$0$uzero = sdec$zero$0;
         code_eff = efront$0$code_m;
         raddr = ((code_eff) & 7'h7f);
         if (eff_sel) begin
@@ -6212,7 +6213,6 @@ module sop_engine_hif8_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel,c
         s1_sig$d = efront$0$sig;
         s1_exp$d = efront$0$exp;
         s1_neg$d = efront$0$neg;
-        s1_szero$0$d = efront$0$szero;
         s1_dneg$0$clock = clock;
         s1_dm$0$clock = clock;
         s1_de$0$clock = clock;
@@ -6223,6 +6223,8 @@ module sop_engine_hif8_fp16$lanes$1(clock,reset,valid_in,block_start,scale,sel,c
         s1_de$0$d = efront$0$de;
         s1_dzero$0$d = efront$0$dzero;
         s1_islut$0$d = efront$0$is_lut;
+        efront$0$uzero = sdec$zero$0;
+        s1_szero$0$d = efront$0$szero;
         s1_bias$0$clock = clock;
         s1_bias$0$d = bias0;
         if (eff_sel) begin
@@ -7785,11 +7787,11 @@ module sop_engine_hif8_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel,c
         blk_sel$d = eff_sel;
         code_eff = code;
         efront$0$code = code;
+        efront$0$uzero = 1'b0;
         efront$0$mode = mode;
         efront$0$scale = eff_scale;
         efront$0$usig = sdec$sig;
         efront$0$uexp = sdec$exp;
-        efront$0$uzero = sdec$zero$0;
         code_eff = efront$0$code_m;
         raddr = ((code_eff) & 7'h7f);
         if (eff_sel) begin
@@ -7813,7 +7815,6 @@ module sop_engine_hif8_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel,c
         s1_sig$d = efront$0$sig;
         s1_exp$d = efront$0$exp;
         s1_neg$d = efront$0$neg;
-        s1_szero$0$d = efront$0$szero;
         s1_dneg$0$clock = clock;
         s1_dm$0$clock = clock;
         s1_de$0$clock = clock;
@@ -7824,6 +7825,8 @@ module sop_engine_hif8_fp16$lanes$2(clock,reset,valid_in,block_start,scale,sel,c
         s1_de$0$d = efront$0$de;
         s1_dzero$0$d = efront$0$dzero;
         s1_islut$0$d = efront$0$is_lut;
+        efront$0$uzero = sdec$zero$0;
+        s1_szero$0$d = efront$0$szero;
         s1_bias$0$clock = clock;
         s1_bias$0$d = bias0;
         if (eff_sel) begin
@@ -9386,11 +9389,11 @@ module sop_engine_hif8_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel,c
         blk_sel$d = eff_sel;
         code_eff = code;
         efront$0$code = code;
+        efront$0$uzero = 1'b0;
         efront$0$mode = mode;
         efront$0$scale = eff_scale;
         efront$0$usig = sdec$sig;
         efront$0$uexp = sdec$exp;
-        efront$0$uzero = sdec$zero$0;
         code_eff = efront$0$code_m;
         raddr = ((code_eff) & 7'h7f);
         if (eff_sel) begin
@@ -9414,7 +9417,6 @@ module sop_engine_hif8_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel,c
         s1_sig$d = efront$0$sig;
         s1_exp$d = efront$0$exp;
         s1_neg$d = efront$0$neg;
-        s1_szero$0$d = efront$0$szero;
         s1_dneg$0$clock = clock;
         s1_dm$0$clock = clock;
         s1_de$0$clock = clock;
@@ -9425,6 +9427,8 @@ module sop_engine_hif8_fp16$lanes$3(clock,reset,valid_in,block_start,scale,sel,c
         s1_de$0$d = efront$0$de;
         s1_dzero$0$d = efront$0$dzero;
         s1_islut$0$d = efront$0$is_lut;
+        efront$0$uzero = sdec$zero$0;
+        s1_szero$0$d = efront$0$szero;
         s1_bias$0$clock = clock;
         s1_bias$0$d = bias0;
         if (eff_sel) begin

@@ -119,8 +119,15 @@ fn quantized_model_run_catches_the_mutant_with_junit_and_vcd() {
         })
         .collect();
 
+    // The fixed FP16-LUT lane (the mutated one) and the HIF engine: without the FP16-LUT
+    // engine, which would take the FP16-LUT layer first.
+    let only: Vec<String> = vec![MUTANT_CONFIG.into(), "sop_engine_hif8_fp16".into()];
     // The plain RTL: every word of both layers, one line per option.
-    let s = run_quantized(&CosimOptions::default(), &model, |_| {}).unwrap();
+    let plain = CosimOptions {
+        only: only.clone(),
+        ..CosimOptions::default()
+    };
+    let s = run_quantized(&plain, &model, |_| {}).unwrap();
     assert!(s.passed(), "{s}");
     let n = (w.rows * w.cols) as u64;
     check_line(&s.line(), 2 * n, 2, 2, 0);
@@ -141,6 +148,7 @@ fn quantized_model_run_catches_the_mutant_with_junit_and_vcd() {
     let dir = tempfile::tempdir().unwrap();
     let (junit, vcd) = (dir.path().join("q.xml"), dir.path().join("q.vcd"));
     let opts = CosimOptions {
+        only,
         mutant: true,
         max_mismatches: 2,
         junit: Some(junit.clone()),

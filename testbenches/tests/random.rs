@@ -7,7 +7,7 @@
 //!   random cycles;
 //! - exhaustive: every LUT word times every scale code (HIF: at six biases; FP16: 20 scale
 //!   codes including zero, subnormals and the largest), through the full pipeline; on the
-//!   engine, every mode x every scale code x every code x both tables.
+//!   engines (HIF and FP16-LUT), every mode x every scale code x every code x both tables.
 
 use proptest::prelude::*;
 use sop_cosim::{compiled_configs, BeatStreams, Dut, Harness};
@@ -182,16 +182,15 @@ fn every_lut_word_times_every_scale() {
     }
 }
 
-/// The engine in every mode: every scale code x every code (all 64, also in 4-bit modes,
+/// Each engine in every mode: every scale code x every code (all 64, also in 4-bit modes,
 /// whose top bits the lanes must ignore) x both selection bits; LUT modes with tables holding
-/// every HIF word at six biases, direct modes with tables of all ones (which they must not
-/// read).
+/// every HIF word at six biases (HIF engines) or 256 FP16 words spanning every exponent field
+/// (the FP16-LUT engine), direct modes with tables of all ones (which they must not read).
 #[test]
 fn engine_every_mode_every_code_every_scale() {
     let engines: Vec<LaneConfig> = compiled_configs().into_iter().filter(|c| c.engine).collect();
     assert!(!engines.is_empty(), "no engine configuration is compiled");
     for cfg in engines {
-        let hf = cfg.lut.hif().expect("HIF engine");
         let mut h = Harness::new(Dut::new(&cfg.name).unwrap());
         h.reset();
         let n = 1usize << cfg.code_bits;
@@ -199,9 +198,21 @@ fn engine_every_mode_every_code_every_scale() {
         let mut expected = 0u64;
         for mode in all_modes() {
             let lut = mode.element == ElementPath::Lut;
-            let biases: &[i32] = if lut { &[-100, -7, 0, 7, 16, 100] } else { &[0] };
+            let biases: &[i32] = if lut && cfg.lut.hif().is_some() {
+                &[-100, -7, 0, 7, 16, 100]
+            } else {
+                &[0]
+            };
             let words: Vec<u32> = if lut {
-                (0..hf.num_codes()).collect()
+                match cfg.lut.hif() {
+                    Some(hf) => (0..hf.num_codes()).collect(),
+                    // FP16 tables: every exponent field (subnormal, normal, Inf/NaN) with
+                    // four mantissas and both signs; every_lut_word_times_every_scale
+                    // sweeps all 65,536 words in the reset mode.
+                    None => (0..2u32)
+                        .flat_map(|s| (0..32u32).flat_map(move |e| [0, 1, 0x200, 0x3ff].map(|m| s << 15 | e << 10 | m)))
+                        .collect(),
+                }
             } else {
                 vec![(1 << cfg.lut.bits()) - 1; 2 * n]
             };

@@ -76,23 +76,13 @@ fn sop_c6_hif8_ue4m4_bf16() {
     run_config("sop_c6_hif8_ue4m4_bf16");
 }
 
-/// The engine on one model: each layer of the first encoder block at another option, so the
+/// An engine on one model: each layer of the first encoder block at another option, so the
 /// mode changes between layers (LUT path with UE4M4 and SE4M3 scales and 4- and 6-bit codes,
 /// the three direct minifloat paths, E4M3 scales), with outliers and residuals on half of
 /// them, and the stimulus' gaps, strobes, bubbles and mid-layer resets.
-#[test]
-fn sop_engine_hif8_fp16() {
-    let name = "sop_engine_hif8_fp16";
+fn run_engine(name: &str, options: [&str; 6]) {
     let cfg = config(name);
     let mut h = harness(name, Variant::Plain);
-    let options = [
-        "NF4+DD4sUE4M4b16+O0.1%+R0.5%",
-        "Split87+DD4sSE4M3b32",
-        "E2M1sE4M3b16+R1%",
-        "E2M3sUE4M4b64",
-        "E3M2sUE4M4b8+O0.05%+R0.5%",
-        "DD6sUE4M4",
-    ];
     let layers: Vec<String> = sop_testbenches::minilm()
         .linear_layers()
         .into_iter()
@@ -121,6 +111,37 @@ fn sop_engine_hif8_fp16() {
     assert!(sparse > 1000, "{sparse} sparse entries");
 }
 
+#[test]
+fn sop_engine_hif8_fp16() {
+    run_engine(
+        "sop_engine_hif8_fp16",
+        [
+            "NF4+DD4sUE4M4b16+O0.1%+R0.5%",
+            "Split87+DD4sSE4M3b32",
+            "E2M1sE4M3b16+R1%",
+            "E2M3sUE4M4b64",
+            "E3M2sUE4M4b8+O0.05%+R0.5%",
+            "DD6sUE4M4",
+        ],
+    );
+}
+
+/// The FP16-LUT engine: the same modes, its LUT options with FP16 tables.
+#[test]
+fn sop_engine_fp16lut_fp16() {
+    run_engine(
+        "sop_engine_fp16lut_fp16",
+        [
+            "NF4+DD4sUE4M4b16-FP16+O0.1%+R0.5%",
+            "Split87+DD4sSE4M3b32-FP16",
+            "E2M1sE4M3b16+R1%",
+            "E2M3sUE4M4b64",
+            "E3M2sUE4M4b8+O0.05%+R0.5%",
+            "DD6sUE4M4-FP16",
+        ],
+    );
+}
+
 /// Every committed configuration has a test above (a new rtl-out/ file needs one).
 #[test]
 fn every_committed_config_is_covered() {
@@ -132,6 +153,7 @@ fn every_committed_config_is_covered() {
         "sop_c6_fp16lut_ue4m4_bf16",
         "sop_c6_hif8_ue4m4_bf16",
         "sop_engine_hif8_fp16",
+        "sop_engine_fp16lut_fp16",
     ];
     for c in compiled_configs() {
         assert!(covered.contains(&c.name.as_str()), "{} has no real-layer test", c.name);

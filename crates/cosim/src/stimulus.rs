@@ -21,13 +21,24 @@ use crate::CosimError;
 /// | 4-bit codes, HIF7/HIF8/FP16 LUT, signed scale (SE4M3) | `Split87+DD4sSE4M3b<block>-<lut>` |
 /// | 6-bit codes, HIF7/HIF8 LUT | `DD6s<scale>b<block>-<lut>` |
 /// | 6-bit codes, FP16 LUT | `E2M3s<scale>b<block>`, table 0 = the 64 E2M3 values as FP16 |
-/// | an engine | `E2M3sUE4M4b<block>` (its direct E2M3 path) |
+/// | a HIF engine | `E2M3sUE4M4b<block>` (its direct E2M3 path) |
+/// | an FP16-LUT engine | `NF4+DD4sUE4M4b<block>-FP16` (its LUT path, 4-bit mode) |
 ///
 /// For the committed configurations: `sop_c4_hif8_ue4m4_fp16` <- `NF4+DD4sUE4M4b16`,
 /// `sop_c4_hif7_ue4m4_fp16` <- `NF4+DD4sUE4M4b16-HIF7`, `sop_c4_hif8_se4m3_fp16` <-
 /// `Split87+DD4sSE4M3b16`, `sop_c4_fp16lut_ue4m4_fp16` <- `NF4+DD4sUE4M4b16-FP16`,
 /// `sop_c6_fp16lut_ue4m4_bf16` <- `E2M3sUE4M4`, `sop_c6_hif8_ue4m4_bf16` <- `DD6sUE4M4`.
 pub fn point_for(cfg: &LaneConfig) -> Result<OperatingPoint, CosimError> {
+    if cfg.engine && cfg.lut == LutEntry::Fp16 {
+        // The FP16-LUT engine (the HIF engine's baseline): its FP16 tables, in a 4-bit mode.
+        return Ok(OperatingPoint::Block {
+            element: Element::NF4,
+            dynamic: Some(Element::DD4),
+            scale: ScaleFormat::UE4M4,
+            block: cfg.block,
+            lut: cfg.lut,
+        });
+    }
     if cfg.engine {
         // The paper's FP6 point through the engine's direct E2M3 path: what no fixed HIF
         // lane decodes. Model files (`--quantized`) exercise its other modes.
@@ -706,6 +717,8 @@ mod tests {
             ("sop_c4_fp16lut_ue4m4_fp16", "NF4+DD4sUE4M4b16-FP16"),
             ("sop_c6_fp16lut_ue4m4_bf16", "E2M3sUE4M4"),
             ("sop_c6_hif8_ue4m4_bf16", "DD6sUE4M4"),
+            ("sop_engine_hif8_fp16", "E2M3sUE4M4"),
+            ("sop_engine_fp16lut_fp16", "NF4+DD4sUE4M4b16-FP16"),
         ];
         let configs = compiled_configs();
         for (name, point) in want {

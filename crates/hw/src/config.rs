@@ -54,7 +54,9 @@ pub struct LaneConfig {
     /// A decode engine (`true`): a per-layer mode register ([`crate::mode`]) chooses the
     /// element path (LUT, or direct E2M1/E2M3/E3M2 decode), the code width (4 or 6; the
     /// tables have `2^code_bits` entries, so an engine has `code_bits = 6`) and the scale
-    /// format; `scale` is then UE4M4, the exponent domain. `false`: a fixed lane.
+    /// format; `scale` is then UE4M4, the exponent domain. A HIF engine feeds the direct
+    /// decode into its shift-add multiplier, an FP16-LUT engine (the baseline) into its FP16
+    /// multiplier as an FP16 word. `false`: a fixed lane.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub engine: bool,
 }
@@ -175,12 +177,6 @@ impl LaneConfig {
                 return err(format!(
                     "an engine's scale format is chosen per layer by its mode; its configuration names UE4M4 (the exponent domain every scale format is rebased into), not {}",
                     self.scale.name()
-                ));
-            }
-            if self.lut.hif().is_none() {
-                return err(format!(
-                    "an engine's tables are HIF7 or HIF8 (its shift-add datapath also serves the direct minifloat paths), not {}",
-                    self.lut.name()
                 ));
             }
         }
@@ -304,6 +300,10 @@ impl LaneConfig {
 ///   (E2M3 values are not all HIF values; FP16 holds them exactly), BF16 out.
 /// - `sop_c4_fp16lut_ue4m4_fp16`: the conventional baseline, FP16 LUT and a real
 ///   significand multiplier.
+/// - `sop_engine_hif8_fp16`: the decode engine (per-layer mode, sparse correction unit),
+///   HIF8 tables, FP16 out: what runs a quantized model.
+/// - `sop_engine_fp16lut_fp16`: the same engine with FP16 tables and the FP16 multiplier,
+///   the baseline the HIF engine's QoR is measured against.
 ///
 /// All have 4 lanes and block 16.
 pub fn default_configs() -> Vec<LaneConfig> {
@@ -370,12 +370,24 @@ pub fn default_configs() -> Vec<LaneConfig> {
                 Ieee16::Fp16,
             )
         },
+        LaneConfig {
+            engine: true,
+            ..mk(
+                "sop_engine_fp16lut_fp16",
+                6,
+                ScaleFormat::UE4M4,
+                LutEntry::Fp16,
+                Ieee16::Fp16,
+            )
+        },
     ]
 }
 
 /// The configuration of `configs` that decodes layers quantized at `point` (see
-/// [`LaneConfig::decodes`]): the first engine that does, else the first fixed lane (an
-/// engine is what runs a quantized model; the fixed lanes are regression references).
+/// [`LaneConfig::decodes`]): the first HIF engine that does, else the first FP16-LUT engine,
+/// else the first fixed lane (an engine is what runs a quantized model, the HIF one being
+/// the efficient datapath; the FP16-LUT engine is its QoR baseline; the fixed lanes are
+/// regression references). The order of `configs` matters only within each of the three.
 /// `sparse` says whether the layers carry outlier or residual entries. `Err` names every
 /// configuration with what it lacks, for the user.
 pub fn decoder_for<'a>(
@@ -385,9 +397,11 @@ pub fn decoder_for<'a>(
 ) -> Result<&'a LaneConfig, String> {
     // Configurations that lack the same thing are named together.
     let mut why: Vec<(String, Vec<&str>)> = Vec::new();
+    let hif_engine = |c: &&LaneConfig| c.engine && c.lut.hif().is_some();
     let engines_first = configs
         .iter()
-        .filter(|c| c.engine)
+        .filter(hif_engine)
+        .chain(configs.iter().filter(|c| c.engine && !hif_engine(c)))
         .chain(configs.iter().filter(|c| !c.engine));
     for c in engines_first {
         let decodes = if sparse && !c.engine {
@@ -541,8 +555,14 @@ mod tests {
         }
         // What the engine lacks, the fixed lanes still decode.
         assert_eq!(pick("BOF4+DD4sUE4M4b64-HIF7").unwrap(), "sop_c4_hif7_ue4m4_fp16");
-        assert_eq!(pick("NF4+DD4sUE4M4b16-FP16").unwrap(), "sop_c4_fp16lut_ue4m4_fp16");
+        // FP16 tables: the FP16-LUT engine (engines come first), else the fixed baseline.
+        assert_eq!(pick("NF4+DD4sUE4M4b16-FP16").unwrap(), "sop_engine_fp16lut_fp16");
         let fixed: Vec<LaneConfig> = cfgs.iter().filter(|c| !c.engine).cloned().collect();
+        let fp16 = "NF4+DD4sUE4M4b16-FP16".parse().unwrap();
+        assert_eq!(
+            decoder_for(&fixed, &fp16, false).unwrap().name,
+            "sop_c4_fp16lut_ue4m4_fp16"
+        );
         let e3m2 = "E3M2sUE4M4".parse().unwrap();
         assert_eq!(
             decoder_for(&fixed, &e3m2, false).unwrap().name,
@@ -552,7 +572,7 @@ mod tests {
         assert!(e.contains("no block scales"), "{e}");
         let e = pick("E2M1+DD4sUE4M4b16").unwrap_err();
         assert!(
-            e.contains("sop_engine_hif8_fp16: a pair with a minifloat member"),
+            e.contains("sop_engine_hif8_fp16, sop_engine_fp16lut_fp16: a pair with a minifloat member"),
             "{e}"
         );
         let e = pick("NF4sUE8M0b32").unwrap_err();
@@ -562,6 +582,17 @@ mod tests {
         assert!(decoder_for(&fixed, &p, true)
             .unwrap_err()
             .contains("sparse correction unit"));
+    }
+
+    #[test]
+    fn hif_engines_come_first_whatever_the_order() {
+        let mut cfgs = default_configs();
+        // By name (as the co-simulation library lists them) the FP16-LUT engine comes first.
+        cfgs.sort_by(|a, b| a.name.cmp(&b.name));
+        let at = |hif: bool| cfgs.iter().position(|c| c.engine && c.lut.hif().is_some() == hif);
+        assert!(at(false) < at(true));
+        let p: OperatingPoint = "E2M3sUE4M4".parse().unwrap();
+        assert_eq!(decoder_for(&cfgs, &p, true).unwrap().name, "sop_engine_hif8_fp16");
     }
 
     #[test]

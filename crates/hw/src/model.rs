@@ -225,14 +225,18 @@ pub fn decode_entry_in(cfg: &LaneConfig, scale: ScaleFormat, word: u32, bias: i3
     let s = scale_value_in(scale, scale_code);
     match entry_value(cfg.lut, word, bias) {
         Ok(e) => pack(cfg.output, e * s),
-        Err(neg) => {
-            if s == 0.0 {
-                0
-            } else {
-                let sign = if neg != (s < 0.0) { 0x8000 } else { 0 };
-                (sign | cfg.output.max_code()) as u16
-            }
-        }
+        Err(neg) => pack_overflow(cfg.output, neg, s),
+    }
+}
+
+/// The word for an FP16 Inf/NaN entry (sign `neg`) times scale `s`: `+0` for a zero
+/// scale, else the largest finite output of the product's sign.
+fn pack_overflow(output: Ieee16, neg: bool, s: f64) -> u16 {
+    if s == 0.0 {
+        0
+    } else {
+        let sign = if neg != (s < 0.0) { 0x8000 } else { 0 };
+        (sign | output.max_code()) as u16
     }
 }
 
@@ -244,23 +248,26 @@ pub fn decode_entry_in(cfg: &LaneConfig, scale: ScaleFormat, word: u32, bias: i3
 /// direct path decodes the low bits of the code that its minifloat has (4 for E2M1, 6 for
 /// E2M3 and E3M2) as that minifloat's value (no table; the selection bit is unused).
 pub fn decode_word(cfg: &LaneConfig, tables: &Tables, sel: bool, code: u32, scale_code: u8) -> u16 {
+    let scale = tables.mode.map_or(cfg.scale, |m| m.scale);
+    match element_value(cfg, tables, sel, code) {
+        Ok(e) => pack(cfg.output, e * scale_value_in(scale, scale_code)),
+        Err(neg) => pack_overflow(cfg.output, neg, scale_value_in(scale, scale_code)),
+    }
+}
+
+/// The exact value of the element weight `code` stands for (before the block scale), as
+/// [`decode_word`] reads it: entry `code` of table `sel` with that table's bias, or on an
+/// engine's direct path the minifloat value of the code's low bits. `Err(sign)` for an FP16
+/// Inf/NaN table word (the lanes treat it as an overflow).
+pub fn element_value(cfg: &LaneConfig, tables: &Tables, sel: bool, code: u32) -> Result<f64, bool> {
     let t = sel as usize;
     let Some(mode) = tables.mode else {
-        return decode_entry(cfg, tables.entries[t][code as usize], tables.bias[t], scale_code);
+        return entry_value(cfg.lut, tables.entries[t][code as usize], tables.bias[t]);
     };
     let code = code & ((1 << mode.code_bits) - 1);
     match mode.element.minifloat() {
-        None => decode_entry_in(
-            cfg,
-            mode.scale,
-            tables.entries[t][code as usize],
-            tables.bias[t],
-            scale_code,
-        ),
-        Some(mf) => {
-            let v = mf.decode(code & ((1 << mf.bits()) - 1)) as f64;
-            pack(cfg.output, v * scale_value_in(mode.scale, scale_code))
-        }
+        None => entry_value(cfg.lut, tables.entries[t][code as usize], tables.bias[t]),
+        Some(mf) => Ok(mf.decode(code & ((1 << mf.bits()) - 1)) as f64),
     }
 }
 

@@ -154,13 +154,22 @@ fn norm_scale_off(s: &MiniFloat) -> u32 {
     s.bias as u32 + SCALE_MAN_ALIGNED + s.man_bits - 1
 }
 
-/// What an engine adds to the normalized exponent of a scale in format `s` so that it is in
-/// the engine's (UE4M4) exponent domain: 0 for UE4M4, 1 for E4M3 and SE4M3 (one mantissa
-/// bit fewer, same bias). The engine's packer constants are those of UE4M4.
-pub fn engine_scale_rebase(s: ScaleFormat) -> u32 {
+/// The exponent-domain constant of a general (not normalized) scale decoder: a scale value
+/// is `sig_aligned * 2^(max(e, 1) - scale_off)`.
+fn general_scale_off(s: &MiniFloat) -> u32 {
+    s.bias as u32 + SCALE_MAN_ALIGNED
+}
+
+/// What an engine adds to the exponent of a scale in format `s` so that it is in the
+/// engine's (UE4M4) exponent domain. Normalized decoders (HIF engines): 0 for UE4M4, 1 for
+/// E4M3 and SE4M3 (one mantissa bit fewer, same bias). General decoders (FP16-LUT engines,
+/// whose significands are left-aligned to the same width): 0 for all three (same bias). The
+/// engine's packer constants are those of UE4M4.
+pub fn engine_scale_rebase(s: ScaleFormat, normalized: bool) -> u32 {
     let (mf, _) = scale_format(s);
     let (domain, _) = scale_format(ScaleFormat::UE4M4);
-    let d = norm_scale_off(&domain) as i64 - norm_scale_off(&mf) as i64;
+    let off = if normalized { norm_scale_off } else { general_scale_off };
+    let d = off(&domain) as i64 - off(&mf) as i64;
     assert!(d >= 0, "UE4M4 has the largest normalized scale offset");
     d as u32
 }

@@ -201,7 +201,8 @@ proptest! {
     }
 }
 
-/// The engine (HIF8 with FP16 and BF16 out, HIF7 with FP16 out) in every mode (element path
+/// The engine (HIF8 with FP16 and BF16 out, HIF7 with FP16 out, the FP16-LUT engine with
+/// FP16 and BF16 out) in every mode (element path
 /// x code width x scale format), one lane, random
 /// tables and streams with sparse corrections: the mode register, the direct decoders, the
 /// scale-format select and the correction unit against the golden model (the exhaustive
@@ -217,6 +218,8 @@ fn engine_every_mode_random_streams() {
         (LutEntry::Hif8, Ieee16::Fp16),
         (LutEntry::Hif8, Ieee16::Bf16),
         (LutEntry::Hif7, Ieee16::Fp16),
+        (LutEntry::Fp16, Ieee16::Fp16),
+        (LutEntry::Fp16, Ieee16::Bf16),
     ] {
         let c = LaneConfig {
             lanes: 1,

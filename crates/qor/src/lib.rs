@@ -288,17 +288,24 @@ impl QorRow {
 }
 
 /// The FP16-LUT baseline of a HIF configuration among `configs`: the FP16-LUT
-/// configuration with the same code bits, scale format and output format if there is one
-/// (the first), else the one named [`DEFAULT_BASELINE`]. `None` for an FP16-LUT
+/// configuration of the same kind (engine or fixed lane) with the same code bits, scale
+/// format and output format if there is one (the first), else the one named
+/// [`DEFAULT_BASELINE`]. `None` for an FP16-LUT
 /// configuration or when neither exists.
 pub fn baseline_for<'a>(cfg: &LaneConfig, configs: &'a [LaneConfig]) -> Option<&'a LaneConfig> {
     if cfg.lut == LutEntry::Fp16 {
         return None;
     }
+    // An engine is compared with an FP16-LUT engine (same modes), a fixed lane with a fixed
+    // FP16-LUT lane.
     configs
         .iter()
         .find(|c| {
-            c.lut == LutEntry::Fp16 && c.code_bits == cfg.code_bits && c.scale == cfg.scale && c.output == cfg.output
+            c.lut == LutEntry::Fp16
+                && c.engine == cfg.engine
+                && c.code_bits == cfg.code_bits
+                && c.scale == cfg.scale
+                && c.output == cfg.output
         })
         .or_else(|| configs.iter().find(|c| c.name == DEFAULT_BASELINE))
 }
@@ -530,6 +537,8 @@ mod tests {
         assert_eq!(b("sop_c6_hif8_ue4m4_bf16"), Some("sop_c6_fp16lut_ue4m4_bf16"));
         assert_eq!(b("sop_c6_fp16lut_ue4m4_bf16"), None);
         assert_eq!(b(DEFAULT_BASELINE), None);
+        assert_eq!(b("sop_engine_hif8_fp16"), Some("sop_engine_fp16lut_fp16"));
+        assert_eq!(b("sop_engine_fp16lut_fp16"), None);
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub struct EngineFront<const C: usize> {
     pub usig: Signal<In, Bits<8>>,
     /// UE4M4 decode: exponent.
     pub uexp: Signal<In, Bits<8>>,
-    /// UE4M4 decode: zero.
+    /// UE4M4 decode: zero (normalized decoders, HIF engines; `false` on an FP16-LUT engine).
     pub uzero: Signal<In, bool>,
     /// The code masked to the mode's width (the table address).
     pub code_m: Signal<Out, Bits<C>>,
@@ -134,7 +134,8 @@ pub struct EngineFront<const C: usize> {
     pub exp: Signal<Out, Bits<8>>,
     /// Scale sign (SE4M3 mode only).
     pub neg: Signal<Out, bool>,
-    /// Scale is zero.
+    /// Scale is zero (HIF engines; an FP16-LUT engine's multiplier needs no flag, a zero
+    /// scale has a zero significand there, and leaves it unconnected).
     pub szero: Signal<Out, bool>,
     /// Direct decode: sign.
     pub dneg: Signal<Out, bool>,
@@ -166,11 +167,13 @@ impl<const C: usize> EngineFront<C> {
     /// The front of an engine configuration.
     pub fn new(cfg: &LaneConfig) -> Self {
         // The E4M3 decoder is the SE4M3 one: its sign output is used only in SE4M3 mode,
-        // its magnitude fields are E4M3's either way.
+        // its magnitude fields are E4M3's either way. Normalized exactly when the lane's
+        // own (UE4M4) decoder is: HIF tables.
+        let normalized = cfg.lut.hif().is_some();
         let e4m3 = Params::new(&LaneConfig {
             scale: ScaleFormat::SE4M3,
             engine: false,
-            lut: LutEntry::Hif8,
+            lut: if normalized { LutEntry::Hif8 } else { LutEntry::Fp16 },
             ..cfg.clone()
         });
         let direct: Vec<ElementPath> = ElementPath::ALL
@@ -204,7 +207,7 @@ impl<const C: usize> EngineFront<C> {
             elem_mask: cb(3),
             mask4: cb(0x0f),
             mask6: cb(0x3f),
-            rebase: cb(engine_scale_rebase(ScaleFormat::E4M3) as u64),
+            rebase: cb(engine_scale_rebase(ScaleFormat::E4M3, normalized) as u64),
             zero8: cb(0),
             k_path: direct.iter().map(|e| cb(e.field() as u64)).collect(),
         }
@@ -227,7 +230,10 @@ impl<const C: usize> Logic for EngineFront<C> {
         if (self.mode.val() & self.fam_bit.val()) != self.zero8.val() {
             self.sig.next = self.sde.sig.val();
             self.exp.next = self.sde.exp.val() + self.rebase.val();
-            self.szero.next = self.sde.zero[0].val();
+            // A general (FP16-LUT) decoder has no zero flag: its significand is 0 then.
+            for i in 0..self.sde.zero.len() {
+                self.szero.next = self.sde.zero[i].val();
+            }
             if (self.mode.val() & self.signed_bit.val()) != self.zero8.val() {
                 self.neg.next = self.sde.neg.val();
             }
@@ -438,5 +444,81 @@ impl<const W: usize, const PW: usize> Logic for EngineMul<W, PW> {
         self.x.next = self.ex.val() + bit_cast::<XW, 8>(self.sexp.val()) + self.xpad.val();
         self.zero.next = self.ez.val() || self.szero.val();
         self.neg.next = self.en.val() ^ self.sneg.val();
+    }
+}
+
+/// Stage 2 of an FP16-LUT engine's direct path (combinational): the directly decoded
+/// minifloat `(8 + m) / 8 * 2^(E - 127)` as the FP16 word the lane's FP16 multiplier takes
+/// in place of a table word (`sign | E - 112 | m << 7`; every E2M1, E2M3 and E3M2 value is
+/// an FP16 normal), or `+0` for a zero code.
+#[derive(LogicBlock)]
+pub struct DirectFp16<const W: usize> {
+    /// Direct decode: sign.
+    pub dneg: Signal<In, bool>,
+    /// Direct decode: fraction in eighths.
+    pub dm: Signal<In, Bits<8>>,
+    /// Direct decode: HIF-domain exponent.
+    pub de: Signal<In, Bits<8>>,
+    /// Direct decode: zero code.
+    pub dzero: Signal<In, bool>,
+    /// The FP16 word (`W` = 16, the table word width).
+    pub word: Signal<Out, Bits<W>>,
+    rebias: Constant<Bits<W>>,
+    sign: Constant<Bits<W>>,
+    e_shift: Constant<Bits<W>>,
+    m_shift: Constant<Bits<W>>,
+    zero16: Constant<Bits<W>>,
+}
+
+impl<const W: usize> DirectFp16<W> {
+    /// The converter into FP16 words.
+    pub fn new() -> Self {
+        let f = sop_formats::Ieee16::Fp16;
+        assert_eq!(W, 16, "FP16 table words");
+        let hif_off = (1u64 << (sop_formats::point::LUT_BIAS_BITS - 1)) - 1;
+        // Checked here rather than trusted: every direct format's range is FP16-normal.
+        for e in ElementPath::ALL {
+            if let Some(mf) = e.minifloat() {
+                let lo = direct_exponent(&mf, 0, Some(0)) as i64 - hif_off as i64;
+                let hi = direct_exponent(&mf, (1 << mf.exp_bits) - 1, None) as i64 - hif_off as i64;
+                assert!(
+                    lo >= 1 - f.bias() as i64 && hi <= f.bias() as i64,
+                    "{} is not FP16-normal",
+                    mf.name
+                );
+            }
+        }
+        Self {
+            dneg: Default::default(),
+            dm: Default::default(),
+            de: Default::default(),
+            dzero: Default::default(),
+            word: Default::default(),
+            rebias: cb(hif_off - f.bias() as u64),
+            sign: cb(1 << 15),
+            e_shift: cb(f.man_bits() as u64),
+            m_shift: cb((f.man_bits() - HIF_MANT_SHIFT) as u64),
+            zero16: cb(0),
+        }
+    }
+}
+
+impl<const W: usize> Default for DirectFp16<W> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const W: usize> Logic for DirectFp16<W> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.word.next = ((bit_cast::<W, 8>(self.de.val()) - self.rebias.val()) << self.e_shift.val())
+            | (bit_cast::<W, 8>(self.dm.val()) << self.m_shift.val());
+        if self.dneg.val() {
+            self.word.next = self.word.val() | self.sign.val();
+        }
+        if self.dzero.val() {
+            self.word.next = self.zero16.val();
+        }
     }
 }

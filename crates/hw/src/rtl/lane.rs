@@ -3,13 +3,14 @@
 //! (`Params::normalized`) has the HIF multiplier and the normalized packer
 //! (`npack`); an FP16-LUT lane the FP16 multiplier and the general packer (`pack`).
 //! Exactly one of each pair exists (a `Vec` of length 0 or 1). An engine lane
-//! (`Params::engine`) is a HIF lane whose HIF multiplier is replaced by the engine's front
-//! and multiplier (`engine`), driven by the mode register.
+//! (`Params::engine`) adds the engine's front (`engine`), driven by the mode register; a HIF
+//! engine replaces its HIF multiplier by the engine multiplier, an FP16-LUT engine feeds its
+//! FP16 multiplier the direct decode as an FP16 word (`DirectFp16`) instead of a table word.
 
 use rust_hdl::prelude::*;
 
 use super::cb;
-use super::engine::{EngineFront, EngineMul};
+use super::engine::{DirectFp16, EngineFront, EngineMul};
 use super::mul::{Fp16Mul, HifMul, ScaleDec};
 use super::npack::{NormPackA, NormPackB};
 use super::pack::{PackA, PackB};
@@ -74,6 +75,7 @@ pub struct Lane<const C: usize, const A: usize, const W: usize, const PW: usize,
     hif: Vec<HifMul<W, PW>>,
     emul: Vec<EngineMul<W, PW>>,
     fp: Vec<Fp16Mul<W, PW>>,
+    dfp: Vec<DirectFp16<W>>,
     s2_valid: RegR<bool>,
     s2_neg: Reg<bool>,
     s2_p: Reg<Bits<PW>>,
@@ -110,12 +112,15 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
         assert_eq!(A, C + 1);
         let hif = p.hif().is_some();
         assert_eq!(hif, p.normalized, "HIF lanes are the normalized ones");
-        // `n_hif`: normalized datapath (HIF tables, fixed or engine); `n_fix`: the fixed
-        // HIF multiplier; `n_eng`: the engine's front and multiplier.
+        // `n_hif`: normalized datapath (HIF tables, fixed or engine); `n_fp`: FP16 tables;
+        // `n_eng`: the engine's front; `n_fix`: the fixed HIF multiplier; `n_hif_eng`: the
+        // engine multiplier; `n_fp_eng`: the FP16-LUT engine's direct-path word.
         let n_hif = usize::from(hif);
         let n_fp = 1 - n_hif;
         let n_eng = usize::from(p.engine);
-        let n_fix = n_hif - n_eng;
+        let n_fix = n_hif * (1 - n_eng);
+        let n_hif_eng = n_hif * n_eng;
+        let n_fp_eng = n_fp * n_eng;
         fn regs<T: Synth>(n: usize) -> Vec<Reg<T>> {
             (0..n).map(|_| Reg::default()).collect()
         }
@@ -154,8 +159,9 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             s1_dzero: regs(n_eng),
             s1_islut: regs(n_eng),
             hif: (0..n_fix).map(|_| HifMul::new(p)).collect(),
-            emul: (0..n_eng).map(|_| EngineMul::new(p)).collect(),
+            emul: (0..n_hif_eng).map(|_| EngineMul::new(p)).collect(),
             fp: (0..n_fp).map(|_| Fp16Mul::new(p)).collect(),
+            dfp: (0..n_fp_eng).map(|_| DirectFp16::new()).collect(),
             s2_valid: Default::default(),
             s2_neg: Default::default(),
             s2_p: Default::default(),
@@ -230,11 +236,11 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
         self.code_eff.next = self.code.val();
         for i in 0..self.efront.len() {
             self.efront[i].code.next = self.code.val();
+            self.efront[i].uzero.next = false;
             self.efront[i].mode.next = self.mode[i].val();
             self.efront[i].scale.next = self.eff_scale.val();
             self.efront[i].usig.next = self.sdec.sig.val();
             self.efront[i].uexp.next = self.sdec.exp.val();
-            self.efront[i].uzero.next = self.sdec.zero[i].val();
             self.code_eff.next = self.efront[i].code_m.val();
         }
         self.raddr.next = bit_cast::<A, C>(self.code_eff.val());
@@ -264,7 +270,6 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             self.s1_sig.d.next = self.efront[i].sig.val();
             self.s1_exp.d.next = self.efront[i].exp.val();
             self.s1_neg.d.next = self.efront[i].neg.val();
-            self.s1_szero[i].d.next = self.efront[i].szero.val();
             self.s1_dneg[i].clock.next = self.clock.val();
             self.s1_dm[i].clock.next = self.clock.val();
             self.s1_de[i].clock.next = self.clock.val();
@@ -275,6 +280,11 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             self.s1_de[i].d.next = self.efront[i].de.val();
             self.s1_dzero[i].d.next = self.efront[i].dzero.val();
             self.s1_islut[i].d.next = self.efront[i].is_lut.val();
+        }
+        // A HIF engine (the one with an engine multiplier): the normalized zero flags.
+        for i in 0..self.emul.len() {
+            self.efront[i].uzero.next = self.sdec.zero[i].val();
+            self.s1_szero[i].d.next = self.efront[i].szero.val();
         }
         for i in 0..self.s1_bias.len() {
             self.s1_bias[i].clock.next = self.clock.val();
@@ -326,6 +336,16 @@ impl<const C: usize, const A: usize, const W: usize, const PW: usize, const WW: 
             self.s2_x.d.next = self.fp[i].x.val();
             self.s2_inf[i].clock.next = self.clock.val();
             self.s2_inf[i].d.next = self.fp[i].inf.val();
+        }
+        // An FP16-LUT engine's direct path: the decoded minifloat as an FP16 word.
+        for i in 0..self.dfp.len() {
+            self.dfp[i].dneg.next = self.s1_dneg[i].q.val();
+            self.dfp[i].dm.next = self.s1_dm[i].q.val();
+            self.dfp[i].de.next = self.s1_de[i].q.val();
+            self.dfp[i].dzero.next = self.s1_dzero[i].q.val();
+            if !self.s1_islut[i].q.val() {
+                self.fp[i].entry.next = self.dfp[i].word.val();
+            }
         }
         // Stage 3: packer stage A (exactly one of the two packers exists).
         self.s3_valid.d.next = self.s2_valid.q.val();

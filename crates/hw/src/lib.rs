@@ -11,6 +11,8 @@
 //! - [`mod@emit`]: Verilog files ([`emit()`], [`emit_all()`]).
 //! - [`sparse`]: golden model of the sparse correction unit ([`sparse::correct`]) that
 //!   applies outliers and residuals to lane output words.
+//! - [`tile`]: golden model of the block dot-product tile's arithmetic (activation
+//!   alignment, exact block sums, one rounding per block into an FP32 accumulator).
 //!
 //! The hardware description itself (module `rtl`, private) is the only code that
 //! touches rust-hdl's block types; see `docs/hardware.md` for the datapath.
@@ -25,6 +27,7 @@ pub mod params;
 mod rtl;
 pub mod sim;
 pub mod sparse;
+pub mod tile;
 
 use std::path::PathBuf;
 

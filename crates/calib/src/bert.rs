@@ -107,8 +107,48 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
-    fn apply(&self, x: &[f32]) -> Vec<f32> {
-        linear(x, &self.w, &self.b, self.cols)
+    fn as_ref(&self) -> LinearRef<'_> {
+        LinearRef {
+            name: &self.name,
+            rows: self.w.len() / self.cols,
+            cols: self.cols,
+            w: &self.w,
+            b: &self.b,
+        }
+    }
+}
+
+/// One linear layer of the encoder as the forward pass hands it to a [`LinearExec`]:
+/// `y = W x + b` with `W` `[rows, cols]` row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct LinearRef<'a> {
+    /// Name of the weight tensor (e.g. `encoder.layer.0.attention.self.query.weight`).
+    pub name: &'a str,
+    /// Output features.
+    pub rows: usize,
+    /// Input features.
+    pub cols: usize,
+    /// Weight, `rows * cols` values.
+    pub w: &'a [f32],
+    /// Bias, `rows` values.
+    pub b: &'a [f32],
+}
+
+/// What computes the linear layers of [`Bert::forward_with`]: [`F32Linear`] (the encoder's
+/// own f32 kernel) by default; a caller substitutes other arithmetic (the hardware tile) or
+/// records each layer's real inputs. Called once per layer, in forward order.
+pub trait LinearExec {
+    /// The layer's outputs for `x` (`[tokens, cols]` row-major): `[tokens, rows]`.
+    fn apply(&mut self, layer: &LinearRef<'_>, x: &[f32]) -> Vec<f32>;
+}
+
+/// The encoder's own f32 linear kernel (deterministic at any thread count).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct F32Linear;
+
+impl LinearExec for F32Linear {
+    fn apply(&mut self, layer: &LinearRef<'_>, x: &[f32]) -> Vec<f32> {
+        linear(x, layer.w, layer.b, layer.cols)
     }
 }
 
@@ -430,10 +470,22 @@ impl Bert {
     /// no padding: sequences are packed one after another) and returns the last hidden states,
     /// `[total tokens, hidden]`. If `collect` is given, the inputs of every linear layer are
     /// added to it (the pooler's input is the `[CLS]` state of each sequence).
-    pub(crate) fn forward(
+    pub(crate) fn forward(&self, seqs: &[Vec<u32>], collect: Option<&mut Collector>) -> Result<Vec<f32>, CalibError> {
+        self.forward_exec(seqs, collect, &mut F32Linear)
+    }
+
+    /// [`Self::forward`] without statistics, every linear layer computed by `exec`: the last
+    /// hidden states, `[total tokens, hidden]`, of packed sequences (each with its `[CLS]` ...
+    /// `[SEP]`).
+    pub fn forward_with(&self, seqs: &[Vec<u32>], exec: &mut dyn LinearExec) -> Result<Vec<f32>, CalibError> {
+        self.forward_exec(seqs, None, exec)
+    }
+
+    fn forward_exec(
         &self,
         seqs: &[Vec<u32>],
         mut collect: Option<&mut Collector>,
+        exec: &mut dyn LinearExec,
     ) -> Result<Vec<f32>, CalibError> {
         let h = self.cfg.hidden;
         let mut offsets = vec![0usize];
@@ -470,26 +522,26 @@ impl Bert {
             if let Some(c) = collect.as_deref_mut() {
                 c.blocks[bi][0].add_rows(&x);
             }
-            let q = b.q.apply(&x);
-            let k = b.k.apply(&x);
-            let v = b.v.apply(&x);
+            let q = exec.apply(&b.q.as_ref(), &x);
+            let k = exec.apply(&b.k.as_ref(), &x);
+            let v = exec.apply(&b.v.as_ref(), &x);
             let ctx = self.attention(&q, &k, &v, &offsets);
             if let Some(c) = collect.as_deref_mut() {
                 c.blocks[bi][1].add_rows(&ctx);
             }
-            let mut a = b.o.apply(&ctx);
+            let mut a = exec.apply(&b.o.as_ref(), &ctx);
             add_assign(&mut a, &x);
             layer_norm(&mut a, &b.ln1.w, &b.ln1.b, self.cfg.eps);
             x = a;
             if let Some(c) = collect.as_deref_mut() {
                 c.blocks[bi][2].add_rows(&x);
             }
-            let mut inter = b.fc1.apply(&x);
+            let mut inter = exec.apply(&b.fc1.as_ref(), &x);
             gelu(&mut inter);
             if let Some(c) = collect.as_deref_mut() {
                 c.blocks[bi][3].add_rows(&inter);
             }
-            let mut o = b.fc2.apply(&inter);
+            let mut o = exec.apply(&b.fc2.as_ref(), &inter);
             add_assign(&mut o, &x);
             layer_norm(&mut o, &b.ln2.w, &b.ln2.b, self.cfg.eps);
             x = o;
@@ -555,8 +607,13 @@ impl Bert {
     /// Sentence embeddings as sentence-transformers computes them for all-MiniLM-L6-v2: the
     /// mean of the last hidden states over each sequence's tokens, L2-normalized.
     pub fn embed(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, CalibError> {
+        self.embed_with(seqs, &mut F32Linear)
+    }
+
+    /// [`Self::embed`] with every linear layer computed by `exec`.
+    pub fn embed_with(&self, seqs: &[Vec<u32>], exec: &mut dyn LinearExec) -> Result<Vec<Vec<f32>>, CalibError> {
         let h = self.cfg.hidden;
-        let x = self.forward(seqs, None)?;
+        let x = self.forward_with(seqs, exec)?;
         let mut out = Vec::with_capacity(seqs.len());
         let mut o = 0;
         for s in seqs {

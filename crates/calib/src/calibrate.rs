@@ -24,6 +24,17 @@ pub fn builtin_texts() -> Vec<String> {
     split_lines(BUILTIN_TEXT)
 }
 
+/// Held-out evaluation text: 477 sentences of the same source as [`BUILTIN_TEXT`] that the
+/// calibration set does not contain (the next two qualifying sentences of each profile;
+/// `crates/calib/data/README.md`).
+pub const HELDOUT_TEXT: &str = include_str!("../data/heldout.txt");
+
+/// The held-out evaluation sentences ([`HELDOUT_TEXT`]), for measurements on real
+/// activations that must not reuse the calibration inputs.
+pub fn heldout_texts() -> Vec<String> {
+    split_lines(HELDOUT_TEXT)
+}
+
 fn split_lines(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
@@ -171,6 +182,12 @@ impl Encoder {
     /// returns for all-MiniLM-L6-v2).
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, CalibError> {
         self.bert.embed(&self.encode(texts)?)
+    }
+
+    /// The encoder (for [`Bert::forward_with`]: its linear layers computed by other
+    /// arithmetic, or their real inputs recorded).
+    pub fn bert(&self) -> &Bert {
+        &self.bert
     }
 }
 

@@ -30,10 +30,7 @@ fn qor(bin: &Path, work: &Path) -> (bool, String) {
         .env("PATH", bin)
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -43,7 +40,10 @@ fn missing_sta_names_opensta() {
     link_real(t.path(), "gzip");
     let (ok, err) = qor(t.path(), &t.path().join("work"));
     assert!(!ok);
-    assert!(err.contains("`sta`") && err.contains("apt-get install -y opensta"), "{err}");
+    assert!(
+        err.contains("`sta`") && err.contains("apt-get install -y opensta"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -53,7 +53,10 @@ fn missing_yosys_names_it() {
     link_real(t.path(), "gzip");
     let (ok, err) = qor(t.path(), &t.path().join("work"));
     assert!(!ok);
-    assert!(err.contains("`yosys`") && err.contains("apt-get install -y yosys"), "{err}");
+    assert!(
+        err.contains("`yosys`") && err.contains("apt-get install -y yosys"),
+        "{err}"
+    );
 }
 
 #[test]

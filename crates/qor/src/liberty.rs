@@ -462,7 +462,7 @@ library (demo_a) {
         assert_eq!(text.matches("cell (").count() + text.matches("cell(").count(), 3);
         assert!(text.contains("dont_use : true;"));
         // The merged file is itself one readable library.
-        let again = prepare(&[out.clone()], &[], &dir.path().join("again.lib")).unwrap();
+        let again = prepare(std::slice::from_ref(&out), &[], &dir.path().join("again.lib")).unwrap();
         assert_eq!(again.cells, lib.cells);
         lib.require_flip_flop().unwrap();
         lib.require_cell("INVx1_ASAP7_75t_R", &["A", "Y"], "inverter").unwrap();

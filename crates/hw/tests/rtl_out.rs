@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use sop_hw::{default_configs, emit::verilog};
+use sop_hw::{
+    default_configs,
+    emit::{sdc, verilog},
+};
 
 fn rtl_out() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../rtl-out")
@@ -40,6 +43,19 @@ fn committed_files_match_the_generator() {
             path.display()
         );
         assert_eq!(fresh, verilog(&c).unwrap(), "emission is not deterministic");
+        // The timing constraints beside it (`sop rtl emit` writes both).
+        let path = rtl_out().join(format!("{}.sdc", c.name));
+        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; regenerate with `cargo run -p sop-hw --example emit`",
+                path.display()
+            )
+        });
+        assert!(
+            committed == sdc(&c),
+            "{} differs from the generator output; regenerate with `cargo run -p sop-hw --example emit`",
+            path.display()
+        );
     }
 }
 

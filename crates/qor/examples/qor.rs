@@ -1,8 +1,8 @@
 //! Runs the QoR flows without the CLI:
 //!
 //! ```text
-//! cargo run --release -p sop-qor --example qor -- [--config FILE] [--flows gates,ice40,ecp5]
-//!     [--json FILE] [--work-dir DIR] [--seeds N] [--blocks] [--recon MODEL] [--from-json FILE]
+//! cargo run --release -p sop-qor --example qor -- [--config FILE] [--flows gates,ice40,ecp5,sky130,asap7]
+//!     [--json FILE] [--work-dir DIR] [--liberty FILE]... [--seeds N] [--blocks] [--recon MODEL] [--from-json FILE]
 //! ```
 //!
 //! Prints the Markdown table on standard output (with `--blocks` also the cells per block),
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> &'static str {
-    "usage: qor [--config FILE] [--flows gates,ice40,ecp5] [--json FILE] [--work-dir DIR] [--seeds N] [--blocks] [--recon MODEL] [--from-json FILE]"
+    "usage: qor [--config FILE] [--flows gates,ice40,ecp5,sky130,asap7] [--json FILE] [--work-dir DIR] [--liberty FILE]... [--seeds N] [--blocks] [--recon MODEL] [--from-json FILE]"
 }
 
 fn main() -> ExitCode {
@@ -41,6 +41,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--flows" => opts.flows = sop_qor::parse_flows(&value()?)?,
             "--json" => json = Some(PathBuf::from(value()?)),
             "--work-dir" => opts.work_dir = Some(PathBuf::from(value()?)),
+            "--liberty" => opts.liberty.push(PathBuf::from(value()?)),
             "--seeds" => opts.seeds = value()?.parse().map_err(|e| format!("--seeds: {e}"))?,
             "--blocks" => blocks = true,
             "--recon" => recon = Some(value()?),

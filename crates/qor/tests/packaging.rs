@@ -60,6 +60,14 @@ fn core_file_matches_the_repository() {
         .map(|c| format!("rtl-out/{}.v", c.name))
         .collect();
     assert_eq!(listed, defaults);
+    // The SDC of every top, for an ASIC flow (fileset `sdc`, target `asic`).
+    let sdc: BTreeSet<String> = files
+        .iter()
+        .filter(|(s, _)| s == "sdc")
+        .map(|(_, f)| f.clone())
+        .collect();
+    let want: BTreeSet<String> = defaults.iter().map(|f| f.replace(".v", ".sdc")).collect();
+    assert_eq!(sdc, want, "fileset sdc must list exactly rtl-out/<top>.sdc");
 
     // Every toplevel is a module of the core's files.
     let mut modules = BTreeSet::new();

@@ -198,6 +198,11 @@ pub const LATENCY: u32 = 4;
 /// (`docs/hardware.md`, "Sparse correction unit").
 pub const CORR_LATENCY: u32 = 3;
 
+/// Minimum number of cycles between two adds into the dot-product tile's FP32 block
+/// accumulator (`docs/hardware.md`, "Dot-product tile"): an add presented in cycle `n` is in
+/// the accumulator from cycle `n + 4`, so a tile block has at least this many weights.
+pub const FPACC_SPACING: u32 = 4;
+
 impl Params {
     /// Derives the parameters of a (validated) configuration.
     pub fn new(cfg: &LaneConfig) -> Params {

@@ -5,6 +5,7 @@
 
 pub(crate) mod corr;
 pub(crate) mod engine;
+pub(crate) mod fpacc;
 pub(crate) mod lane;
 pub(crate) mod mul;
 pub(crate) mod npack;

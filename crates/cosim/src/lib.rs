@@ -34,6 +34,7 @@ pub mod junit;
 pub mod report;
 pub mod run;
 pub mod stimulus;
+pub mod tile;
 
 pub use error::CosimError;
 pub use ffi::{compiled_configs, load_ops, models, raw_stimulus, Dut, LoadOp, ModelInfo, Variant};
@@ -45,3 +46,4 @@ pub use run::{
     Progress, SoakRound, SoakSummary, VcdReport,
 };
 pub use stimulus::{point_for, tables_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};
+pub use tile::{tile_names, TileDut};

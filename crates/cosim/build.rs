@@ -717,7 +717,9 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
         )
         .unwrap();
         writeln!(s, "    fn {sym}_vcd_dump(h: *mut c_void, on: c_int);").unwrap();
-        writeln!(s, "    fn {sym}_vcd_cycle(h: *mut c_void, cycle: u64);").unwrap();
+        if !m.tile {
+            writeln!(s, "    fn {sym}_vcd_cycle(h: *mut c_void, cycle: u64);").unwrap();
+        }
         writeln!(s, "    fn {sym}_vcd_close(h: *mut c_void);").unwrap();
     }
     writeln!(s, "}}").unwrap();
@@ -740,16 +742,7 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
         }
         writeln!(s, "        ],").unwrap();
         writeln!(s, "        fns: TileFns {{").unwrap();
-        for f in [
-            "new",
-            "free",
-            "ports",
-            "tick",
-            "vcd_open",
-            "vcd_dump",
-            "vcd_cycle",
-            "vcd_close",
-        ] {
+        for f in ["new", "free", "ports", "tick", "vcd_open", "vcd_dump", "vcd_close"] {
             writeln!(s, "            {f}: {sym}_{f},").unwrap();
         }
         writeln!(s, "        }},").unwrap();

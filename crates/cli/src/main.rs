@@ -5,6 +5,7 @@ mod calibrate_cmd;
 mod eval_cmd;
 mod export_cmd;
 mod formats_cmd;
+mod gemv_cmd;
 mod layers_cmd;
 mod quantize_cmd;
 mod rtl_cmd;
@@ -57,6 +58,9 @@ enum Command {
     /// Co-simulate the Verilog in rtl-out/ under Verilator on real quantized layers and
     /// compare every output word with the bit-accurate model; exit non-zero on mismatch.
     Cosim(sop_cosim::cli_glue::CosimArgs),
+    /// Multiply real quantized layers by real activations on the Verilated dot-product tile
+    /// and check every output against the golden model; `--forward` runs the whole model.
+    Gemv(gemv_cmd::GemvArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export_cmd::run(args),
         Command::Rtl(cmd) => rtl_cmd::run(cmd),
         Command::Cosim(args) => sop_cosim::cli_glue::run(args),
+        Command::Gemv(args) => gemv_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use crate::run::CosimSummary;
 use crate::CosimError;
 
 /// Escapes text for XML attribute values and element content.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -28,6 +28,7 @@ pub mod cli_glue;
 mod error;
 pub mod export;
 pub mod ffi;
+pub mod gemv;
 pub mod golden;
 pub mod harness;
 pub mod junit;

@@ -49,6 +49,9 @@ pub struct GemvArgs {
     /// Activation vectors (tokens) per layer: the first T of the forward pass.
     #[arg(long, value_name = "T", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     tokens: u32,
+    /// Longest token sequence per sentence (longer ones are truncated).
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(3..=512))]
+    max_seq_len: u32,
     /// Run the whole forward pass through the tile and report output-embedding cosines.
     #[arg(long)]
     forward: bool,
@@ -134,7 +137,7 @@ fn quantized_layers(args: &GemvArgs, path: &std::path::Path, names: &[String], t
 pub fn run(args: GemvArgs) -> Result<()> {
     let t0 = Instant::now();
     let path = sop_model::resolve(&args.model)?;
-    let enc = Encoder::load(&path, 128).with_context(|| format!("--model {}", args.model))?;
+    let enc = Encoder::load(&path, args.max_seq_len as usize).with_context(|| format!("--model {}", args.model))?;
     let all = heldout_texts();
     let n = args.sentences as usize;
     if n > all.len() {

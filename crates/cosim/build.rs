@@ -43,6 +43,12 @@ const MODE_FROM: &str = "exp = sde$exp + rebase;";
 /// ... forgotten: E4M3 and SE4M3 scales come out half as large (`ModeMutant` variant).
 const MODE_TO: &str = "exp = sde$exp;";
 
+/// The dot-product tile, mutated (`Mutant` variant): bit 3 of the block scale's significand is
+/// ignored in the block-scale multiply of every row ...
+const TILE_FROM: &str = "sf = sf + (mv << sh3);";
+/// ... (its shifted term dropped).
+const TILE_TO: &str = "sf = sf;";
+
 /// One deliberate mutation of a configuration's Verilog, by a checked text substitution.
 struct Mutation {
     config: &'static str,
@@ -242,6 +248,28 @@ fn main() {
                     &template,
                 ));
             }
+            if !text.contains(TILE_FROM) {
+                fail(format!(
+                    "mutation check: the pattern `{TILE_FROM}` (the tile's block-scale multiply) is not in {}; update the mutation in crates/cosim/build.rs",
+                    src.display()
+                ));
+            }
+            let dir = out.join(format!("mutant_{name}"));
+            fs::create_dir_all(&dir).unwrap();
+            let msrc = dir.join(format!("{name}.v"));
+            fs::write(&msrc, text.replace(TILE_FROM, TILE_TO)).unwrap();
+            let mut b = verilate(
+                &verilator,
+                &out,
+                vlt.as_deref(),
+                &msrc,
+                &name,
+                Variant::Mutant,
+                &header,
+                &template,
+            );
+            b.source = src.clone();
+            built.push(b);
             continue;
         }
         let header = parse_header(src, &text);
@@ -692,6 +720,12 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
         "pub const MUTATION: (&str, &str) = ({MUTANT_FROM:?}, {MUTANT_TO:?});"
     )
     .unwrap();
+    writeln!(s, "/// The tile mutation: (original Verilog text, replacement).").unwrap();
+    writeln!(
+        s,
+        "pub const TILE_MUTATION: (&str, &str) = ({TILE_FROM:?}, {TILE_TO:?});"
+    )
+    .unwrap();
     writeln!(s, "extern \"C\" {{").unwrap();
     for m in built {
         let sym = format!("sopvl_{}_{}", m.variant.tag(), m.name);
@@ -729,7 +763,7 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
         let sym = format!("sopvl_{}_{}", m.variant.tag(), m.name);
         writeln!(s, "    TileDesc {{").unwrap();
         writeln!(s, "        name: {:?},", m.name).unwrap();
-        writeln!(s, "        traced: {},", m.variant.traced()).unwrap();
+        writeln!(s, "        variant: {},", m.variant.rust()).unwrap();
         writeln!(s, "        rows: {},", m.header.lanes).unwrap();
         writeln!(s, "        ports: &[").unwrap();
         for p in &m.ports {

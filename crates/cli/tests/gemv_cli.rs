@@ -73,7 +73,8 @@ fn the_forward_pass_through_the_tile() {
         .lines()
         .find(|l| l.starts_with("model: "))
         .unwrap_or_else(|| panic!("no model line: {out}"));
-    let re = regex::Regex::new(r"^model: output-embedding cosine hardware ([0-9.]+), software-quantized ([0-9.]+)$").unwrap();
+    let re = regex::Regex::new(r"^model: output-embedding cosine hardware ([0-9.]+), software-quantized ([0-9.]+)$")
+        .unwrap();
     let c = re.captures(line).unwrap_or_else(|| panic!("malformed: {line}"));
     let (hw, swq): (f64, f64) = (c[1].parse().unwrap(), c[2].parse().unwrap());
     assert!(hw > 0.99 && swq > 0.99, "{line}");

@@ -115,7 +115,7 @@ pub(crate) struct TileFns {
 /// One linked dot-product tile variant (`rtl-out/sop_tile_*.v`).
 pub(crate) struct TileDesc {
     pub(crate) name: &'static str,
-    pub(crate) traced: bool,
+    pub(crate) variant: Variant,
     pub(crate) rows: u32,
     pub(crate) ports: &'static [PortDesc],
     pub(crate) fns: TileFns,
@@ -129,7 +129,7 @@ mod generated {
 
 pub use generated::{
     CORR_MUTATION, ENGINE_MUTANT_CONFIG, HIF_MUTANT_CONFIG, MODE_MUTATION, MUTANT_CONFIG, MUTATION, RTL_DIR,
-    VERILATOR_VERSION,
+    TILE_MUTATION, VERILATOR_VERSION,
 };
 pub(crate) use generated::{MODELS, TILES};
 

@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 
 use sop_hw::tile_sim::{TileCol, TilePorts};
 
-use crate::ffi::{TileDesc, TILES};
+use crate::ffi::{TileDesc, Variant, TILES};
 use crate::CosimError;
 
 /// A port pointer with its width in bytes (1, 2 or 4).
@@ -87,20 +87,29 @@ unsafe impl Send for TileDut {}
 
 /// The names of the linked tiles (untraced builds), in file order.
 pub fn tile_names() -> Vec<&'static str> {
-    TILES.iter().filter(|t| !t.traced).map(|t| t.name).collect()
+    TILES
+        .iter()
+        .filter(|t| t.variant == Variant::Plain)
+        .map(|t| t.name)
+        .collect()
 }
 
 impl TileDut {
     /// Instantiates tile `name` (a `rtl-out/sop_tile_*.v` stem), traced or not. Call
     /// `sop_hw::tile_sim::reset` before use.
     pub fn new(name: &str, traced: bool) -> Result<TileDut, CosimError> {
+        TileDut::with_variant(name, if traced { Variant::Traced } else { Variant::Plain })
+    }
+
+    /// Instantiates a variant of tile `name`: `Plain`, `Traced`, or `Mutant` (the
+    /// block-scale multiply broken by [`crate::ffi::TILE_MUTATION`], for the mutation check).
+    pub fn with_variant(name: &str, variant: Variant) -> Result<TileDut, CosimError> {
         let desc = TILES
             .iter()
-            .find(|t| t.name == name && t.traced == traced)
+            .find(|t| t.name == name && t.variant == variant)
             .ok_or_else(|| {
                 CosimError::Model(format!(
-                    "no Verilated tile `{name}`{} (built: {})",
-                    if traced { " (traced)" } else { "" },
+                    "no Verilated tile `{name}` ({variant:?}) (built: {})",
                     tile_names().join(", ")
                 ))
             })?;
@@ -155,7 +164,7 @@ impl TileDut {
                 "{}: cannot write the VCD {} ({})",
                 self.desc.name,
                 path.display(),
-                if self.desc.traced {
+                if self.desc.variant.is_traced() {
                     "the file cannot be opened"
                 } else {
                     "this build has no tracing"

@@ -154,3 +154,28 @@ fn rust_hdl_and_verilator_run_the_same_cycles() {
         assert_eq!(a, b, "case {k}");
     }
 }
+
+/// The mutant tile (bit 3 of the block-scale significand ignored) must be caught by the same
+/// random jobs.
+#[test]
+fn the_mutant_tile_is_caught() {
+    let (from, to) = sop_cosim::ffi::TILE_MUTATION;
+    assert_ne!(from, to);
+    let cfg = tile_engine();
+    let mut dut = TileDut::with_variant("sop_tile_hif8_bf16", sop_cosim::Variant::Mutant).unwrap();
+    let g = sop_hw::tile_sim::TileGeom::new(&cfg, ActFormat::Bf16);
+    reset(&mut dut);
+    let mut rng = Rng(0x5eed_7117);
+    let mut differ = 0;
+    for k in 0..40 {
+        let c = case(&mut rng, k);
+        load_tables(&mut dut, &cfg, &c.tables).unwrap();
+        let got = run_gemv(&mut dut, &g, &c.job()).unwrap();
+        let want = golden_gemv(&cfg, &c.tables, ActFormat::Bf16, &c.job());
+        differ += got.y.iter().zip(&want).filter(|(a, b)| a != b).count();
+    }
+    assert!(
+        differ > 0,
+        "the mutant tile agreed with the golden model on every output"
+    );
+}

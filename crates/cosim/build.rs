@@ -234,20 +234,25 @@ fn main() {
             ));
         }
         let text = fs::read_to_string(src).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", src.display())));
-        if name.starts_with("sop_tile_") {
-            let header = parse_tile_header(src, &text);
-            for variant in [Variant::Plain, Variant::Traced] {
-                built.push(verilate(
-                    &verilator,
-                    &out,
-                    vlt.as_deref(),
-                    src,
-                    &name,
-                    variant,
-                    &header,
-                    &template,
-                ));
-            }
+        let tile = name.starts_with("sop_tile_");
+        let header = if tile {
+            parse_tile_header(src, &text)
+        } else {
+            parse_header(src, &text)
+        };
+        for variant in [Variant::Plain, Variant::Traced] {
+            built.push(verilate(
+                &verilator,
+                &out,
+                vlt.as_deref(),
+                src,
+                &name,
+                variant,
+                &header,
+                &template,
+            ));
+        }
+        if tile {
             if !text.contains(TILE_FROM) {
                 fail(format!(
                     "mutation check: the pattern `{TILE_FROM}` (the tile's block-scale multiply) is not in {}; update the mutation in crates/cosim/build.rs",
@@ -271,19 +276,6 @@ fn main() {
             b.source = src.clone();
             built.push(b);
             continue;
-        }
-        let header = parse_header(src, &text);
-        for variant in [Variant::Plain, Variant::Traced] {
-            built.push(verilate(
-                &verilator,
-                &out,
-                vlt.as_deref(),
-                src,
-                &name,
-                variant,
-                &header,
-                &template,
-            ));
         }
         for (k, m) in MUTATIONS.iter().enumerate().filter(|(_, m)| m.config == name) {
             if !text.contains(m.from) {
@@ -334,17 +326,20 @@ fn is_ident(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The first word after `key =` in the file's leading comment lines.
+fn header_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| l.starts_with("//") || l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("//"))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.split_whitespace().next().unwrap_or("").to_string())
+        })
+}
+
 /// The header of a tile (`//   kind = tile`, `//   rows = R`): lanes = rows, the rest unused.
 fn parse_tile_header(src: &Path, text: &str) -> Header {
-    let get = |key: &str| -> Option<String> {
-        text.lines()
-            .take_while(|l| l.starts_with("//") || l.trim().is_empty())
-            .filter_map(|l| l.strip_prefix("//"))
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == key).then(|| v.split_whitespace().next().unwrap_or("").to_string())
-            })
-    };
+    let get = |key: &str| header_value(text, key);
     if get("kind").as_deref() != Some("tile") {
         fail(format!(
             "{}: a sop_tile_* file must state `kind = tile` in its header",
@@ -368,19 +363,12 @@ fn parse_tile_header(src: &Path, text: &str) -> Header {
 /// Reads the parameter lines of the emitted header comment (`//   lanes     = 4`, ...).
 fn parse_header(src: &Path, text: &str) -> Header {
     let get = |key: &str| -> String {
-        text.lines()
-            .take_while(|l| l.starts_with("//") || l.trim().is_empty())
-            .filter_map(|l| l.strip_prefix("//"))
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == key).then(|| v.split_whitespace().next().unwrap_or("").to_string())
-            })
-            .unwrap_or_else(|| {
-                fail(format!(
-                    "{}: the header comment does not state `{key} = ...` (was the file written by `sop rtl emit`?)",
-                    src.display()
-                ))
-            })
+        header_value(text, key).unwrap_or_else(|| {
+            fail(format!(
+                "{}: the header comment does not state `{key} = ...` (was the file written by `sop rtl emit`?)",
+                src.display()
+            ))
+        })
     };
     let num = |key: &str| -> u32 {
         let v = get(key);

@@ -296,12 +296,16 @@ pub fn verilog(cfg: &LaneConfig) -> Result<String, HwError> {
     cfg.validate()?;
     let mut top = crate::sim::build(cfg);
     let raw = top.verilog();
-    let body = rename(&raw, &cfg.name, cfg.lanes);
-    let body: Vec<&str> = body.lines().map(|l| l.trim_end()).collect();
     let mut text = header(cfg);
+    push_collapsed(&mut text, &rename(&raw, &cfg.name, cfg.lanes));
+    Ok(text)
+}
+
+/// Appends `body` to `text` with trailing blanks trimmed and runs of blank lines collapsed
+/// to one (rust-hdl emits many).
+fn push_collapsed(text: &mut String, body: &str) {
     let mut blank = false;
-    for l in body {
-        // Collapse runs of blank lines (rust-hdl emits many).
+    for l in body.lines().map(|l| l.trim_end()) {
         if l.is_empty() {
             if !blank {
                 text.push('\n');
@@ -313,7 +317,6 @@ pub fn verilog(cfg: &LaneConfig) -> Result<String, HwError> {
             blank = false;
         }
     }
-    Ok(text)
 }
 
 /// Module name of the standalone sparse correction unit for lane words in format `out`:
@@ -334,19 +337,7 @@ pub fn corr_unit_verilog(out: Ieee16) -> String {
         out.name(),
         crate::params::CORR_LATENCY
     );
-    let mut blank = false;
-    for l in rename(&raw, &name, 0).lines().map(|l| l.trim_end()) {
-        if l.is_empty() {
-            if !blank {
-                text.push('\n');
-            }
-            blank = true;
-        } else {
-            text.push_str(l);
-            text.push('\n');
-            blank = false;
-        }
-    }
+    push_collapsed(&mut text, &rename(&raw, &name, 0));
     text
 }
 
@@ -475,22 +466,7 @@ pub fn tile_verilog(act: ActFormat, rows: usize) -> String {
         swd = crate::rtl::tile::SWD,
         lat = crate::tile_sim::TILE_LATENCY,
     );
-    let mut blank = false;
-    for l in rename_with(&raw, &name, rows as u32, &TILE_ROW_PORTS)
-        .lines()
-        .map(|l| l.trim_end())
-    {
-        if l.is_empty() {
-            if !blank {
-                text.push('\n');
-            }
-            blank = true;
-        } else {
-            text.push_str(l);
-            text.push('\n');
-            blank = false;
-        }
-    }
+    push_collapsed(&mut text, &rename_with(&raw, &name, rows as u32, &TILE_ROW_PORTS));
     text
 }
 

@@ -91,6 +91,12 @@ pub struct QuantizeArgs {
     /// KiB, MiB, GiB.
     #[arg(long, value_name = "SIZE", default_value = "5GB", value_parser = parse_size)]
     max_shard_size: u64,
+    /// Sampled menu evaluation: estimate each option's error on a sample of about N weights
+    /// per layer (whole rows at systematic positions) for layers larger than N; bits stay
+    /// exact and the chosen option of every layer is measured on the whole layer (report.json
+    /// `menu_evaluation` states the estimator). 0: every option on every whole layer.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    sample_weights: usize,
 }
 
 /// A size: bytes, or a number with a unit KB, MB, GB (powers of 1000) or KiB, MiB, GiB.
@@ -277,6 +283,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         check_embeddings: a.check_embeddings,
         hardware: a.hw.clone(),
         max_shard_bytes: a.max_shard_size,
+        sample_weights: a.sample_weights,
     };
     let mut obs = CliObserver { progress: None };
     let (out, plan) = sop_search::run(&spec, &a.out, &mut obs)?;

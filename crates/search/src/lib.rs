@@ -110,6 +110,45 @@ pub struct Spec<'a> {
     pub hardware: String,
     /// Largest shard in bytes (see [`DEFAULT_MAX_SHARD_BYTES`]).
     pub max_shard_bytes: u64,
+    /// Sampled menu evaluation: a layer of more weights than this has its options' errors
+    /// estimated on a sample of about this many weights (whole rows, [`sample_rows`]); bits
+    /// stay exact ([`exact_bits`]). 0: every option on the whole layer.
+    pub sample_weights: usize,
+}
+
+/// The estimator of sampled menu evaluation, as recorded in the report.
+pub const SAMPLE_ESTIMATOR: &str = "each option's errors are measured on the layer's sampled rows (m = ceil(S / cols) whole rows at the systematic positions floor((2i + 1) rows / 2m), i < m), quantized as an m x cols layer with the same option (its own tensor scale, tables and sparse selection at the same percentages): the aw-NMSE estimate is the ratio sum a e^2 / sum a w^2 over the sample; bits are exact (from the full shape); the chosen option of every layer is then quantized and measured on the whole layer";
+
+/// The rows a sampled evaluation keeps of a `rows` x `cols` layer for a sample of about
+/// `sample_weights` weights: `None` when the layer is not larger than the sample (or sampling
+/// is off, 0), else `m = ceil(sample_weights / cols)` rows at the systematic positions
+/// `floor((2i + 1) rows / 2m)`, ascending and distinct.
+pub fn sample_rows(rows: usize, cols: usize, sample_weights: usize) -> Option<Vec<usize>> {
+    if sample_weights == 0 || rows.saturating_mul(cols) <= sample_weights {
+        return None;
+    }
+    let m = sample_weights.div_ceil(cols.max(1)).clamp(1, rows);
+    if m == rows {
+        return None;
+    }
+    Some(
+        (0..m)
+            .map(|i| ((2 * i as u128 + 1) * rows as u128 / (2 * m as u128)) as usize)
+            .collect(),
+    )
+}
+
+/// Exact stored bits of a `rows` x `cols` layer quantized with `opt`, without quantizing:
+/// the dense part ([`sop_formats::OperatingPoint::layer_bits`]) plus
+/// [`sop_quantize::SPARSE_ENTRY_BITS`] per outlier (`count_for(O%, n)`) and residual
+/// (`count_for(R%, n)`, never at an outlier: at most `n - outliers`), as
+/// [`quantize_option`] stores them.
+pub fn exact_bits(opt: &MenuOption, rows: usize, cols: usize) -> u64 {
+    use sop_quantize::sparse::count_for;
+    let n = rows * cols;
+    let ko = count_for(opt.outlier_pct, n);
+    let kr = count_for(opt.residual_pct, n).min(n - ko);
+    opt.point.layer_bits(rows as u64, cols as u64) + sop_quantize::SPARSE_ENTRY_BITS * (ko + kr) as u64
 }
 
 /// Which pass an [`Observer`] event belongs to.
@@ -165,6 +204,8 @@ pub struct LayerEval {
     pub options: Vec<OptionEval>,
     /// Measured sensitivity `s_i` (measured / hybrid only).
     pub measured: Option<f64>,
+    /// Rows the options were evaluated on when sampled ([`sample_rows`]); `None`: all rows.
+    pub sampled_rows: Option<usize>,
 }
 
 impl LayerEval {
@@ -261,27 +302,56 @@ pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
             data: &w.data,
         };
         let mut options = Vec::with_capacity(spec.menu.len());
+        // Sampled evaluation: the sampled rows as a layer of their own.
+        let sample = sample_rows(w.rows, w.cols, spec.sample_weights);
+        let sub: Option<Vec<f32>> = sample.as_ref().map(|rs| {
+            let mut v = Vec::with_capacity(rs.len() * w.cols);
+            for &r in rs {
+                v.extend_from_slice(w.row(r));
+            }
+            v
+        });
+        let lr_eval = match (&sample, &sub) {
+            (Some(rs), Some(data)) => LayerRef {
+                name: &w.name,
+                rows: rs.len(),
+                cols: w.cols,
+                data,
+            },
+            _ => lr,
+        };
         // The cheapest option so far (the first of the lowest bits) and its menu index, for
         // the measurement.
         let mut cheapest: Option<(usize, QuantizedLayer)> = None;
         for (k, (o, q)) in spec.menu.iter().zip(&quantizers).enumerate() {
-            let ql = quantize_option(q, o, lr, aw.as_deref()).with_context(|| format!("{name}: {o}"))?;
-            let m = metrics(&w.data, &ql.dequantize(), w.cols, aw.as_deref());
-            options.push(OptionEval {
-                bits: ql.bits(),
-                metrics: m,
-            });
-            if probe.is_some() && !cheapest.as_ref().is_some_and(|(_, c)| ql.bits() >= c.bits()) {
+            let ql = quantize_option(q, o, lr_eval, aw.as_deref()).with_context(|| format!("{name}: {o}"))?;
+            let m = metrics(lr_eval.data, &ql.dequantize(), w.cols, aw.as_deref());
+            let bits = exact_bits(o, w.rows, w.cols);
+            if sample.is_none() && bits != ql.bits() {
+                bail!("{name}: {o}: {} bits stored, {bits} computed from the shape", ql.bits());
+            }
+            options.push(OptionEval { bits, metrics: m });
+            if probe.is_some() && !cheapest.as_ref().is_some_and(|(j, _)| bits >= options[*j].bits) {
                 cheapest = Some((k, ql));
             }
         }
         let measured = match (&mut probe, cheapest) {
             (Some(p), Some((k, c))) => {
+                // Sampled: the measurement needs the cheapest option on the whole layer.
+                let (c, w_nmse) = if sample.is_some() {
+                    let o = &spec.menu[k];
+                    let full = quantize_option(&quantizers[k], o, lr, aw.as_deref())
+                        .with_context(|| format!("{name}: {o}"))?;
+                    let m = metrics(&w.data, &full.dequantize(), w.cols, aw.as_deref());
+                    (full, m.w_nmse)
+                } else {
+                    (c, options[k].metrics.w_nmse)
+                };
                 p.enc.bert.set_linear_weight(&c.name, &c.dequantize())?;
                 let cos = p.cosine()?;
                 p.enc.bert.set_linear_weight(&c.name, &w.data)?;
                 let drop = 1.0 - cos;
-                Some((drop.max(0.0) / options[k].metrics.w_nmse.max(1e-30)).max(1e-12))
+                Some((drop.max(0.0) / w_nmse.max(1e-30)).max(1e-12))
             }
             _ => None,
         };
@@ -292,6 +362,7 @@ pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
             calibrated: aw.is_some(),
             options,
             measured,
+            sampled_rows: sample.map(|r| r.len()),
         });
         obs.layer_done(Pass::Evaluate);
     }
@@ -487,6 +558,9 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
     let mut writer =
         sop_qmodel::ModelWriter::create(out, sop_qmodel::shard_plan(&sizes, spec.max_shard_bytes), &extra)?;
     let mut layers_json = Vec::with_capacity(eval.layers.len());
+    let mut chosen_nmse = Vec::with_capacity(eval.layers.len());
+    let sens = sensitivities(eval, spec.sensitivity)?;
+    let mut true_distortion = 0.0;
     obs.pass_start(Pass::Write, eval.layers.len());
     for (l, &k) in eval.layers.iter().zip(&plan.choice) {
         let opt = spec.menu[k];
@@ -523,13 +597,21 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
             p.enc.bert.set_linear_weight(&ql.name, &ql.dequantize())?;
         }
         writer.push(&ql, &opt)?;
-        let m = &e.metrics;
-        layers_json.push(serde_json::json!({
+        // The chosen option's errors on the whole layer (equal to pass 1's unless sampled).
+        let m = metrics(&w.data, &ql.dequantize(), w.cols, aw.as_deref());
+        chosen_nmse.push(m.nmse);
+        let mut j = serde_json::json!({
             "name": ql.name, "shape": [ql.rows, ql.cols], "option": opt.to_string(),
             "bpw": ql.bpw(), "bits": ql.bits(), "nmse": m.nmse, "w_nmse": m.w_nmse,
             "w_cosine": m.w_cosine, "outliers": ql.outliers.len(), "residuals": ql.residuals.len(),
             "calibrated": l.calibrated,
-        }));
+        });
+        if let Some(r) = l.sampled_rows {
+            j["sampled_rows"] = r.into();
+            j["w_nmse_estimate"] = e.metrics.w_nmse.into();
+        }
+        true_distortion += distortion(&m, sens[layers_json.len()]);
+        layers_json.push(j);
         obs.layer_done(Pass::Write);
     }
     let files = writer.finish()?;
@@ -546,17 +628,11 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
             serde_json::json!({"median_nmse": median(&mut v), "bpw": bits as f64 / total_weights as f64}),
         );
     }
-    let mut v: Vec<f64> = eval
-        .layers
-        .iter()
-        .zip(&plan.choice)
-        .map(|(l, &k)| l.options[k].metrics.nmse)
-        .collect();
-    let med = median(&mut v);
+    let med = median(&mut chosen_nmse);
     let (exact, greedy) = (&plan.exact, &plan.greedy);
     // The report is a function of the inputs alone (same bytes at any thread count or
     // machine load): no wall-clock time.
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "model": spec.model_path.display().to_string(),
         "calibration": spec.calibration,
         "target_bpw": spec.target_bpw,
@@ -574,6 +650,14 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
         "output_embedding_cosine": embedding_cosine,
         "layers": layers_json,
     });
+    if eval.layers.iter().any(|l| l.sampled_rows.is_some()) {
+        report["menu_evaluation"] = serde_json::json!({
+            "sample_weights": spec.sample_weights,
+            "sampled_layers": eval.layers.iter().filter(|l| l.sampled_rows.is_some()).count(),
+            "estimator": SAMPLE_ESTIMATOR,
+            "chosen_distortion_measured": true_distortion,
+        });
+    }
     sop_atomic_write::write(
         &out.join("report.json"),
         (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
@@ -745,6 +829,7 @@ mod tests {
             check_embeddings: false,
             hardware: "none".into(),
             max_shard_bytes: DEFAULT_MAX_SHARD_BYTES,
+            sample_weights: 0,
         }
     }
 
@@ -906,6 +991,75 @@ mod tests {
     }
 
     #[test]
+    fn exact_bits_match_the_quantizer() {
+        let d = tempfile::tempdir().unwrap();
+        let (_, model, layers) = open(d.path());
+        let mut menu: Vec<MenuOption> = MENU.split(',').map(|s| s.parse().unwrap()).collect();
+        menu.extend(
+            [
+                "NF4+DD4sUE4M4b32+O0.05%",
+                "E2M3sUE4M4+O1%+R1%",
+                "E4M3-POT+R50%",
+                "E2M1sE4M3b16+O60%+R60%",
+            ]
+            .map(|s| s.parse::<MenuOption>().unwrap()),
+        );
+        for n in &layers {
+            let w = model.load_f32(n).unwrap();
+            for o in &menu {
+                assert_eq!(exact_bits(o, w.rows, w.cols), direct(&model, n, o).bits(), "{n} {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn sample_rows_are_systematic() {
+        assert_eq!(sample_rows(100, 10, 0), None);
+        assert_eq!(sample_rows(100, 10, 1000), None);
+        assert_eq!(sample_rows(100, 10, 5000), None);
+        assert_eq!(sample_rows(100, 10, 200), Some((0..20).map(|i| 5 * i + 2).collect()));
+        let r = sample_rows(1000, 7, 100).unwrap();
+        assert_eq!(r.len(), 15);
+        assert!(r.windows(2).all(|w| w[0] < w[1]) && *r.last().unwrap() < 1000);
+    }
+
+    #[test]
+    fn sampled_evaluation_keeps_exact_bits_and_reports_the_estimate() {
+        let d = tempfile::tempdir().unwrap();
+        let (path, model, layers) = open(d.path());
+        let mut s = spec(&model, &path, &layers, 5.5);
+        let full = evaluate(&s, &mut Quiet).unwrap();
+        s.sample_weights = 512;
+        let sampled = evaluate(&s, &mut Quiet).unwrap();
+        for (f, e) in full.layers.iter().zip(&sampled.layers) {
+            assert_eq!(e.sampled_rows, Some(512usize.div_ceil(f.cols)));
+            for (a, b) in f.options.iter().zip(&e.options) {
+                assert_eq!(a.bits, b.bits);
+                assert_ne!(a.metrics, b.metrics, "the sample is a different layer");
+                let ratio = b.metrics.w_nmse / a.metrics.w_nmse;
+                assert!((0.5..2.0).contains(&ratio), "{} {ratio}", f.name);
+            }
+        }
+        let (o, _) = run(&s, &d.path().join("q"), &mut Quiet).unwrap();
+        let me = &o.report["menu_evaluation"];
+        assert_eq!(me["sample_weights"].as_u64(), Some(512));
+        assert_eq!(me["sampled_layers"].as_u64(), Some(3));
+        assert!(me["estimator"].as_str().unwrap().contains("ratio"));
+        let l0 = &o.report["layers"][0];
+        assert!(l0["sampled_rows"].as_u64().is_some() && l0["w_nmse_estimate"].as_f64().is_some());
+        // The reported error is the whole layer's: what reading the file back gives.
+        let back = sop_qmodel::read(&d.path().join("q")).unwrap();
+        let w = model.load_f32("l.0.weight").unwrap();
+        let m = metrics(&w.data, &back.layers[0].0.dequantize(), w.cols, None);
+        assert_eq!(l0["w_nmse"].as_f64(), Some(m.w_nmse));
+        // Without sampling, no such keys.
+        s.sample_weights = 0;
+        let (o, _) = run(&s, &d.path().join("q0"), &mut Quiet).unwrap();
+        assert!(o.report.get("menu_evaluation").is_none());
+        assert!(o.report["layers"][0].get("sampled_rows").is_none());
+    }
+
+    #[test]
     fn nominal_targets_absorb_the_tensor_scales() {
         // Two layers of 1000 weights, one option each of 6.5 bpw plus a 32-bit tensor scale.
         let c = Choice {
@@ -939,6 +1093,7 @@ mod tests {
             calibrated: false,
             options: vec![],
             measured,
+            sampled_rows: None,
         };
         let e = Evaluation {
             layers: vec![l(1, Some(1.0)), l(3, Some(3.0))],

@@ -117,7 +117,7 @@ pub struct Spec<'a> {
 }
 
 /// The estimator of sampled menu evaluation, as recorded in the report.
-pub const SAMPLE_ESTIMATOR: &str = "each option's errors are measured on the layer's sampled rows (m = ceil(S / cols) whole rows at the systematic positions floor((2i + 1) rows / 2m), i < m), quantized as an m x cols layer with the same option (its own tensor scale, tables and sparse selection at the same percentages): the aw-NMSE estimate is the ratio sum a e^2 / sum a w^2 over the sample; bits are exact (from the full shape); the chosen option of every layer is then quantized and measured on the whole layer";
+pub const SAMPLE_ESTIMATOR: &str = "each option's errors are measured on the layer's sampled rows (m = ceil(S / cols) whole rows at the systematic positions floor((2i + 1) rows / 2m), i < m, plus the row holding the layer's largest magnitude, so that the sample gets the layer's tensor scale), quantized as a layer of its own with the same option (its own tables and sparse selection at the same percentages): the aw-NMSE estimate is the ratio sum a e^2 / sum a w^2 over the sample; bits are exact (from the full shape); the chosen option of every layer is then quantized and measured on the whole layer";
 
 /// The rows a sampled evaluation keeps of a `rows` x `cols` layer for a sample of about
 /// `sample_weights` weights: `None` when the layer is not larger than the sample (or sampling
@@ -303,7 +303,24 @@ pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
         };
         let mut options = Vec::with_capacity(spec.menu.len());
         // Sampled evaluation: the sampled rows as a layer of their own.
-        let sample = sample_rows(w.rows, w.cols, spec.sample_weights);
+        let sample = sample_rows(w.rows, w.cols, spec.sample_weights).map(|mut rs| {
+            // The row of the layer's largest magnitude joins the sample: the tensor scale is a
+            // function of the absmax, so the sample is quantized at the layer's own scale.
+            let top = w
+                .data
+                .iter()
+                .enumerate()
+                .fold(
+                    (0usize, -1.0f32),
+                    |(bi, bv), (i, v)| if v.abs() > bv { (i, v.abs()) } else { (bi, bv) },
+                )
+                .0
+                / w.cols.max(1);
+            if let Err(p) = rs.binary_search(&top) {
+                rs.insert(p, top);
+            }
+            rs
+        });
         let sub: Option<Vec<f32>> = sample.as_ref().map(|rs| {
             let mut v = Vec::with_capacity(rs.len() * w.cols);
             for &r in rs {
@@ -938,6 +955,7 @@ mod tests {
         let (path, model, layers) = open(d.path());
         let mut s = spec(&model, &path, &layers, 5.5);
         s.max_shard_bytes = 3000;
+        s.sample_weights = 1000;
         let mut outs = Vec::new();
         for threads in [1, 2, 3] {
             let out = d.path().join(format!("t{threads}"));
@@ -1032,7 +1050,12 @@ mod tests {
         s.sample_weights = 512;
         let sampled = evaluate(&s, &mut Quiet).unwrap();
         for (f, e) in full.layers.iter().zip(&sampled.layers) {
-            assert_eq!(e.sampled_rows, Some(512usize.div_ceil(f.cols)));
+            let m = 512usize.div_ceil(f.cols);
+            assert!(
+                matches!(e.sampled_rows, Some(r) if r == m || r == m + 1),
+                "{:?}",
+                e.sampled_rows
+            );
             for (a, b) in f.options.iter().zip(&e.options) {
                 assert_eq!(a.bits, b.bits);
                 assert_ne!(a.metrics, b.metrics, "the sample is a different layer");

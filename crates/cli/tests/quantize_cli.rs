@@ -125,6 +125,95 @@ fn quantize_bad_input() {
     one_line_error(code, &err, &["format"]);
 }
 
+/// `--max-shard-size` below the model's size: shards and an index, read back by `sop inspect`
+/// as the single file is; the sharded run's layers equal the single run's; a missing shard or
+/// an index that disagrees with its shards is a one-line error naming them.
+#[test]
+fn sharded_output_and_its_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m.safetensors");
+    write_model(&model);
+    let m = model.to_str().unwrap();
+    let (one, many) = (d.path().join("one"), d.path().join("many"));
+    let base = [
+        "quantize",
+        "--model",
+        m,
+        "--target-bpw",
+        "5",
+        "--sample-weights",
+        "1024",
+    ];
+    let (code, _, err) = sop(&[&base[..], &["--out", one.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (code, stdout, err) = sop(&[&base[..], &["--out", many.to_str().unwrap(), "--max-shard-size", "1KB"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("model.sop.safetensors.index.json and 2 shards"),
+        "{stdout}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&many)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "model-00001-of-00002.sop.safetensors",
+            "model-00002-of-00002.sop.safetensors",
+            "model.sop.safetensors.index.json",
+            "report.json",
+            "report.md"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(one.join("report.json")).unwrap(),
+        std::fs::read(many.join("report.json")).unwrap()
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(many.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["menu_evaluation"]["sampled_layers"], 2);
+    let (c1, s1, e1) = sop(&["inspect", one.to_str().unwrap(), "--model", m]);
+    let (c2, s2, e2) = sop(&["inspect", many.to_str().unwrap(), "--model", m]);
+    assert_eq!((c1, c2), (0, 0), "{e1} {e2}");
+    assert!(s2.contains("2 layers verified"), "{s2}");
+    assert_eq!(
+        s1.lines().skip(1).collect::<Vec<_>>(),
+        s2.lines().skip(1).collect::<Vec<_>>()
+    );
+
+    // The index maps a tensor to the wrong shard.
+    let idx = many.join("model.sop.safetensors.index.json");
+    let text = std::fs::read_to_string(&idx).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["weight_map"]["a.weight.codes"] = "model-00002-of-00002.sop.safetensors".into();
+    std::fs::write(&idx, v.to_string()).unwrap();
+    let (code, _, err) = sop(&["inspect", many.to_str().unwrap()]);
+    one_line_error(
+        code,
+        &err,
+        &["index.json", "a.weight.codes", "model-00001-of-00002.sop.safetensors"],
+    );
+    std::fs::write(&idx, &text).unwrap();
+    // A missing shard.
+    std::fs::remove_file(many.join("model-00002-of-00002.sop.safetensors")).unwrap();
+    let (code, _, err) = sop(&["inspect", many.to_str().unwrap()]);
+    one_line_error(code, &err, &["model-00002-of-00002.sop.safetensors", "missing"]);
+    // A rerun with --force over the broken directory completes, unsharded this time, and the
+    // stale index goes.
+    let (code, _, err) = sop(&[&base[..], &["--out", many.to_str().unwrap(), "--force"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(!idx.exists());
+    assert_eq!(
+        std::fs::read(one.join("model.sop.safetensors")).unwrap(),
+        std::fs::read(many.join("model.sop.safetensors")).unwrap()
+    );
+    // A bad size.
+    let (code, _, err) = sop(&[&base[..], &["--out", "x", "--max-shard-size", "5XB"]].concat());
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown unit"), "{err}");
+}
+
 /// The full software menu of docs/quantizer.md's targets (before the default menu became the
 /// hardware-decodable one).
 const SOFTWARE_MENU: &str = "NF4+DD4sUE4M4b16,NF4+DD4sUE4M4b16+R0.5%,Split87+DD4sSE4M3b16,E2M1sE4M3b16,\

@@ -18,6 +18,9 @@ use sop_formats::{Element, LutEntry, OperatingPoint};
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::{decode_entry, Lut, QuantizedLayer, SparseEntry};
 
+mod shards;
+pub use shards::{read_index, shard_file_name, shard_plan, ModelWriter, ShardWriter, INDEX_FILE};
+
 /// Value of the `format` metadata key: the format name and its version. Version 2 stores
 /// sparse entries (outliers, residuals) in the lane-output domain, before the tensor scale
 /// (`sop_quantize::sparse`); version 1 stored them in the final domain and is refused.
@@ -83,66 +86,96 @@ fn scale_width(p: &OperatingPoint) -> usize {
     }
 }
 
+/// One tensor of a layer as stored: name, dtype and little-endian bytes.
+type Tensor = (String, Dtype, Vec<u8>);
+
+/// The tensors and the metadata entry of one layer, as [`to_bytes`] and [`ShardWriter`] store
+/// them.
+fn layer_tensors(l: &QuantizedLayer, opt: &MenuOption) -> Result<(Vec<Tensor>, LayerMeta)> {
+    ensure!(
+        opt.point == l.point,
+        "{}: option {opt} does not match point {}",
+        l.name,
+        l.point
+    );
+    let n = &l.name;
+    let mut bufs: Vec<Tensor> = Vec::new();
+    let mut add = |suffix: &str, dtype: Dtype, bytes: Vec<u8>| {
+        bufs.push((format!("{n}.{suffix}"), dtype, bytes));
+    };
+    add("codes", Dtype::U8, l.packed_codes());
+    add("sel", Dtype::U8, pack(&l.sel, 1)?);
+    let sw = scale_width(&l.point);
+    add(
+        "scales",
+        Dtype::U8,
+        l.scale_codes
+            .iter()
+            .flat_map(|c| c.to_le_bytes()[..sw].to_vec())
+            .collect(),
+    );
+    for (i, t) in l.tables.iter().enumerate() {
+        add(
+            &format!("lut{i}"),
+            Dtype::U8,
+            t.words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        );
+    }
+    add("tensor_scale", Dtype::F32, l.tensor_scale.to_le_bytes().to_vec());
+    add("outliers", Dtype::U8, sparse_bytes(&l.outliers));
+    add("residuals", Dtype::U8, sparse_bytes(&l.residuals));
+    let meta = LayerMeta {
+        name: l.name.clone(),
+        option: opt.to_string(),
+        rows: l.rows,
+        cols: l.cols,
+        tables: l
+            .tables
+            .iter()
+            .map(|t| TableMeta {
+                element: t.element,
+                entry: t.entry,
+                bias: t.bias,
+            })
+            .collect(),
+        bits: l.bits(),
+    };
+    Ok((bufs, meta))
+}
+
+/// Element width in bytes of the dtypes this format stores.
+fn dtype_width(d: Dtype) -> usize {
+    if d == Dtype::F32 {
+        4
+    } else {
+        1
+    }
+}
+
+/// The file metadata: `format`, the `layers` JSON and the caller's extra keys.
+fn file_metadata(metas: &[LayerMeta], extra: &[(&str, String)]) -> Result<HashMap<String, String>> {
+    let mut md = HashMap::new();
+    md.insert("format".to_string(), FORMAT.to_string());
+    md.insert("layers".to_string(), serde_json::to_string(metas)?);
+    for (k, v) in extra {
+        md.insert(k.to_string(), v.clone());
+    }
+    Ok(md)
+}
+
 /// Serializes layers (with their menu options) to safetensors bytes.
 pub fn to_bytes(layers: &[(QuantizedLayer, MenuOption)], extra: &[(&str, String)]) -> Result<Vec<u8>> {
     let mut bufs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut metas = Vec::new();
     for (l, opt) in layers {
-        ensure!(
-            opt.point == l.point,
-            "{}: option {opt} does not match point {}",
-            l.name,
-            l.point
-        );
-        let n = &l.name;
-        let mut add = |suffix: &str, dtype: Dtype, bytes: Vec<u8>| {
-            let shape = vec![bytes.len() / if dtype == Dtype::F32 { 4 } else { 1 }];
-            bufs.push((format!("{n}.{suffix}"), dtype, shape, bytes));
-        };
-        add("codes", Dtype::U8, l.packed_codes());
-        add("sel", Dtype::U8, pack(&l.sel, 1)?);
-        let sw = scale_width(&l.point);
-        add(
-            "scales",
-            Dtype::U8,
-            l.scale_codes
-                .iter()
-                .flat_map(|c| c.to_le_bytes()[..sw].to_vec())
-                .collect(),
-        );
-        for (i, t) in l.tables.iter().enumerate() {
-            add(
-                &format!("lut{i}"),
-                Dtype::U8,
-                t.words.iter().flat_map(|w| w.to_le_bytes()).collect(),
-            );
+        let (tensors, meta) = layer_tensors(l, opt)?;
+        for (name, dtype, bytes) in tensors {
+            let shape = vec![bytes.len() / dtype_width(dtype)];
+            bufs.push((name, dtype, shape, bytes));
         }
-        add("tensor_scale", Dtype::F32, l.tensor_scale.to_le_bytes().to_vec());
-        add("outliers", Dtype::U8, sparse_bytes(&l.outliers));
-        add("residuals", Dtype::U8, sparse_bytes(&l.residuals));
-        metas.push(LayerMeta {
-            name: l.name.clone(),
-            option: opt.to_string(),
-            rows: l.rows,
-            cols: l.cols,
-            tables: l
-                .tables
-                .iter()
-                .map(|t| TableMeta {
-                    element: t.element,
-                    entry: t.entry,
-                    bias: t.bias,
-                })
-                .collect(),
-            bits: l.bits(),
-        });
+        metas.push(meta);
     }
-    let mut md = HashMap::new();
-    md.insert("format".to_string(), FORMAT.to_string());
-    md.insert("layers".to_string(), serde_json::to_string(&metas)?);
-    for (k, v) in extra {
-        md.insert(k.to_string(), v.clone());
-    }
+    let md = file_metadata(&metas, extra)?;
     let views: Vec<(String, TensorView<'_>)> = bufs
         .iter()
         .map(|(k, d, s, b)| Ok((k.clone(), TensorView::new(*d, s.clone(), b)?)))
@@ -311,10 +344,16 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
 }
 
 /// Reads a quantized model: `path` is the directory `sop quantize` wrote (its
-/// [`MODEL_FILE`] is read) or the model file itself. Errors name the file.
+/// [`INDEX_FILE`] and shards when it has an index, else its [`MODEL_FILE`]), an index file,
+/// or a model file itself. Errors name the file.
 pub fn read(path: &Path) -> Result<Loaded> {
     let file = if path.is_dir() {
+        if path.join(INDEX_FILE).is_file() {
+            return read_index(&path.join(INDEX_FILE));
+        }
         path.join(MODEL_FILE)
+    } else if path.to_string_lossy().ends_with(".index.json") {
+        return read_index(path);
     } else {
         path.to_path_buf()
     };
@@ -407,5 +446,161 @@ mod tests {
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("x")]);
         assert!(from_bytes(b"garbage", Path::new("g")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+    use sop_quantize::sparse::quantize_option;
+    use sop_quantize::{LayerRef, QuantOptions, Quantizer};
+    use std::fs;
+
+    /// Layers of several options, sparse entries included, names out of alphabetical order.
+    fn layers() -> Vec<(QuantizedLayer, MenuOption)> {
+        let data: Vec<f32> = (0..24 * 64)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 333.0)
+            .collect();
+        let mut out = Vec::new();
+        for (i, name) in [
+            "NF4+DD4sUE4M4b16+O0.5%+R1%",
+            "E2M3sUE4M4b32",
+            "E2M1sE4M3b16+R0.5%",
+            "NF4sF32b64",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let opt: MenuOption = name.parse().unwrap();
+            let q = Quantizer::new(opt.point, QuantOptions::default()).unwrap();
+            let lname = format!("blk.{}.w", 9 - i);
+            let w = LayerRef {
+                name: &lname,
+                rows: 24,
+                cols: 64,
+                data: &data,
+            };
+            out.push((quantize_option(&q, &opt, w, None).unwrap(), opt));
+        }
+        out
+    }
+
+    fn files(d: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn streamed_file_equals_to_bytes() {
+        let ls = layers();
+        let extra = [("model", "m".to_string()), ("target_bpw", "4.75".to_string())];
+        let d = tempfile::tempdir().unwrap();
+        let mut w = ModelWriter::create(d.path(), vec![ls.len()], &extra).unwrap();
+        for (l, o) in &ls {
+            w.push(l, o).unwrap();
+        }
+        let written = w.finish().unwrap();
+        assert_eq!(written, vec![d.path().join(MODEL_FILE)]);
+        assert_eq!(fs::read(&written[0]).unwrap(), to_bytes(&ls, &extra).unwrap());
+        assert_eq!(files(d.path()), vec![MODEL_FILE.to_string()], "no spool left behind");
+    }
+
+    #[test]
+    fn sharded_model_reads_back_and_replaces_the_single_file() {
+        let ls = layers();
+        let d = tempfile::tempdir().unwrap();
+        // A single-file model first, then a sharded one over it.
+        fs::write(d.path().join(MODEL_FILE), to_bytes(&ls, &[]).unwrap()).unwrap();
+        let sizes: Vec<u64> = ls.iter().map(|(l, _)| l.bits() / 8).collect();
+        let plan = shard_plan(&sizes, sizes[0] + sizes[1]);
+        assert_eq!(plan.iter().sum::<usize>(), ls.len());
+        assert!(plan.len() >= 2, "{plan:?}");
+        let mut w = ModelWriter::create(d.path(), plan.clone(), &[("k", "v".into())]).unwrap();
+        for (l, o) in &ls {
+            w.push(l, o).unwrap();
+        }
+        w.finish().unwrap();
+        let mut expect: Vec<String> = (1..=plan.len()).map(|k| shard_file_name(k, plan.len())).collect();
+        expect.push(INDEX_FILE.to_string());
+        expect.sort();
+        assert_eq!(files(d.path()), expect);
+        let back = read(d.path()).unwrap();
+        assert_eq!(back.layers, ls);
+        assert_eq!(back.metadata["k"], "v");
+        assert_eq!(read(&d.path().join(INDEX_FILE)).unwrap().layers, ls);
+    }
+
+    #[test]
+    fn shard_plan_packs_in_order() {
+        assert_eq!(shard_plan(&[5, 5, 5], 100), vec![3]);
+        assert_eq!(shard_plan(&[5, 5, 5], 10), vec![2, 1]);
+        assert_eq!(shard_plan(&[50, 5, 5], 10), vec![1, 2]);
+        assert_eq!(shard_plan(&[], 10), vec![0]);
+    }
+
+    /// A sharded model in a temporary directory (2 shards).
+    fn sharded() -> (tempfile::TempDir, Vec<usize>) {
+        let ls = layers();
+        let d = tempfile::tempdir().unwrap();
+        let plan = vec![2, ls.len() - 2];
+        let mut w = ModelWriter::create(d.path(), plan.clone(), &[]).unwrap();
+        for (l, o) in &ls {
+            w.push(l, o).unwrap();
+        }
+        w.finish().unwrap();
+        (d, plan)
+    }
+
+    #[test]
+    fn missing_shard_is_named() {
+        let (d, plan) = sharded();
+        let s = shard_file_name(2, plan.len());
+        fs::remove_file(d.path().join(&s)).unwrap();
+        let e = format!("{:#}", read(d.path()).err().expect("must fail"));
+        assert!(e.contains(&s) && e.contains("missing") && e.contains(INDEX_FILE), "{e}");
+    }
+
+    #[test]
+    fn index_disagreeing_with_shards_is_named() {
+        let (d, plan) = sharded();
+        let idx = d.path().join(INDEX_FILE);
+        let mut v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&idx).unwrap()).unwrap();
+        // Map one tensor of shard 1 to shard 2.
+        let t = "blk.9.w.codes";
+        v["weight_map"][t] = shard_file_name(2, plan.len()).into();
+        fs::write(&idx, v.to_string()).unwrap();
+        let e = format!("{:#}", read(d.path()).err().expect("must fail"));
+        assert!(e.contains(t) && e.contains(&shard_file_name(1, plan.len())), "{e}");
+        // A tensor the index names that no shard holds.
+        v["weight_map"][t] = shard_file_name(1, plan.len()).into();
+        v["weight_map"]["ghost.codes"] = shard_file_name(2, plan.len()).into();
+        fs::write(&idx, v.to_string()).unwrap();
+        let e = format!("{:#}", read(d.path()).err().expect("must fail"));
+        assert!(e.contains("ghost.codes") && e.contains("does not hold it"), "{e}");
+        // A shard path that leaves the directory.
+        v["shards"][0] = "../x".into();
+        fs::write(&idx, v.to_string()).unwrap();
+        let e = format!("{:#}", read(d.path()).err().expect("must fail"));
+        assert!(e.contains("not a plain file name"), "{e}");
+    }
+
+    #[test]
+    fn abandoned_writer_leaves_nothing() {
+        let ls = layers();
+        let d = tempfile::tempdir().unwrap();
+        let mut w = ModelWriter::create(d.path(), vec![ls.len()], &[]).unwrap();
+        w.push(&ls[0].0, &ls[0].1).unwrap();
+        assert!(w.push(&ls[0].0, &ls[0].1).is_err(), "a layer twice");
+        drop(w);
+        assert!(files(d.path()).is_empty(), "{:?}", files(d.path()));
+        // Fewer layers than planned: finish refuses, nothing under the final name.
+        let mut w = ModelWriter::create(d.path(), vec![ls.len()], &[]).unwrap();
+        w.push(&ls[0].0, &ls[0].1).unwrap();
+        assert!(w.finish().is_err());
+        assert!(files(d.path()).is_empty(), "{:?}", files(d.path()));
     }
 }

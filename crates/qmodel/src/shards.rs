@@ -1,0 +1,384 @@
+//! Streaming and sharded quantized models: [`ShardWriter`] writes one model file layer by
+//! layer without holding the layers in memory (same bytes as [`crate::to_bytes`]);
+//! [`ModelWriter`] splits a model into shards with an index in the style of Hugging Face's
+//! `model.safetensors.index.json`; [`read_index`] loads a sharded model back.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use safetensors::tensor::Dtype;
+use safetensors::SafeTensors;
+use serde_json::{json, Value};
+use sop_quantize::sparse::MenuOption;
+use sop_quantize::QuantizedLayer;
+
+use crate::{dtype_width, file_metadata, from_bytes, layer_tensors, LayerMeta, Loaded, FORMAT, MODEL_FILE};
+
+/// Name of the index of a sharded model inside its directory.
+pub const INDEX_FILE: &str = "model.sop.safetensors.index.json";
+
+/// File name of shard `k` (1-based) of `n`: `model-00001-of-00003.sop.safetensors`.
+pub fn shard_file_name(k: usize, n: usize) -> String {
+    format!("model-{k:05}-of-{n:05}.sop.safetensors")
+}
+
+/// Splits layers of the given (estimated) stored sizes, in order, into shards of at most
+/// `max_shard_bytes` each (a layer larger than that gets a shard of its own). Returns the
+/// number of layers in each shard; one shard when everything fits.
+pub fn shard_plan(layer_bytes: &[u64], max_shard_bytes: u64) -> Vec<usize> {
+    let mut plan = vec![0usize];
+    let mut size = 0u64;
+    for &b in layer_bytes {
+        let cur = plan.last_mut().expect("non-empty");
+        if *cur > 0 && size.saturating_add(b) > max_shard_bytes {
+            plan.push(1);
+            size = b;
+        } else {
+            *cur += 1;
+            size = size.saturating_add(b);
+        }
+    }
+    plan
+}
+
+/// The safetensors header (8-byte length, JSON, space padding to a multiple of 8) of a file
+/// holding `tensors` (name, dtype, byte length) and metadata `md`, and the order in which the
+/// tensors' data follows it. Byte-identical to `safetensors::serialize` followed by
+/// `sorted_header`: data sorted by descending dtype then name, JSON keys sorted.
+fn header(md: &HashMap<String, String>, tensors: &[(String, Dtype, u64)]) -> Result<(Vec<u8>, Vec<usize>)> {
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| tensors[b].1.cmp(&tensors[a].1).then(tensors[a].0.cmp(&tensors[b].0)));
+    let mut map = serde_json::Map::new();
+    let mut offset = 0u64;
+    for &i in &order {
+        let (name, dtype, len) = &tensors[i];
+        let shape = *len / dtype_width(*dtype) as u64;
+        let entry =
+            json!({"dtype": serde_json::to_value(dtype)?, "shape": [shape], "data_offsets": [offset, offset + len]});
+        ensure!(
+            map.insert(name.clone(), entry).is_none(),
+            "tensor `{name}` appears twice"
+        );
+        offset += len;
+    }
+    let md: serde_json::Map<String, Value> = md.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    map.insert("__metadata__".to_string(), Value::Object(md));
+    let mut h = serde_json::to_vec(&Value::Object(map))?;
+    h.resize(h.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + h.len());
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    Ok((out, order))
+}
+
+/// Writes one model file layer by layer: each layer's tensors go to a spool file beside the
+/// destination as they come (memory: one layer at a time), and [`ShardWriter::finish`] writes
+/// the header and copies the data in file order into the destination, whole or not at all
+/// (`sop_atomic_write`). The file equals [`crate::to_bytes`] of the same layers byte for byte.
+/// Dropping the writer without finishing removes the spool and writes nothing. The spool is
+/// an uncommitted `sop_atomic_write` temporary (`.<name>.spool.tmp-<pid>-<n>`), so a spool
+/// left by a killed process is removed by the next writer of the same file.
+pub struct ShardWriter {
+    dest: PathBuf,
+    spool_path: PathBuf,
+    spool: Option<BufWriter<sop_atomic_write::AtomicFile>>,
+    /// (name, dtype, length, offset in the spool) of every tensor pushed.
+    tensors: Vec<(String, Dtype, u64, u64)>,
+    metas: Vec<LayerMeta>,
+    spooled: u64,
+}
+
+impl ShardWriter {
+    /// Starts writing `dir/name` (the directory must exist).
+    pub fn create(dir: &Path, name: &str) -> Result<Self> {
+        let dest = dir.join(name);
+        let f = sop_atomic_write::AtomicFile::create(&dir.join(format!("{name}.spool")))?;
+        let spool_path = f.temp_path().to_path_buf();
+        Ok(ShardWriter {
+            dest,
+            spool_path,
+            spool: Some(BufWriter::with_capacity(1 << 20, f)),
+            tensors: Vec::new(),
+            metas: Vec::new(),
+            spooled: 0,
+        })
+    }
+
+    /// Appends a layer with its menu option. A layer name given twice is an error.
+    pub fn push(&mut self, l: &QuantizedLayer, opt: &MenuOption) -> Result<()> {
+        if self.metas.iter().any(|m| m.name == l.name) {
+            bail!("{}: layer `{}` written twice", self.dest.display(), l.name);
+        }
+        let (tensors, meta) = layer_tensors(l, opt)?;
+        let spool = self.spool.as_mut().expect("spool open until finish");
+        for (name, dtype, bytes) in tensors {
+            spool
+                .write_all(&bytes)
+                .with_context(|| format!("writing the spool file {}", self.spool_path.display()))?;
+            self.tensors.push((name, dtype, bytes.len() as u64, self.spooled));
+            self.spooled += bytes.len() as u64;
+        }
+        self.metas.push(meta);
+        Ok(())
+    }
+
+    /// Bytes of tensor data pushed so far.
+    pub fn data_bytes(&self) -> u64 {
+        self.spooled
+    }
+
+    /// The names of the tensors pushed so far.
+    pub fn tensor_names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.iter().map(|t| t.0.as_str())
+    }
+
+    /// Writes the file (header with `extra` metadata, then the data in file order) under its
+    /// final name and returns that path.
+    pub fn finish(mut self, extra: &[(&str, String)]) -> Result<PathBuf> {
+        let spool_err = |what: &str, p: &Path| format!("{what} the spool file {}", p.display());
+        // Kept until the end: dropping it removes the spool.
+        let spool_file = self
+            .spool
+            .take()
+            .expect("spool open until finish")
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| spool_err("writing", &self.spool_path))?;
+        let mut spool = File::open(&self.spool_path).with_context(|| spool_err("reading", &self.spool_path))?;
+        let md = file_metadata(&self.metas, extra)?;
+        let list: Vec<(String, Dtype, u64)> = self.tensors.iter().map(|(n, d, l, _)| (n.clone(), *d, *l)).collect();
+        let (head, order) = header(&md, &list).with_context(|| self.dest.display().to_string())?;
+        let mut out = sop_atomic_write::AtomicFile::create(&self.dest)?;
+        out.write_all(&head)
+            .with_context(|| format!("writing {}", self.dest.display()))?;
+        let mut buf = vec![0u8; 1 << 20];
+        for &i in &order {
+            let (_, _, mut len, off) = self.tensors[i];
+            spool
+                .seek(SeekFrom::Start(off))
+                .with_context(|| spool_err("reading", &self.spool_path))?;
+            while len > 0 {
+                let n = len.min(buf.len() as u64) as usize;
+                spool
+                    .read_exact(&mut buf[..n])
+                    .with_context(|| spool_err("reading", &self.spool_path))?;
+                out.write_all(&buf[..n])
+                    .with_context(|| format!("writing {}", self.dest.display()))?;
+                len -= n as u64;
+            }
+        }
+        let written = out.commit()?;
+        drop(spool_file);
+        Ok(written)
+    }
+}
+
+/// Writes a quantized model into a directory, layer by layer: one [`MODEL_FILE`] when the
+/// plan has one shard (the same bytes as [`crate::to_bytes`]), otherwise shards named by
+/// [`shard_file_name`] and an [`INDEX_FILE`] written last (so a model whose index exists is
+/// complete). Every file appears whole or not at all; after the index (or the single file) is
+/// written, the other layout's entry point (a stale [`MODEL_FILE`] or [`INDEX_FILE`] from an
+/// earlier run) is removed so that readers see the new model.
+pub struct ModelWriter {
+    dir: PathBuf,
+    extra: Vec<(String, String)>,
+    plan: Vec<usize>,
+    shard: usize,
+    in_shard: usize,
+    current: Option<ShardWriter>,
+    written: Vec<PathBuf>,
+    weight_map: BTreeMap<String, String>,
+    total_size: u64,
+    names: BTreeSet<String>,
+}
+
+impl ModelWriter {
+    /// Starts writing into `dir` (which must exist) with `plan[k]` layers in shard `k` (see
+    /// [`shard_plan`]) and `extra` metadata in every file.
+    pub fn create(dir: &Path, plan: Vec<usize>, extra: &[(&str, String)]) -> Result<Self> {
+        ensure!(
+            !plan.is_empty() && plan.iter().all(|&n| n > 0),
+            "shard plan {plan:?}: every shard needs a layer"
+        );
+        Ok(ModelWriter {
+            dir: dir.to_path_buf(),
+            extra: extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            plan,
+            shard: 0,
+            in_shard: 0,
+            current: None,
+            written: Vec::new(),
+            weight_map: BTreeMap::new(),
+            total_size: 0,
+            names: BTreeSet::new(),
+        })
+    }
+
+    fn file_name(&self, k: usize) -> String {
+        if self.plan.len() == 1 {
+            MODEL_FILE.to_string()
+        } else {
+            shard_file_name(k + 1, self.plan.len())
+        }
+    }
+
+    fn extra(&self) -> Vec<(&str, String)> {
+        self.extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+    }
+
+    /// Appends the next layer. More layers than the plan holds, or a name given twice, is an
+    /// error.
+    pub fn push(&mut self, l: &QuantizedLayer, opt: &MenuOption) -> Result<()> {
+        ensure!(
+            self.shard < self.plan.len(),
+            "layer `{}`: the shard plan holds {} layers",
+            l.name,
+            self.plan.iter().sum::<usize>()
+        );
+        ensure!(self.names.insert(l.name.clone()), "layer `{}` written twice", l.name);
+        if self.current.is_none() {
+            self.current = Some(ShardWriter::create(&self.dir, &self.file_name(self.shard))?);
+        }
+        let w = self.current.as_mut().expect("just created");
+        w.push(l, opt)?;
+        self.in_shard += 1;
+        if self.in_shard == self.plan[self.shard] {
+            let w = self.current.take().expect("open shard");
+            let file = self.file_name(self.shard);
+            for t in w.tensor_names() {
+                self.weight_map.insert(t.to_string(), file.clone());
+            }
+            self.total_size += w.data_bytes();
+            let extra = self.extra();
+            self.written.push(w.finish(&extra)?);
+            self.shard += 1;
+            self.in_shard = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes the index (sharded models) after checking every planned layer came, removes the
+    /// other layout's stale entry point, and returns the files written (the entry point last).
+    pub fn finish(mut self) -> Result<Vec<PathBuf>> {
+        ensure!(
+            self.shard == self.plan.len(),
+            "{} layers written, the shard plan holds {}",
+            self.names.len(),
+            self.plan.iter().sum::<usize>()
+        );
+        let stale = if self.plan.len() == 1 {
+            self.dir.join(INDEX_FILE)
+        } else {
+            let mut metadata = serde_json::Map::new();
+            metadata.insert("format".into(), FORMAT.into());
+            metadata.insert("total_size".into(), self.total_size.into());
+            for (k, v) in &self.extra {
+                metadata.insert(k.clone(), v.clone().into());
+            }
+            let shards: Vec<String> = (0..self.plan.len()).map(|k| self.file_name(k)).collect();
+            let index = json!({"metadata": metadata, "shards": shards, "weight_map": self.weight_map});
+            let text = serde_json::to_string_pretty(&index)? + "\n";
+            self.written
+                .push(crate::write_atomic(&self.dir, INDEX_FILE, text.as_bytes())?);
+            self.dir.join(MODEL_FILE)
+        };
+        match fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing the stale {}", stale.display())),
+        }
+        Ok(self.written)
+    }
+}
+
+/// Reads a sharded model from its index file: every shard the index lists must exist, hold
+/// exactly the tensors the index maps to it, and be a valid model file; layers come in shard
+/// order. Errors name the index, the shard and the tensor.
+pub fn read_index(index: &Path) -> Result<Loaded> {
+    let text = fs::read_to_string(index).with_context(|| format!("reading the index {}", index.display()))?;
+    let v: Value = serde_json::from_str(&text).with_context(|| format!("{}: not a JSON index", index.display()))?;
+    let bad = |what: String| anyhow::anyhow!("{}: {what}", index.display());
+    match v["metadata"]["format"].as_str() {
+        Some(FORMAT) => {}
+        other => return Err(bad(format!("metadata.format is {other:?}, not `{FORMAT}`"))),
+    }
+    let shards: Vec<&str> = v["shards"]
+        .as_array()
+        .ok_or_else(|| bad("no `shards` list".into()))?
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .ok_or_else(|| bad(format!("shard entry {s} is not a file name")))
+        })
+        .collect::<Result<_>>()?;
+    ensure!(!shards.is_empty(), bad("the `shards` list is empty".into()));
+    let map = v["weight_map"]
+        .as_object()
+        .ok_or_else(|| bad("no `weight_map` object".into()))?;
+    for s in &shards {
+        if s.is_empty() || s.contains('/') || s.contains('\\') || *s == "." || *s == ".." {
+            return Err(bad(format!("shard `{s}` is not a plain file name")));
+        }
+    }
+    for (t, f) in map {
+        let f = f.as_str().unwrap_or("");
+        if !shards.contains(&f) {
+            return Err(bad(format!(
+                "weight_map maps tensor `{t}` to `{f}`, which is not in the `shards` list"
+            )));
+        }
+    }
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut loaded: Option<Loaded> = None;
+    for s in &shards {
+        let file = dir.join(s);
+        if !file.is_file() {
+            return Err(bad(format!(
+                "shard `{s}` listed in the index is missing ({})",
+                file.display()
+            )));
+        }
+        let bytes = fs::read(&file).with_context(|| format!("reading the shard {}", file.display()))?;
+        let names: BTreeSet<String> = SafeTensors::deserialize(&bytes)
+            .with_context(|| format!("{}: not a SOP quantized model", file.display()))?
+            .names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let mapped: BTreeSet<String> = map
+            .iter()
+            .filter(|(_, f)| f.as_str() == Some(s))
+            .map(|(t, _)| t.clone())
+            .collect();
+        if let Some(t) = names.difference(&mapped).next() {
+            return Err(bad(format!(
+                "shard `{s}` holds tensor `{t}`, which the index maps {}",
+                match map.get(t).and_then(Value::as_str) {
+                    Some(f) => format!("to `{f}`"),
+                    None => "nowhere".to_string(),
+                }
+            )));
+        }
+        if let Some(t) = mapped.difference(&names).next() {
+            return Err(bad(format!(
+                "the index maps tensor `{t}` to shard `{s}`, which does not hold it"
+            )));
+        }
+        let part = from_bytes(&bytes, &file)?;
+        match &mut loaded {
+            None => loaded = Some(part),
+            Some(l) => {
+                for (q, o) in part.layers {
+                    if l.layers.iter().any(|(p, _)| p.name == q.name) {
+                        return Err(bad(format!("layer `{}` appears in more than one shard", q.name)));
+                    }
+                    l.layers.push((q, o));
+                }
+            }
+        }
+    }
+    Ok(loaded.expect("at least one shard"))
+}

@@ -56,6 +56,7 @@ enum Command {
     Rtl(rtl_cmd::RtlCmd),
     /// Co-simulate the Verilog in rtl-out/ under Verilator on real quantized layers and
     /// compare every output word with the bit-accurate model; exit non-zero on mismatch.
+    #[command(args_conflicts_with_subcommands = true)]
     Cosim(sop_cosim::cli_glue::CosimArgs),
 }
 

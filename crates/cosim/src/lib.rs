@@ -33,7 +33,9 @@ pub mod harness;
 pub mod junit;
 pub mod report;
 pub mod run;
+pub mod shard;
 pub mod stimulus;
+mod xml;
 
 pub use error::CosimError;
 pub use ffi::{compiled_configs, load_ops, models, raw_stimulus, Dut, LoadOp, ModelInfo, Variant};
@@ -41,7 +43,8 @@ pub use golden::ProductTable;
 pub use harness::{BeatStreams, Counters, Geometry, Harness, Stimulus};
 pub use report::{Mismatch, MismatchKind, WeightPos};
 pub use run::{
-    run, run_quantized, soak, stream_layer, CosimOptions, CosimSummary, EventCounts, LayerReport, OptionCount,
-    Progress, SoakRound, SoakSummary, VcdReport,
+    effective_threads, reload_tables, run, run_quantized, soak, stream_layer, CosimOptions, CosimSummary, EventCounts,
+    LayerReport, OptionCount, Progress, SoakRound, SoakSummary, VcdReport,
 };
+pub use shard::{partition, Shard, WorkItem};
 pub use stimulus::{point_for, tables_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};

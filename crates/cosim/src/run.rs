@@ -4,9 +4,11 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
-use sop_hw::LaneConfig;
+use sop_hw::{LaneConfig, Tables};
 use sop_model::Model;
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
@@ -14,6 +16,7 @@ use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
 use crate::ffi::{compiled_configs, Dut, Variant, MUTANT_CONFIG, VERILATOR_VERSION};
 use crate::harness::{Harness, Stimulus};
 use crate::report::Mismatch;
+use crate::shard::{Shard, WorkItem};
 use crate::stimulus::{point_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};
 use crate::CosimError;
 
@@ -51,6 +54,12 @@ pub struct CosimOptions {
     /// Run the deliberately broken RTL ([`Variant::Mutant`]) for [`MUTANT_CONFIG`] (the
     /// mutation check; the other configurations run normally).
     pub mutant: bool,
+    /// Run only this shard of the layer x configuration work items ([`Shard::select`]):
+    /// the union of the shards `1/N ..= N/N` is the whole run.
+    pub shard: Shard,
+    /// Worker threads, each with its own Verilated models (0: the available cores). The
+    /// results do not depend on it.
+    pub threads: usize,
 }
 
 impl Default for CosimOptions {
@@ -68,6 +77,8 @@ impl Default for CosimOptions {
             stimulus: StimulusOptions::default(),
             quant: QuantOptions::default(),
             mutant: false,
+            shard: Shard::ALL,
+            threads: 0,
         }
     }
 }
@@ -93,6 +104,9 @@ pub struct LayerReport {
     pub quant_secs: f64,
     /// Seconds spent simulating it (table load, stream, checks).
     pub sim_secs: f64,
+    /// Of `weights`, the words that came out (and were checked) during the table load after
+    /// the layer ([`reload_tables`]): the check that words in flight keep their tables.
+    pub reload_checked: u64,
 }
 
 /// A progress event of [`run`].
@@ -104,6 +118,14 @@ pub enum Progress<'a> {
         configs: &'a [(LaneConfig, String)],
         /// Layers.
         layers: &'a [String],
+        /// Layer x configuration items this run (this shard) streams.
+        items: usize,
+        /// Items of the whole (unsharded) run.
+        total_items: usize,
+        /// The shard run.
+        shard: Shard,
+        /// Worker threads.
+        threads: usize,
     },
     /// A layer finished on one configuration (reported once its last output was checked).
     Layer(&'a LayerReport),
@@ -155,13 +177,29 @@ pub struct CosimSummary {
     pub verilator: String,
     /// Per menu option, in first-streamed order ([`run_quantized`] only; empty otherwise).
     pub options: Vec<OptionCount>,
+    /// The configurations of the whole (unsharded) run, in run order.
+    pub plan_configs: Vec<String>,
+    /// The layers of the whole (unsharded) run, in run order.
+    pub plan_layers: Vec<String>,
+    /// The shard this summary covers.
+    pub shard: Shard,
+    /// Worker threads the items ran on (0 or 1: one).
+    pub threads: usize,
 }
 
 impl CosimSummary {
-    /// Millions of checked weights per second of simulation.
+    /// Millions of checked weights per second of simulation: on one thread, per second of
+    /// [`CosimSummary::sim_secs`]; on several, per second of the simulation's share of the
+    /// wall-clock time (`wall_secs x sim / (sim + quant)`), i.e. the rate of all threads
+    /// together.
     pub fn mweights_per_sec(&self) -> f64 {
-        if self.sim_secs > 0.0 {
-            self.weights as f64 / self.sim_secs / 1e6
+        let secs = if self.threads > 1 && self.wall_secs > 0.0 && self.sim_secs + self.quant_secs > 0.0 {
+            self.wall_secs * self.sim_secs / (self.sim_secs + self.quant_secs)
+        } else {
+            self.sim_secs
+        };
+        if secs > 0.0 {
+            self.weights as f64 / secs / 1e6
         } else {
             0.0
         }
@@ -329,36 +367,10 @@ pub fn select_configs(opts: &CosimOptions) -> Result<Vec<LaneConfig>, CosimError
     Ok(chosen)
 }
 
-/// One configuration's state during a run.
-struct Lane {
-    cfg: LaneConfig,
-    point: String,
-    variant: Variant,
-    h: Harness,
-    /// The previous layer's stimulus (interleaved by mid-layer reloads).
-    prev: Option<LayerStim>,
-    /// The layer streamed last (its outputs are checked by the next table load or the final
-    /// drain): report, stream id, stimulus and the cycle its table load began.
-    pending: Option<Pending>,
-}
-
-struct Pending {
-    report: LayerReport,
-    /// The harness's checked count when the stream began.
-    checked0: u64,
-    stream: usize,
-    stim: LayerStim,
-    /// The layer interleaved into this one's stream, if any may be.
-    other: Option<LayerStim>,
-    /// What the stream did besides the layer (interleaved weights and their streams).
-    events: EventCounts,
-    index: u64,
-    load_start: u64,
-}
-
 /// The first mismatch's layer, kept for the VCD replay.
 struct FirstMismatch {
-    config: usize,
+    cfg: LaneConfig,
+    variant: Variant,
     stim: LayerStim,
     other: Option<LayerStim>,
     index: u64,
@@ -465,10 +477,13 @@ pub fn stream_layer(
 
 /// Runs the co-simulation (see [`CosimOptions`]); `progress` sees each finished layer.
 ///
-/// Every configuration keeps one Verilated model for the whole run: it is reset once, then
-/// for each layer the tables are reloaded (while the previous layer's last outputs drain) and
-/// the layer is streamed with the gaps, strobes, bubbles and mid-layer reset of
-/// `opts.stimulus`. Every output word is compared with the golden model.
+/// The work is one item per layer x configuration ([`WorkItem`], layer-major), each on a
+/// fresh Verilated model: reset, the layer's table load, the layer streamed with the gaps,
+/// strobes, bubbles and mid-layer reset of `opts.stimulus`, then a table load of different
+/// tables (table 0 and 1 swapped, [`reload_tables`]) while the layer's last outputs drain,
+/// which must still carry the layer's own tables. Every output word is compared with the
+/// golden model. `opts.shard` picks a share of the items, `opts.threads` runs them in
+/// parallel; the result is the same at any thread count.
 pub fn run(opts: &CosimOptions, progress: impl FnMut(Progress<'_>)) -> Result<CosimSummary, CosimError> {
     let configs = select_configs(opts)?;
     let path = sop_model::resolve(&opts.model)?;
@@ -481,24 +496,33 @@ pub fn run(opts: &CosimOptions, progress: impl FnMut(Progress<'_>)) -> Result<Co
         quantizers.push(Quantizer::new(point, opts.quant)?);
         points.push(point.to_string());
     }
-    // The layer's weights, loaded once for all configurations.
-    let mut loaded: Option<(usize, sop_model::Weights2D, f64)> = None;
-    let source = |li: usize, ci: usize, cfg: &LaneConfig| -> Result<Job, CosimError> {
-        if loaded.as_ref().map(|l| l.0) != Some(li) {
-            let t0 = Instant::now();
-            let w = model.load_f32(&layers[li])?;
-            loaded = Some((li, w, t0.elapsed().as_secs_f64()));
+    let infos = model.linear_layers();
+    let mut items = Vec::new();
+    for (li, name) in layers.iter().enumerate() {
+        let n = infos
+            .iter()
+            .find(|t| &t.name == name)
+            .map_or(0, |t| t.shape.iter().product::<usize>() as u64);
+        let weights = opts.max_weights.map_or(n, |m| n.min(m));
+        for ci in 0..configs.len() {
+            items.push(WorkItem {
+                layer: li,
+                config: ci,
+                weights,
+            });
         }
-        let (_, w, load_secs) = loaded.as_ref().expect("loaded above");
-        let t1 = Instant::now();
-        let stim = layer_stim(&quantizers[ci], w, cfg, opts.max_weights)?;
+    }
+    let source = |li: usize, ci: usize, cfg: &LaneConfig| -> Result<Job, CosimError> {
+        let t = Instant::now();
+        let w = model.load_f32(&layers[li])?;
+        let stim = layer_stim(&quantizers[ci], &w, cfg, opts.max_weights)?;
         Ok(Job {
             stim,
             point: points[ci].clone(),
-            quant_secs: t1.elapsed().as_secs_f64() + load_secs / lanes_len(&configs),
+            quant_secs: t.elapsed().as_secs_f64(),
         })
     };
-    run_jobs(opts, &configs, &points, &layers, |_, _| true, source, progress)
+    run_jobs(opts, &configs, &points, &layers, &items, source, progress)
 }
 
 /// What one menu option of a quantized model contributed to a [`run_quantized`] run.
@@ -558,7 +582,6 @@ pub fn run_quantized(
         assigned.push(cfg.name.clone());
     }
     let configs: Vec<LaneConfig> = all.iter().filter(|c| assigned.contains(&c.name)).cloned().collect();
-    let mut counts: Vec<OptionCount> = Vec::new();
     let points: Vec<String> = configs
         .iter()
         .map(|c| {
@@ -573,7 +596,19 @@ pub fn run_quantized(
         })
         .collect();
     let layers: Vec<String> = selected.iter().map(|(l, _)| l.name.clone()).collect();
-    let runs = |li: usize, ci: usize| assigned[li] == configs[ci].name;
+    let mut items = Vec::new();
+    for (li, ((l, _), a)) in selected.iter().zip(&assigned).enumerate() {
+        let n = (l.rows * l.cols) as u64;
+        for (ci, c) in configs.iter().enumerate() {
+            if *a == c.name {
+                items.push(WorkItem {
+                    layer: li,
+                    config: ci,
+                    weights: opts.max_weights.map_or(n, |m| n.min(m)),
+                });
+            }
+        }
+    }
     let source = |li: usize, _ci: usize, cfg: &LaneConfig| -> Result<Job, CosimError> {
         let t = Instant::now();
         let (l, o) = selected[li];
@@ -581,29 +616,34 @@ pub fn run_quantized(
         if let Some(m) = opts.max_weights {
             stim.truncate_weights(m);
         }
+        Ok(Job {
+            stim,
+            point: o.to_string(),
+            quant_secs: t.elapsed().as_secs_f64(),
+        })
+    };
+    let (mut s, ran) = run_jobs_with(opts, &configs, &points, &layers, &items, source, progress)?;
+    // Per option, in the order of the items that ran.
+    let mut counts: Vec<OptionCount> = Vec::new();
+    for (it, streamed) in ran {
+        let (l, o) = selected[it.layer];
         let option = o.to_string();
         let entries = l.sparse_entries() as u64;
         match counts.iter_mut().find(|c| c.option == option) {
             Some(c) => {
                 c.layers += 1;
-                c.weights += stim.weights();
+                c.weights += streamed;
                 c.sparse_entries += entries;
             }
             None => counts.push(OptionCount {
-                option: option.clone(),
-                config: cfg.name.clone(),
+                option,
+                config: configs[it.config].name.clone(),
                 layers: 1,
-                weights: stim.weights(),
+                weights: streamed,
                 sparse_entries: entries,
             }),
         }
-        Ok(Job {
-            stim,
-            point: option,
-            quant_secs: t.elapsed().as_secs_f64(),
-        })
-    };
-    let mut s = run_jobs(opts, &configs, &points, &layers, runs, source, progress)?;
+    }
     s.options = counts;
     Ok(s)
 }
@@ -617,180 +657,301 @@ struct Job {
     quant_secs: f64,
 }
 
-/// The run loop shared by [`run`] (layers quantized on the fly) and [`run_quantized`] (layers
-/// read from a quantized model file): `runs(layer, config)` says whether configuration
-/// `config` runs layer `layer` (the pairs it does not are neither run nor reported as
-/// skipped), and `source(layer, config, cfg)` gives that run's stimulus. `points[i]` describes
-/// what configuration `i` decodes (for the progress display).
+/// [`run_jobs_with`], without the list of the items that ran.
 fn run_jobs(
     opts: &CosimOptions,
     configs: &[LaneConfig],
     points: &[String],
     layers: &[String],
-    runs: impl Fn(usize, usize) -> bool,
-    mut source: impl FnMut(usize, usize, &LaneConfig) -> Result<Job, CosimError>,
-    mut progress: impl FnMut(Progress<'_>),
+    items: &[WorkItem],
+    source: impl Fn(usize, usize, &LaneConfig) -> Result<Job, CosimError> + Sync,
+    progress: impl FnMut(Progress<'_>),
 ) -> Result<CosimSummary, CosimError> {
+    run_jobs_with(opts, configs, points, layers, items, source, progress).map(|r| r.0)
+}
+
+/// What a worker reports for one item: its position in the shard's item list and the result.
+type ItemMsg = (usize, Option<Result<ItemOut, CosimError>>);
+
+/// The run loop shared by [`run`] (layers quantized on the fly) and [`run_quantized`] (layers
+/// read from a quantized model file). `items` are the whole run's layer x configuration items
+/// in run order (layer-major); `opts.shard` selects this run's share ([`Shard::select`]) and
+/// `source(layer, config, cfg)` gives an item's stimulus. `points[i]` describes what
+/// configuration `i` decodes (for the progress display).
+///
+/// The items run on `opts.threads` worker threads, each on its own fresh model
+/// ([`run_item`]), heaviest first; the results are combined in run order, so the summary,
+/// its reports and the JUnit file do not depend on the thread count or the timing: the
+/// mismatch limit applies in run order (the item that reaches it has its count cut to the
+/// limit; the items after it are skipped, even if a worker already ran them). Returns the
+/// summary and, for each reported item in run order, the item and its streamed weights.
+fn run_jobs_with(
+    opts: &CosimOptions,
+    configs: &[LaneConfig],
+    points: &[String],
+    layers: &[String],
+    items: &[WorkItem],
+    source: impl Fn(usize, usize, &LaneConfig) -> Result<Job, CosimError> + Sync,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<(CosimSummary, Vec<(WorkItem, u64)>), CosimError> {
     let wall = Instant::now();
-    let mut lanes = Vec::new();
-    for (cfg, point) in configs.iter().zip(points) {
-        let variant = variant_for(opts, cfg);
-        let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
-        h.set_keep(opts.max_mismatches.clamp(1, 100) as usize);
-        h.reset();
-        lanes.push(Lane {
-            cfg: cfg.clone(),
-            point: point.clone(),
-            variant,
-            h,
-            prev: None,
-            pending: None,
-        });
-    }
-    let listed: Vec<(LaneConfig, String)> = lanes.iter().map(|l| (l.cfg.clone(), l.point.clone())).collect();
+    let mine: Vec<WorkItem> = opts.shard.select(items).into_iter().copied().collect();
+    let threads = effective_threads(opts.threads).min(mine.len().max(1));
+    let listed: Vec<(LaneConfig, String)> = configs.iter().cloned().zip(points.iter().cloned()).collect();
     progress(Progress::Start {
         configs: &listed,
         layers,
+        items: mine.len(),
+        total_items: items.len(),
+        shard: opts.shard,
+        threads,
+    });
+    let limit = opts.max_mismatches;
+    let keep = limit.clamp(1, 100) as usize;
+    // Heaviest first for the load balance (ties: run order).
+    let mut order: Vec<usize> = (0..mine.len()).collect();
+    order.sort_by(|&a, &b| mine[b].weights.cmp(&mine[a].weights).then(a.cmp(&b)));
+    let next = AtomicUsize::new(0);
+    // Items after this position need not start: the mismatch limit was reached (or an error
+    // happened) at or before it, in run order.
+    let stop_after = AtomicUsize::new(usize::MAX);
+    let mut results: Vec<Option<Result<ItemOut, CosimError>>> = (0..mine.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<ItemMsg>();
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (mine, order, next, stop_after, source) = (&mine, &order, &next, &stop_after, &source);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&pos) = order.get(k) else { break };
+                if pos > stop_after.load(Ordering::Relaxed) {
+                    let _ = tx.send((pos, None));
+                    continue;
+                }
+                let it = mine[pos];
+                let cfg = &configs[it.config];
+                let out = source(it.layer, it.config, cfg).and_then(|job| {
+                    run_item(
+                        opts,
+                        cfg,
+                        variant_for(opts, cfg),
+                        &layers[it.layer],
+                        it.layer,
+                        job,
+                        keep,
+                    )
+                });
+                if tx.send((pos, Some(out))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // The longest prefix (in run order) of finished items, and its mismatches.
+        let mut done = 0usize;
+        let mut found = 0u64;
+        for (pos, r) in rx {
+            if let Some(Ok(out)) = &r {
+                progress(Progress::Layer(&out.report));
+            }
+            results[pos] = r;
+            while done < results.len() {
+                match &results[done] {
+                    None => break,
+                    Some(Err(_)) => {
+                        stop_after.fetch_min(done, Ordering::Relaxed);
+                        break;
+                    }
+                    Some(Ok(out)) => {
+                        found += out.report.mismatches;
+                        if limit != 0 && found >= limit {
+                            stop_after.fetch_min(done, Ordering::Relaxed);
+                        }
+                        done += 1;
+                    }
+                }
+            }
+        }
     });
 
     let mut s = CosimSummary {
         verilator: VERILATOR_VERSION.to_string(),
+        plan_configs: configs.iter().map(|c| c.name.clone()).collect(),
+        plan_layers: layers.to_vec(),
+        shard: opts.shard,
+        threads,
         ..CosimSummary::default()
     };
-    let keep = (opts.max_mismatches.clamp(1, 100)) as usize;
     let mut first: Option<FirstMismatch> = None;
-    let mut total_mm = 0u64;
-    let mut layers_run = 0usize;
-    let mut used = vec![false; lanes.len()];
-    'layers: for (li, name) in layers.iter().enumerate() {
-        let mut ran = false;
-        for (ci, lane) in lanes.iter_mut().enumerate() {
-            if !runs(li, ci) {
-                continue;
-            }
-            if opts.max_mismatches != 0 && total_mm >= opts.max_mismatches {
-                s.stopped = true;
-                s.skipped.push((lane.cfg.name.clone(), name.clone()));
-                continue;
-            }
-            let Job {
-                stim,
-                point,
-                quant_secs,
-            } = source(li, ci, &lane.cfg)?;
-            ran = true;
-            used[ci] = true;
-            let t2 = Instant::now();
-            let before = lane.h.counters().mismatches;
-            if opts.max_mismatches != 0 {
-                // The limit is global: this harness may find what the others left.
-                lane.h.set_max_mismatches(opts.max_mismatches - total_mm + before);
-            }
-            let load_start = lane.h.cycle();
-            lane.h.load_tables(&stim.tables)?;
-            let sim_load = t2.elapsed().as_secs_f64();
-            finish_pending(lane, ci, &mut s, &mut first, &mut progress);
-            let t3 = Instant::now();
-            let stream = lane.h.begin_stream(name, Some(stim.geometry()));
-            let checked0 = lane.h.counters().checked;
-            let other = if opts.stimulus.reloads_per_layer > 0 {
-                lane.prev.clone()
-            } else {
-                None
-            };
-            let events = stream_layer(
-                &mut lane.h,
-                &stim,
-                other.as_ref(),
-                opts.stimulus,
-                li as u64,
-                stream,
-                u64::MAX,
-            )?;
-            let sim_secs = sim_load + t3.elapsed().as_secs_f64();
-            total_mm += lane.h.counters().mismatches - before;
-            lane.pending = Some(Pending {
-                report: LayerReport {
-                    config: lane.cfg.name.clone(),
-                    point,
-                    layer: name.clone(),
-                    shape: (stim.rows, stim.cols),
-                    weights: stim.weights(),
-                    mismatches: 0,
-                    first_mismatch: None,
-                    quant_secs,
-                    sim_secs,
-                },
-                checked0,
-                stream,
-                stim,
-                other,
-                events,
-                index: li as u64,
-                load_start,
-            });
-            if lane.h.stopped() {
-                s.stopped = true;
+    let mut ran = Vec::new();
+    let mut used_layers = vec![false; layers.len()];
+    let mut used_configs = vec![false; configs.len()];
+    for (pos, r) in results.into_iter().enumerate() {
+        let it = mine[pos];
+        if s.stopped {
+            s.skipped
+                .push((configs[it.config].name.clone(), layers[it.layer].clone()));
+            continue;
+        }
+        let mut out = match r {
+            Some(Ok(out)) => out,
+            Some(Err(e)) => return Err(e),
+            None => unreachable!("an item before the stop point was not run"),
+        };
+        used_layers[it.layer] = true;
+        used_configs[it.config] = true;
+        if limit != 0 && s.mismatches + out.report.mismatches >= limit {
+            out.report.mismatches = limit - s.mismatches;
+            out.kept.truncate(out.report.mismatches as usize);
+            s.stopped = true;
+        }
+        s.mismatches += out.report.mismatches;
+        s.weights += out.report.weights;
+        s.sim_secs += out.report.sim_secs;
+        s.quant_secs += out.report.quant_secs;
+        for m in out.kept {
+            if s.mismatch_reports.len() < keep {
+                s.mismatch_reports.push(m);
             }
         }
-        layers_run += ran as usize;
-        if s.stopped && li + 1 < layers.len() {
-            for (lj, l) in layers.iter().enumerate().skip(li + 1) {
-                for (ci, lane) in lanes.iter().enumerate() {
-                    if runs(lj, ci) {
-                        s.skipped.push((lane.cfg.name.clone(), l.clone()));
-                    }
-                }
-            }
-            break 'layers;
+        if first.is_none() {
+            first = out.first;
         }
+        ran.push((it, out.streamed));
+        s.reports.push(out.report);
     }
-    for (ci, lane) in lanes.iter_mut().enumerate() {
-        let t = Instant::now();
-        let before = lane.h.counters().mismatches;
-        if !lane.h.stopped() {
-            lane.h.drain();
-        }
-        total_mm += lane.h.counters().mismatches - before;
-        if let Some(p) = &mut lane.pending {
-            p.report.sim_secs += t.elapsed().as_secs_f64();
-        }
-        finish_pending(lane, ci, &mut s, &mut first, &mut progress);
-    }
-    s.layers = layers_run;
-    s.configs = used.iter().filter(|&&u| u).count();
-    for lane in &lanes {
-        let n = lane.h.counters();
-        s.weights += n.checked;
-        s.mismatches += n.mismatches;
-    }
-    debug_assert_eq!(s.mismatches, total_mm);
-    s.sim_secs = s.reports.iter().map(|r| r.sim_secs).sum();
-    s.quant_secs = s.reports.iter().map(|r| r.quant_secs).sum();
-    let mut reports: Vec<Mismatch> = Vec::new();
-    for lane in &lanes {
-        reports.extend(lane.h.mismatches().iter().cloned());
-    }
-    // Per-layer first mismatches complete the list (the harness keeps one per stream).
-    for r in &s.reports {
-        if let Some(m) = &r.first_mismatch {
-            if !reports.contains(m) {
-                reports.push(m.clone());
-            }
-        }
-    }
-    reports.truncate(keep);
-    s.mismatch_reports = reports;
-
+    s.layers = used_layers.iter().filter(|&&u| u).count();
+    s.configs = used_configs.iter().filter(|&&u| u).count();
     if let (Some(path), Some(fm)) = (&opts.vcd, &first) {
-        let lane = &lanes[fm.config];
-        s.vcd = Some(replay_vcd(&lane.cfg, lane.variant, fm, opts, path)?);
+        s.vcd = Some(replay_vcd(fm, opts, path)?);
     }
     s.wall_secs = wall.elapsed().as_secs_f64();
     if let Some(p) = &opts.junit {
         crate::junit::write_junit(&s, p)?;
     }
-    Ok(s)
+    Ok((s, ran))
+}
+
+/// The worker threads for `threads` (0: the available cores).
+pub fn effective_threads(threads: usize) -> usize {
+    if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// The outcome of one item ([`run_item`]).
+struct ItemOut {
+    report: LayerReport,
+    /// The first mismatch reports of the item (at most the harness's `keep`).
+    kept: Vec<Mismatch>,
+    /// Weights of the layer's stream (the stimulus), whether or not all were checked.
+    streamed: u64,
+    /// What the VCD replay needs, when the item has a mismatch.
+    first: Option<FirstMismatch>,
+}
+
+/// The tables loaded after a layer while its last outputs drain: the layer's tables with
+/// table 0 and table 1 (entries and bias registers) swapped, the mode unchanged. The words
+/// in flight must come out with the tables they were issued with; with the swap, a lane
+/// that applied the load early would deliver the other table's entry. (Where both tables
+/// are equal, e.g. an engine layer on the direct minifloat path, there is nothing to tell
+/// apart.)
+pub fn reload_tables(t: &Tables) -> Tables {
+    let mut r = t.clone();
+    r.entries.swap(0, 1);
+    r.bias.swap(0, 1);
+    r
+}
+
+/// The body of an item on `h` (reset, nothing in flight): the layer's table load, its
+/// stream (as [`stream_layer`] stream `index`, interleaving `other`), then, unless the
+/// harness stopped or `until` was reached, the load of [`reload_tables`] while the last
+/// outputs drain. Returns the load's first cycle, the stream's events and the words checked
+/// during the reload.
+fn item_body(
+    h: &mut Harness,
+    stim: &LayerStim,
+    other: Option<&LayerStim>,
+    so: StimulusOptions,
+    index: u64,
+    until: u64,
+) -> Result<(u64, EventCounts, u64), CosimError> {
+    let load_start = h.cycle();
+    h.load_tables(&stim.tables)?;
+    let sid = h.begin_stream(&stim.name, Some(stim.geometry()));
+    let events = stream_layer(h, stim, other, so, index, sid, until)?;
+    let mut reload_checked = 0;
+    if !h.stopped() && h.cycle() < until {
+        let before = h.counters().checked;
+        h.load_tables(&reload_tables(&stim.tables))?;
+        reload_checked = h.counters().checked - before;
+    }
+    Ok((load_start, events, reload_checked))
+}
+
+/// Runs one layer x configuration item on a fresh model of `cfg`: reset, [`item_body`],
+/// drain. With `reloads_per_layer` in the stimulus, interleaves stream the layer's own
+/// blocks under [`reload_tables`].
+fn run_item(
+    opts: &CosimOptions,
+    cfg: &LaneConfig,
+    variant: Variant,
+    name: &str,
+    index: usize,
+    job: Job,
+    keep: usize,
+) -> Result<ItemOut, CosimError> {
+    let Job {
+        stim,
+        point,
+        quant_secs,
+    } = job;
+    let t = Instant::now();
+    let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
+    h.set_keep(keep);
+    h.set_max_mismatches(opts.max_mismatches);
+    h.reset();
+    let other = (opts.stimulus.reloads_per_layer > 0).then(|| {
+        let mut o = stim.clone();
+        o.tables = reload_tables(&stim.tables);
+        o
+    });
+    let (load_start, events, reload_checked) =
+        item_body(&mut h, &stim, other.as_ref(), opts.stimulus, index as u64, u64::MAX)?;
+    if !h.stopped() {
+        h.drain();
+    }
+    let n = h.counters();
+    debug_assert!(h.stopped() || n.checked == stim.weights() + events.other_weights);
+    let kept: Vec<Mismatch> = h.mismatches().to_vec();
+    let first = kept.first().map(|m| FirstMismatch {
+        cfg: cfg.clone(),
+        variant,
+        stim: stim.clone(),
+        other: other.clone(),
+        index: index as u64,
+        load_start,
+        mismatch: m.clone(),
+    });
+    Ok(ItemOut {
+        report: LayerReport {
+            config: cfg.name.clone(),
+            point,
+            layer: name.to_string(),
+            shape: (stim.rows, stim.cols),
+            weights: n.checked,
+            mismatches: n.mismatches,
+            first_mismatch: kept.first().cloned(),
+            quant_secs,
+            sim_secs: t.elapsed().as_secs_f64(),
+            reload_checked,
+        },
+        kept,
+        streamed: stim.weights(),
+        first,
+    })
 }
 
 /// One finished round of [`soak`].
@@ -1006,65 +1167,11 @@ fn layer_stim(
     Ok(stim)
 }
 
-fn lanes_len(configs: &[LaneConfig]) -> f64 {
-    configs.len().max(1) as f64
-}
-
-/// Reports the pending layer of `lane` (all its outputs have been checked by now).
-fn finish_pending(
-    lane: &mut Lane,
-    ci: usize,
-    s: &mut CosimSummary,
-    first: &mut Option<FirstMismatch>,
-    progress: &mut impl FnMut(Progress<'_>),
-) {
-    let Some(mut p) = lane.pending.take() else { return };
-    // The layer's own stream and the streams of the blocks interleaved into it.
-    let mut count = 0;
-    let mut fm: Option<&Mismatch> = None;
-    for id in std::iter::once(p.stream).chain(p.events.streams.iter().copied()) {
-        let (c, m) = lane.h.stream_mismatches(id);
-        count += c;
-        if let Some(m) = m {
-            if fm.map_or(true, |f| m.cycle < f.cycle) {
-                fm = Some(m);
-            }
-        }
-    }
-    p.report.mismatches = count;
-    // Every output of this layer was due before the next layer's first weight: the checked
-    // words since the stream began are this layer's and the interleaved ones (fewer than
-    // streamed if it stopped).
-    p.report.weights = lane.h.counters().checked - p.checked0;
-    debug_assert!(lane.h.stopped() || p.report.weights == p.stim.weights() + p.events.other_weights);
-    p.report.first_mismatch = fm.cloned();
-    if let Some(m) = fm {
-        if first.is_none() {
-            *first = Some(FirstMismatch {
-                config: ci,
-                stim: p.stim.clone(),
-                other: p.other.clone(),
-                index: p.index,
-                load_start: p.load_start,
-                mismatch: m.clone(),
-            });
-        }
-    }
-    progress(Progress::Layer(&p.report));
-    s.reports.push(p.report);
-    lane.prev = Some(p.stim);
-}
-
-/// Replays the layer of the first mismatch on the traced model, from its table load (after
-/// a reset), dumping the cycles from the last reset or table load before the mismatch (at
+/// Replays the item of the first mismatch on the traced model ([`item_body`] after a
+/// reset, as the item ran), dumping the cycles from the last reset or table load before the mismatch (at
 /// most `opts.vcd_before` cycles before it) to `latency + 4` cycles after it.
-fn replay_vcd(
-    cfg: &LaneConfig,
-    variant: Variant,
-    fm: &FirstMismatch,
-    opts: &CosimOptions,
-    path: &Path,
-) -> Result<VcdReport, CosimError> {
+fn replay_vcd(fm: &FirstMismatch, opts: &CosimOptions, path: &Path) -> Result<VcdReport, CosimError> {
+    let (cfg, variant) = (&fm.cfg, fm.variant);
     let mut dut = Dut::with_variant(&cfg.name, variant.traced())?;
     let start = fm.load_start.saturating_sub(1);
     dut.set_cycle(start);
@@ -1095,17 +1202,7 @@ fn replay_vcd(
     let to = m.cycle + h.latency() + 4;
     h.set_vcd_window(from, to);
     h.reset();
-    h.load_tables(&fm.stim.tables)?;
-    let sid = h.begin_stream(&fm.stim.name, Some(fm.stim.geometry()));
-    stream_layer(
-        &mut h,
-        &fm.stim,
-        fm.other.as_ref(),
-        opts.stimulus,
-        fm.index,
-        sid,
-        to + 1,
-    )?;
+    item_body(&mut h, &fm.stim, fm.other.as_ref(), opts.stimulus, fm.index, to + 1)?;
     if h.cycle() <= to {
         h.idle(to + 1 - h.cycle());
     }

@@ -178,3 +178,33 @@ fn results_do_not_depend_on_the_thread_count() {
     }
     assert_eq!(prints[0], prints[1]);
 }
+
+/// The soak's summary without its timing (`..., <T> s, <M> M weights/s`), the mismatch
+/// reports and the per-round counts.
+fn soak_print(threads: usize, mutant: bool) -> (String, Vec<(u64, u64, u64)>) {
+    let opts = CosimOptions {
+        layers: Some("layer\\.0\\.attention\\.self\\.(query|key)\\.weight$".into()),
+        max_weights: Some(12_288),
+        mutant,
+        max_mismatches: if mutant { 40 } else { 10 },
+        threads,
+        ..CosimOptions::default()
+    };
+    let mut rounds = Vec::new();
+    let s = sop_cosim::soak(&opts, 3, |r| rounds.push((r.seed, r.weights, r.mismatches))).unwrap();
+    let text = s.to_string();
+    let cut = text.rfind(", ").and_then(|k| text[..k].rfind(", ")).unwrap();
+    (text[..cut].to_string(), rounds)
+}
+
+#[test]
+fn soak_results_do_not_depend_on_the_thread_count() {
+    let clean = soak_print(1, false);
+    assert_eq!(clean.1.len(), 3);
+    assert!(clean.0.contains(" 0 mismatches"), "{}", clean.0);
+    assert_eq!(clean, soak_print(2, false));
+    // The mutant: the limit reached inside a round, the same mismatches at 1 and 2 threads.
+    let m = soak_print(1, true);
+    assert!(m.0.contains(" 40 mismatches"), "{}", m.0);
+    assert_eq!(m, soak_print(2, true));
+}

@@ -670,8 +670,38 @@ fn run_jobs(
     run_jobs_with(opts, configs, points, layers, items, source, progress).map(|r| r.0)
 }
 
-/// What a worker reports for one item: its position in the shard's item list and the result.
-type ItemMsg = (usize, Option<Result<ItemOut, CosimError>>);
+/// Runs `work(i)` for every `i` of `order`, in that order, on `threads` scoped worker
+/// threads, and hands each result to `arrived(i, Some(result))` on the calling thread as it
+/// comes (in completion order). An item `i` greater than `stop` (read when a worker takes
+/// it; `arrived` may lower it) is not run: `arrived(i, None)`.
+fn work_queue<R: Send>(
+    threads: usize,
+    order: &[usize],
+    stop: &AtomicUsize,
+    work: impl Fn(usize) -> R + Sync,
+    mut arrived: impl FnMut(usize, Option<R>),
+) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, Option<R>)>();
+        for _ in 0..threads.max(1) {
+            let tx = tx.clone();
+            let (next, work) = (&next, &work);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = order.get(k) else { break };
+                let r = (i <= stop.load(Ordering::Relaxed)).then(|| work(i));
+                if tx.send((i, r)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (i, r) in rx {
+            arrived(i, r);
+        }
+    });
+}
 
 /// The run loop shared by [`run`] (layers quantized on the fly) and [`run_quantized`] (layers
 /// read from a quantized model file). `items` are the whole run's layer x configuration items
@@ -711,46 +741,33 @@ fn run_jobs_with(
     // Heaviest first for the load balance (ties: run order).
     let mut order: Vec<usize> = (0..mine.len()).collect();
     order.sort_by(|&a, &b| mine[b].weights.cmp(&mine[a].weights).then(a.cmp(&b)));
-    let next = AtomicUsize::new(0);
     // Items after this position need not start: the mismatch limit was reached (or an error
     // happened) at or before it, in run order.
     let stop_after = AtomicUsize::new(usize::MAX);
     let mut results: Vec<Option<Result<ItemOut, CosimError>>> = (0..mine.len()).map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<ItemMsg>();
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (mine, order, next, stop_after, source) = (&mine, &order, &next, &stop_after, &source);
-            scope.spawn(move || loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&pos) = order.get(k) else { break };
-                if pos > stop_after.load(Ordering::Relaxed) {
-                    let _ = tx.send((pos, None));
-                    continue;
-                }
-                let it = mine[pos];
-                let cfg = &configs[it.config];
-                let out = source(it.layer, it.config, cfg).and_then(|job| {
-                    run_item(
-                        opts,
-                        cfg,
-                        variant_for(opts, cfg),
-                        &layers[it.layer],
-                        it.layer,
-                        job,
-                        keep,
-                    )
-                });
-                if tx.send((pos, Some(out))).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(tx);
-        // The longest prefix (in run order) of finished items, and its mismatches.
-        let mut done = 0usize;
-        let mut found = 0u64;
-        for (pos, r) in rx {
+    // The longest prefix (in run order) of finished items, and its mismatches.
+    let mut done = 0usize;
+    let mut found = 0u64;
+    work_queue(
+        threads,
+        &order,
+        &stop_after,
+        |pos| {
+            let it = mine[pos];
+            let cfg = &configs[it.config];
+            source(it.layer, it.config, cfg).and_then(|job| {
+                run_item(
+                    opts,
+                    cfg,
+                    variant_for(opts, cfg),
+                    &layers[it.layer],
+                    it.layer,
+                    job,
+                    keep,
+                )
+            })
+        },
+        |pos, r| {
             if let Some(Ok(out)) = &r {
                 progress(Progress::Layer(&out.report));
             }
@@ -771,8 +788,8 @@ fn run_jobs_with(
                     }
                 }
             }
-        }
-    });
+        },
+    );
 
     let mut s = CosimSummary {
         verilator: VERILATOR_VERSION.to_string(),
@@ -967,7 +984,8 @@ pub struct SoakRound {
     pub mismatches: u64,
     /// The round's mid-layer events, summed over layers and configurations.
     pub events: EventCounts,
-    /// Wall-clock seconds of the round.
+    /// Seconds of simulation, summed over the round's configurations (each ran on one
+    /// worker thread; they may have run side by side).
     pub secs: f64,
 }
 
@@ -988,7 +1006,8 @@ pub struct SoakSummary {
     pub events: EventCounts,
     /// Seconds spent loading and quantizing the layers (once, before the first round).
     pub quant_secs: f64,
-    /// Seconds of the rounds (simulation and checks; the rate's denominator).
+    /// Wall-clock seconds of the rounds (simulation and checks on every worker thread; the
+    /// rate's denominator).
     pub sim_secs: f64,
     /// The first mismatch reports (at most `max_mismatches`, at most 100).
     pub mismatch_reports: Vec<Mismatch>,
@@ -1042,6 +1061,10 @@ impl fmt::Display for SoakSummary {
 /// (seeded) layer's tables and blocks, and pauses, checking every output word. Stops at
 /// `opts.max_mismatches` (0: never). `opts.stimulus` other than its seed, `vcd` and
 /// `junit` are not used; `progress` sees each finished round.
+///
+/// The round x configuration items run on `opts.threads` worker threads (round-major) and
+/// are combined in that order, so the counts, mismatches and reports do not depend on the
+/// thread count (the mismatch limit applies in that order, as in [`run`]).
 pub fn soak(opts: &CosimOptions, rounds: u64, mut progress: impl FnMut(&SoakRound)) -> Result<SoakSummary, CosimError> {
     if rounds == 0 {
         return Err(CosimError::Config("--soak 0: run at least one round".into()));
@@ -1069,68 +1092,133 @@ pub fn soak(opts: &CosimOptions, rounds: u64, mut progress: impl FnMut(&SoakRoun
         ..SoakSummary::default()
     };
     let keep = opts.max_mismatches.clamp(1, 100) as usize;
+    let limit = opts.max_mismatches;
     let n = layers.len();
-    for round in 0..rounds {
-        let t = Instant::now();
-        let seed = opts
-            .stimulus
+    let nc = configs.len();
+    let seed_of = |round: u64| {
+        opts.stimulus
             .seed
-            .wrapping_add(round.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            .wrapping_add(round.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    };
+    // One item per round x configuration (round-major), each on a fresh, reset model.
+    let item = |i: usize| -> Result<SoakItem, CosimError> {
+        let (round, ci) = ((i / nc) as u64, i % nc);
+        let (cfg, cs) = (&configs[ci], &stims[ci]);
+        let t = Instant::now();
+        let seed = seed_of(round);
         let so = StimulusOptions::soak(seed);
-        let mut r = SoakRound {
-            round,
-            seed,
-            weights: 0,
-            mismatches: 0,
-            events: EventCounts::default(),
-            secs: 0.0,
-        };
-        for (cfg, cs) in configs.iter().zip(&stims) {
-            let mut h = Harness::new(Dut::with_variant(&cfg.name, variant_for(opts, cfg))?);
-            h.set_keep(keep);
-            if opts.max_mismatches != 0 {
-                h.set_max_mismatches(opts.max_mismatches - s.mismatches - r.mismatches);
-            }
-            h.reset();
-            for (li, stim) in cs.iter().enumerate() {
-                h.load_tables(&stim.tables)?;
-                let sid = h.begin_stream(&stim.name, Some(stim.geometry()));
-                // Another layer, chosen by the round's seed, for the interleaves.
-                let other =
-                    (n > 1).then(|| &cs[(li + 1 + (seed.rotate_left(li as u32) % (n as u64 - 1)) as usize) % n]);
-                let ev = stream_layer(&mut h, stim, other, so, li as u64, sid, u64::MAX)?;
-                r.events.add(&ev);
-                if h.stopped() {
-                    break;
-                }
-            }
-            if !h.stopped() {
-                h.drain();
-            }
-            let c = h.counters();
-            r.weights += c.checked;
-            r.mismatches += c.mismatches;
-            for m in h.mismatches() {
-                if s.mismatch_reports.len() < keep {
-                    s.mismatch_reports.push(m.clone());
-                }
-            }
+        let mut h = Harness::new(Dut::with_variant(&cfg.name, variant_for(opts, cfg))?);
+        h.set_keep(keep);
+        h.set_max_mismatches(limit);
+        h.reset();
+        let mut events = EventCounts::default();
+        for (li, stim) in cs.iter().enumerate() {
+            h.load_tables(&stim.tables)?;
+            let sid = h.begin_stream(&stim.name, Some(stim.geometry()));
+            // Another layer, chosen by the round's seed, for the interleaves.
+            let other = (n > 1).then(|| &cs[(li + 1 + (seed.rotate_left(li as u32) % (n as u64 - 1)) as usize) % n]);
+            let ev = stream_layer(&mut h, stim, other, so, li as u64, sid, u64::MAX)?;
+            events.add(&ev);
             if h.stopped() {
                 break;
             }
         }
-        r.secs = t.elapsed().as_secs_f64();
-        s.rounds += 1;
-        s.weights += r.weights;
-        s.mismatches += r.mismatches;
-        s.sim_secs += r.secs;
-        s.events.add(&r.events);
-        progress(&r);
-        if opts.max_mismatches != 0 && s.mismatches >= opts.max_mismatches {
-            break;
+        if !h.stopped() {
+            h.drain();
         }
+        let c = h.counters();
+        Ok(SoakItem {
+            weights: c.checked,
+            mismatches: c.mismatches,
+            kept: h.mismatches().to_vec(),
+            events,
+            secs: t.elapsed().as_secs_f64(),
+        })
+    };
+    let total = rounds as usize * nc;
+    let order: Vec<usize> = (0..total).collect();
+    let stop_after = AtomicUsize::new(usize::MAX);
+    let mut results: Vec<Option<Result<SoakItem, CosimError>>> = (0..total).map(|_| None).collect();
+    // Items combined in order so far; the round being summed.
+    let mut done = 0usize;
+    let mut r = SoakRound {
+        round: 0,
+        seed: seed_of(0),
+        weights: 0,
+        mismatches: 0,
+        events: EventCounts::default(),
+        secs: 0.0,
+    };
+    let mut error: Option<CosimError> = None;
+    let t_rounds = Instant::now();
+    work_queue(effective_threads(opts.threads), &order, &stop_after, item, |i, res| {
+        results[i] = res;
+        while done < total && !s.stopped_early(limit) && error.is_none() {
+            let Some(res) = results[done].take() else { break };
+            let mut it = match res {
+                Ok(it) => it,
+                Err(e) => {
+                    error = Some(e);
+                    stop_after.fetch_min(done, Ordering::Relaxed);
+                    break;
+                }
+            };
+            if limit != 0 && s.mismatches + r.mismatches + it.mismatches >= limit {
+                it.mismatches = limit - s.mismatches - r.mismatches;
+                it.kept.truncate(it.mismatches as usize);
+                stop_after.fetch_min(done, Ordering::Relaxed);
+            }
+            r.weights += it.weights;
+            r.mismatches += it.mismatches;
+            r.events.add(&it.events);
+            r.secs += it.secs;
+            for m in it.kept {
+                if s.mismatch_reports.len() < keep {
+                    s.mismatch_reports.push(m);
+                }
+            }
+            done += 1;
+            let round_over = done % nc == 0;
+            let limit_hit = limit != 0 && s.mismatches + r.mismatches >= limit;
+            if round_over || limit_hit {
+                s.rounds += 1;
+                s.weights += r.weights;
+                s.mismatches += r.mismatches;
+                s.events.add(&r.events);
+                progress(&r);
+                let next = r.round + 1;
+                r = SoakRound {
+                    round: next,
+                    seed: seed_of(next),
+                    weights: 0,
+                    mismatches: 0,
+                    events: EventCounts::default(),
+                    secs: 0.0,
+                };
+            }
+        }
+    });
+    if let Some(e) = error {
+        return Err(e);
     }
+    s.sim_secs = t_rounds.elapsed().as_secs_f64();
     Ok(s)
+}
+
+/// One round x configuration item of [`soak`].
+struct SoakItem {
+    weights: u64,
+    mismatches: u64,
+    kept: Vec<Mismatch>,
+    events: EventCounts,
+    secs: f64,
+}
+
+impl SoakSummary {
+    /// The mismatch limit `limit` (0: none) was reached.
+    fn stopped_early(&self, limit: u64) -> bool {
+        limit != 0 && self.mismatches >= limit
+    }
 }
 
 /// The RTL variant a configuration runs: the mutant only when asked for and only for

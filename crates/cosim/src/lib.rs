@@ -10,8 +10,11 @@
 //!   tables and stream ([`LayerStim`], [`LayerStream`]) with idle gaps and resets.
 //! - [`report`]: [`Mismatch`] reports.
 //! - [`export`]: the weights exactly as the hardware delivers them ([`export::hardware_values`]).
-//! - [`run()`]: the whole co-simulation of a model ([`CosimOptions`] -> [`CosimSummary`]),
-//!   [`junit`] XML, and [`cli_glue`] for the `sop cosim` subcommand.
+//! - [`run()`]: the whole co-simulation of a model ([`CosimOptions`] -> [`CosimSummary`]) as
+//!   independent layer x configuration work items on worker threads, [`junit`] XML (and the
+//!   merge of shards' files), and [`cli_glue`] for the `sop cosim` subcommand.
+//! - [`shard`]: work items, `--shard K/N` ([`Shard`]) and the partition balanced by weights
+//!   ([`partition`]).
 //!
 //! Build, protocol, mapping and figures: `docs/cosim.md`.
 //!

@@ -2,6 +2,7 @@
 //! glues library crates together; errors carry context and exit non-zero.
 
 mod calibrate_cmd;
+mod cosim_cmd;
 mod eval_cmd;
 mod export_cmd;
 mod formats_cmd;
@@ -57,7 +58,7 @@ enum Command {
     /// Co-simulate the Verilog in rtl-out/ under Verilator on real quantized layers and
     /// compare every output word with the bit-accurate model; exit non-zero on mismatch.
     #[command(args_conflicts_with_subcommands = true)]
-    Cosim(sop_cosim::cli_glue::CosimArgs),
+    Cosim(cosim_cmd::CosimArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => quantize_cmd::inspect(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Rtl(cmd) => rtl_cmd::run(cmd),
-        Command::Cosim(args) => sop_cosim::cli_glue::run(args),
+        Command::Cosim(args) => cosim_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,8 @@
 //! - [`export`]: the weights exactly as the hardware delivers them ([`export::hardware_values`]).
 //! - [`run()`]: the whole co-simulation of a model ([`CosimOptions`] -> [`CosimSummary`]) as
 //!   independent layer x configuration work items on worker threads, [`junit`] XML (and the
-//!   merge of shards' files), and [`cli_glue`] for the `sop cosim` subcommand.
+//!   merge of shards' files). The `sop cosim` command line lives in `crates/cli`
+//!   (`cosim_cmd.rs`).
 //! - [`shard`]: work items, `--shard K/N` ([`Shard`]) and the partition balanced by weights
 //!   ([`partition`]).
 //!
@@ -27,7 +28,6 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod cli_glue;
 mod error;
 pub mod export;
 pub mod ffi;

@@ -1,23 +1,7 @@
-//! Ready glue for the `sop cosim` subcommand. Wiring it into `crates/cli`:
-//!
-//! ```text
-//! # crates/cli/Cargo.toml, [dependencies]
-//! sop-cosim = { path = "../cosim" }
-//!
-//! // crates/cli/src/main.rs
-//! enum Command {
-//!     ...
-//!     /// Co-simulate the RTL under Verilator on real quantized weights, checking every
-//!     /// output word against the bit-accurate model.
-//!     Cosim(sop_cosim::cli_glue::CosimArgs),
-//! }
-//! ...
-//!     Command::Cosim(args) => sop_cosim::cli_glue::run(args),
-//! ```
-//!
-//! `run` prints progress to stderr, then the mismatch reports and the final line
-//! `cosim: <W> weights, <L> layers, <C> configs, <K> mismatches, <R> M weights/s` to stdout,
-//! and returns an error (non-zero exit) when a mismatch was found.
+//! `sop cosim`: the co-simulation (`sop_cosim::run`, `run_quantized`, `soak`) and `sop cosim
+//! merge-junit`. Progress goes to stderr; the mismatch reports and the final line `cosim: <W>
+//! weights, <L> layers, <C> configs, <K> mismatches, <R> M weights/s` go to stdout; a mismatch
+//! is an error (non-zero exit).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,9 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use sop_quantize::{QuantOptions, MAX_RADIUS};
 
-use crate::run::{run as run_cosim, run_quantized, CosimOptions, Progress};
-use crate::shard::Shard;
-use crate::stimulus::StimulusOptions;
+use sop_cosim::{run as run_cosim, run_quantized, CosimOptions, Progress, Shard, StimulusOptions};
 
 /// Arguments of `sop cosim`.
 #[derive(Args, Clone, Debug)]
@@ -184,7 +166,7 @@ pub fn run(args: CosimArgs) -> Result<()> {
                 "cosim: {} layers x {} configurations (Verilator: {})",
                 layers.len(),
                 configs.len(),
-                crate::ffi::VERILATOR_VERSION
+                sop_cosim::ffi::VERILATOR_VERSION
             );
             for (c, point) in configs {
                 eprintln!("  {} <- {point}", c.name);
@@ -241,7 +223,7 @@ fn merge_junit(m: &MergeJunitArgs) -> Result<()> {
         let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
         inputs.push((p.clone(), text));
     }
-    let merged = crate::junit::merge_junit(&inputs)?;
+    let merged = sop_cosim::junit::merge_junit(&inputs)?;
     sop_atomic_write::write(&m.out, merged.xml.as_bytes())
         .map_err(|e| e.into_io())
         .with_context(|| format!("cannot write {}", m.out.display()))?;
@@ -263,10 +245,10 @@ fn merge_junit(m: &MergeJunitArgs) -> Result<()> {
 fn soak(opts: &CosimOptions, rounds: u64) -> Result<()> {
     eprintln!(
         "soak: {rounds} rounds (Verilator: {}); quantizing the layers once per configuration",
-        crate::ffi::VERILATOR_VERSION
+        sop_cosim::ffi::VERILATOR_VERSION
     );
     let mut bar = sop_progress::Progress::new(rounds, "rounds");
-    let summary = crate::run::soak(opts, rounds, |r| {
+    let summary = sop_cosim::soak(opts, rounds, |r| {
         let e = &r.events;
         bar.println(format_args!(
             "  round {}/{rounds} (seed {:#018x}): {} weights, {} mismatches, {} resets, {} reloads, {} interleaves, {} pauses, {:.1} s ({:.1} M weights/s)",

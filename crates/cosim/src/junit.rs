@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::run::CosimSummary;
+use crate::summary::CosimSummary;
 use crate::CosimError;
 
 use crate::xml::{escape as esc, Element, Node};
@@ -328,7 +328,7 @@ fn time_attr(e: &Element) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::LayerReport;
+    use crate::summary::LayerReport;
 
     #[test]
     fn escapes_and_counts() {

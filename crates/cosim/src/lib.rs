@@ -14,6 +14,9 @@
 //!   independent layer x configuration work items on worker threads, [`junit`] XML (and the
 //!   merge of shards' files). The `sop cosim` command line lives in `crates/cli`
 //!   (`cosim_cmd.rs`).
+//! - [`select`]: the layers and configurations a run covers; [`summary`]: what it reports
+//!   ([`CosimSummary`], [`LayerReport`], [`SoakSummary`]); [`soak()`]: the soak; the VCD replay
+//!   of the first mismatch is a private module (`replay`).
 //! - [`shard`]: work items, `--shard K/N` ([`Shard`]) and the partition balanced by weights
 //!   ([`partition`]).
 //!
@@ -34,10 +37,14 @@ pub mod ffi;
 pub mod golden;
 pub mod harness;
 pub mod junit;
+mod replay;
 pub mod report;
 pub mod run;
+pub mod select;
 pub mod shard;
+mod soak;
 pub mod stimulus;
+pub mod summary;
 mod xml;
 
 pub use error::CosimError;
@@ -45,9 +52,9 @@ pub use ffi::{compiled_configs, load_ops, models, raw_stimulus, Dut, LoadOp, Mod
 pub use golden::ProductTable;
 pub use harness::{BeatStreams, Counters, Geometry, Harness, Stimulus};
 pub use report::{Mismatch, MismatchKind, WeightPos};
-pub use run::{
-    effective_threads, reload_tables, run, run_quantized, soak, stream_layer, CosimOptions, CosimSummary, EventCounts,
-    LayerReport, OptionCount, Progress, SoakRound, SoakSummary, VcdReport,
-};
+pub use run::{effective_threads, reload_tables, run, run_quantized, stream_layer, CosimOptions, EventCounts};
+pub use select::{select_configs, select_layers};
 pub use shard::{partition, Shard, WorkItem};
+pub use soak::soak;
 pub use stimulus::{point_for, tables_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};
+pub use summary::{CosimSummary, LayerReport, OptionCount, Progress, SoakRound, SoakSummary, VcdReport};

@@ -1,9 +1,10 @@
-//! The co-simulation run behind `sop cosim`: quantize a model's linear layers at each
-//! configuration's operating point, stream them through the Verilated models, check every
-//! output word, and summarize (text, JUnit, VCD around the first mismatch).
+//! The co-simulation run behind `sop cosim`: the layer x configuration work items (quantize
+//! a model's linear layers at each configuration's operating point, or take a quantized
+//! model's layers as stored), each streamed through a fresh Verilated model on a worker
+//! thread with every output word checked, combined in run order into a [`CosimSummary`]
+//! (text, JUnit, VCD around the first mismatch).
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
@@ -13,11 +14,14 @@ use sop_model::Model;
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
 
-use crate::ffi::{compiled_configs, Dut, Variant, MUTANT_CONFIG, VERILATOR_VERSION};
+use crate::ffi::{Dut, Variant, MUTANT_CONFIG, VERILATOR_VERSION};
 use crate::harness::{Harness, Stimulus};
+use crate::replay::{replay_vcd, FirstMismatch};
 use crate::report::Mismatch;
+use crate::select::{select_configs, select_layers, LayerMatcher};
 use crate::shard::{Shard, WorkItem};
 use crate::stimulus::{point_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};
+use crate::summary::{CosimSummary, LayerReport, OptionCount, Progress};
 use crate::CosimError;
 
 /// What to co-simulate. [`CosimOptions::default`] is the full run of `sop cosim --model
@@ -81,301 +85,6 @@ impl Default for CosimOptions {
             threads: 0,
         }
     }
-}
-
-/// The result of one layer on one configuration.
-#[derive(Clone, Debug)]
-pub struct LayerReport {
-    /// Configuration name.
-    pub config: String,
-    /// Operating point the layer was quantized at.
-    pub point: String,
-    /// Layer (tensor) name.
-    pub layer: String,
-    /// Rows x columns of the layer.
-    pub shape: (usize, usize),
-    /// Weights checked: all the layer's streamed weights, unless the run stopped inside it.
-    pub weights: u64,
-    /// Mismatches attributed to this layer.
-    pub mismatches: u64,
-    /// The first of them.
-    pub first_mismatch: Option<Mismatch>,
-    /// Seconds spent loading and quantizing the layer.
-    pub quant_secs: f64,
-    /// Seconds spent simulating it (table load, stream, checks).
-    pub sim_secs: f64,
-    /// Of `weights`, the words that came out (and were checked) during the table load after
-    /// the layer ([`reload_tables`]): the check that words in flight keep their tables.
-    pub reload_checked: u64,
-}
-
-/// A progress event of [`run`].
-#[derive(Debug)]
-pub enum Progress<'a> {
-    /// The run starts: configurations (with their points) and layers.
-    Start {
-        /// Configurations and the operating point each decodes.
-        configs: &'a [(LaneConfig, String)],
-        /// Layers.
-        layers: &'a [String],
-        /// Layer x configuration items this run (this shard) streams.
-        items: usize,
-        /// Items of the whole (unsharded) run.
-        total_items: usize,
-        /// The shard run.
-        shard: Shard,
-        /// Worker threads.
-        threads: usize,
-    },
-    /// A layer finished on one configuration (reported once its last output was checked).
-    Layer(&'a LayerReport),
-}
-
-/// Where the waveform around the first mismatch went.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VcdReport {
-    /// The VCD file.
-    pub path: PathBuf,
-    /// Configuration and layer replayed.
-    pub config: String,
-    /// Layer replayed.
-    pub layer: String,
-    /// First and last cycle dumped (VCD time `10 * cycle`, rising edge at `+5`).
-    pub cycles: (u64, u64),
-    /// Whether the replay showed the same mismatch (same cycle, lane and word).
-    pub reproduced: bool,
-}
-
-/// The outcome of [`run`].
-#[derive(Clone, Debug, Default)]
-pub struct CosimSummary {
-    /// Output words checked, summed over configurations.
-    pub weights: u64,
-    /// Distinct layers streamed.
-    pub layers: usize,
-    /// Configurations run.
-    pub configs: usize,
-    /// Mismatches found (the run stops at `max_mismatches`).
-    pub mismatches: u64,
-    /// Seconds of simulation (table loads, streams and checks; the rate's denominator).
-    pub sim_secs: f64,
-    /// Seconds spent loading and quantizing layers.
-    pub quant_secs: f64,
-    /// Wall-clock seconds of the whole run.
-    pub wall_secs: f64,
-    /// Per layer and configuration, in run order.
-    pub reports: Vec<LayerReport>,
-    /// Layer x configuration pairs not run because the run stopped early.
-    pub skipped: Vec<(String, String)>,
-    /// The first mismatch reports (at most `max_mismatches`, at most 100).
-    pub mismatch_reports: Vec<Mismatch>,
-    /// The waveform, when one was asked for and a mismatch was found.
-    pub vcd: Option<VcdReport>,
-    /// The run stopped at `max_mismatches`.
-    pub stopped: bool,
-    /// `verilator --version` of the build.
-    pub verilator: String,
-    /// Per menu option, in first-streamed order ([`run_quantized`] only; empty otherwise).
-    pub options: Vec<OptionCount>,
-    /// The configurations of the whole (unsharded) run, in run order.
-    pub plan_configs: Vec<String>,
-    /// The layers of the whole (unsharded) run, in run order.
-    pub plan_layers: Vec<String>,
-    /// The shard this summary covers.
-    pub shard: Shard,
-    /// Worker threads the items ran on (0 or 1: one).
-    pub threads: usize,
-}
-
-impl CosimSummary {
-    /// Millions of checked weights per second of simulation: on one thread, per second of
-    /// [`CosimSummary::sim_secs`]; on several, per second of the simulation's share of the
-    /// wall-clock time (`wall_secs x sim / (sim + quant)`), i.e. the rate of all threads
-    /// together.
-    pub fn mweights_per_sec(&self) -> f64 {
-        let secs = if self.threads > 1 && self.wall_secs > 0.0 && self.sim_secs + self.quant_secs > 0.0 {
-            self.wall_secs * self.sim_secs / (self.sim_secs + self.quant_secs)
-        } else {
-            self.sim_secs
-        };
-        if secs > 0.0 {
-            self.weights as f64 / secs / 1e6
-        } else {
-            0.0
-        }
-    }
-
-    /// True when no mismatch was found.
-    pub fn passed(&self) -> bool {
-        self.mismatches == 0
-    }
-
-    /// The last line: `cosim: <W> weights, <L> layers, <C> configs, <K> mismatches, <R> M
-    /// weights/s`.
-    pub fn line(&self) -> String {
-        format!(
-            "cosim: {} weights, {} layers, {} configs, {} mismatches, {:.1} M weights/s",
-            self.weights,
-            self.layers,
-            self.configs,
-            self.mismatches,
-            self.mweights_per_sec()
-        )
-    }
-}
-
-impl fmt::Display for CosimSummary {
-    /// The mismatch reports, the waveform note, one line per menu option
-    /// ([`OptionCount::line`]), then [`CosimSummary::line`].
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for m in &self.mismatch_reports {
-            writeln!(f, "{m}")?;
-        }
-        if self.mismatches > self.mismatch_reports.len() as u64 {
-            writeln!(
-                f,
-                "({} more mismatches not shown)",
-                self.mismatches - self.mismatch_reports.len() as u64
-            )?;
-        }
-        if self.stopped {
-            writeln!(
-                f,
-                "stopped after {} mismatches; {} layer x configuration runs skipped",
-                self.mismatches,
-                self.skipped.len()
-            )?;
-        }
-        if let Some(v) = &self.vcd {
-            writeln!(
-                f,
-                "waveform: {} (config {}, layer {}, cycles {}..={}, VCD time 10 x cycle; the replay {} the mismatch)",
-                v.path.display(),
-                v.config,
-                v.layer,
-                v.cycles.0,
-                v.cycles.1,
-                if v.reproduced {
-                    "reproduced"
-                } else {
-                    "did NOT reproduce"
-                }
-            )?;
-        }
-        for o in &self.options {
-            writeln!(f, "{}", o.line())?;
-        }
-        write!(f, "{}", self.line())
-    }
-}
-
-/// Selects the linear layers matching `pattern` (a regular expression, or a plain substring
-/// when it is not a valid one), in model order.
-pub fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>, CosimError> {
-    let linear: Vec<String> = model.linear_layers().into_iter().map(|t| t.name).collect();
-    if linear.is_empty() {
-        return Err(CosimError::Config(format!(
-            "{}: no linear (2-D weight) tensors",
-            model.path().display()
-        )));
-    }
-    let Some(p) = pattern else { return Ok(linear) };
-    let m = LayerMatcher::new(p);
-    let chosen: Vec<String> = linear.iter().filter(|n| m.is_match(n)).cloned().collect();
-    if chosen.is_empty() {
-        return Err(CosimError::Config(format!(
-            "--layers '{p}' matches none of the {} linear layers of {}",
-            linear.len(),
-            model.path().display()
-        )));
-    }
-    Ok(chosen)
-}
-
-/// A `--layers` pattern: a regular expression, or a plain substring when it is not a valid
-/// one.
-enum LayerMatcher<'a> {
-    Regex(regex::Regex),
-    Substring(&'a str),
-}
-
-impl<'a> LayerMatcher<'a> {
-    fn new(p: &'a str) -> Self {
-        match regex::Regex::new(p) {
-            Ok(re) => LayerMatcher::Regex(re),
-            Err(_) => LayerMatcher::Substring(p),
-        }
-    }
-
-    fn is_match(&self, name: &str) -> bool {
-        match self {
-            LayerMatcher::Regex(re) => re.is_match(name),
-            LayerMatcher::Substring(p) => name.contains(p),
-        }
-    }
-}
-
-/// The configurations to run: the compiled ones, or those of `opts.config` (each must be
-/// compiled in with the same parameters), filtered by `opts.only`.
-pub fn select_configs(opts: &CosimOptions) -> Result<Vec<LaneConfig>, CosimError> {
-    let compiled = compiled_configs();
-    let mut chosen = match &opts.config {
-        None => compiled.clone(),
-        Some(path) => {
-            let wanted = sop_hw::config::load_configs(path)
-                .map_err(|e| CosimError::Config(format!("--config {}: {e}", path.display())))?;
-            let mut v = Vec::new();
-            for w in wanted {
-                match compiled.iter().find(|c| c.name == w.name) {
-                    None => {
-                        return Err(CosimError::NoModel {
-                            name: w.name.clone(),
-                            variant: Variant::Plain,
-                            available: compiled.iter().map(|c| c.name.clone()).collect(),
-                        })
-                    }
-                    Some(c) if *c != w => {
-                        return Err(CosimError::Config(format!(
-                            "{}: configuration '{}' ({}) differs from the compiled Verilog ({}); re-emit rtl-out/ and rebuild",
-                            path.display(),
-                            w.name,
-                            w.summary(),
-                            c.summary()
-                        )))
-                    }
-                    Some(c) => v.push(c.clone()),
-                }
-            }
-            v
-        }
-    };
-    if !opts.only.is_empty() {
-        for n in &opts.only {
-            if !chosen.iter().any(|c| &c.name == n) {
-                return Err(CosimError::NoModel {
-                    name: n.clone(),
-                    variant: Variant::Plain,
-                    available: chosen.iter().map(|c| c.name.clone()).collect(),
-                });
-            }
-        }
-        chosen.retain(|c| opts.only.contains(&c.name));
-    }
-    if chosen.is_empty() {
-        return Err(CosimError::Config("no configuration to run".into()));
-    }
-    Ok(chosen)
-}
-
-/// The first mismatch's layer, kept for the VCD replay.
-struct FirstMismatch {
-    cfg: LaneConfig,
-    variant: Variant,
-    stim: LayerStim,
-    other: Option<LayerStim>,
-    index: u64,
-    load_start: u64,
-    mismatch: Mismatch,
 }
 
 /// What [`stream_layer`] did besides streaming the layer's own weights.
@@ -525,31 +234,6 @@ pub fn run(opts: &CosimOptions, progress: impl FnMut(Progress<'_>)) -> Result<Co
     run_jobs(opts, &configs, &points, &layers, &items, source, progress)
 }
 
-/// What one menu option of a quantized model contributed to a [`run_quantized`] run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OptionCount {
-    /// The menu option (`POINT[+O<p>%][+R<p>%]`).
-    pub option: String,
-    /// The configuration that decoded it.
-    pub config: String,
-    /// Layers with this option that were streamed.
-    pub layers: usize,
-    /// Their weights streamed.
-    pub weights: u64,
-    /// Their outlier and residual entries.
-    pub sparse_entries: u64,
-}
-
-impl OptionCount {
-    /// `<option>: <layers> layers, <weights> weights, <entries> sparse entries`.
-    pub fn line(&self) -> String {
-        format!(
-            "{}: {} layers, {} weights, {} sparse entries",
-            self.option, self.layers, self.weights, self.sparse_entries
-        )
-    }
-}
-
 /// Co-simulates the layers of a quantized model exactly as stored (`sop cosim --quantized`):
 /// each layer goes to the first configuration of [`select_configs`] that decodes its menu
 /// option ([`sop_hw::config::decoder_for`]) with its own tables, bias registers, codes, block
@@ -674,7 +358,7 @@ fn run_jobs(
 /// threads, and hands each result to `arrived(i, Some(result))` on the calling thread as it
 /// comes (in completion order). An item `i` greater than `stop` (read when a worker takes
 /// it; `arrived` may lower it) is not run: `arrived(i, None)`.
-fn work_queue<R: Send>(
+pub(crate) fn work_queue<R: Send>(
     threads: usize,
     order: &[usize],
     stop: &AtomicUsize,
@@ -887,7 +571,7 @@ pub fn reload_tables(t: &Tables) -> Tables {
 /// harness stopped or `until` was reached, the load of [`reload_tables`] while the last
 /// outputs drain. Returns the load's first cycle, the stream's events and the words checked
 /// during the reload.
-fn item_body(
+pub(crate) fn item_body(
     h: &mut Harness,
     stim: &LayerStim,
     other: Option<&LayerStim>,
@@ -971,259 +655,9 @@ fn run_item(
     })
 }
 
-/// One finished round of [`soak`].
-#[derive(Clone, Debug)]
-pub struct SoakRound {
-    /// Round number, from 0.
-    pub round: u64,
-    /// The round's stimulus seed ([`StimulusOptions::soak`]).
-    pub seed: u64,
-    /// Output words checked in the round, summed over configurations.
-    pub weights: u64,
-    /// Mismatches found in the round.
-    pub mismatches: u64,
-    /// The round's mid-layer events, summed over layers and configurations.
-    pub events: EventCounts,
-    /// Seconds of simulation, summed over the round's configurations (each ran on one
-    /// worker thread; they may have run side by side).
-    pub secs: f64,
-}
-
-/// The outcome of [`soak`].
-#[derive(Clone, Debug, Default)]
-pub struct SoakSummary {
-    /// Rounds run (fewer than asked when the mismatch limit stopped the soak).
-    pub rounds: u64,
-    /// Layers per round.
-    pub layers: usize,
-    /// Configurations per round.
-    pub configs: usize,
-    /// Output words checked, summed over rounds and configurations.
-    pub weights: u64,
-    /// Mismatches found.
-    pub mismatches: u64,
-    /// Mid-layer events, summed.
-    pub events: EventCounts,
-    /// Seconds spent loading and quantizing the layers (once, before the first round).
-    pub quant_secs: f64,
-    /// Wall-clock seconds of the rounds (simulation and checks on every worker thread; the
-    /// rate's denominator).
-    pub sim_secs: f64,
-    /// The first mismatch reports (at most `max_mismatches`, at most 100).
-    pub mismatch_reports: Vec<Mismatch>,
-}
-
-impl SoakSummary {
-    /// Millions of checked weights per second of the rounds.
-    pub fn mweights_per_sec(&self) -> f64 {
-        if self.sim_secs > 0.0 {
-            self.weights as f64 / self.sim_secs / 1e6
-        } else {
-            0.0
-        }
-    }
-
-    /// The last line: `soak: <N> rounds, <W> weights, <L> layers, <C> configs, <K>
-    /// mismatches, <E> events (resets, reloads, interleaves, pauses), <T> s, <R> M weights/s`.
-    pub fn line(&self) -> String {
-        let e = &self.events;
-        format!(
-            "soak: {} rounds, {} weights, {} layers, {} configs, {} mismatches, {} resets, {} reloads, {} interleaves, {} pauses, {:.1} s, {:.1} M weights/s",
-            self.rounds,
-            self.weights,
-            self.layers,
-            self.configs,
-            self.mismatches,
-            e.resets,
-            e.reloads,
-            e.interleaves,
-            e.pauses,
-            self.sim_secs,
-            self.mweights_per_sec()
-        )
-    }
-}
-
-impl fmt::Display for SoakSummary {
-    /// The mismatch reports, then [`SoakSummary::line`].
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for m in &self.mismatch_reports {
-            writeln!(f, "{m}")?;
-        }
-        write!(f, "{}", self.line())
-    }
-}
-
-/// The soak: quantizes the selected layers once per configuration, then runs `rounds`
-/// rounds, each streaming every layer through every configuration on a fresh, reset model
-/// with its own seed ([`StimulusOptions::soak`] of `opts.stimulus.seed` and the round):
-/// idle gaps, early strobes, bubbles, a reset, table reloads, interleaves of another
-/// (seeded) layer's tables and blocks, and pauses, checking every output word. Stops at
-/// `opts.max_mismatches` (0: never). `opts.stimulus` other than its seed, `vcd` and
-/// `junit` are not used; `progress` sees each finished round.
-///
-/// The round x configuration items run on `opts.threads` worker threads (round-major) and
-/// are combined in that order, so the counts, mismatches and reports do not depend on the
-/// thread count (the mismatch limit applies in that order, as in [`run`]).
-pub fn soak(opts: &CosimOptions, rounds: u64, mut progress: impl FnMut(&SoakRound)) -> Result<SoakSummary, CosimError> {
-    if rounds == 0 {
-        return Err(CosimError::Config("--soak 0: run at least one round".into()));
-    }
-    let configs = select_configs(opts)?;
-    let path = sop_model::resolve(&opts.model)?;
-    let model = Model::open(&path)?;
-    let layers = select_layers(&model, opts.layers.as_deref())?;
-    let t0 = Instant::now();
-    let mut quantizers = Vec::new();
-    for cfg in &configs {
-        quantizers.push(Quantizer::new(point_for(cfg)?, opts.quant)?);
-    }
-    let mut stims: Vec<Vec<LayerStim>> = vec![Vec::with_capacity(layers.len()); configs.len()];
-    for name in &layers {
-        let w = model.load_f32(name)?;
-        for ((cfg, q), out) in configs.iter().zip(&quantizers).zip(&mut stims) {
-            out.push(layer_stim(q, &w, cfg, opts.max_weights)?);
-        }
-    }
-    let mut s = SoakSummary {
-        layers: layers.len(),
-        configs: configs.len(),
-        quant_secs: t0.elapsed().as_secs_f64(),
-        ..SoakSummary::default()
-    };
-    let keep = opts.max_mismatches.clamp(1, 100) as usize;
-    let limit = opts.max_mismatches;
-    let n = layers.len();
-    let nc = configs.len();
-    let seed_of = |round: u64| {
-        opts.stimulus
-            .seed
-            .wrapping_add(round.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-    };
-    // One item per round x configuration (round-major), each on a fresh, reset model.
-    let item = |i: usize| -> Result<SoakItem, CosimError> {
-        let (round, ci) = ((i / nc) as u64, i % nc);
-        let (cfg, cs) = (&configs[ci], &stims[ci]);
-        let t = Instant::now();
-        let seed = seed_of(round);
-        let so = StimulusOptions::soak(seed);
-        let mut h = Harness::new(Dut::with_variant(&cfg.name, variant_for(opts, cfg))?);
-        h.set_keep(keep);
-        h.set_max_mismatches(limit);
-        h.reset();
-        let mut events = EventCounts::default();
-        for (li, stim) in cs.iter().enumerate() {
-            h.load_tables(&stim.tables)?;
-            let sid = h.begin_stream(&stim.name, Some(stim.geometry()));
-            // Another layer, chosen by the round's seed, for the interleaves.
-            let other = (n > 1).then(|| &cs[(li + 1 + (seed.rotate_left(li as u32) % (n as u64 - 1)) as usize) % n]);
-            let ev = stream_layer(&mut h, stim, other, so, li as u64, sid, u64::MAX)?;
-            events.add(&ev);
-            if h.stopped() {
-                break;
-            }
-        }
-        if !h.stopped() {
-            h.drain();
-        }
-        let c = h.counters();
-        Ok(SoakItem {
-            weights: c.checked,
-            mismatches: c.mismatches,
-            kept: h.mismatches().to_vec(),
-            events,
-            secs: t.elapsed().as_secs_f64(),
-        })
-    };
-    let total = rounds as usize * nc;
-    let order: Vec<usize> = (0..total).collect();
-    let stop_after = AtomicUsize::new(usize::MAX);
-    let mut results: Vec<Option<Result<SoakItem, CosimError>>> = (0..total).map(|_| None).collect();
-    // Items combined in order so far; the round being summed.
-    let mut done = 0usize;
-    let mut r = SoakRound {
-        round: 0,
-        seed: seed_of(0),
-        weights: 0,
-        mismatches: 0,
-        events: EventCounts::default(),
-        secs: 0.0,
-    };
-    let mut error: Option<CosimError> = None;
-    let t_rounds = Instant::now();
-    work_queue(effective_threads(opts.threads), &order, &stop_after, item, |i, res| {
-        results[i] = res;
-        while done < total && !s.stopped_early(limit) && error.is_none() {
-            let Some(res) = results[done].take() else { break };
-            let mut it = match res {
-                Ok(it) => it,
-                Err(e) => {
-                    error = Some(e);
-                    stop_after.fetch_min(done, Ordering::Relaxed);
-                    break;
-                }
-            };
-            if limit != 0 && s.mismatches + r.mismatches + it.mismatches >= limit {
-                it.mismatches = limit - s.mismatches - r.mismatches;
-                it.kept.truncate(it.mismatches as usize);
-                stop_after.fetch_min(done, Ordering::Relaxed);
-            }
-            r.weights += it.weights;
-            r.mismatches += it.mismatches;
-            r.events.add(&it.events);
-            r.secs += it.secs;
-            for m in it.kept {
-                if s.mismatch_reports.len() < keep {
-                    s.mismatch_reports.push(m);
-                }
-            }
-            done += 1;
-            let round_over = done % nc == 0;
-            let limit_hit = limit != 0 && s.mismatches + r.mismatches >= limit;
-            if round_over || limit_hit {
-                s.rounds += 1;
-                s.weights += r.weights;
-                s.mismatches += r.mismatches;
-                s.events.add(&r.events);
-                progress(&r);
-                let next = r.round + 1;
-                r = SoakRound {
-                    round: next,
-                    seed: seed_of(next),
-                    weights: 0,
-                    mismatches: 0,
-                    events: EventCounts::default(),
-                    secs: 0.0,
-                };
-            }
-        }
-    });
-    if let Some(e) = error {
-        return Err(e);
-    }
-    s.sim_secs = t_rounds.elapsed().as_secs_f64();
-    Ok(s)
-}
-
-/// One round x configuration item of [`soak`].
-struct SoakItem {
-    weights: u64,
-    mismatches: u64,
-    kept: Vec<Mismatch>,
-    events: EventCounts,
-    secs: f64,
-}
-
-impl SoakSummary {
-    /// The mismatch limit `limit` (0: none) was reached.
-    fn stopped_early(&self, limit: u64) -> bool {
-        limit != 0 && self.mismatches >= limit
-    }
-}
-
 /// The RTL variant a configuration runs: the mutant only when asked for and only for
 /// [`MUTANT_CONFIG`].
-fn variant_for(opts: &CosimOptions, cfg: &LaneConfig) -> Variant {
+pub(crate) fn variant_for(opts: &CosimOptions, cfg: &LaneConfig) -> Variant {
     if opts.mutant && cfg.name == MUTANT_CONFIG {
         Variant::Mutant
     } else {
@@ -1233,7 +667,7 @@ fn variant_for(opts: &CosimOptions, cfg: &LaneConfig) -> Variant {
 
 /// Quantizes layer `w` for configuration `cfg` and turns it into its stimulus, keeping at
 /// most `max_weights` weights (whole blocks) when given.
-fn layer_stim(
+pub(crate) fn layer_stim(
     q: &Quantizer,
     w: &sop_model::Weights2D,
     cfg: &LaneConfig,
@@ -1253,116 +687,4 @@ fn layer_stim(
         stim.truncate_weights(m);
     }
     Ok(stim)
-}
-
-/// Replays the item of the first mismatch on the traced model ([`item_body`] after a
-/// reset, as the item ran), dumping the cycles from the last reset or table load before the mismatch (at
-/// most `opts.vcd_before` cycles before it) to `latency + 4` cycles after it.
-fn replay_vcd(fm: &FirstMismatch, opts: &CosimOptions, path: &Path) -> Result<VcdReport, CosimError> {
-    let (cfg, variant) = (&fm.cfg, fm.variant);
-    let mut dut = Dut::with_variant(&cfg.name, variant.traced())?;
-    let start = fm.load_start.saturating_sub(1);
-    dut.set_cycle(start);
-    // Verilator's tracer opens the file by name: let it write a temporary name and rename it
-    // after the close, so `path` appears whole or not at all. On an early return the harness
-    // (declared later) drops first and closes the tracer, then `out` removes the temporary.
-    let out = sop_atomic_write::ExternalFile::reserve(path).map_err(|e| CosimError::Io {
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    })?;
-    dut.vcd_open(out.temp_path())?;
-    let mut h = Harness::new(dut);
-    h.set_keep(usize::MAX);
-    let m = &fm.mismatch;
-    let ls0 = LayerStream::new(&fm.stim, cfg.lanes as usize, opts.stimulus, fm.index);
-    let resets: Vec<u64> = ls0.reset_offset(fm.index).into_iter().collect();
-    drop(ls0);
-    // The stream starts after the reset cycle and the table load (at least the pipeline
-    // latency: `Harness::load_tables`).
-    let stream_start = fm.load_start + (crate::ffi::load_ops(cfg, &fm.stim.tables).len() as u64).max(h.latency());
-    let mut sync = start;
-    for r in &resets {
-        if stream_start + r <= m.issue_cycle {
-            sync = stream_start + r;
-        }
-    }
-    let from = sync.max(m.cycle.saturating_sub(opts.vcd_before));
-    let to = m.cycle + h.latency() + 4;
-    h.set_vcd_window(from, to);
-    h.reset();
-    item_body(&mut h, &fm.stim, fm.other.as_ref(), opts.stimulus, fm.index, to + 1)?;
-    if h.cycle() <= to {
-        h.idle(to + 1 - h.cycle());
-    }
-    let reproduced = h
-        .mismatches()
-        .iter()
-        .any(|x| x.cycle == m.cycle && x.lane == m.lane && x.actual == m.actual && x.expected == m.expected);
-    h.dut_mut().vcd_close();
-    out.commit().map_err(|e| CosimError::Io {
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    })?;
-    Ok(VcdReport {
-        path: path.to_path_buf(),
-        config: cfg.name.clone(),
-        layer: fm.stim.name.clone(),
-        cycles: (from, to),
-        reproduced,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summary_line_format() {
-        let s = CosimSummary {
-            weights: 1_000_000,
-            layers: 2,
-            configs: 3,
-            mismatches: 0,
-            sim_secs: 0.04,
-            ..CosimSummary::default()
-        };
-        assert_eq!(
-            s.line(),
-            "cosim: 1000000 weights, 2 layers, 3 configs, 0 mismatches, 25.0 M weights/s"
-        );
-        assert_eq!(s.to_string(), s.line());
-    }
-
-    #[test]
-    fn config_files_must_match_the_compiled_verilog() {
-        let dir = std::env::temp_dir().join(format!("sop-cosim-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let good = compiled_configs()[0].clone();
-        let path = dir.join("c.toml");
-        std::fs::write(&path, good.to_toml()).unwrap();
-        let opts = CosimOptions {
-            config: Some(path.clone()),
-            ..CosimOptions::default()
-        };
-        assert_eq!(select_configs(&opts).unwrap(), vec![good.clone()]);
-        let mut other = good.clone();
-        other.lanes = 2;
-        std::fs::write(&path, other.to_toml()).unwrap();
-        let e = select_configs(&opts).unwrap_err().to_string();
-        assert!(e.contains("differs from the compiled Verilog"), "{e}");
-        let mut unknown = good;
-        unknown.name = "not_compiled".into();
-        std::fs::write(&path, unknown.to_toml()).unwrap();
-        let e = select_configs(&opts).unwrap_err().to_string();
-        assert!(
-            e.contains("not_compiled") && e.contains("sop_c4_hif8_ue4m4_fp16"),
-            "{e}"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        let only = CosimOptions {
-            only: vec!["nope".into()],
-            ..CosimOptions::default()
-        };
-        assert!(select_configs(&only).is_err());
-    }
 }

@@ -105,3 +105,34 @@ fn threads_give_the_same_reports_and_shards_merge_into_the_whole_run() {
     assert!(out.status.success());
     assert_ne!(untimed(&p("part.xml")), untimed(&p("t1.xml")));
 }
+
+/// The CI workflow runs one job per shard, 1..=SHARDS, with the commands this binary takes.
+#[test]
+fn the_ci_workflow_covers_every_shard_and_merges_them() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.github/workflows/cosim-shards.yml");
+    let y = std::fs::read_to_string(path).unwrap();
+    let n: u32 = regex::Regex::new(r"(?m)^  SHARDS: ([0-9]+)$")
+        .unwrap()
+        .captures(&y)
+        .expect("SHARDS")[1]
+        .parse()
+        .unwrap();
+    let list = regex::Regex::new(r"(?m)^        shard: \[([0-9, ]+)\]$")
+        .unwrap()
+        .captures(&y)
+        .expect("matrix")[1]
+        .split(',')
+        .map(|k| k.trim().parse::<u32>().unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(list, (1..=n).collect::<Vec<_>>(), "the matrix lists shards 1..=SHARDS");
+    assert!(y.contains("./sop cosim --model minilm --shard ${{ matrix.shard }}/${{ env.SHARDS }}"));
+    assert!(y.contains("./sop cosim merge-junit cosim.xml shards/cosim-shard-*.xml"));
+    // The arguments the jobs pass parse (`--shard 1/N` with --help stops before running).
+    for k in [1, n] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sop"))
+            .args(["cosim", "--shard", &format!("{k}/{n}"), "--junit", "x.xml", "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}

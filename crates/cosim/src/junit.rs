@@ -153,7 +153,7 @@ pub fn merge_junit(inputs: &[(PathBuf, String)]) -> Result<MergedJunit, CosimErr
             "testsuites" => {
                 if let Some(o) = root.children.iter().find(|c| match c {
                     Node::Element(e) => e.name != "testsuite",
-                    Node::Text(_) => true,
+                    Node::Text(t) => !t.trim().is_empty(),
                 }) {
                     let what = match o {
                         Node::Element(e) => format!("<{}>", e.name),
@@ -328,6 +328,42 @@ fn time_attr(e: &Element) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merges_an_empty_shard_and_refuses_overlaps() {
+        let one = |layer: &str| CosimSummary {
+            reports: vec![LayerReport {
+                config: "c".into(),
+                point: "p".into(),
+                layer: layer.into(),
+                shape: (1, 16),
+                weights: 16,
+                mismatches: 0,
+                first_mismatch: None,
+                quant_secs: 0.0,
+                sim_secs: 0.0,
+                reload_checked: 4,
+            }],
+            plan_configs: vec!["c".into()],
+            plan_layers: vec!["a".into(), "b".into()],
+            ..CosimSummary::default()
+        };
+        let empty = CosimSummary::default();
+        let files = |s: &[&CosimSummary]| -> Vec<(PathBuf, String)> {
+            s.iter()
+                .enumerate()
+                .map(|(i, s)| (PathBuf::from(format!("s{i}.xml")), junit_xml(s)))
+                .collect()
+        };
+        let (a, b) = (one("a"), one("b"));
+        let m = merge_junit(&files(&[&b, &empty, &a])).unwrap();
+        assert_eq!((m.suites, m.tests, m.failures, m.skipped), (1, 2, 0, 0));
+        // Layer order of the run, not of the inputs.
+        let (ia, ib) = (m.xml.find("name=\"a\"").unwrap(), m.xml.find("name=\"b\"").unwrap());
+        assert!(ia < ib, "{}", m.xml);
+        let e = merge_junit(&files(&[&a, &a])).unwrap_err().to_string();
+        assert!(e.contains("s1.xml") && e.contains("also in s0.xml"), "{e}");
+    }
     use crate::summary::LayerReport;
 
     #[test]

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::summary::CosimSummary;
 use crate::CosimError;
 
-use crate::xml::{escape as esc, Element, Node};
+/// Escapes text for XML attribute values and element content (other writers use it too).
+pub(crate) use crate::xml::escape as esc;
+use crate::xml::{Element, Node};
 
 /// The JUnit XML document of a run: a `<testsuite>` per configuration (in run order), a
 /// `<testcase classname="sop-cosim.<config>" name="<layer>">` per layer (with the point,

@@ -43,6 +43,12 @@ const MODE_FROM: &str = "exp = sde$exp + rebase;";
 /// ... forgotten: E4M3 and SE4M3 scales come out half as large (`ModeMutant` variant).
 const MODE_TO: &str = "exp = sde$exp;";
 
+/// The dot-product tile, mutated (`Mutant` variant): bit 3 of the block scale's significand is
+/// ignored in the block-scale multiply of every row ...
+const TILE_FROM: &str = "sf = sf + (mv << sh3);";
+/// ... (its shifted term dropped).
+const TILE_TO: &str = "sf = sf;";
+
 /// One deliberate mutation of a configuration's Verilog, by a checked text substitution.
 struct Mutation {
     config: &'static str,
@@ -138,6 +144,8 @@ struct Header {
 
 struct Built {
     name: String,
+    /// A dot-product tile (`sop_tile_*`, table `TILES`) rather than a lane top (`MODELS`).
+    tile: bool,
     variant: Variant,
     source: PathBuf,
     header: Header,
@@ -226,7 +234,12 @@ fn main() {
             ));
         }
         let text = fs::read_to_string(src).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", src.display())));
-        let header = parse_header(src, &text);
+        let tile = name.starts_with("sop_tile_");
+        let header = if tile {
+            parse_tile_header(src, &text)
+        } else {
+            parse_header(src, &text)
+        };
         for variant in [Variant::Plain, Variant::Traced] {
             built.push(verilate(
                 &verilator,
@@ -238,6 +251,31 @@ fn main() {
                 &header,
                 &template,
             ));
+        }
+        if tile {
+            if !text.contains(TILE_FROM) {
+                fail(format!(
+                    "mutation check: the pattern `{TILE_FROM}` (the tile's block-scale multiply) is not in {}; update the mutation in crates/cosim/build.rs",
+                    src.display()
+                ));
+            }
+            let dir = out.join(format!("mutant_{name}"));
+            fs::create_dir_all(&dir).unwrap();
+            let msrc = dir.join(format!("{name}.v"));
+            fs::write(&msrc, text.replace(TILE_FROM, TILE_TO)).unwrap();
+            let mut b = verilate(
+                &verilator,
+                &out,
+                vlt.as_deref(),
+                &msrc,
+                &name,
+                Variant::Mutant,
+                &header,
+                &template,
+            );
+            b.source = src.clone();
+            built.push(b);
+            continue;
         }
         for (k, m) in MUTATIONS.iter().enumerate().filter(|(_, m)| m.config == name) {
             if !text.contains(m.from) {
@@ -288,22 +326,49 @@ fn is_ident(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The first word after `key =` in the file's leading comment lines.
+fn header_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| l.starts_with("//") || l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("//"))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.split_whitespace().next().unwrap_or("").to_string())
+        })
+}
+
+/// The header of a tile (`//   kind = tile`, `//   rows = R`): lanes = rows, the rest unused.
+fn parse_tile_header(src: &Path, text: &str) -> Header {
+    let get = |key: &str| header_value(text, key);
+    if get("kind").as_deref() != Some("tile") {
+        fail(format!(
+            "{}: a sop_tile_* file must state `kind = tile` in its header",
+            src.display()
+        ));
+    }
+    let rows = get("rows")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fail(format!("{}: the header does not state `rows = N`", src.display())));
+    Header {
+        lanes: rows,
+        engine: true,
+        code_bits: 6,
+        block: 0,
+        scale: String::new(),
+        lut: String::new(),
+        output: String::new(),
+    }
+}
+
 /// Reads the parameter lines of the emitted header comment (`//   lanes     = 4`, ...).
 fn parse_header(src: &Path, text: &str) -> Header {
     let get = |key: &str| -> String {
-        text.lines()
-            .take_while(|l| l.starts_with("//") || l.trim().is_empty())
-            .filter_map(|l| l.strip_prefix("//"))
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == key).then(|| v.split_whitespace().next().unwrap_or("").to_string())
-            })
-            .unwrap_or_else(|| {
-                fail(format!(
-                    "{}: the header comment does not state `{key} = ...` (was the file written by `sop rtl emit`?)",
-                    src.display()
-                ))
-            })
+        header_value(text, key).unwrap_or_else(|| {
+            fail(format!(
+                "{}: the header comment does not state `{key} = ...` (was the file written by `sop rtl emit`?)",
+                src.display()
+            ))
+        })
     };
     let num = |key: &str| -> u32 {
         let v = get(key);
@@ -372,7 +437,12 @@ fn verilate(
         .unwrap_or_else(|e| fail(format!("verilator wrote no {class}.h: {e}")));
     let ports = parse_ports(&hdr, &class);
     let sym = format!("sopvl_{tag}_{name}");
-    let shim = generate_shim(template, &class, &sym, variant.traced(), &ports, header);
+    let tile = name.starts_with("sop_tile_");
+    let shim = if tile {
+        generate_tile_shim(template, &class, &sym, variant.traced(), &ports, header.lanes)
+    } else {
+        generate_shim(template, &class, &sym, variant.traced(), &ports, header)
+    };
     let shim_path = mdir.join(format!("{sym}_shim.cpp"));
     fs::write(&shim_path, shim).unwrap();
     let mut files: Vec<PathBuf> = fs::read_dir(&mdir)
@@ -383,6 +453,7 @@ fn verilate(
     files.sort();
     Built {
         name: name.to_string(),
+        tile,
         variant,
         source: src.to_path_buf(),
         header: Header {
@@ -490,6 +561,27 @@ fn generate_shim(template: &str, class: &str, sym: &str, traced: bool, ports: &[
         .replace("@RAW_OUTS@", outs.trim_end())
         .replace("@STREAM_LANES@", stream.trim_end())
         .replace("@LANES@", &h.lanes.to_string())
+}
+
+/// The shim of a tile: the same template; its benchmark loops clock the tile idle (the Rust
+/// side does not bind them), its checksum reads row 0's result.
+fn generate_tile_shim(template: &str, class: &str, sym: &str, traced: bool, ports: &[Port], rows: u32) -> String {
+    let mut ptrs = String::new();
+    for p in ports {
+        writeln!(ptrs, "        static_cast<void*>(&t->{}),", p.name).unwrap();
+    }
+    if !ports.iter().any(|p| p.name == "acc_0") {
+        fail(format!("{class}: tile port acc_0 not present"));
+    }
+    template
+        .replace("@CLASS@", class)
+        .replace("@SYM@", sym)
+        .replace("@TRACE@", if traced { "1" } else { "0" })
+        .replace("@PORT_PTRS@", ptrs.trim_end())
+        .replace("@RAW_LANES@", "        (void)bs;")
+        .replace("@RAW_OUTS@", "        acc += t->acc_0;")
+        .replace("@STREAM_LANES@", "")
+        .replace("@LANES@", &rows.to_string())
 }
 
 fn base_build(include: &Path) -> cc::Build {
@@ -616,6 +708,12 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
         "pub const MUTATION: (&str, &str) = ({MUTANT_FROM:?}, {MUTANT_TO:?});"
     )
     .unwrap();
+    writeln!(s, "/// The tile mutation: (original Verilog text, replacement).").unwrap();
+    writeln!(
+        s,
+        "pub const TILE_MUTATION: (&str, &str) = ({TILE_FROM:?}, {TILE_TO:?});"
+    )
+    .unwrap();
     writeln!(s, "extern \"C\" {{").unwrap();
     for m in built {
         let sym = format!("sopvl_{}_{}", m.variant.tag(), m.name);
@@ -627,25 +725,55 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
         )
         .unwrap();
         writeln!(s, "    fn {sym}_tick(h: *mut c_void);").unwrap();
-        writeln!(s, "    fn {sym}_raw(h: *mut c_void, cycles: u64) -> u64;").unwrap();
-        writeln!(
-            s,
-            "    fn {sym}_raw_stream(h: *mut c_void, buf: *const u8, cycles: u64) -> u64;"
-        )
-        .unwrap();
+        if !m.tile {
+            writeln!(s, "    fn {sym}_raw(h: *mut c_void, cycles: u64) -> u64;").unwrap();
+            writeln!(
+                s,
+                "    fn {sym}_raw_stream(h: *mut c_void, buf: *const u8, cycles: u64) -> u64;"
+            )
+            .unwrap();
+        }
         writeln!(
             s,
             "    fn {sym}_vcd_open(h: *mut c_void, path: *const c_char, first_cycle: u64) -> c_int;"
         )
         .unwrap();
         writeln!(s, "    fn {sym}_vcd_dump(h: *mut c_void, on: c_int);").unwrap();
-        writeln!(s, "    fn {sym}_vcd_cycle(h: *mut c_void, cycle: u64);").unwrap();
+        if !m.tile {
+            writeln!(s, "    fn {sym}_vcd_cycle(h: *mut c_void, cycle: u64);").unwrap();
+        }
         writeln!(s, "    fn {sym}_vcd_close(h: *mut c_void);").unwrap();
     }
     writeln!(s, "}}").unwrap();
+    writeln!(s, "/// Every linked dot-product tile variant.").unwrap();
+    writeln!(s, "pub(crate) static TILES: &[TileDesc] = &[").unwrap();
+    for m in built.iter().filter(|m| m.tile) {
+        let sym = format!("sopvl_{}_{}", m.variant.tag(), m.name);
+        writeln!(s, "    TileDesc {{").unwrap();
+        writeln!(s, "        name: {:?},", m.name).unwrap();
+        writeln!(s, "        variant: {},", m.variant.rust()).unwrap();
+        writeln!(s, "        rows: {},", m.header.lanes).unwrap();
+        writeln!(s, "        ports: &[").unwrap();
+        for p in &m.ports {
+            writeln!(
+                s,
+                "            PortDesc {{ name: {:?}, input: {}, bits: {}, bytes: {} }},",
+                p.name, p.input, p.bits, p.bytes
+            )
+            .unwrap();
+        }
+        writeln!(s, "        ],").unwrap();
+        writeln!(s, "        fns: TileFns {{").unwrap();
+        for f in ["new", "free", "ports", "tick", "vcd_open", "vcd_dump", "vcd_close"] {
+            writeln!(s, "            {f}: {sym}_{f},").unwrap();
+        }
+        writeln!(s, "        }},").unwrap();
+        writeln!(s, "    }},").unwrap();
+    }
+    writeln!(s, "];").unwrap();
     writeln!(s, "/// Every linked model variant.").unwrap();
     writeln!(s, "pub(crate) static MODELS: &[ModelDesc] = &[").unwrap();
-    for m in built {
+    for m in built.iter().filter(|m| !m.tile) {
         let sym = format!("sopvl_{}_{}", m.variant.tag(), m.name);
         let h = &m.header;
         writeln!(s, "    ModelDesc {{").unwrap();

@@ -6,6 +6,7 @@ mod cosim_cmd;
 mod eval_cmd;
 mod export_cmd;
 mod formats_cmd;
+mod gemv_cmd;
 mod layers_cmd;
 mod quantize_cmd;
 mod rtl_cmd;
@@ -59,6 +60,9 @@ enum Command {
     /// compare every output word with the bit-accurate model; exit non-zero on mismatch.
     #[command(args_conflicts_with_subcommands = true)]
     Cosim(cosim_cmd::CosimArgs),
+    /// Multiply real quantized layers by real activations on the Verilated dot-product tile
+    /// and check every output against the golden model; `--forward` runs the whole model.
+    Gemv(gemv_cmd::GemvArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export_cmd::run(args),
         Command::Rtl(cmd) => rtl_cmd::run(cmd),
         Command::Cosim(args) => cosim_cmd::run(args),
+        Command::Gemv(args) => gemv_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

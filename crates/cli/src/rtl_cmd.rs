@@ -73,12 +73,24 @@ fn configs(file: &Option<PathBuf>) -> Result<Option<Vec<sop_hw::LaneConfig>>> {
 pub fn run(cmd: RtlCmd) -> Result<()> {
     match cmd {
         RtlCmd::Emit(a) => {
-            let cfgs = configs(&a.config)?.unwrap_or_else(sop_hw::default_configs);
+            let given = configs(&a.config)?;
+            let cfgs = given.clone().unwrap_or_else(sop_hw::default_configs);
+            let mut n = 0;
             for c in &cfgs {
                 let p = sop_hw::emit(c, &a.out).with_context(|| format!("emitting {}", c.name))?;
                 println!("{}", p.display());
+                n += 1;
             }
-            eprintln!("wrote {} Verilog files into {}", cfgs.len(), a.out.display());
+            // The dot-product tiles come with the default set (a --config file names lanes).
+            if given.is_none() {
+                for act in sop_hw::emit::TILE_ACTS {
+                    let p = sop_hw::emit::emit_tile(act, sop_hw::emit::TILE_ROWS, &a.out)
+                        .with_context(|| format!("emitting {}", sop_hw::emit::tile_name(act)))?;
+                    println!("{}", p.display());
+                    n += 1;
+                }
+            }
+            eprintln!("wrote {n} Verilog files into {}", a.out.display());
         }
         RtlCmd::Qor(a) => {
             let mut opts = sop_qor::QorOptions {

@@ -101,17 +101,37 @@ pub(crate) struct ModelDesc {
     pub(crate) fns: ModelFns,
 }
 
+/// The shim functions of one tile variant.
+pub(crate) struct TileFns {
+    pub(crate) new: unsafe extern "C" fn() -> *mut c_void,
+    pub(crate) free: unsafe extern "C" fn(*mut c_void),
+    pub(crate) ports: unsafe extern "C" fn(*mut c_void, *mut *mut c_void, u32) -> u32,
+    pub(crate) tick: unsafe extern "C" fn(*mut c_void),
+    pub(crate) vcd_open: unsafe extern "C" fn(*mut c_void, *const c_char, u64) -> c_int,
+    pub(crate) vcd_dump: unsafe extern "C" fn(*mut c_void, c_int),
+    pub(crate) vcd_close: unsafe extern "C" fn(*mut c_void),
+}
+
+/// One linked dot-product tile variant (`rtl-out/sop_tile_*.v`).
+pub(crate) struct TileDesc {
+    pub(crate) name: &'static str,
+    pub(crate) variant: Variant,
+    pub(crate) rows: u32,
+    pub(crate) ports: &'static [PortDesc],
+    pub(crate) fns: TileFns,
+}
+
 mod generated {
-    use super::{HeaderParams, ModelDesc, ModelFns, PortDesc, Variant};
+    use super::{HeaderParams, ModelDesc, ModelFns, PortDesc, TileDesc, TileFns, Variant};
     use std::ffi::{c_char, c_int, c_void};
     include!(concat!(env!("OUT_DIR"), "/models.rs"));
 }
 
-pub(crate) use generated::MODELS;
 pub use generated::{
     CORR_MUTATION, ENGINE_MUTANT_CONFIG, HIF_MUTANT_CONFIG, MODE_MUTATION, MUTANT_CONFIG, MUTATION, RTL_DIR,
-    VERILATOR_VERSION,
+    TILE_MUTATION, VERILATOR_VERSION,
 };
+pub(crate) use generated::{MODELS, TILES};
 
 impl ModelDesc {
     fn config(&self) -> Result<LaneConfig, CosimError> {

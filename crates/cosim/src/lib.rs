@@ -34,6 +34,7 @@
 mod error;
 pub mod export;
 pub mod ffi;
+pub mod gemv;
 pub mod golden;
 pub mod harness;
 pub mod junit;
@@ -45,6 +46,7 @@ pub mod shard;
 mod soak;
 pub mod stimulus;
 pub mod summary;
+pub mod tile;
 mod xml;
 
 pub use error::CosimError;
@@ -58,3 +60,4 @@ pub use shard::{partition, Shard, WorkItem};
 pub use soak::soak;
 pub use stimulus::{point_for, tables_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};
 pub use summary::{CosimSummary, LayerReport, OptionCount, Progress, SoakRound, SoakSummary, VcdReport};
+pub use tile::{tile_names, TileDut};

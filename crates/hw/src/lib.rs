@@ -28,6 +28,7 @@ mod rtl;
 pub mod sim;
 pub mod sparse;
 pub mod tile;
+pub mod tile_sim;
 
 use std::path::PathBuf;
 

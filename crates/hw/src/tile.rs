@@ -82,7 +82,7 @@ impl ActFormat {
     }
 
     /// `(exponent bits, mantissa bits, bias, has Inf)`.
-    const fn layout(self) -> (u32, u32, i32, bool) {
+    pub(crate) const fn layout(self) -> (u32, u32, i32, bool) {
         match self {
             ActFormat::Bf16 => (8, 7, 127, true),
             ActFormat::Fp16 => (5, 10, 15, true),

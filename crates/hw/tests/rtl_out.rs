@@ -7,7 +7,7 @@ use std::process::Command;
 
 use sop_hw::{
     default_configs,
-    emit::{sdc, verilog},
+    emit::{sdc, sdc_named, tile_name, tile_verilog, verilog, TILE_ACTS, TILE_ROWS},
 };
 
 fn rtl_out() -> PathBuf {
@@ -60,14 +60,44 @@ fn committed_files_match_the_generator() {
 }
 
 #[test]
+fn committed_tiles_match_the_generator() {
+    for act in TILE_ACTS {
+        let name = tile_name(act);
+        for (ext, fresh) in [("v", tile_verilog(act, TILE_ROWS)), ("sdc", sdc_named(&name))] {
+            let path = rtl_out().join(format!("{name}.{ext}"));
+            let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; regenerate with `cargo run -p sop-hw --example emit`",
+                    path.display()
+                )
+            });
+            assert!(
+                committed == fresh,
+                "{} differs from the generator output; regenerate with `cargo run -p sop-hw --example emit`",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Every committed top: the lane configurations and the tiles.
+fn tops() -> Vec<String> {
+    default_configs()
+        .into_iter()
+        .map(|c| c.name)
+        .chain(TILE_ACTS.into_iter().map(tile_name))
+        .collect()
+}
+
+#[test]
 fn verilator_lint_clean() {
     tool("verilator");
     let vlt = rtl_out().join("verilator.vlt");
     assert!(vlt.exists(), "{} is missing", vlt.display());
-    for c in default_configs() {
-        let f = rtl_out().join(format!("{}.v", c.name));
+    for name in tops() {
+        let f = rtl_out().join(format!("{name}.v"));
         let out = Command::new("verilator")
-            .args(["--lint-only", "-Wall", "--top-module", &c.name])
+            .args(["--lint-only", "-Wall", "--top-module", &name])
             .arg(&vlt)
             .arg(&f)
             .output()
@@ -88,14 +118,14 @@ fn verilator_lint_clean() {
 #[test]
 fn yosys_synthesizes_without_latches() {
     tool("yosys");
-    let children: Vec<_> = default_configs()
+    let children: Vec<_> = tops()
         .into_iter()
-        .map(|c| {
-            let f = rtl_out().join(format!("{}.v", c.name));
+        .map(|name| {
+            let f = rtl_out().join(format!("{name}.v"));
             let script = format!(
                 "read_verilog {}; synth -top {}; check -assert; select -assert-none t:$_DLATCH* t:$dlatch* t:$_SR_* t:$sr",
                 f.display(),
-                c.name
+                name
             );
             let child = Command::new("yosys")
                 .args(["-q", "-p", &script])
@@ -103,7 +133,7 @@ fn yosys_synthesizes_without_latches() {
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .expect("run yosys");
-            (c.name, child)
+            (name, child)
         })
         .collect();
     for (name, child) in children {

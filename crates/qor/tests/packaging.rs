@@ -57,7 +57,9 @@ fn core_file_matches_the_repository() {
     assert_eq!(listed, committed, "fileset rtl must list exactly rtl-out/*.v");
     let defaults: BTreeSet<String> = sop_hw::default_configs()
         .iter()
-        .map(|c| format!("rtl-out/{}.v", c.name))
+        .map(|c| c.name.clone())
+        .chain(sop_hw::emit::TILE_ACTS.into_iter().map(sop_hw::emit::tile_name))
+        .map(|n| format!("rtl-out/{n}.v"))
         .collect();
     assert_eq!(listed, defaults);
     // The SDC of every top, for an ASIC flow (fileset `sdc`, target `asic`).

@@ -11,6 +11,7 @@ pub(crate) mod mul;
 pub(crate) mod npack;
 pub(crate) mod pack;
 pub(crate) mod prims;
+pub(crate) mod tile;
 pub(crate) mod top;
 
 #[cfg(test)]

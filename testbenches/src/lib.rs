@@ -4,8 +4,9 @@
 //! committed configuration), `protocol.rs` (directed: idle gaps, reloads, resets, latency),
 //! `random.rs` (proptest corner cases), `end_to_end.rs` (RTL word x tensor scale against the
 //! quantizer's dequantized weights), `mutation.rs` (the broken RTL is caught), `cli_run.rs`
-//! (the library entry point, JUnit and VCD). The throughput benchmark is
-//! `benches/throughput.rs`. This library holds their shared helpers. See `docs/cosim.md`.
+//! (the library entry point, JUnit and VCD), `shard.rs` (shards together are the whole run;
+//! the same results at any thread count). The benchmarks are `benches/throughput.rs` (one
+//! model) and `benches/parallel.rs` (1 vs 2 worker threads). This library holds their shared helpers. See `docs/cosim.md`.
 
 #![warn(missing_docs)]
 

@@ -2,6 +2,7 @@
 //! glues library crates together; errors carry context and exit non-zero.
 
 mod calibrate_cmd;
+mod cosim_cmd;
 mod eval_cmd;
 mod export_cmd;
 mod formats_cmd;
@@ -57,7 +58,8 @@ enum Command {
     Rtl(rtl_cmd::RtlCmd),
     /// Co-simulate the Verilog in rtl-out/ under Verilator on real quantized layers and
     /// compare every output word with the bit-accurate model; exit non-zero on mismatch.
-    Cosim(sop_cosim::cli_glue::CosimArgs),
+    #[command(args_conflicts_with_subcommands = true)]
+    Cosim(cosim_cmd::CosimArgs),
     /// Multiply real quantized layers by real activations on the Verilated dot-product tile
     /// and check every output against the golden model; `--forward` runs the whole model.
     Gemv(gemv_cmd::GemvArgs),
@@ -81,7 +83,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => quantize_cmd::inspect(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Rtl(cmd) => rtl_cmd::run(cmd),
-        Command::Cosim(args) => sop_cosim::cli_glue::run(args),
+        Command::Cosim(args) => cosim_cmd::run(args),
         Command::Gemv(args) => gemv_cmd::run(args),
     };
     match result {

@@ -766,6 +766,39 @@ fn bad_input_catalogue() {
         &["--search-radius 99"],
     );
     c.add("cosim-odd-columns", "cosim --model $T/odd.safetensors", &[]).ok = true;
+    for (id, v, needle) in [
+        ("cosim-shard-zero", "0/2", "K must be between 1 and N = 2"),
+        ("cosim-shard-past-n", "3/2", "K must be between 1 and N = 2"),
+        ("cosim-shard-not-k-of-n", "x", "is not K/N"),
+        ("cosim-shard-zero-shards", "1/0", "N must be at least 1"),
+    ] {
+        c.add(
+            id,
+            &format!("cosim --model $T/good.safetensors --shard {v}"),
+            &["--shard <K/N>", needle],
+        )
+        .code = 2;
+    }
+    c.add(
+        "cosim-merge-junit-missing",
+        "cosim merge-junit $T/merged.xml $T/no-shard.xml",
+        &["$T/no-shard.xml", "No such file"],
+    )
+    .no_output = vec![c.p("merged.xml")];
+    std::fs::write(c.p("not-junit.xml"), "<report><x/></report>\n").unwrap();
+    c.add(
+        "cosim-merge-junit-not-junit",
+        "cosim merge-junit $T/merged.xml $T/not-junit.xml",
+        &["$T/not-junit.xml", "not a JUnit file"],
+    )
+    .no_output = vec![c.p("merged.xml")];
+    std::fs::write(c.p("truncated.xml"), "<testsuites><testsuite name=\"a\">").unwrap();
+    c.add(
+        "cosim-merge-junit-truncated",
+        "cosim merge-junit $T/merged.xml $T/truncated.xml",
+        &["$T/truncated.xml", "malformed XML", "unterminated"],
+    )
+    .no_output = vec![c.p("merged.xml")];
 
     // --- Tools missing at run time (an empty PATH): `rtl qor` runs Yosys, nextpnr, icetime,
     // yowasp; the co-simulation's Verilator runs at build time only (see crates/cosim/tests).

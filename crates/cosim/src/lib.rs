@@ -10,8 +10,15 @@
 //!   tables and stream ([`LayerStim`], [`LayerStream`]) with idle gaps and resets.
 //! - [`report`]: [`Mismatch`] reports.
 //! - [`export`]: the weights exactly as the hardware delivers them ([`export::hardware_values`]).
-//! - [`run()`]: the whole co-simulation of a model ([`CosimOptions`] -> [`CosimSummary`]),
-//!   [`junit`] XML, and [`cli_glue`] for the `sop cosim` subcommand.
+//! - [`run()`]: the whole co-simulation of a model ([`CosimOptions`] -> [`CosimSummary`]) as
+//!   independent layer x configuration work items on worker threads, [`junit`] XML (and the
+//!   merge of shards' files). The `sop cosim` command line lives in `crates/cli`
+//!   (`cosim_cmd.rs`).
+//! - [`select`]: the layers and configurations a run covers; [`summary`]: what it reports
+//!   ([`CosimSummary`], [`LayerReport`], [`SoakSummary`]); [`soak()`]: the soak; the VCD replay
+//!   of the first mismatch is a private module (`replay`).
+//! - [`shard`]: work items, `--shard K/N` ([`Shard`]) and the partition balanced by weights
+//!   ([`partition`]).
 //!
 //! Build, protocol, mapping and figures: `docs/cosim.md`.
 //!
@@ -24,7 +31,6 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod cli_glue;
 mod error;
 pub mod export;
 pub mod ffi;
@@ -32,19 +38,26 @@ pub mod gemv;
 pub mod golden;
 pub mod harness;
 pub mod junit;
+mod replay;
 pub mod report;
 pub mod run;
+pub mod select;
+pub mod shard;
+mod soak;
 pub mod stimulus;
+pub mod summary;
 pub mod tile;
+mod xml;
 
 pub use error::CosimError;
 pub use ffi::{compiled_configs, load_ops, models, raw_stimulus, Dut, LoadOp, ModelInfo, Variant};
 pub use golden::ProductTable;
 pub use harness::{BeatStreams, Counters, Geometry, Harness, Stimulus};
 pub use report::{Mismatch, MismatchKind, WeightPos};
-pub use run::{
-    run, run_quantized, soak, stream_layer, CosimOptions, CosimSummary, EventCounts, LayerReport, OptionCount,
-    Progress, SoakRound, SoakSummary, VcdReport,
-};
+pub use run::{effective_threads, reload_tables, run, run_quantized, stream_layer, CosimOptions, EventCounts};
+pub use select::{select_configs, select_layers};
+pub use shard::{partition, Shard, WorkItem};
+pub use soak::soak;
 pub use stimulus::{point_for, tables_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};
+pub use summary::{CosimSummary, LayerReport, OptionCount, Progress, SoakRound, SoakSummary, VcdReport};
 pub use tile::{tile_names, TileDut};

@@ -1,20 +1,27 @@
-//! The co-simulation run behind `sop cosim`: quantize a model's linear layers at each
-//! configuration's operating point, stream them through the Verilated models, check every
-//! output word, and summarize (text, JUnit, VCD around the first mismatch).
+//! The co-simulation run behind `sop cosim`: the layer x configuration work items (quantize
+//! a model's linear layers at each configuration's operating point, or take a quantized
+//! model's layers as stored), each streamed through a fresh Verilated model on a worker
+//! thread with every output word checked, combined in run order into a [`CosimSummary`]
+//! (text, JUnit, VCD around the first mismatch).
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
-use sop_hw::LaneConfig;
+use sop_hw::{LaneConfig, Tables};
 use sop_model::Model;
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
 
-use crate::ffi::{compiled_configs, Dut, Variant, MUTANT_CONFIG, VERILATOR_VERSION};
+use crate::ffi::{Dut, Variant, MUTANT_CONFIG, VERILATOR_VERSION};
 use crate::harness::{Harness, Stimulus};
+use crate::replay::{replay_vcd, FirstMismatch};
 use crate::report::Mismatch;
+use crate::select::{select_configs, select_layers, LayerMatcher};
+use crate::shard::{Shard, WorkItem};
 use crate::stimulus::{point_for, LayerStim, LayerStream, StimulusOptions, StreamEvent};
+use crate::summary::{CosimSummary, LayerReport, OptionCount, Progress};
 use crate::CosimError;
 
 /// What to co-simulate. [`CosimOptions::default`] is the full run of `sop cosim --model
@@ -51,6 +58,12 @@ pub struct CosimOptions {
     /// Run the deliberately broken RTL ([`Variant::Mutant`]) for [`MUTANT_CONFIG`] (the
     /// mutation check; the other configurations run normally).
     pub mutant: bool,
+    /// Run only this shard of the layer x configuration work items ([`Shard::select`]):
+    /// the union of the shards `1/N ..= N/N` is the whole run.
+    pub shard: Shard,
+    /// Worker threads, each with its own Verilated models (0: the available cores). The
+    /// results do not depend on it.
+    pub threads: usize,
 }
 
 impl Default for CosimOptions {
@@ -68,302 +81,10 @@ impl Default for CosimOptions {
             stimulus: StimulusOptions::default(),
             quant: QuantOptions::default(),
             mutant: false,
+            shard: Shard::ALL,
+            threads: 0,
         }
     }
-}
-
-/// The result of one layer on one configuration.
-#[derive(Clone, Debug)]
-pub struct LayerReport {
-    /// Configuration name.
-    pub config: String,
-    /// Operating point the layer was quantized at.
-    pub point: String,
-    /// Layer (tensor) name.
-    pub layer: String,
-    /// Rows x columns of the layer.
-    pub shape: (usize, usize),
-    /// Weights checked: all the layer's streamed weights, unless the run stopped inside it.
-    pub weights: u64,
-    /// Mismatches attributed to this layer.
-    pub mismatches: u64,
-    /// The first of them.
-    pub first_mismatch: Option<Mismatch>,
-    /// Seconds spent loading and quantizing the layer.
-    pub quant_secs: f64,
-    /// Seconds spent simulating it (table load, stream, checks).
-    pub sim_secs: f64,
-}
-
-/// A progress event of [`run`].
-#[derive(Debug)]
-pub enum Progress<'a> {
-    /// The run starts: configurations (with their points) and layers.
-    Start {
-        /// Configurations and the operating point each decodes.
-        configs: &'a [(LaneConfig, String)],
-        /// Layers.
-        layers: &'a [String],
-    },
-    /// A layer finished on one configuration (reported once its last output was checked).
-    Layer(&'a LayerReport),
-}
-
-/// Where the waveform around the first mismatch went.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VcdReport {
-    /// The VCD file.
-    pub path: PathBuf,
-    /// Configuration and layer replayed.
-    pub config: String,
-    /// Layer replayed.
-    pub layer: String,
-    /// First and last cycle dumped (VCD time `10 * cycle`, rising edge at `+5`).
-    pub cycles: (u64, u64),
-    /// Whether the replay showed the same mismatch (same cycle, lane and word).
-    pub reproduced: bool,
-}
-
-/// The outcome of [`run`].
-#[derive(Clone, Debug, Default)]
-pub struct CosimSummary {
-    /// Output words checked, summed over configurations.
-    pub weights: u64,
-    /// Distinct layers streamed.
-    pub layers: usize,
-    /// Configurations run.
-    pub configs: usize,
-    /// Mismatches found (the run stops at `max_mismatches`).
-    pub mismatches: u64,
-    /// Seconds of simulation (table loads, streams and checks; the rate's denominator).
-    pub sim_secs: f64,
-    /// Seconds spent loading and quantizing layers.
-    pub quant_secs: f64,
-    /// Wall-clock seconds of the whole run.
-    pub wall_secs: f64,
-    /// Per layer and configuration, in run order.
-    pub reports: Vec<LayerReport>,
-    /// Layer x configuration pairs not run because the run stopped early.
-    pub skipped: Vec<(String, String)>,
-    /// The first mismatch reports (at most `max_mismatches`, at most 100).
-    pub mismatch_reports: Vec<Mismatch>,
-    /// The waveform, when one was asked for and a mismatch was found.
-    pub vcd: Option<VcdReport>,
-    /// The run stopped at `max_mismatches`.
-    pub stopped: bool,
-    /// `verilator --version` of the build.
-    pub verilator: String,
-    /// Per menu option, in first-streamed order ([`run_quantized`] only; empty otherwise).
-    pub options: Vec<OptionCount>,
-}
-
-impl CosimSummary {
-    /// Millions of checked weights per second of simulation.
-    pub fn mweights_per_sec(&self) -> f64 {
-        if self.sim_secs > 0.0 {
-            self.weights as f64 / self.sim_secs / 1e6
-        } else {
-            0.0
-        }
-    }
-
-    /// True when no mismatch was found.
-    pub fn passed(&self) -> bool {
-        self.mismatches == 0
-    }
-
-    /// The last line: `cosim: <W> weights, <L> layers, <C> configs, <K> mismatches, <R> M
-    /// weights/s`.
-    pub fn line(&self) -> String {
-        format!(
-            "cosim: {} weights, {} layers, {} configs, {} mismatches, {:.1} M weights/s",
-            self.weights,
-            self.layers,
-            self.configs,
-            self.mismatches,
-            self.mweights_per_sec()
-        )
-    }
-}
-
-impl fmt::Display for CosimSummary {
-    /// The mismatch reports, the waveform note, one line per menu option
-    /// ([`OptionCount::line`]), then [`CosimSummary::line`].
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for m in &self.mismatch_reports {
-            writeln!(f, "{m}")?;
-        }
-        if self.mismatches > self.mismatch_reports.len() as u64 {
-            writeln!(
-                f,
-                "({} more mismatches not shown)",
-                self.mismatches - self.mismatch_reports.len() as u64
-            )?;
-        }
-        if self.stopped {
-            writeln!(
-                f,
-                "stopped after {} mismatches; {} layer x configuration runs skipped",
-                self.mismatches,
-                self.skipped.len()
-            )?;
-        }
-        if let Some(v) = &self.vcd {
-            writeln!(
-                f,
-                "waveform: {} (config {}, layer {}, cycles {}..={}, VCD time 10 x cycle; the replay {} the mismatch)",
-                v.path.display(),
-                v.config,
-                v.layer,
-                v.cycles.0,
-                v.cycles.1,
-                if v.reproduced {
-                    "reproduced"
-                } else {
-                    "did NOT reproduce"
-                }
-            )?;
-        }
-        for o in &self.options {
-            writeln!(f, "{}", o.line())?;
-        }
-        write!(f, "{}", self.line())
-    }
-}
-
-/// Selects the linear layers matching `pattern` (a regular expression, or a plain substring
-/// when it is not a valid one), in model order.
-pub fn select_layers(model: &Model, pattern: Option<&str>) -> Result<Vec<String>, CosimError> {
-    let linear: Vec<String> = model.linear_layers().into_iter().map(|t| t.name).collect();
-    if linear.is_empty() {
-        return Err(CosimError::Config(format!(
-            "{}: no linear (2-D weight) tensors",
-            model.path().display()
-        )));
-    }
-    let Some(p) = pattern else { return Ok(linear) };
-    let m = LayerMatcher::new(p);
-    let chosen: Vec<String> = linear.iter().filter(|n| m.is_match(n)).cloned().collect();
-    if chosen.is_empty() {
-        return Err(CosimError::Config(format!(
-            "--layers '{p}' matches none of the {} linear layers of {}",
-            linear.len(),
-            model.path().display()
-        )));
-    }
-    Ok(chosen)
-}
-
-/// A `--layers` pattern: a regular expression, or a plain substring when it is not a valid
-/// one.
-enum LayerMatcher<'a> {
-    Regex(regex::Regex),
-    Substring(&'a str),
-}
-
-impl<'a> LayerMatcher<'a> {
-    fn new(p: &'a str) -> Self {
-        match regex::Regex::new(p) {
-            Ok(re) => LayerMatcher::Regex(re),
-            Err(_) => LayerMatcher::Substring(p),
-        }
-    }
-
-    fn is_match(&self, name: &str) -> bool {
-        match self {
-            LayerMatcher::Regex(re) => re.is_match(name),
-            LayerMatcher::Substring(p) => name.contains(p),
-        }
-    }
-}
-
-/// The configurations to run: the compiled ones, or those of `opts.config` (each must be
-/// compiled in with the same parameters), filtered by `opts.only`.
-pub fn select_configs(opts: &CosimOptions) -> Result<Vec<LaneConfig>, CosimError> {
-    let compiled = compiled_configs();
-    let mut chosen = match &opts.config {
-        None => compiled.clone(),
-        Some(path) => {
-            let wanted = sop_hw::config::load_configs(path)
-                .map_err(|e| CosimError::Config(format!("--config {}: {e}", path.display())))?;
-            let mut v = Vec::new();
-            for w in wanted {
-                match compiled.iter().find(|c| c.name == w.name) {
-                    None => {
-                        return Err(CosimError::NoModel {
-                            name: w.name.clone(),
-                            variant: Variant::Plain,
-                            available: compiled.iter().map(|c| c.name.clone()).collect(),
-                        })
-                    }
-                    Some(c) if *c != w => {
-                        return Err(CosimError::Config(format!(
-                            "{}: configuration '{}' ({}) differs from the compiled Verilog ({}); re-emit rtl-out/ and rebuild",
-                            path.display(),
-                            w.name,
-                            w.summary(),
-                            c.summary()
-                        )))
-                    }
-                    Some(c) => v.push(c.clone()),
-                }
-            }
-            v
-        }
-    };
-    if !opts.only.is_empty() {
-        for n in &opts.only {
-            if !chosen.iter().any(|c| &c.name == n) {
-                return Err(CosimError::NoModel {
-                    name: n.clone(),
-                    variant: Variant::Plain,
-                    available: chosen.iter().map(|c| c.name.clone()).collect(),
-                });
-            }
-        }
-        chosen.retain(|c| opts.only.contains(&c.name));
-    }
-    if chosen.is_empty() {
-        return Err(CosimError::Config("no configuration to run".into()));
-    }
-    Ok(chosen)
-}
-
-/// One configuration's state during a run.
-struct Lane {
-    cfg: LaneConfig,
-    point: String,
-    variant: Variant,
-    h: Harness,
-    /// The previous layer's stimulus (interleaved by mid-layer reloads).
-    prev: Option<LayerStim>,
-    /// The layer streamed last (its outputs are checked by the next table load or the final
-    /// drain): report, stream id, stimulus and the cycle its table load began.
-    pending: Option<Pending>,
-}
-
-struct Pending {
-    report: LayerReport,
-    /// The harness's checked count when the stream began.
-    checked0: u64,
-    stream: usize,
-    stim: LayerStim,
-    /// The layer interleaved into this one's stream, if any may be.
-    other: Option<LayerStim>,
-    /// What the stream did besides the layer (interleaved weights and their streams).
-    events: EventCounts,
-    index: u64,
-    load_start: u64,
-}
-
-/// The first mismatch's layer, kept for the VCD replay.
-struct FirstMismatch {
-    config: usize,
-    stim: LayerStim,
-    other: Option<LayerStim>,
-    index: u64,
-    load_start: u64,
-    mismatch: Mismatch,
 }
 
 /// What [`stream_layer`] did besides streaming the layer's own weights.
@@ -465,10 +186,13 @@ pub fn stream_layer(
 
 /// Runs the co-simulation (see [`CosimOptions`]); `progress` sees each finished layer.
 ///
-/// Every configuration keeps one Verilated model for the whole run: it is reset once, then
-/// for each layer the tables are reloaded (while the previous layer's last outputs drain) and
-/// the layer is streamed with the gaps, strobes, bubbles and mid-layer reset of
-/// `opts.stimulus`. Every output word is compared with the golden model.
+/// The work is one item per layer x configuration ([`WorkItem`], layer-major), each on a
+/// fresh Verilated model: reset, the layer's table load, the layer streamed with the gaps,
+/// strobes, bubbles and mid-layer reset of `opts.stimulus`, then a table load of different
+/// tables (table 0 and 1 swapped, [`reload_tables`]) while the layer's last outputs drain,
+/// which must still carry the layer's own tables. Every output word is compared with the
+/// golden model. `opts.shard` picks a share of the items, `opts.threads` runs them in
+/// parallel; the result is the same at any thread count.
 pub fn run(opts: &CosimOptions, progress: impl FnMut(Progress<'_>)) -> Result<CosimSummary, CosimError> {
     let configs = select_configs(opts)?;
     let path = sop_model::resolve(&opts.model)?;
@@ -481,49 +205,33 @@ pub fn run(opts: &CosimOptions, progress: impl FnMut(Progress<'_>)) -> Result<Co
         quantizers.push(Quantizer::new(point, opts.quant)?);
         points.push(point.to_string());
     }
-    // The layer's weights, loaded once for all configurations.
-    let mut loaded: Option<(usize, sop_model::Weights2D, f64)> = None;
-    let source = |li: usize, ci: usize, cfg: &LaneConfig| -> Result<Job, CosimError> {
-        if loaded.as_ref().map(|l| l.0) != Some(li) {
-            let t0 = Instant::now();
-            let w = model.load_f32(&layers[li])?;
-            loaded = Some((li, w, t0.elapsed().as_secs_f64()));
+    let infos = model.linear_layers();
+    let mut items = Vec::new();
+    for (li, name) in layers.iter().enumerate() {
+        let n = infos
+            .iter()
+            .find(|t| &t.name == name)
+            .map_or(0, |t| t.shape.iter().product::<usize>() as u64);
+        let weights = opts.max_weights.map_or(n, |m| n.min(m));
+        for ci in 0..configs.len() {
+            items.push(WorkItem {
+                layer: li,
+                config: ci,
+                weights,
+            });
         }
-        let (_, w, load_secs) = loaded.as_ref().expect("loaded above");
-        let t1 = Instant::now();
-        let stim = layer_stim(&quantizers[ci], w, cfg, opts.max_weights)?;
+    }
+    let source = |li: usize, ci: usize, cfg: &LaneConfig| -> Result<Job, CosimError> {
+        let t = Instant::now();
+        let w = model.load_f32(&layers[li])?;
+        let stim = layer_stim(&quantizers[ci], &w, cfg, opts.max_weights)?;
         Ok(Job {
             stim,
             point: points[ci].clone(),
-            quant_secs: t1.elapsed().as_secs_f64() + load_secs / lanes_len(&configs),
+            quant_secs: t.elapsed().as_secs_f64(),
         })
     };
-    run_jobs(opts, &configs, &points, &layers, |_, _| true, source, progress)
-}
-
-/// What one menu option of a quantized model contributed to a [`run_quantized`] run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OptionCount {
-    /// The menu option (`POINT[+O<p>%][+R<p>%]`).
-    pub option: String,
-    /// The configuration that decoded it.
-    pub config: String,
-    /// Layers with this option that were streamed.
-    pub layers: usize,
-    /// Their weights streamed.
-    pub weights: u64,
-    /// Their outlier and residual entries.
-    pub sparse_entries: u64,
-}
-
-impl OptionCount {
-    /// `<option>: <layers> layers, <weights> weights, <entries> sparse entries`.
-    pub fn line(&self) -> String {
-        format!(
-            "{}: {} layers, {} weights, {} sparse entries",
-            self.option, self.layers, self.weights, self.sparse_entries
-        )
-    }
+    run_jobs(opts, &configs, &points, &layers, &items, source, progress)
 }
 
 /// Co-simulates the layers of a quantized model exactly as stored (`sop cosim --quantized`):
@@ -558,7 +266,6 @@ pub fn run_quantized(
         assigned.push(cfg.name.clone());
     }
     let configs: Vec<LaneConfig> = all.iter().filter(|c| assigned.contains(&c.name)).cloned().collect();
-    let mut counts: Vec<OptionCount> = Vec::new();
     let points: Vec<String> = configs
         .iter()
         .map(|c| {
@@ -573,7 +280,19 @@ pub fn run_quantized(
         })
         .collect();
     let layers: Vec<String> = selected.iter().map(|(l, _)| l.name.clone()).collect();
-    let runs = |li: usize, ci: usize| assigned[li] == configs[ci].name;
+    let mut items = Vec::new();
+    for (li, ((l, _), a)) in selected.iter().zip(&assigned).enumerate() {
+        let n = (l.rows * l.cols) as u64;
+        for (ci, c) in configs.iter().enumerate() {
+            if *a == c.name {
+                items.push(WorkItem {
+                    layer: li,
+                    config: ci,
+                    weights: opts.max_weights.map_or(n, |m| n.min(m)),
+                });
+            }
+        }
+    }
     let source = |li: usize, _ci: usize, cfg: &LaneConfig| -> Result<Job, CosimError> {
         let t = Instant::now();
         let (l, o) = selected[li];
@@ -581,29 +300,34 @@ pub fn run_quantized(
         if let Some(m) = opts.max_weights {
             stim.truncate_weights(m);
         }
+        Ok(Job {
+            stim,
+            point: o.to_string(),
+            quant_secs: t.elapsed().as_secs_f64(),
+        })
+    };
+    let (mut s, ran) = run_jobs_with(opts, &configs, &points, &layers, &items, source, progress)?;
+    // Per option, in the order of the items that ran.
+    let mut counts: Vec<OptionCount> = Vec::new();
+    for (it, streamed) in ran {
+        let (l, o) = selected[it.layer];
         let option = o.to_string();
         let entries = l.sparse_entries() as u64;
         match counts.iter_mut().find(|c| c.option == option) {
             Some(c) => {
                 c.layers += 1;
-                c.weights += stim.weights();
+                c.weights += streamed;
                 c.sparse_entries += entries;
             }
             None => counts.push(OptionCount {
-                option: option.clone(),
-                config: cfg.name.clone(),
+                option,
+                config: configs[it.config].name.clone(),
                 layers: 1,
-                weights: stim.weights(),
+                weights: streamed,
                 sparse_entries: entries,
             }),
         }
-        Ok(Job {
-            stim,
-            point: option,
-            quant_secs: t.elapsed().as_secs_f64(),
-        })
-    };
-    let mut s = run_jobs(opts, &configs, &points, &layers, runs, source, progress)?;
+    }
     s.options = counts;
     Ok(s)
 }
@@ -617,364 +341,323 @@ struct Job {
     quant_secs: f64,
 }
 
-/// The run loop shared by [`run`] (layers quantized on the fly) and [`run_quantized`] (layers
-/// read from a quantized model file): `runs(layer, config)` says whether configuration
-/// `config` runs layer `layer` (the pairs it does not are neither run nor reported as
-/// skipped), and `source(layer, config, cfg)` gives that run's stimulus. `points[i]` describes
-/// what configuration `i` decodes (for the progress display).
+/// [`run_jobs_with`], without the list of the items that ran.
 fn run_jobs(
     opts: &CosimOptions,
     configs: &[LaneConfig],
     points: &[String],
     layers: &[String],
-    runs: impl Fn(usize, usize) -> bool,
-    mut source: impl FnMut(usize, usize, &LaneConfig) -> Result<Job, CosimError>,
-    mut progress: impl FnMut(Progress<'_>),
+    items: &[WorkItem],
+    source: impl Fn(usize, usize, &LaneConfig) -> Result<Job, CosimError> + Sync,
+    progress: impl FnMut(Progress<'_>),
 ) -> Result<CosimSummary, CosimError> {
+    run_jobs_with(opts, configs, points, layers, items, source, progress).map(|r| r.0)
+}
+
+/// Runs `work(i)` for every `i` of `order`, in that order, on `threads` scoped worker
+/// threads, and hands each result to `arrived(i, Some(result))` on the calling thread as it
+/// comes (in completion order). An item `i` greater than `stop` (read when a worker takes
+/// it; `arrived` may lower it) is not run: `arrived(i, None)`.
+pub(crate) fn work_queue<R: Send>(
+    threads: usize,
+    order: &[usize],
+    stop: &AtomicUsize,
+    work: impl Fn(usize) -> R + Sync,
+    mut arrived: impl FnMut(usize, Option<R>),
+) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, Option<R>)>();
+        for _ in 0..threads.max(1) {
+            let tx = tx.clone();
+            let (next, work) = (&next, &work);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = order.get(k) else { break };
+                let r = (i <= stop.load(Ordering::Relaxed)).then(|| work(i));
+                if tx.send((i, r)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (i, r) in rx {
+            arrived(i, r);
+        }
+    });
+}
+
+/// The run loop shared by [`run`] (layers quantized on the fly) and [`run_quantized`] (layers
+/// read from a quantized model file). `items` are the whole run's layer x configuration items
+/// in run order (layer-major); `opts.shard` selects this run's share ([`Shard::select`]) and
+/// `source(layer, config, cfg)` gives an item's stimulus. `points[i]` describes what
+/// configuration `i` decodes (for the progress display).
+///
+/// The items run on `opts.threads` worker threads, each on its own fresh model
+/// ([`run_item`]), heaviest first; the results are combined in run order, so the summary,
+/// its reports and the JUnit file do not depend on the thread count or the timing: the
+/// mismatch limit applies in run order (the item that reaches it has its count cut to the
+/// limit; the items after it are skipped, even if a worker already ran them). Returns the
+/// summary and, for each reported item in run order, the item and its streamed weights.
+fn run_jobs_with(
+    opts: &CosimOptions,
+    configs: &[LaneConfig],
+    points: &[String],
+    layers: &[String],
+    items: &[WorkItem],
+    source: impl Fn(usize, usize, &LaneConfig) -> Result<Job, CosimError> + Sync,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<(CosimSummary, Vec<(WorkItem, u64)>), CosimError> {
     let wall = Instant::now();
-    let mut lanes = Vec::new();
-    for (cfg, point) in configs.iter().zip(points) {
-        let variant = variant_for(opts, cfg);
-        let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
-        h.set_keep(opts.max_mismatches.clamp(1, 100) as usize);
-        h.reset();
-        lanes.push(Lane {
-            cfg: cfg.clone(),
-            point: point.clone(),
-            variant,
-            h,
-            prev: None,
-            pending: None,
-        });
-    }
-    let listed: Vec<(LaneConfig, String)> = lanes.iter().map(|l| (l.cfg.clone(), l.point.clone())).collect();
+    let mine: Vec<WorkItem> = opts.shard.select(items).into_iter().copied().collect();
+    let threads = effective_threads(opts.threads).min(mine.len().max(1));
+    let listed: Vec<(LaneConfig, String)> = configs.iter().cloned().zip(points.iter().cloned()).collect();
     progress(Progress::Start {
         configs: &listed,
         layers,
+        items: mine.len(),
+        total_items: items.len(),
+        shard: opts.shard,
+        threads,
     });
-
-    let mut s = CosimSummary {
-        verilator: VERILATOR_VERSION.to_string(),
-        ..CosimSummary::default()
-    };
-    let keep = (opts.max_mismatches.clamp(1, 100)) as usize;
-    let mut first: Option<FirstMismatch> = None;
-    let mut total_mm = 0u64;
-    let mut layers_run = 0usize;
-    let mut used = vec![false; lanes.len()];
-    'layers: for (li, name) in layers.iter().enumerate() {
-        let mut ran = false;
-        for (ci, lane) in lanes.iter_mut().enumerate() {
-            if !runs(li, ci) {
-                continue;
+    let limit = opts.max_mismatches;
+    let keep = limit.clamp(1, 100) as usize;
+    // Heaviest first for the load balance (ties: run order).
+    let mut order: Vec<usize> = (0..mine.len()).collect();
+    order.sort_by(|&a, &b| mine[b].weights.cmp(&mine[a].weights).then(a.cmp(&b)));
+    // Items after this position need not start: the mismatch limit was reached (or an error
+    // happened) at or before it, in run order.
+    let stop_after = AtomicUsize::new(usize::MAX);
+    let mut results: Vec<Option<Result<ItemOut, CosimError>>> = (0..mine.len()).map(|_| None).collect();
+    // The longest prefix (in run order) of finished items, and its mismatches.
+    let mut done = 0usize;
+    let mut found = 0u64;
+    work_queue(
+        threads,
+        &order,
+        &stop_after,
+        |pos| {
+            let it = mine[pos];
+            let cfg = &configs[it.config];
+            source(it.layer, it.config, cfg).and_then(|job| {
+                run_item(
+                    opts,
+                    cfg,
+                    variant_for(opts, cfg),
+                    &layers[it.layer],
+                    it.layer,
+                    job,
+                    keep,
+                )
+            })
+        },
+        |pos, r| {
+            if let Some(Ok(out)) = &r {
+                progress(Progress::Layer(&out.report));
             }
-            if opts.max_mismatches != 0 && total_mm >= opts.max_mismatches {
-                s.stopped = true;
-                s.skipped.push((lane.cfg.name.clone(), name.clone()));
-                continue;
-            }
-            let Job {
-                stim,
-                point,
-                quant_secs,
-            } = source(li, ci, &lane.cfg)?;
-            ran = true;
-            used[ci] = true;
-            let t2 = Instant::now();
-            let before = lane.h.counters().mismatches;
-            if opts.max_mismatches != 0 {
-                // The limit is global: this harness may find what the others left.
-                lane.h.set_max_mismatches(opts.max_mismatches - total_mm + before);
-            }
-            let load_start = lane.h.cycle();
-            lane.h.load_tables(&stim.tables)?;
-            let sim_load = t2.elapsed().as_secs_f64();
-            finish_pending(lane, ci, &mut s, &mut first, &mut progress);
-            let t3 = Instant::now();
-            let stream = lane.h.begin_stream(name, Some(stim.geometry()));
-            let checked0 = lane.h.counters().checked;
-            let other = if opts.stimulus.reloads_per_layer > 0 {
-                lane.prev.clone()
-            } else {
-                None
-            };
-            let events = stream_layer(
-                &mut lane.h,
-                &stim,
-                other.as_ref(),
-                opts.stimulus,
-                li as u64,
-                stream,
-                u64::MAX,
-            )?;
-            let sim_secs = sim_load + t3.elapsed().as_secs_f64();
-            total_mm += lane.h.counters().mismatches - before;
-            lane.pending = Some(Pending {
-                report: LayerReport {
-                    config: lane.cfg.name.clone(),
-                    point,
-                    layer: name.clone(),
-                    shape: (stim.rows, stim.cols),
-                    weights: stim.weights(),
-                    mismatches: 0,
-                    first_mismatch: None,
-                    quant_secs,
-                    sim_secs,
-                },
-                checked0,
-                stream,
-                stim,
-                other,
-                events,
-                index: li as u64,
-                load_start,
-            });
-            if lane.h.stopped() {
-                s.stopped = true;
-            }
-        }
-        layers_run += ran as usize;
-        if s.stopped && li + 1 < layers.len() {
-            for (lj, l) in layers.iter().enumerate().skip(li + 1) {
-                for (ci, lane) in lanes.iter().enumerate() {
-                    if runs(lj, ci) {
-                        s.skipped.push((lane.cfg.name.clone(), l.clone()));
+            results[pos] = r;
+            while done < results.len() {
+                match &results[done] {
+                    None => break,
+                    Some(Err(_)) => {
+                        stop_after.fetch_min(done, Ordering::Relaxed);
+                        break;
+                    }
+                    Some(Ok(out)) => {
+                        found += out.report.mismatches;
+                        if limit != 0 && found >= limit {
+                            stop_after.fetch_min(done, Ordering::Relaxed);
+                        }
+                        done += 1;
                     }
                 }
             }
-            break 'layers;
+        },
+    );
+
+    let mut s = CosimSummary {
+        verilator: VERILATOR_VERSION.to_string(),
+        plan_configs: configs.iter().map(|c| c.name.clone()).collect(),
+        plan_layers: layers.to_vec(),
+        shard: opts.shard,
+        threads,
+        ..CosimSummary::default()
+    };
+    let mut first: Option<FirstMismatch> = None;
+    let mut ran = Vec::new();
+    let mut used_layers = vec![false; layers.len()];
+    let mut used_configs = vec![false; configs.len()];
+    for (pos, r) in results.into_iter().enumerate() {
+        let it = mine[pos];
+        if s.stopped {
+            s.skipped
+                .push((configs[it.config].name.clone(), layers[it.layer].clone()));
+            continue;
         }
-    }
-    for (ci, lane) in lanes.iter_mut().enumerate() {
-        let t = Instant::now();
-        let before = lane.h.counters().mismatches;
-        if !lane.h.stopped() {
-            lane.h.drain();
+        let mut out = match r {
+            Some(Ok(out)) => out,
+            Some(Err(e)) => return Err(e),
+            None => unreachable!("an item before the stop point was not run"),
+        };
+        used_layers[it.layer] = true;
+        used_configs[it.config] = true;
+        if limit != 0 && s.mismatches + out.report.mismatches >= limit {
+            out.report.mismatches = limit - s.mismatches;
+            out.kept.truncate(out.report.mismatches as usize);
+            s.stopped = true;
         }
-        total_mm += lane.h.counters().mismatches - before;
-        if let Some(p) = &mut lane.pending {
-            p.report.sim_secs += t.elapsed().as_secs_f64();
-        }
-        finish_pending(lane, ci, &mut s, &mut first, &mut progress);
-    }
-    s.layers = layers_run;
-    s.configs = used.iter().filter(|&&u| u).count();
-    for lane in &lanes {
-        let n = lane.h.counters();
-        s.weights += n.checked;
-        s.mismatches += n.mismatches;
-    }
-    debug_assert_eq!(s.mismatches, total_mm);
-    s.sim_secs = s.reports.iter().map(|r| r.sim_secs).sum();
-    s.quant_secs = s.reports.iter().map(|r| r.quant_secs).sum();
-    let mut reports: Vec<Mismatch> = Vec::new();
-    for lane in &lanes {
-        reports.extend(lane.h.mismatches().iter().cloned());
-    }
-    // Per-layer first mismatches complete the list (the harness keeps one per stream).
-    for r in &s.reports {
-        if let Some(m) = &r.first_mismatch {
-            if !reports.contains(m) {
-                reports.push(m.clone());
+        s.mismatches += out.report.mismatches;
+        s.weights += out.report.weights;
+        s.sim_secs += out.report.sim_secs;
+        s.quant_secs += out.report.quant_secs;
+        for m in out.kept {
+            if s.mismatch_reports.len() < keep {
+                s.mismatch_reports.push(m);
             }
         }
+        if first.is_none() {
+            first = out.first;
+        }
+        ran.push((it, out.streamed));
+        s.reports.push(out.report);
     }
-    reports.truncate(keep);
-    s.mismatch_reports = reports;
-
+    s.layers = used_layers.iter().filter(|&&u| u).count();
+    s.configs = used_configs.iter().filter(|&&u| u).count();
     if let (Some(path), Some(fm)) = (&opts.vcd, &first) {
-        let lane = &lanes[fm.config];
-        s.vcd = Some(replay_vcd(&lane.cfg, lane.variant, fm, opts, path)?);
+        s.vcd = Some(replay_vcd(fm, opts, path)?);
     }
     s.wall_secs = wall.elapsed().as_secs_f64();
     if let Some(p) = &opts.junit {
         crate::junit::write_junit(&s, p)?;
     }
-    Ok(s)
+    Ok((s, ran))
 }
 
-/// One finished round of [`soak`].
-#[derive(Clone, Debug)]
-pub struct SoakRound {
-    /// Round number, from 0.
-    pub round: u64,
-    /// The round's stimulus seed ([`StimulusOptions::soak`]).
-    pub seed: u64,
-    /// Output words checked in the round, summed over configurations.
-    pub weights: u64,
-    /// Mismatches found in the round.
-    pub mismatches: u64,
-    /// The round's mid-layer events, summed over layers and configurations.
-    pub events: EventCounts,
-    /// Wall-clock seconds of the round.
-    pub secs: f64,
-}
-
-/// The outcome of [`soak`].
-#[derive(Clone, Debug, Default)]
-pub struct SoakSummary {
-    /// Rounds run (fewer than asked when the mismatch limit stopped the soak).
-    pub rounds: u64,
-    /// Layers per round.
-    pub layers: usize,
-    /// Configurations per round.
-    pub configs: usize,
-    /// Output words checked, summed over rounds and configurations.
-    pub weights: u64,
-    /// Mismatches found.
-    pub mismatches: u64,
-    /// Mid-layer events, summed.
-    pub events: EventCounts,
-    /// Seconds spent loading and quantizing the layers (once, before the first round).
-    pub quant_secs: f64,
-    /// Seconds of the rounds (simulation and checks; the rate's denominator).
-    pub sim_secs: f64,
-    /// The first mismatch reports (at most `max_mismatches`, at most 100).
-    pub mismatch_reports: Vec<Mismatch>,
-}
-
-impl SoakSummary {
-    /// Millions of checked weights per second of the rounds.
-    pub fn mweights_per_sec(&self) -> f64 {
-        if self.sim_secs > 0.0 {
-            self.weights as f64 / self.sim_secs / 1e6
-        } else {
-            0.0
-        }
-    }
-
-    /// The last line: `soak: <N> rounds, <W> weights, <L> layers, <C> configs, <K>
-    /// mismatches, <E> events (resets, reloads, interleaves, pauses), <T> s, <R> M weights/s`.
-    pub fn line(&self) -> String {
-        let e = &self.events;
-        format!(
-            "soak: {} rounds, {} weights, {} layers, {} configs, {} mismatches, {} resets, {} reloads, {} interleaves, {} pauses, {:.1} s, {:.1} M weights/s",
-            self.rounds,
-            self.weights,
-            self.layers,
-            self.configs,
-            self.mismatches,
-            e.resets,
-            e.reloads,
-            e.interleaves,
-            e.pauses,
-            self.sim_secs,
-            self.mweights_per_sec()
-        )
+/// The worker threads for `threads` (0: the available cores).
+pub fn effective_threads(threads: usize) -> usize {
+    if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 }
 
-impl fmt::Display for SoakSummary {
-    /// The mismatch reports, then [`SoakSummary::line`].
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for m in &self.mismatch_reports {
-            writeln!(f, "{m}")?;
-        }
-        write!(f, "{}", self.line())
-    }
+/// The outcome of one item ([`run_item`]).
+struct ItemOut {
+    report: LayerReport,
+    /// The first mismatch reports of the item (at most the harness's `keep`).
+    kept: Vec<Mismatch>,
+    /// Weights of the layer's stream (the stimulus), whether or not all were checked.
+    streamed: u64,
+    /// What the VCD replay needs, when the item has a mismatch.
+    first: Option<FirstMismatch>,
 }
 
-/// The soak: quantizes the selected layers once per configuration, then runs `rounds`
-/// rounds, each streaming every layer through every configuration on a fresh, reset model
-/// with its own seed ([`StimulusOptions::soak`] of `opts.stimulus.seed` and the round):
-/// idle gaps, early strobes, bubbles, a reset, table reloads, interleaves of another
-/// (seeded) layer's tables and blocks, and pauses, checking every output word. Stops at
-/// `opts.max_mismatches` (0: never). `opts.stimulus` other than its seed, `vcd` and
-/// `junit` are not used; `progress` sees each finished round.
-pub fn soak(opts: &CosimOptions, rounds: u64, mut progress: impl FnMut(&SoakRound)) -> Result<SoakSummary, CosimError> {
-    if rounds == 0 {
-        return Err(CosimError::Config("--soak 0: run at least one round".into()));
+/// The tables loaded after a layer while its last outputs drain: the layer's tables with
+/// table 0 and table 1 (entries and bias registers) swapped, the mode unchanged. The words
+/// in flight must come out with the tables they were issued with; with the swap, a lane
+/// that applied the load early would deliver the other table's entry. (Where both tables
+/// are equal, e.g. an engine layer on the direct minifloat path, there is nothing to tell
+/// apart.)
+pub fn reload_tables(t: &Tables) -> Tables {
+    let mut r = t.clone();
+    r.entries.swap(0, 1);
+    r.bias.swap(0, 1);
+    r
+}
+
+/// The body of an item on `h` (reset, nothing in flight): the layer's table load, its
+/// stream (as [`stream_layer`] stream `index`, interleaving `other`), then, unless the
+/// harness stopped or `until` was reached, the load of [`reload_tables`] while the last
+/// outputs drain. Returns the load's first cycle, the stream's events and the words checked
+/// during the reload.
+pub(crate) fn item_body(
+    h: &mut Harness,
+    stim: &LayerStim,
+    other: Option<&LayerStim>,
+    so: StimulusOptions,
+    index: u64,
+    until: u64,
+) -> Result<(u64, EventCounts, u64), CosimError> {
+    let load_start = h.cycle();
+    h.load_tables(&stim.tables)?;
+    let sid = h.begin_stream(&stim.name, Some(stim.geometry()));
+    let events = stream_layer(h, stim, other, so, index, sid, until)?;
+    let mut reload_checked = 0;
+    if !h.stopped() && h.cycle() < until {
+        let before = h.counters().checked;
+        h.load_tables(&reload_tables(&stim.tables))?;
+        reload_checked = h.counters().checked - before;
     }
-    let configs = select_configs(opts)?;
-    let path = sop_model::resolve(&opts.model)?;
-    let model = Model::open(&path)?;
-    let layers = select_layers(&model, opts.layers.as_deref())?;
-    let t0 = Instant::now();
-    let mut quantizers = Vec::new();
-    for cfg in &configs {
-        quantizers.push(Quantizer::new(point_for(cfg)?, opts.quant)?);
+    Ok((load_start, events, reload_checked))
+}
+
+/// Runs one layer x configuration item on a fresh model of `cfg`: reset, [`item_body`],
+/// drain. With `reloads_per_layer` in the stimulus, interleaves stream the layer's own
+/// blocks under [`reload_tables`].
+fn run_item(
+    opts: &CosimOptions,
+    cfg: &LaneConfig,
+    variant: Variant,
+    name: &str,
+    index: usize,
+    job: Job,
+    keep: usize,
+) -> Result<ItemOut, CosimError> {
+    let Job {
+        stim,
+        point,
+        quant_secs,
+    } = job;
+    let t = Instant::now();
+    let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
+    h.set_keep(keep);
+    h.set_max_mismatches(opts.max_mismatches);
+    h.reset();
+    let other = (opts.stimulus.reloads_per_layer > 0).then(|| {
+        let mut o = stim.clone();
+        o.tables = reload_tables(&stim.tables);
+        o
+    });
+    let (load_start, events, reload_checked) =
+        item_body(&mut h, &stim, other.as_ref(), opts.stimulus, index as u64, u64::MAX)?;
+    if !h.stopped() {
+        h.drain();
     }
-    let mut stims: Vec<Vec<LayerStim>> = vec![Vec::with_capacity(layers.len()); configs.len()];
-    for name in &layers {
-        let w = model.load_f32(name)?;
-        for ((cfg, q), out) in configs.iter().zip(&quantizers).zip(&mut stims) {
-            out.push(layer_stim(q, &w, cfg, opts.max_weights)?);
-        }
-    }
-    let mut s = SoakSummary {
-        layers: layers.len(),
-        configs: configs.len(),
-        quant_secs: t0.elapsed().as_secs_f64(),
-        ..SoakSummary::default()
-    };
-    let keep = opts.max_mismatches.clamp(1, 100) as usize;
-    let n = layers.len();
-    for round in 0..rounds {
-        let t = Instant::now();
-        let seed = opts
-            .stimulus
-            .seed
-            .wrapping_add(round.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let so = StimulusOptions::soak(seed);
-        let mut r = SoakRound {
-            round,
-            seed,
-            weights: 0,
-            mismatches: 0,
-            events: EventCounts::default(),
-            secs: 0.0,
-        };
-        for (cfg, cs) in configs.iter().zip(&stims) {
-            let mut h = Harness::new(Dut::with_variant(&cfg.name, variant_for(opts, cfg))?);
-            h.set_keep(keep);
-            if opts.max_mismatches != 0 {
-                h.set_max_mismatches(opts.max_mismatches - s.mismatches - r.mismatches);
-            }
-            h.reset();
-            for (li, stim) in cs.iter().enumerate() {
-                h.load_tables(&stim.tables)?;
-                let sid = h.begin_stream(&stim.name, Some(stim.geometry()));
-                // Another layer, chosen by the round's seed, for the interleaves.
-                let other =
-                    (n > 1).then(|| &cs[(li + 1 + (seed.rotate_left(li as u32) % (n as u64 - 1)) as usize) % n]);
-                let ev = stream_layer(&mut h, stim, other, so, li as u64, sid, u64::MAX)?;
-                r.events.add(&ev);
-                if h.stopped() {
-                    break;
-                }
-            }
-            if !h.stopped() {
-                h.drain();
-            }
-            let c = h.counters();
-            r.weights += c.checked;
-            r.mismatches += c.mismatches;
-            for m in h.mismatches() {
-                if s.mismatch_reports.len() < keep {
-                    s.mismatch_reports.push(m.clone());
-                }
-            }
-            if h.stopped() {
-                break;
-            }
-        }
-        r.secs = t.elapsed().as_secs_f64();
-        s.rounds += 1;
-        s.weights += r.weights;
-        s.mismatches += r.mismatches;
-        s.sim_secs += r.secs;
-        s.events.add(&r.events);
-        progress(&r);
-        if opts.max_mismatches != 0 && s.mismatches >= opts.max_mismatches {
-            break;
-        }
-    }
-    Ok(s)
+    let n = h.counters();
+    debug_assert!(h.stopped() || n.checked == stim.weights() + events.other_weights);
+    let kept: Vec<Mismatch> = h.mismatches().to_vec();
+    let first = kept.first().map(|m| FirstMismatch {
+        cfg: cfg.clone(),
+        variant,
+        stim: stim.clone(),
+        other: other.clone(),
+        index: index as u64,
+        load_start,
+        mismatch: m.clone(),
+    });
+    Ok(ItemOut {
+        report: LayerReport {
+            config: cfg.name.clone(),
+            point,
+            layer: name.to_string(),
+            shape: (stim.rows, stim.cols),
+            weights: n.checked,
+            mismatches: n.mismatches,
+            first_mismatch: kept.first().cloned(),
+            quant_secs,
+            sim_secs: t.elapsed().as_secs_f64(),
+            reload_checked,
+        },
+        kept,
+        streamed: stim.weights(),
+        first,
+    })
 }
 
 /// The RTL variant a configuration runs: the mutant only when asked for and only for
 /// [`MUTANT_CONFIG`].
-fn variant_for(opts: &CosimOptions, cfg: &LaneConfig) -> Variant {
+pub(crate) fn variant_for(opts: &CosimOptions, cfg: &LaneConfig) -> Variant {
     if opts.mutant && cfg.name == MUTANT_CONFIG {
         Variant::Mutant
     } else {
@@ -984,7 +667,7 @@ fn variant_for(opts: &CosimOptions, cfg: &LaneConfig) -> Variant {
 
 /// Quantizes layer `w` for configuration `cfg` and turns it into its stimulus, keeping at
 /// most `max_weights` weights (whole blocks) when given.
-fn layer_stim(
+pub(crate) fn layer_stim(
     q: &Quantizer,
     w: &sop_model::Weights2D,
     cfg: &LaneConfig,
@@ -1004,180 +687,4 @@ fn layer_stim(
         stim.truncate_weights(m);
     }
     Ok(stim)
-}
-
-fn lanes_len(configs: &[LaneConfig]) -> f64 {
-    configs.len().max(1) as f64
-}
-
-/// Reports the pending layer of `lane` (all its outputs have been checked by now).
-fn finish_pending(
-    lane: &mut Lane,
-    ci: usize,
-    s: &mut CosimSummary,
-    first: &mut Option<FirstMismatch>,
-    progress: &mut impl FnMut(Progress<'_>),
-) {
-    let Some(mut p) = lane.pending.take() else { return };
-    // The layer's own stream and the streams of the blocks interleaved into it.
-    let mut count = 0;
-    let mut fm: Option<&Mismatch> = None;
-    for id in std::iter::once(p.stream).chain(p.events.streams.iter().copied()) {
-        let (c, m) = lane.h.stream_mismatches(id);
-        count += c;
-        if let Some(m) = m {
-            if fm.map_or(true, |f| m.cycle < f.cycle) {
-                fm = Some(m);
-            }
-        }
-    }
-    p.report.mismatches = count;
-    // Every output of this layer was due before the next layer's first weight: the checked
-    // words since the stream began are this layer's and the interleaved ones (fewer than
-    // streamed if it stopped).
-    p.report.weights = lane.h.counters().checked - p.checked0;
-    debug_assert!(lane.h.stopped() || p.report.weights == p.stim.weights() + p.events.other_weights);
-    p.report.first_mismatch = fm.cloned();
-    if let Some(m) = fm {
-        if first.is_none() {
-            *first = Some(FirstMismatch {
-                config: ci,
-                stim: p.stim.clone(),
-                other: p.other.clone(),
-                index: p.index,
-                load_start: p.load_start,
-                mismatch: m.clone(),
-            });
-        }
-    }
-    progress(Progress::Layer(&p.report));
-    s.reports.push(p.report);
-    lane.prev = Some(p.stim);
-}
-
-/// Replays the layer of the first mismatch on the traced model, from its table load (after
-/// a reset), dumping the cycles from the last reset or table load before the mismatch (at
-/// most `opts.vcd_before` cycles before it) to `latency + 4` cycles after it.
-fn replay_vcd(
-    cfg: &LaneConfig,
-    variant: Variant,
-    fm: &FirstMismatch,
-    opts: &CosimOptions,
-    path: &Path,
-) -> Result<VcdReport, CosimError> {
-    let mut dut = Dut::with_variant(&cfg.name, variant.traced())?;
-    let start = fm.load_start.saturating_sub(1);
-    dut.set_cycle(start);
-    // Verilator's tracer opens the file by name: let it write a temporary name and rename it
-    // after the close, so `path` appears whole or not at all. On an early return the harness
-    // (declared later) drops first and closes the tracer, then `out` removes the temporary.
-    let out = sop_atomic_write::ExternalFile::reserve(path).map_err(|e| CosimError::Io {
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    })?;
-    dut.vcd_open(out.temp_path())?;
-    let mut h = Harness::new(dut);
-    h.set_keep(usize::MAX);
-    let m = &fm.mismatch;
-    let ls0 = LayerStream::new(&fm.stim, cfg.lanes as usize, opts.stimulus, fm.index);
-    let resets: Vec<u64> = ls0.reset_offset(fm.index).into_iter().collect();
-    drop(ls0);
-    // The stream starts after the reset cycle and the table load (at least the pipeline
-    // latency: `Harness::load_tables`).
-    let stream_start = fm.load_start + (crate::ffi::load_ops(cfg, &fm.stim.tables).len() as u64).max(h.latency());
-    let mut sync = start;
-    for r in &resets {
-        if stream_start + r <= m.issue_cycle {
-            sync = stream_start + r;
-        }
-    }
-    let from = sync.max(m.cycle.saturating_sub(opts.vcd_before));
-    let to = m.cycle + h.latency() + 4;
-    h.set_vcd_window(from, to);
-    h.reset();
-    h.load_tables(&fm.stim.tables)?;
-    let sid = h.begin_stream(&fm.stim.name, Some(fm.stim.geometry()));
-    stream_layer(
-        &mut h,
-        &fm.stim,
-        fm.other.as_ref(),
-        opts.stimulus,
-        fm.index,
-        sid,
-        to + 1,
-    )?;
-    if h.cycle() <= to {
-        h.idle(to + 1 - h.cycle());
-    }
-    let reproduced = h
-        .mismatches()
-        .iter()
-        .any(|x| x.cycle == m.cycle && x.lane == m.lane && x.actual == m.actual && x.expected == m.expected);
-    h.dut_mut().vcd_close();
-    out.commit().map_err(|e| CosimError::Io {
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    })?;
-    Ok(VcdReport {
-        path: path.to_path_buf(),
-        config: cfg.name.clone(),
-        layer: fm.stim.name.clone(),
-        cycles: (from, to),
-        reproduced,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summary_line_format() {
-        let s = CosimSummary {
-            weights: 1_000_000,
-            layers: 2,
-            configs: 3,
-            mismatches: 0,
-            sim_secs: 0.04,
-            ..CosimSummary::default()
-        };
-        assert_eq!(
-            s.line(),
-            "cosim: 1000000 weights, 2 layers, 3 configs, 0 mismatches, 25.0 M weights/s"
-        );
-        assert_eq!(s.to_string(), s.line());
-    }
-
-    #[test]
-    fn config_files_must_match_the_compiled_verilog() {
-        let dir = std::env::temp_dir().join(format!("sop-cosim-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let good = compiled_configs()[0].clone();
-        let path = dir.join("c.toml");
-        std::fs::write(&path, good.to_toml()).unwrap();
-        let opts = CosimOptions {
-            config: Some(path.clone()),
-            ..CosimOptions::default()
-        };
-        assert_eq!(select_configs(&opts).unwrap(), vec![good.clone()]);
-        let mut other = good.clone();
-        other.lanes = 2;
-        std::fs::write(&path, other.to_toml()).unwrap();
-        let e = select_configs(&opts).unwrap_err().to_string();
-        assert!(e.contains("differs from the compiled Verilog"), "{e}");
-        let mut unknown = good;
-        unknown.name = "not_compiled".into();
-        std::fs::write(&path, unknown.to_toml()).unwrap();
-        let e = select_configs(&opts).unwrap_err().to_string();
-        assert!(
-            e.contains("not_compiled") && e.contains("sop_c4_hif8_ue4m4_fp16"),
-            "{e}"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        let only = CosimOptions {
-            only: vec!["nope".into()],
-            ..CosimOptions::default()
-        };
-        assert!(select_configs(&only).is_err());
-    }
 }

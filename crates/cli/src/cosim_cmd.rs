@@ -1,33 +1,16 @@
-//! Ready glue for the `sop cosim` subcommand. Wiring it into `crates/cli`:
-//!
-//! ```text
-//! # crates/cli/Cargo.toml, [dependencies]
-//! sop-cosim = { path = "../cosim" }
-//!
-//! // crates/cli/src/main.rs
-//! enum Command {
-//!     ...
-//!     /// Co-simulate the RTL under Verilator on real quantized weights, checking every
-//!     /// output word against the bit-accurate model.
-//!     Cosim(sop_cosim::cli_glue::CosimArgs),
-//! }
-//! ...
-//!     Command::Cosim(args) => sop_cosim::cli_glue::run(args),
-//! ```
-//!
-//! `run` prints progress to stderr, then the mismatch reports and the final line
-//! `cosim: <W> weights, <L> layers, <C> configs, <K> mismatches, <R> M weights/s` to stdout,
-//! and returns an error (non-zero exit) when a mismatch was found.
+//! `sop cosim`: the co-simulation (`sop_cosim::run`, `run_quantized`, `soak`) and `sop cosim
+//! merge-junit`. Progress goes to stderr; the mismatch reports and the final line `cosim: <W>
+//! weights, <L> layers, <C> configs, <K> mismatches, <R> M weights/s` go to stdout; a mismatch
+//! is an error (non-zero exit).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, Subcommand};
 use sop_quantize::{QuantOptions, MAX_RADIUS};
 
-use crate::run::{run as run_cosim, run_quantized, CosimOptions, Progress};
-use crate::stimulus::StimulusOptions;
+use sop_cosim::{run as run_cosim, run_quantized, CosimOptions, Progress, Shard, StimulusOptions};
 
 /// Arguments of `sop cosim`.
 #[derive(Args, Clone, Debug)]
@@ -83,6 +66,39 @@ pub struct CosimArgs {
     /// Run the deliberately broken RTL for the mutation check (its mismatches are expected).
     #[arg(long, hide = true)]
     pub mutant: bool,
+    /// Run shard K of N (1 <= K <= N) of the layer x configuration items, balanced by
+    /// weights; the N shards together run exactly the whole run (join their JUnit files with
+    /// `sop cosim merge-junit`). The global --threads sets the worker threads.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "soak")]
+    pub shard: Option<Shard>,
+    /// Other jobs of `sop cosim` (run without one: the co-simulation).
+    #[command(subcommand)]
+    pub action: Option<CosimCmd>,
+}
+
+/// The subcommands of `sop cosim`.
+#[derive(Subcommand, Clone, Debug)]
+pub enum CosimCmd {
+    /// Join the JUnit files of `sop cosim --shard K/N` runs into one: test suites of the same
+    /// name merged (counts and times summed, every test case kept), in the order of the
+    /// whole run; a test case found in two inputs is an error.
+    MergeJunit(MergeJunitArgs),
+}
+
+/// Arguments of `sop cosim merge-junit`.
+#[derive(Args, Clone, Debug)]
+pub struct MergeJunitArgs {
+    /// The merged JUnit file to write.
+    #[arg(value_name = "OUT")]
+    pub out: PathBuf,
+    /// The shards' JUnit files.
+    #[arg(value_name = "IN", required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// `--shard K/N` for clap.
+fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    s.parse()
 }
 
 impl CosimArgs {
@@ -114,6 +130,9 @@ impl CosimArgs {
                 ..QuantOptions::default()
             },
             mutant: self.mutant,
+            shard: self.shard.unwrap_or(Shard::ALL),
+            // The global --threads sizes rayon's pool (default: every core).
+            threads: rayon::current_num_threads(),
             ..CosimOptions::default()
         })
     }
@@ -122,6 +141,9 @@ impl CosimArgs {
 /// Runs `sop cosim`: progress on stderr, reports and the summary line on stdout; an error
 /// when any mismatch was found.
 pub fn run(args: CosimArgs) -> Result<()> {
+    if let Some(CosimCmd::MergeJunit(m)) = &args.action {
+        return merge_junit(m);
+    }
     let opts = args.options()?;
     if let Some(rounds) = args.soak {
         return soak(&opts, rounds);
@@ -132,20 +154,28 @@ pub fn run(args: CosimArgs) -> Result<()> {
     };
     let mut bar: Option<sop_progress::Progress> = None;
     let show = |p: Progress<'_>| match p {
-        Progress::Start { configs, layers } => {
+        Progress::Start {
+            configs,
+            layers,
+            items,
+            total_items,
+            shard,
+            threads,
+        } => {
             eprintln!(
                 "cosim: {} layers x {} configurations (Verilator: {})",
                 layers.len(),
                 configs.len(),
-                crate::ffi::VERILATOR_VERSION
+                sop_cosim::ffi::VERILATOR_VERSION
             );
             for (c, point) in configs {
                 eprintln!("  {} <- {point}", c.name);
             }
-            bar = Some(sop_progress::Progress::new(
-                (layers.len() * configs.len()) as u64,
-                "layer runs",
-            ));
+            if !shard.is_all() {
+                eprintln!("cosim: shard {shard}: {items} of the {total_items} layer x configuration runs");
+            }
+            eprintln!("cosim: {items} layer x configuration runs on {threads} threads");
+            bar = Some(sop_progress::Progress::new(items as u64, "layer runs"));
         }
         Progress::Layer(r) => {
             let rate = if r.sim_secs > 0.0 {
@@ -186,15 +216,39 @@ pub fn run(args: CosimArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs `sop cosim merge-junit OUT IN...`.
+fn merge_junit(m: &MergeJunitArgs) -> Result<()> {
+    let mut inputs = Vec::with_capacity(m.inputs.len());
+    for p in &m.inputs {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        inputs.push((p.clone(), text));
+    }
+    let merged = sop_cosim::junit::merge_junit(&inputs)?;
+    sop_atomic_write::write(&m.out, merged.xml.as_bytes())
+        .map_err(|e| e.into_io())
+        .with_context(|| format!("cannot write {}", m.out.display()))?;
+    println!(
+        "merge-junit: {} files, {} suites, {} tests, {} failures, {} errors, {} skipped -> {}",
+        m.inputs.len(),
+        merged.suites,
+        merged.tests,
+        merged.failures,
+        merged.errors,
+        merged.skipped,
+        m.out.display()
+    );
+    Ok(())
+}
+
 /// Runs `sop cosim --soak ROUNDS`: a line per round on stderr, the mismatch reports and the
 /// summary line on stdout; an error when any mismatch was found.
 fn soak(opts: &CosimOptions, rounds: u64) -> Result<()> {
     eprintln!(
         "soak: {rounds} rounds (Verilator: {}); quantizing the layers once per configuration",
-        crate::ffi::VERILATOR_VERSION
+        sop_cosim::ffi::VERILATOR_VERSION
     );
     let mut bar = sop_progress::Progress::new(rounds, "rounds");
-    let summary = crate::run::soak(opts, rounds, |r| {
+    let summary = sop_cosim::soak(opts, rounds, |r| {
         let e = &r.events;
         bar.println(format_args!(
             "  round {}/{rounds} (seed {:#018x}): {} weights, {} mismatches, {} resets, {} reloads, {} interleaves, {} pauses, {:.1} s ({:.1} M weights/s)",

@@ -9,19 +9,7 @@ use sop_hw::tile::{ActFormat, ROW_NAN};
 use sop_hw::tile_sim::{golden_blocks, golden_gemv, load_tables, reset, run_gemv, tile_engine, GemvJob, TileSim};
 use sop_hw::Tables;
 
-/// xorshift64: deterministic stimulus without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use sop_hw::rng::XorShift as Rng;
 
 struct Case {
     tables: Tables,

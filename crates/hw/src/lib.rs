@@ -13,6 +13,9 @@
 //!   applies outliers and residuals to lane output words.
 //! - [`tile`]: golden model of the block dot-product tile's arithmetic (activation
 //!   alignment, exact block sums, one rounding per block into an FP32 accumulator).
+//! - [`tile_sim`]: the dot-product tile's port protocol, one driver for rust-hdl's
+//!   simulation and the Verilated model, and the golden results of a job.
+//! - [`rng`]: the deterministic random stream of the tests' stimulus.
 //!
 //! The hardware description itself (module `rtl`, private) is the only code that
 //! touches rust-hdl's block types; see `docs/hardware.md` for the datapath.
@@ -24,6 +27,7 @@ pub mod emit;
 pub mod mode;
 pub mod model;
 pub mod params;
+pub mod rng;
 mod rtl;
 pub mod sim;
 pub mod sparse;

@@ -403,19 +403,7 @@ mod tests {
     use super::*;
     use crate::mode::{all_modes, Mode};
 
-    /// xorshift64: deterministic stimulus without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::rng::XorShift as Rng;
 
     /// Random tables for the engine in `mode`: HIF words with random signs, exponents and
     /// mantissa codes (some zero codes), biases in range.

@@ -9,19 +9,7 @@ use sop_hw::sim::RtlSim;
 use sop_hw::sparse::Correction;
 use sop_hw::{default_configs, LaneConfig, LATENCY};
 
-/// A small deterministic generator (xorshift) for directed tests.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use sop_hw::rng::XorShift as Rng;
 
 fn random_tables(c: &LaneConfig, r: &mut Rng) -> Tables {
     let mut t = Tables::zeroed(c);

@@ -51,16 +51,7 @@ fn board_wrapper_is_lint_clean() {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// A small deterministic generator (xorshift), so the test needs no extra crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use sop_hw::rng::XorShift as Rng;
 
 fn testbench(frames: &[Frame]) -> String {
     let bytes: Vec<u8> = frames.iter().flat_map(|f| f.bytes()).collect();

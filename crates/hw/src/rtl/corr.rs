@@ -636,22 +636,7 @@ mod tests {
     use crate::sparse::{correct, Correction};
     use std::collections::{HashMap, VecDeque};
 
-    /// xorshift64: deterministic stimulus without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn chance(&mut self, num: u64, den: u64) -> bool {
-            self.below(den) < num
-        }
-    }
+    use crate::rng::XorShift as Rng;
 
     /// One cycle of stimulus.
     #[derive(Clone, Copy, Default)]

@@ -582,19 +582,7 @@ mod tests {
     use crate::params::FPACC_SPACING;
     use crate::tile::add_exact;
 
-    /// xorshift64: deterministic stimulus without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::rng::XorShift as Rng;
 
     fn settle(u: &mut FpAcc) {
         assert!(simulate(u, 1000), "rust-hdl simulation did not settle");

@@ -167,3 +167,44 @@ fn the_mutant_tile_is_caught() {
         "the mutant tile agreed with the golden model on every output"
     );
 }
+
+/// `sop gemv --vcd`'s replay: the traced tile writes a waveform of a whole job (the table
+/// load, the pre-pass and the rows) with the tile's ports in it; the untraced build refuses.
+#[test]
+fn a_job_replays_into_a_vcd() {
+    let mut rng = Rng(0x7cd0_0001);
+    let c = case(&mut rng, 1);
+    let nb = c.rows * c.cols / c.block;
+    let stim = sop_cosim::LayerStim {
+        name: "random".into(),
+        rows: c.rows,
+        cols: c.cols,
+        block: c.block,
+        codes: c.codes.clone(),
+        sel: c.sel.clone(),
+        scales: c.scales.clone(),
+        tables: c.tables.clone(),
+        blocks: nb,
+        corr: Vec::new(),
+    };
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tile-vcd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("job.vcd");
+    sop_cosim::gemv::write_vcd(&stim, &c.x, &path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("$enddefinitions"), "not a VCD");
+    for port in ["xm_emax", "block_start", "acc_0", "out_valid"] {
+        assert!(text.contains(port), "{port} missing from the VCD");
+    }
+    // Time stamps cover the job: table load (2 x 65 + 1 cycles), pre-pass, rows.
+    let last: u64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter_map(|t| t.parse().ok())
+        .max()
+        .unwrap();
+    assert!(last >= 10 * (131 + c.cols as u64), "last time stamp {last}");
+    let mut plain = TileDut::new("sop_tile_hif8_bf16", false).unwrap();
+    let e = plain.open_vcd(&dir.join("no.vcd")).unwrap_err().to_string();
+    assert!(e.contains("no tracing"), "{e}");
+}

@@ -100,8 +100,8 @@ impl Layers {
             .by_name
             .get(name)
             .with_context(|| format!("layer {name} is not in the quantized model"))?;
+        // `GemvTile::load` checks that the tile can take it.
         let stim = LayerStim::from_quantized(ql, tile.config())?;
-        gemv::tile_stim(&stim, tile.geom())?;
         Ok((stim, ql))
     }
 }

@@ -43,11 +43,25 @@ const MODE_FROM: &str = "exp = sde$exp + rebase;";
 /// ... forgotten: E4M3 and SE4M3 scales come out half as large (`ModeMutant` variant).
 const MODE_TO: &str = "exp = sde$exp;";
 
-/// The dot-product tile, mutated (`Mutant` variant): bit 3 of the block scale's significand is
-/// ignored in the block-scale multiply of every row ...
+/// The HIF dot-product tile, mutated (`Mutant` variant): bit 3 of the block scale's
+/// significand is ignored in the block-scale multiply of every row ...
 const TILE_FROM: &str = "sf = sf + (mv << sh3);";
 /// ... (its shifted term dropped).
 const TILE_TO: &str = "sf = sf;";
+/// The conventional tile, mutated: the drain shifts bank 2 into its own place instead of
+/// taking bank 3's, so bank 3's partial sum is lost (and bank 2 counted twice) ...
+const CONV_TILE_FROM: &str = "q$2$d = q$3$q;";
+/// ... in every row.
+const CONV_TILE_TO: &str = "q$2$d = q$2$q;";
+
+/// The mutation of a tile by its file stem: `(from, to, what)`.
+fn tile_mutation(name: &str) -> (&'static str, &'static str, &'static str) {
+    if name.starts_with("sop_tile_fp16lut_") {
+        (CONV_TILE_FROM, CONV_TILE_TO, "the conventional tile's bank drain")
+    } else {
+        (TILE_FROM, TILE_TO, "the tile's block-scale multiply")
+    }
+}
 
 /// One deliberate mutation of a configuration's Verilog, by a checked text substitution.
 struct Mutation {
@@ -253,16 +267,17 @@ fn main() {
             ));
         }
         if tile {
-            if !text.contains(TILE_FROM) {
+            let (from, to, what) = tile_mutation(&name);
+            if !text.contains(from) {
                 fail(format!(
-                    "mutation check: the pattern `{TILE_FROM}` (the tile's block-scale multiply) is not in {}; update the mutation in crates/cosim/build.rs",
+                    "mutation check: the pattern `{from}` ({what}) is not in {}; update the mutation in crates/cosim/build.rs",
                     src.display()
                 ));
             }
             let dir = out.join(format!("mutant_{name}"));
             fs::create_dir_all(&dir).unwrap();
             let msrc = dir.join(format!("{name}.v"));
-            fs::write(&msrc, text.replace(TILE_FROM, TILE_TO)).unwrap();
+            fs::write(&msrc, text.replace(from, to)).unwrap();
             let mut b = verilate(
                 &verilator,
                 &out,
@@ -708,10 +723,20 @@ fn write_rust(out: &Path, built: &[Built], version: &str, rtl_dir: &Path) {
         "pub const MUTATION: (&str, &str) = ({MUTANT_FROM:?}, {MUTANT_TO:?});"
     )
     .unwrap();
-    writeln!(s, "/// The tile mutation: (original Verilog text, replacement).").unwrap();
+    writeln!(s, "/// The HIF tile mutation: (original Verilog text, replacement).").unwrap();
     writeln!(
         s,
         "pub const TILE_MUTATION: (&str, &str) = ({TILE_FROM:?}, {TILE_TO:?});"
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "/// The conventional tile mutation: (original Verilog text, replacement)."
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "pub const CONV_TILE_MUTATION: (&str, &str) = ({CONV_TILE_FROM:?}, {CONV_TILE_TO:?});"
     )
     .unwrap();
     writeln!(s, "extern \"C\" {{").unwrap();

@@ -83,9 +83,9 @@ pub fn run(cmd: RtlCmd) -> Result<()> {
             }
             // The dot-product tiles come with the default set (a --config file names lanes).
             if given.is_none() {
-                for act in sop_hw::emit::TILE_ACTS {
-                    let p = sop_hw::emit::emit_tile(act, sop_hw::emit::TILE_ROWS, &a.out)
-                        .with_context(|| format!("emitting {}", sop_hw::emit::tile_name(act)))?;
+                for (kind, act) in sop_hw::emit::TILES {
+                    let p = sop_hw::emit::emit_tile(kind, act, sop_hw::emit::TILE_ROWS, &a.out)
+                        .with_context(|| format!("emitting {}", sop_hw::emit::tile_name(kind, act)))?;
                     println!("{}", p.display());
                     n += 1;
                 }

@@ -6,7 +6,7 @@ use std::ffi::{c_void, CString};
 use std::path::Path;
 use std::ptr::NonNull;
 
-use sop_hw::tile_sim::{TileCol, TilePorts};
+use sop_hw::tile_sim::{TileCol, TileKind, TilePorts};
 
 use crate::ffi::{TileDesc, Variant, TILES};
 use crate::CosimError;
@@ -76,6 +76,7 @@ struct Ports {
 pub struct TileDut {
     h: NonNull<c_void>,
     desc: &'static TileDesc,
+    kind: TileKind,
     p: Ports,
     cycle: u64,
     vcd: bool,
@@ -113,6 +114,8 @@ impl TileDut {
                     tile_names().join(", ")
                 ))
             })?;
+        let (kind, _) = TileKind::from_name(name)
+            .ok_or_else(|| CosimError::Model(format!("`{name}` is not a tile name sop-hw knows")))?;
         // SAFETY: the shim's constructor has no preconditions.
         let h = NonNull::new(unsafe { (desc.fns.new)() })
             .ok_or_else(|| CosimError::Model(format!("{name}: the model could not be created")))?;
@@ -131,6 +134,7 @@ impl TileDut {
             Ok(p) => Ok(TileDut {
                 h,
                 desc,
+                kind,
                 p,
                 cycle: 0,
                 vcd: false,
@@ -251,6 +255,9 @@ fn bind(desc: &TileDesc, ptrs: &[*mut c_void]) -> Result<Ports, CosimError> {
 // SAFETY (every unsafe block below): the pointers were bound by `bind` to this model's ports
 // with their byte widths, and live as long as `self`.
 impl TilePorts for TileDut {
+    fn kind(&self) -> TileKind {
+        self.kind
+    }
     fn rows(&self) -> usize {
         self.p.rows.len()
     }

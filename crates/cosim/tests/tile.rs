@@ -1,12 +1,16 @@
 //! The Verilated dot-product tile against the golden model (docs/spec.md 6.2): random
 //! tables in every engine mode, random block scales and codes, BF16 activations spread over
 //! the whole exponent range (zeros, subnormals, Inf/NaN blocks), several block sizes; and
-//! the same stimulus through rust-hdl's simulation of the tile, cycle for cycle.
+//! the same stimulus through rust-hdl's simulation of the tile, cycle for cycle. The same for
+//! the conventional baseline tile (docs/spec.md 6.3) with random FP16 tables.
 
 use sop_cosim::TileDut;
 use sop_hw::mode::all_modes;
 use sop_hw::tile::{ActFormat, ROW_NAN};
-use sop_hw::tile_sim::{golden_blocks, golden_gemv, load_tables, reset, run_gemv, tile_engine, GemvJob, TileSim};
+use sop_hw::tile_sim::{
+    golden_blocks, golden_for, golden_gemv, load_tables, reset, run_gemv, tile_engine, ConvTileSim, GemvJob, TileKind,
+    TileSim,
+};
 use sop_hw::Tables;
 
 use sop_hw::rng::XorShift as Rng;
@@ -207,4 +211,149 @@ fn a_job_replays_into_a_vcd() {
     let mut plain = TileDut::new("sop_tile_hif8_bf16", false).unwrap();
     let e = plain.open_vcd(&dir.join("no.vcd")).unwrap_err().to_string();
     assert!(e.contains("no tracing"), "{e}");
+}
+
+/// A job for the conventional tile: the HIF case's activations, codes and scales, random FP16
+/// tables (exponents over the whole range, Inf/NaN words in some cases), rows of at least
+/// `CONV_MIN_COLS` columns.
+fn conv_case(rng: &mut Rng, k: usize) -> Case {
+    let mut c = case(rng, k);
+    let cfg = TileKind::Conventional.engine();
+    let mut t = Tables::zeroed(&cfg);
+    for tb in 0..2 {
+        for e in t.entries[tb].iter_mut() {
+            let ex = if k % 5 == 4 && rng.below(32) == 0 {
+                31
+            } else {
+                rng.below(31)
+            };
+            *e = (rng.below(2) << 15 | ex << 10 | rng.below(1024)) as u32;
+        }
+    }
+    t.mode = c.tables.mode;
+    c.tables = t;
+    // Repeat the columns until the row is long enough (whole blocks).
+    let min = sop_hw::tile_sim::CONV_MIN_COLS as usize;
+    if c.cols < min {
+        let reps = min.div_ceil(c.cols);
+        let cols = c.cols * reps;
+        let rep = |v: &[u8], w: usize| -> Vec<u8> {
+            v.chunks(w)
+                .flat_map(|r| r.iter().copied().cycle().take(w * reps))
+                .collect()
+        };
+        let nbr = c.cols / c.block;
+        c.codes = rep(&c.codes, c.cols);
+        c.scales = rep(&c.scales, nbr);
+        c.sel = c
+            .sel
+            .chunks(nbr)
+            .flat_map(|r| r.iter().copied().cycle().take(nbr * reps))
+            .collect();
+        c.x = c.x.iter().copied().cycle().take(cols).collect();
+        c.cols = cols;
+    }
+    c
+}
+
+#[test]
+fn verilated_conventional_tile_matches_the_golden_model() {
+    let kind = TileKind::Conventional;
+    let cfg = kind.engine();
+    let mut dut = TileDut::new(&kind.name(ActFormat::Bf16), false).unwrap();
+    let g = sop_hw::tile_sim::TileGeom::new(&tile_engine(), ActFormat::Bf16);
+    reset(&mut dut);
+    let mut rng = Rng(0x5eed_c0e1);
+    let (mut outputs, mut nonzero, mut nans) = (0usize, 0usize, 0usize);
+    for k in 0..200 {
+        let c = conv_case(&mut rng, k);
+        load_tables(&mut dut, &cfg, &c.tables).unwrap();
+        let got = run_gemv(&mut dut, &g, &c.job()).unwrap();
+        let want = golden_for(kind, &c.tables, ActFormat::Bf16, &c.job());
+        for (r, (a, b)) in got.y.iter().zip(&want).enumerate() {
+            assert_eq!(
+                a,
+                b,
+                "case {k} ({:?}, block {}, {} columns) row {r}: tile {a:#010x} ({}), golden {b:#010x} ({})",
+                c.tables.mode,
+                c.block,
+                c.cols,
+                f32::from_bits(*a),
+                f32::from_bits(*b)
+            );
+            outputs += 1;
+            nonzero += usize::from(a & 0x7fff_ffff != 0);
+            nans += usize::from(*a == ROW_NAN);
+        }
+    }
+    assert!(
+        outputs > 500 && nonzero > outputs / 2 && nans > 10,
+        "{outputs} outputs, {nonzero} non-zero, {nans} NaN"
+    );
+}
+
+#[test]
+fn conventional_tile_rust_hdl_and_verilator_run_the_same_cycles() {
+    let kind = TileKind::Conventional;
+    let cfg = kind.engine();
+    let mut dut = TileDut::new(&kind.name(ActFormat::Bf16), false).unwrap();
+    let mut sim = ConvTileSim::new(ActFormat::Bf16, sop_hw::emit::TILE_ROWS);
+    let g = sop_hw::tile_sim::TileGeom::new(&tile_engine(), ActFormat::Bf16);
+    reset(&mut dut);
+    reset(sim.ports());
+    let mut rng = Rng(0xc0ff_ee12);
+    for k in 0..6 {
+        let c = conv_case(&mut rng, k);
+        load_tables(&mut dut, &cfg, &c.tables).unwrap();
+        load_tables(sim.ports(), &cfg, &c.tables).unwrap();
+        let a = run_gemv(&mut dut, &g, &c.job()).unwrap();
+        let b = run_gemv(sim.ports(), &g, &c.job()).unwrap();
+        assert_eq!(a, b, "case {k}");
+    }
+}
+
+/// The mutant conventional tile (bank 3 dropped from the drain) is caught by the same jobs.
+#[test]
+fn the_mutant_conventional_tile_is_caught() {
+    let (from, to) = sop_cosim::ffi::CONV_TILE_MUTATION;
+    assert_ne!(from, to);
+    let kind = TileKind::Conventional;
+    let cfg = kind.engine();
+    let mut dut = TileDut::with_variant(&kind.name(ActFormat::Bf16), sop_cosim::Variant::Mutant).unwrap();
+    let g = sop_hw::tile_sim::TileGeom::new(&tile_engine(), ActFormat::Bf16);
+    reset(&mut dut);
+    let mut rng = Rng(0x5eed_c0e1);
+    let mut differ = 0;
+    for k in 0..20 {
+        let c = conv_case(&mut rng, k);
+        load_tables(&mut dut, &cfg, &c.tables).unwrap();
+        let got = run_gemv(&mut dut, &g, &c.job()).unwrap();
+        let want = golden_for(kind, &c.tables, ActFormat::Bf16, &c.job());
+        differ += got.y.iter().zip(&want).filter(|(a, b)| a != b).count();
+    }
+    assert!(
+        differ > 0,
+        "the mutant conventional tile agreed with the golden model on every output"
+    );
+}
+
+/// A job shorter than the conventional tile's drain is refused with a clear error.
+#[test]
+fn the_conventional_tile_refuses_short_rows() {
+    let kind = TileKind::Conventional;
+    let mut dut = TileDut::new(&kind.name(ActFormat::Bf16), false).unwrap();
+    let g = sop_hw::tile_sim::TileGeom::new(&tile_engine(), ActFormat::Bf16);
+    reset(&mut dut);
+    let x = [0x3f80u16; 16];
+    let job = GemvJob {
+        rows: 1,
+        cols: 16,
+        block: 8,
+        codes: &[0; 16],
+        scales: &[0; 2],
+        sel: &[false; 2],
+        x: &x,
+    };
+    let e = run_gemv(&mut dut, &g, &job).unwrap_err().to_string();
+    assert!(e.contains("16 columns") && e.contains("17 columns or more"), "{e}");
 }

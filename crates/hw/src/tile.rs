@@ -344,6 +344,62 @@ pub fn dot_row(
     acc
 }
 
+/// Banks of the conventional tile's interleaved FP32 accumulator (docs/spec.md 6.3): one per
+/// stage of the pipelined adder, so that it takes one product per cycle.
+pub const CONV_BANKS: usize = crate::params::FPACC_SPACING as usize;
+
+/// `x` (binary32, finite) as `(signed integer, exponent)`: `x = v * 2^exp` exactly.
+fn f32_parts(x: f32) -> (i128, i32) {
+    let b = x.to_bits();
+    let field = ((b >> 23) & 0xff) as i32;
+    let frac = (b & 0x7f_ffff) as i128;
+    let (m, k) = if field == 0 {
+        (frac, -149)
+    } else {
+        (frac | 1 << 23, field - 150)
+    };
+    (if b >> 31 != 0 { -m } else { m }, k)
+}
+
+/// The conventional baseline's dot product of one row (docs/spec.md 6.3), before the tensor
+/// scale: FP16 weight words `w` (as the FP16-LUT engine delivers them) times activation
+/// words `x` of format `fmt`. Each product is exact; product `i` is added with one binary32
+/// rounding ([`add_exact`]) into bank `i mod CONV_BANKS` (each bank starts at `+0`); the banks
+/// are then added in order into `+0`, one rounding each. A non-finite weight word,
+/// activation or bank gives [`ROW_NAN`].
+///
+/// # Panics
+/// If the lengths differ.
+pub fn dot_row_conventional(fmt: ActFormat, w: &[u16], x: &[u32]) -> f32 {
+    assert_eq!(w.len(), x.len(), "one activation per weight");
+    let mut banks = [0f32; CONV_BANKS];
+    let mut nan = false;
+    for (i, (&wi, &xi)) in w.iter().zip(x).enumerate() {
+        let e = u32::from(wi >> 10) & 0x1f;
+        let Act::Finite { neg, sig, exp } = fmt.fields(xi) else {
+            nan = true;
+            continue;
+        };
+        if e == 0x1f {
+            nan = true;
+            continue;
+        }
+        let f = u32::from(wi) & 0x3ff;
+        let ws = if e == 0 { f } else { f | 0x400 };
+        let m = ws as i128 * sig as i128;
+        let v = if neg ^ (wi >> 15 != 0) { -m } else { m };
+        let b = &mut banks[i % CONV_BANKS];
+        *b = add_exact(*b, v, e.max(1) as i32 - 25 + exp);
+    }
+    if nan || banks.iter().any(|b| !b.is_finite()) {
+        return f32::from_bits(ROW_NAN);
+    }
+    banks.iter().fold(0f32, |acc, &b| {
+        let (v, k) = f32_parts(b);
+        add_exact(acc, v, k)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,6 +457,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    proptest! {
+        /// The conventional row against IEEE binary32 hardware: an FP16 x BF16 product has at
+        /// most 19 significant bits, so with exponents kept in range it is exact in f32, and
+        /// each `bank + product` is one f32 addition (round to nearest even); the banks are
+        /// then summed in order with f32 additions. Decoded by `sop-formats`, not by the
+        /// golden model's field split.
+        #[test]
+        fn conventional_row_matches_f32_arithmetic(
+            ws in prop::collection::vec((any::<bool>(), 1u16..31, 0u16..1024), 1..40),
+            xs in prop::collection::vec((any::<bool>(), 67u16..187, 0u16..128), 40),
+        ) {
+            let w: Vec<u16> = ws.iter().map(|&(s, e, f)| u16::from(s) << 15 | e << 10 | f).collect();
+            let x: Vec<u32> = xs[..w.len()].iter().map(|&(s, e, f)| u32::from(s) << 15 | u32::from(e) << 7 | u32::from(f)).collect();
+            let mut banks = [0f32; CONV_BANKS];
+            for (i, (&wi, &xi)) in w.iter().zip(&x).enumerate() {
+                let p = Ieee16::Fp16.decode(wi as u32) * Ieee16::Bf16.decode(xi);
+                banks[i % CONV_BANKS] += p;
+            }
+            let want = banks.iter().fold(0f32, |a, &b| a + b);
+            let got = dot_row_conventional(ActFormat::Bf16, &w, &x);
+            // Equal as numbers (IEEE and the golden model may differ in the sign of a zero).
+            prop_assert!(got == want || (got.is_nan() && !want.is_finite()), "golden {} f32 {}", got, want);
+        }
+    }
+
+    #[test]
+    fn conventional_row_nan_rules() {
+        let one_w = 0x3c00u16; // FP16 1.0
+        let one_x = 0x3f80u32; // BF16 1.0
+        assert_eq!(dot_row_conventional(ActFormat::Bf16, &[one_w; 5], &[one_x; 5]), 5.0);
+        assert_eq!(
+            dot_row_conventional(ActFormat::Bf16, &[0x7c00, one_w], &[one_x; 2]).to_bits(),
+            ROW_NAN
+        );
+        assert_eq!(
+            dot_row_conventional(ActFormat::Bf16, &[one_w; 2], &[one_x, 0xff80]).to_bits(),
+            ROW_NAN
+        );
+        // A bank that overflows makes the row NaN (65504 * 2^127 overflows binary32).
+        assert_eq!(
+            dot_row_conventional(ActFormat::Bf16, &[0x7bff; 2], &[0x7f00; 2]).to_bits(),
+            ROW_NAN
+        );
     }
 
     fn engine() -> LaneConfig {

@@ -14,10 +14,13 @@
 use rust_hdl::prelude::*;
 
 use crate::config::LaneConfig;
+use crate::model::decode_word;
 use crate::model::Tables;
 use crate::rtl::tile::Tile;
 pub use crate::rtl::tile::{TileGeom, TILE_LATENCY, TILE_MIN_BLOCK};
-use crate::tile::{dot_row, ActFormat};
+use crate::rtl::tile_conv::ConvTile;
+pub use crate::rtl::tile_conv::{CONV_LATENCY, CONV_MIN_COLS};
+use crate::tile::{dot_row, dot_row_conventional, ActFormat};
 use crate::HwError;
 
 /// Settling passes allowed per half clock cycle.
@@ -42,9 +45,72 @@ pub struct TileCol {
     pub rows: Vec<(u32, u8, bool)>,
 }
 
+/// The two dot-product tiles. Both have the same ports and protocol and take the same jobs
+/// (the block limits of the HIF tile's [`TileGeom`]); they differ in the datapath.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TileKind {
+    /// The block dot-product tile (`crates/hw/src/rtl/tile.rs`) on the HIF engine:
+    /// shift-add elements, an exact block sum, one block-scale multiply and one FP32 add
+    /// per block.
+    Hif,
+    /// Its conventional baseline (`crates/hw/src/rtl/tile_conv.rs`) on the FP16-LUT engine:
+    /// FP16 weights, a multiplier per row and one FP32 add per product.
+    Conventional,
+}
+
+impl TileKind {
+    /// Both kinds.
+    pub const ALL: [TileKind; 2] = [TileKind::Hif, TileKind::Conventional];
+
+    /// Module name of the tile with activations in `act`: `sop_tile_hif8_bf16`,
+    /// `sop_tile_fp16lut_bf16`. Files whose stem starts with `sop_tile_` are tiles.
+    pub fn name(self, act: ActFormat) -> String {
+        let w = match self {
+            TileKind::Hif => "hif8",
+            TileKind::Conventional => "fp16lut",
+        };
+        format!("sop_tile_{w}_{}", act.name().to_lowercase())
+    }
+
+    /// The kind and activation format of a tile module name ([`Self::name`]).
+    pub fn from_name(name: &str) -> Option<(TileKind, ActFormat)> {
+        TileKind::ALL
+            .into_iter()
+            .flat_map(|k| ActFormat::ALL.map(|a| (k, a)))
+            .find(|&(k, a)| k.name(a) == name)
+    }
+
+    /// The decode engine the tile's rows are built on.
+    pub fn engine(self) -> LaneConfig {
+        let hif = self == TileKind::Hif;
+        crate::default_configs()
+            .into_iter()
+            .find(|c| c.engine && c.lut.hif().is_some() == hif)
+            .expect("the default configurations include both engines")
+    }
+
+    /// Cycles from a row group's last column to its results (`out_valid`).
+    pub fn latency(self) -> u32 {
+        match self {
+            TileKind::Hif => TILE_LATENCY,
+            TileKind::Conventional => CONV_LATENCY,
+        }
+    }
+
+    /// Fewest columns of a job.
+    pub fn min_cols(self) -> usize {
+        match self {
+            TileKind::Hif => TILE_MIN_BLOCK as usize,
+            TileKind::Conventional => CONV_MIN_COLS as usize,
+        }
+    }
+}
+
 /// The ports of a tile, cycle by cycle: set inputs, then [`TilePorts::tick`] (outputs read
 /// before a tick are those of the current cycle).
 pub trait TilePorts {
+    /// Which tile this is.
+    fn kind(&self) -> TileKind;
     /// Rows of the tile.
     fn rows(&self) -> usize;
     /// Synchronous reset input.
@@ -172,6 +238,15 @@ pub fn load_tables(p: &mut dyn TilePorts, cfg: &LaneConfig, t: &Tables) -> Resul
 /// missing or early).
 pub fn run_gemv(p: &mut dyn TilePorts, g: &TileGeom, job: &GemvJob) -> Result<GemvOut, HwError> {
     job.check(g)?;
+    let kind = p.kind();
+    if job.cols < kind.min_cols() {
+        return Err(HwError::Sim(format!(
+            "{} columns: the {kind:?} tile takes rows of {} columns or more",
+            job.cols,
+            kind.min_cols()
+        )));
+    }
+    let latency = kind.latency() as usize;
     let r = p.rows();
     let nblk = job.cols / job.block;
     let mut cycles = 0u64;
@@ -203,7 +278,7 @@ pub fn run_gemv(p: &mut dyn TilePorts, g: &TileGeom, job: &GemvJob) -> Result<Ge
     // Weight stream.
     let groups = job.rows.div_ceil(r);
     let mut y = Vec::with_capacity(groups * r);
-    let total = groups * job.cols + TILE_LATENCY as usize;
+    let total = groups * job.cols + latency;
     let mut col = TileCol {
         rows: vec![(0, 0, false); r],
         ..TileCol::default()
@@ -211,7 +286,7 @@ pub fn run_gemv(p: &mut dyn TilePorts, g: &TileGeom, job: &GemvJob) -> Result<Ge
     for k in 0..total {
         if p.out_valid() {
             let done = y.len() / r;
-            let expect = (done + 1) * job.cols - 1 + TILE_LATENCY as usize;
+            let expect = (done + 1) * job.cols - 1 + latency;
             if k != expect {
                 return Err(HwError::Sim(format!(
                     "results of row group {done} in stream cycle {k}, expected {expect}"
@@ -273,6 +348,35 @@ pub fn golden_gemv(cfg: &LaneConfig, tables: &Tables, act: ActFormat, job: &Gemv
         .collect()
 }
 
+/// The golden model's results of a job on the conventional tile (docs/spec.md 6.3, before
+/// the tensor scale): each weight decoded to its FP16 word by the FP16-LUT engine's golden
+/// model ([`decode_word`]), then [`dot_row_conventional`].
+pub fn golden_gemv_conventional(cfg: &LaneConfig, tables: &Tables, act: ActFormat, job: &GemvJob) -> Vec<u32> {
+    let nblk = job.cols / job.block;
+    let x: Vec<u32> = job.x.iter().map(|&w| w as u32).collect();
+    let mut w = vec![0u16; job.cols];
+    (0..job.rows)
+        .map(|row| {
+            for (c, wc) in w.iter_mut().enumerate() {
+                let bi = row * nblk + c / job.block;
+                let code = job.codes[row * job.cols + c] as u32;
+                *wc = decode_word(cfg, tables, job.sel[bi], code, job.scales[bi]);
+            }
+            dot_row_conventional(act, &w, &x).to_bits()
+        })
+        .collect()
+}
+
+/// The golden results of a job on a tile of kind `kind` (tables for its engine,
+/// [`TileKind::engine`]).
+pub fn golden_for(kind: TileKind, tables: &Tables, act: ActFormat, job: &GemvJob) -> Vec<u32> {
+    let cfg = kind.engine();
+    match kind {
+        TileKind::Hif => golden_gemv(&cfg, tables, act, job),
+        TileKind::Conventional => golden_gemv_conventional(&cfg, tables, act, job),
+    }
+}
+
 /// The golden pre-pass: per block, the largest exponent field `max(e, 1)` over its non-zero
 /// activations (0 when all are zero) and whether one is not finite.
 pub fn golden_blocks(act: ActFormat, x: &[u16], block: usize) -> Vec<(u8, bool)> {
@@ -296,9 +400,15 @@ pub fn golden_blocks(act: ActFormat, x: &[u16], block: usize) -> Vec<(u8, bool)>
         .collect()
 }
 
-impl<const C: usize, const A: usize, const W: usize> TilePorts for Tile<C, A, W> {
+/// The port access of both tiles (the same port names).
+macro_rules! tile_ports {
+    ($kind:expr, $($g:ident),+ ; $ty:ty) => {
+impl<$(const $g: usize),+> TilePorts for $ty {
+    fn kind(&self) -> TileKind {
+        $kind
+    }
     fn rows(&self) -> usize {
-        Tile::rows(self)
+        self.acc.len()
     }
     fn set_reset(&mut self, r: bool) {
         self.reset.next = r;
@@ -357,6 +467,11 @@ impl<const C: usize, const A: usize, const W: usize> TilePorts for Tile<C, A, W>
         settle(self);
     }
 }
+    };
+}
+
+tile_ports!(TileKind::Hif, C, A, W; Tile<C, A, W>);
+tile_ports!(TileKind::Conventional, C, A, W, PW, WW; ConvTile<C, A, W, PW, WW>);
 
 fn settle<B: Block>(b: &mut B) {
     assert!(simulate(b, SETTLE), "rust-hdl simulation did not settle");
@@ -364,10 +479,7 @@ fn settle<B: Block>(b: &mut B) {
 
 /// The tile's configuration: the HIF decode engine (the only one a tile is built on).
 pub fn tile_engine() -> LaneConfig {
-    crate::default_configs()
-        .into_iter()
-        .find(|c| c.engine && c.lut.hif().is_some())
-        .expect("the default configurations include a HIF engine")
+    TileKind::Hif.engine()
 }
 
 /// A rust-hdl simulation of a tile.
@@ -385,6 +497,31 @@ impl TileSim {
         let mut tile = Box::new(Tile::<6, 7, 8>::new(&cfg, &geom, rows));
         tile.connect_all();
         TileSim { tile, geom }
+    }
+
+    /// The ports.
+    pub fn ports(&mut self) -> &mut dyn TilePorts {
+        self.tile.as_mut()
+    }
+
+    /// The tile's Verilog (rust-hdl's text, before the emitter's header).
+    pub fn verilog(&mut self) -> String {
+        generate_verilog(self.tile.as_ref())
+    }
+}
+
+/// A rust-hdl simulation of the conventional tile.
+pub struct ConvTileSim {
+    tile: Box<ConvTile<6, 7, 16, 16, 17>>,
+}
+
+impl ConvTileSim {
+    /// A conventional tile of `rows` rows with activations in `act` on the FP16-LUT engine.
+    pub fn new(act: ActFormat, rows: usize) -> ConvTileSim {
+        let cfg = TileKind::Conventional.engine();
+        let mut tile = Box::new(ConvTile::<6, 7, 16, 16, 17>::new(&cfg, act, rows));
+        tile.connect_all();
+        ConvTileSim { tile }
     }
 
     /// The ports.
@@ -494,6 +631,89 @@ mod tests {
         assert_eq!(checked, 36);
         // The stimulus reaches real sums and the NaN rule, not only zeros.
         assert!(nonzero >= 24 && nans >= 1, "{nonzero} non-zero, {nans} NaN results");
+    }
+
+    /// Random FP16 tables for the FP16-LUT engine in `mode`: words over the whole range,
+    /// a few Inf/NaN ones when `special`.
+    fn fp16_tables(rng: &mut Rng, cfg: &LaneConfig, mode: Mode, special: bool) -> Tables {
+        let mut t = Tables::zeroed(cfg);
+        for tb in 0..2 {
+            for e in t.entries[tb].iter_mut() {
+                let ex = if special && rng.below(16) == 0 {
+                    31
+                } else {
+                    1 + rng.below(20)
+                };
+                *e = (rng.below(2) << 15 | ex << 10 | rng.below(1024)) as u32;
+            }
+        }
+        t.mode = Some(mode);
+        t
+    }
+
+    #[test]
+    fn conventional_tile_matches_the_golden_model_in_rust_hdl() {
+        let kind = TileKind::Conventional;
+        let cfg = kind.engine();
+        let g = TileGeom::new(&tile_engine(), ActFormat::Bf16);
+        let mut sim = ConvTileSim::new(ActFormat::Bf16, 2);
+        let mut rng = Rng(0xc0_57a1);
+        reset(sim.ports());
+        let modes = all_modes();
+        let (mut checked, mut nonzero, mut nans) = (0, 0, 0);
+        for case in 0..8 {
+            let mode = modes[(3 * case) % modes.len()];
+            let t = fp16_tables(&mut rng, &cfg, mode, case == 5);
+            load_tables(sim.ports(), &cfg, &t).unwrap();
+            let block = [8usize, 16, 32][case % 3];
+            let (rows, cols) = (3, (CONV_MIN_COLS as usize).div_ceil(block) * block);
+            let levels = [1u64, 60, 127, 200];
+            let mut x = Vec::new();
+            for b in 0..cols / block {
+                x.extend(acts(&mut rng, block, levels[(case + b) % 4], case == 6 && b == 1));
+            }
+            let codes: Vec<u8> = (0..rows * cols).map(|_| rng.below(64) as u8).collect();
+            let nb = rows * cols / block;
+            let scales: Vec<u8> = (0..nb).map(|_| rng.below(256) as u8).collect();
+            let sel: Vec<bool> = (0..nb).map(|_| rng.below(2) == 1).collect();
+            let job = GemvJob {
+                rows,
+                cols,
+                block,
+                codes: &codes,
+                scales: &scales,
+                sel: &sel,
+                x: &x,
+            };
+            let got = run_gemv(sim.ports(), &g, &job).unwrap();
+            let want = golden_for(kind, &t, ActFormat::Bf16, &job);
+            for (r, (a, b)) in got.y.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    a,
+                    b,
+                    "case {case} ({mode:?}, block {block}) row {r}: tile {} ({a:#010x}), golden {} ({b:#010x})",
+                    f32::from_bits(*a),
+                    f32::from_bits(*b)
+                );
+                checked += 1;
+                nonzero += usize::from(*a & 0x7fff_ffff != 0);
+                nans += usize::from(*a == crate::tile::ROW_NAN);
+            }
+        }
+        assert_eq!(checked, 24);
+        assert!(nonzero >= 16 && nans >= 2, "{nonzero} non-zero, {nans} NaN results");
+    }
+
+    #[test]
+    fn tile_names_round_trip() {
+        for k in TileKind::ALL {
+            for a in ActFormat::ALL {
+                assert_eq!(TileKind::from_name(&k.name(a)), Some((k, a)));
+            }
+        }
+        assert_eq!(TileKind::Hif.name(ActFormat::Bf16), "sop_tile_hif8_bf16");
+        assert_eq!(TileKind::Conventional.name(ActFormat::Bf16), "sop_tile_fp16lut_bf16");
+        assert_eq!(TileKind::from_name("sop_tile_x"), None);
     }
 
     #[test]

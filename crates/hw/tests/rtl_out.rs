@@ -7,7 +7,7 @@ use std::process::Command;
 
 use sop_hw::{
     default_configs,
-    emit::{sdc, sdc_named, tile_name, tile_verilog, verilog, TILE_ACTS, TILE_ROWS},
+    emit::{sdc, sdc_named, tile_name, tile_verilog, verilog, TILES, TILE_ROWS},
 };
 
 fn rtl_out() -> PathBuf {
@@ -61,9 +61,9 @@ fn committed_files_match_the_generator() {
 
 #[test]
 fn committed_tiles_match_the_generator() {
-    for act in TILE_ACTS {
-        let name = tile_name(act);
-        for (ext, fresh) in [("v", tile_verilog(act, TILE_ROWS)), ("sdc", sdc_named(&name))] {
+    for (kind, act) in TILES {
+        let name = tile_name(kind, act);
+        for (ext, fresh) in [("v", tile_verilog(kind, act, TILE_ROWS)), ("sdc", sdc_named(&name))] {
             let path = rtl_out().join(format!("{name}.{ext}"));
             let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
                 panic!(
@@ -85,7 +85,7 @@ fn tops() -> Vec<String> {
     default_configs()
         .into_iter()
         .map(|c| c.name)
-        .chain(TILE_ACTS.into_iter().map(tile_name))
+        .chain(TILES.into_iter().map(|(k, a)| tile_name(k, a)))
         .collect()
 }
 

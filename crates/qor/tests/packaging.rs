@@ -58,7 +58,11 @@ fn core_file_matches_the_repository() {
     let defaults: BTreeSet<String> = sop_hw::default_configs()
         .iter()
         .map(|c| c.name.clone())
-        .chain(sop_hw::emit::TILE_ACTS.into_iter().map(sop_hw::emit::tile_name))
+        .chain(
+            sop_hw::emit::TILES
+                .into_iter()
+                .map(|(k, a)| sop_hw::emit::tile_name(k, a)),
+        )
         .map(|n| format!("rtl-out/{n}.v"))
         .collect();
     assert_eq!(listed, defaults);

@@ -73,11 +73,21 @@ pub struct FpAcc {
     pub v_mag: Signal<In, Bits<VW>>,
     /// The biased exponent of the magnitude's last bit.
     pub v_exp: Signal<In, Bits<EW>>,
-    /// The accumulator, a binary32 bit pattern.
-    pub acc: Signal<Out, Bits<32>>,
+    /// The bank the add reads and writes (`0 .. banks`; ignored with one bank).
+    pub bank: Signal<In, Bits<2>>,
+    /// The add starts its bank afresh: it reads `+0` instead of the bank (a new dot
+    /// product in an interleaved accumulator, without a `clear` cycle).
+    pub fresh: Signal<In, bool>,
+    /// The accumulator banks, binary32 bit patterns (one per bank).
+    pub acc: Vec<Signal<Out, Bits<32>>>,
     /// An add is in flight (stages A to C hold one).
     pub busy: Signal<Out, bool>,
-    acc_r: RegR<Bits<32>>,
+    acc_r: Vec<RegR<Bits<32>>>,
+    a_bank: Reg<Bits<2>>,
+    b_bank: Reg<Bits<2>>,
+    c_bank: Reg<Bits<2>>,
+    acc_in: Signal<Local, Bits<32>>,
+    k_b: Vec<Constant<Bits<2>>>,
     // Stage A registers.
     a_valid: RegR<bool>,
     a_skip: Reg<bool>,
@@ -201,8 +211,19 @@ pub struct FpAcc {
 }
 
 impl FpAcc {
-    /// The accumulator.
+    /// The accumulator with one bank.
     pub fn new() -> Self {
+        Self::banked(1)
+    }
+
+    /// An interleaved accumulator of `banks` binary32 registers sharing one adder pipeline:
+    /// with `banks = FPACC_SPACING`, one add per cycle, each bank taking every
+    /// `banks`-th add (the conventional way to feed a pipelined adder one product per cycle).
+    ///
+    /// # Panics
+    /// If `banks` is not 1 ..= 4.
+    pub fn banked(banks: usize) -> Self {
+        assert!((1..=4).contains(&banks), "1 to 4 accumulator banks");
         // X of a normalized 40-bit V: v_exp - VOFF + (lz - 39) + XOFF.
         let c_xv = XOFF - VOFF - (VW as u64 - 1);
         // X of the accumulator's significand << 16: max(e, 1) - 150 - 16 + XOFF.
@@ -223,9 +244,16 @@ impl FpAcc {
             v_neg: Default::default(),
             v_mag: Default::default(),
             v_exp: Default::default(),
-            acc: Default::default(),
+            bank: Default::default(),
+            fresh: Default::default(),
+            acc: (0..banks).map(|_| Default::default()).collect(),
             busy: Default::default(),
-            acc_r: Default::default(),
+            acc_r: (0..banks).map(|_| Default::default()).collect(),
+            a_bank: Default::default(),
+            b_bank: Default::default(),
+            c_bank: Default::default(),
+            acc_in: Default::default(),
+            k_b: (0..banks).map(|i| cb(i as u64)).collect(),
             a_valid: Default::default(),
             a_skip: Default::default(),
             a_big: Default::default(),
@@ -351,7 +379,13 @@ impl Default for FpAcc {
 impl Logic for FpAcc {
     #[hdl_gen]
     fn update(&mut self) {
-        self.acc_r.clock.next = self.clock.val();
+        for i in 0..self.acc_r.len() {
+            self.acc_r[i].clock.next = self.clock.val();
+            self.acc_r[i].reset.next = self.reset.val();
+        }
+        self.a_bank.clock.next = self.clock.val();
+        self.b_bank.clock.next = self.clock.val();
+        self.c_bank.clock.next = self.clock.val();
         self.a_valid.clock.next = self.clock.val();
         self.a_skip.clock.next = self.clock.val();
         self.a_big.clock.next = self.clock.val();
@@ -372,7 +406,6 @@ impl Logic for FpAcc {
         self.c_f1.clock.next = self.clock.val();
         self.c_zero.clock.next = self.clock.val();
         self.c_neg.clock.next = self.clock.val();
-        self.acc_r.reset.next = self.reset.val();
         self.a_valid.reset.next = self.reset.val();
         self.b_valid.reset.next = self.reset.val();
         self.c_valid.reset.next = self.reset.val();
@@ -412,11 +445,21 @@ impl Logic for FpAcc {
         self.v_zero.next = self.v2.val() == self.zero2.val();
         self.mv.next = self.v_mag.val() << (self.top_v.val() - self.lzv.val());
         self.xv.next = bit_cast::<XW, EW>(self.v_exp.val()) + bit_cast::<XW, LW>(self.lzv.val()) + self.c_xv.val();
-        // The accumulator, unpacked: significand << 16, X = max(e, 1) + c_xa.
-        self.ea.next = self.acc_r.q.val().get_bits::<8>(23);
-        self.a_neg.next = self.acc_r.q.val().get_bit(31);
+        // The bank's value (+0 for a fresh add), unpacked: significand << 16,
+        // X = max(e, 1) + c_xa.
+        self.acc_in.next = self.acc_r[0].q.val();
+        for i in 0..self.acc_r.len() {
+            if self.bank.val() == self.k_b[i].val() {
+                self.acc_in.next = self.acc_r[i].q.val();
+            }
+        }
+        if self.fresh.val() {
+            self.acc_in.next = self.zero32.val();
+        }
+        self.ea.next = self.acc_in.val().get_bits::<8>(23);
+        self.a_neg.next = self.acc_in.val().get_bit(31);
         self.a_spec.next = self.ea.val() == self.ff8.val();
-        self.fa.next = self.acc_r.q.val().get_bits::<23>(0);
+        self.fa.next = self.acc_in.val().get_bits::<23>(0);
         self.sig_a.next = bit_cast::<VW, 23>(self.fa.val());
         self.ea1.next = bit_cast::<XW, 8>(self.ea.val());
         if self.ea.val() == self.zero8.val() {
@@ -454,7 +497,9 @@ impl Logic for FpAcc {
             self.a_small.d.next = self.sm_sh.val() | self.one_a.val();
         }
         self.a_valid.d.next = self.add.val() && !self.clear.val() && !self.nan.val();
-        self.a_skip.d.next = self.v_zero.val() || self.a_spec.val();
+        // A zero value leaves its bank, unless the add is fresh (the bank becomes +0).
+        self.a_skip.d.next = (self.v_zero.val() && !self.fresh.val()) || self.a_spec.val();
+        self.a_bank.d.next = self.bank.val();
         self.a_big.d.next = bit_cast::<AW, VW>(self.bg.val()) << self.g_a.val();
         self.a_xbig.d.next = self.xbig.val();
         self.a_big_neg.d.next = self.big_neg.val();
@@ -521,6 +566,7 @@ impl Logic for FpAcc {
         self.b_zero.d.next = self.zero.val();
         self.b_neg.d.next = self.neg.val();
         self.b_xbig.d.next = self.a_xbig.q.val();
+        self.b_bank.d.next = self.a_bank.q.val();
 
         // Stage C: normalize (leading one to bit MW - 1) or place a subnormal (its 2^-149
         // bit to bit 20); the exponent field minus one (0 for a subnormal).
@@ -539,6 +585,7 @@ impl Logic for FpAcc {
         self.c_f1.d.next = self.f1.val();
         self.c_zero.d.next = self.b_zero.q.val();
         self.c_neg.d.next = self.b_neg.q.val();
+        self.c_bank.d.next = self.b_bank.q.val();
 
         // Stage D: round to nearest even at bit 20, assemble, overflow to Inf, sign.
         self.q24.next = self.c_m.q.val().get_bits::<24>(20);
@@ -561,17 +608,19 @@ impl Logic for FpAcc {
         if self.c_zero.q.val() {
             self.res.next = self.zero32.val();
         }
-        self.acc_r.d.next = self.acc_r.q.val();
-        if self.c_valid.q.val() && !self.c_skip.q.val() {
-            self.acc_r.d.next = self.res.val();
+        for i in 0..self.acc_r.len() {
+            self.acc_r[i].d.next = self.acc_r[i].q.val();
+            if self.c_valid.q.val() && !self.c_skip.q.val() && (self.c_bank.q.val() == self.k_b[i].val()) {
+                self.acc_r[i].d.next = self.res.val();
+            }
+            if self.nan.val() {
+                self.acc_r[i].d.next = self.nan32.val();
+            }
+            if self.clear.val() {
+                self.acc_r[i].d.next = self.zero32.val();
+            }
+            self.acc[i].next = self.acc_r[i].q.val();
         }
-        if self.nan.val() {
-            self.acc_r.d.next = self.nan32.val();
-        }
-        if self.clear.val() {
-            self.acc_r.d.next = self.zero32.val();
-        }
-        self.acc.next = self.acc_r.q.val();
         self.busy.next = self.a_valid.q.val() || self.b_valid.q.val() || self.c_valid.q.val();
     }
 }
@@ -610,7 +659,7 @@ mod tests {
             edge(u);
         }
         assert!(!u.busy.val());
-        u.acc.val().to_u64() as u32
+        u.acc[0].val().to_u64() as u32
     }
 
     fn control(u: &mut FpAcc, clear: bool, nan: bool) {
@@ -727,7 +776,7 @@ mod tests {
         control(&mut u, false, true);
         assert_eq!(add(&mut u, false, 1, e(0)), 0x7fc0_0000);
         control(&mut u, true, false);
-        assert_eq!(u.acc.val().to_u64(), 0);
+        assert_eq!(u.acc[0].val().to_u64(), 0);
     }
 
     /// Verilator agrees with rust-hdl on the widths (the generated Verilog lints clean).

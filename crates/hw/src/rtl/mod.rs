@@ -12,6 +12,7 @@ pub(crate) mod npack;
 pub(crate) mod pack;
 pub(crate) mod prims;
 pub(crate) mod tile;
+pub(crate) mod tile_conv;
 pub(crate) mod top;
 
 #[cfg(test)]

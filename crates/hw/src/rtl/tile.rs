@@ -548,6 +548,7 @@ pub struct TileRow<const C: usize, const A: usize, const W: usize> {
     bias_flip: Constant<Bits<8>>,
     dmin: Constant<Bits<8>>,
     zero8: Constant<Bits<8>>,
+    bank0: Constant<Bits<2>>,
     zero_q: Constant<Bits<QW>>,
     zero_s: Constant<Bits<SWD>>,
     koff: Constant<Bits<12>>,
@@ -688,6 +689,7 @@ impl<const C: usize, const A: usize, const W: usize> TileRow<C, A, W> {
             bias_flip: cb((1u64 << (crate::params::SCALE_BITS - 1)) - 1),
             dmin: cb(g.dmin as u64),
             zero8: cb(0),
+            bank0: cb(0),
             zero_q: cb(0),
             zero_s: cb(0),
             koff: cb(g.koff.unsigned_abs()),
@@ -986,6 +988,8 @@ impl<const C: usize, const A: usize, const W: usize> Logic for TileRow<C, A, W> 
         self.fpacc.v_neg.next = self.e_neg.q.val();
         self.fpacc.v_mag.next = self.e_mag.q.val();
         self.fpacc.v_exp.next = self.e_exp.q.val();
+        self.fpacc.bank.next = self.bank0.val();
+        self.fpacc.fresh.next = false;
         self.l1.d.next = self.e_last.q.val();
         self.l2.d.next = self.l1.q.val();
         self.l3.d.next = self.l2.q.val();
@@ -993,7 +997,7 @@ impl<const C: usize, const A: usize, const W: usize> Logic for TileRow<C, A, W> 
         self.fpacc.clear.next = self.l4.q.val();
         // Nothing is in flight once the row's last add has landed.
         self.out_valid.next = self.l4.q.val() && !self.fpacc.busy.val();
-        self.out_acc.next = self.fpacc.acc.val();
+        self.out_acc.next = self.fpacc.acc[0].val();
     }
 }
 
@@ -1101,11 +1105,6 @@ impl<const C: usize, const A: usize, const W: usize> Tile<C, A, W> {
             align: ActAlign::new(g.act),
             rows: (0..rows).map(|_| TileRow::new(cfg, g)).collect(),
         }
-    }
-
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.rows.len()
     }
 }
 

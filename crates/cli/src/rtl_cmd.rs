@@ -62,6 +62,17 @@ pub struct QorArgs {
     /// Keep the tools' work files (Verilog, scripts, netlists, logs) in DIR.
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
+    /// Also measure the dot-product tiles: the HIF tile and its conventional baseline (FP16
+    /// weights, multipliers, FP32 accumulation per product), 4 rows (the FPGA flows map one
+    /// row), with MACs per cycle, Fmax, MAC/s per area and the HIF/conventional ratios.
+    #[arg(long)]
+    tiles: bool,
+    /// Measure only the dot-product tiles (no lane configurations).
+    #[arg(long, conflicts_with = "config")]
+    only_tiles: bool,
+    /// Also write the tiles' results as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    tile_json: Option<PathBuf>,
 }
 
 fn configs(file: &Option<PathBuf>) -> Result<Option<Vec<sop_hw::LaneConfig>>> {
@@ -103,11 +114,27 @@ pub fn run(cmd: RtlCmd) -> Result<()> {
             if let Some(c) = configs(&a.config)? {
                 opts.configs = c;
             }
-            let rows = sop_qor::run(&opts)?;
-            print!("{}", sop_qor::markdown(&rows));
-            if let Some(f) = &a.json {
-                sop_atomic_write::write(f, sop_qor::to_json(&rows).as_bytes()).context("--json")?;
-                eprintln!("wrote {}", f.display());
+            if a.tiles || a.only_tiles {
+                opts.tiles = sop_hw::emit::TILES.to_vec();
+            }
+            if !a.only_tiles {
+                let rows = sop_qor::run(&opts)?;
+                print!("{}", sop_qor::markdown(&rows));
+                if let Some(f) = &a.json {
+                    sop_atomic_write::write(f, sop_qor::to_json(&rows).as_bytes()).context("--json")?;
+                    eprintln!("wrote {}", f.display());
+                }
+            }
+            if !opts.tiles.is_empty() {
+                let rows = sop_qor::run_tiles(&opts)?;
+                print!("\n{}", sop_qor::tile::markdown(&rows));
+                if let Some(f) = &a.tile_json {
+                    let text = serde_json::to_string_pretty(&rows).context("--tile-json")? + "\n";
+                    sop_atomic_write::write(f, text.as_bytes()).context("--tile-json")?;
+                    eprintln!("wrote {}", f.display());
+                }
+            } else if a.tile_json.is_some() {
+                anyhow::bail!("--tile-json needs --tiles or --only-tiles");
             }
         }
     }

@@ -50,6 +50,7 @@ pub mod recon;
 mod render;
 pub mod sta;
 pub mod stdcell;
+pub mod tile;
 pub mod tools;
 
 use std::collections::BTreeMap;
@@ -64,6 +65,7 @@ pub use sop_hw::LaneConfig;
 pub use flows::{Ecp5Stats, GateStats, Ice40Stats};
 pub use render::{from_json, markdown, markdown_blocks, to_json};
 pub use stdcell::StdCellStats;
+pub use tile::TileQorRow;
 
 /// Name of the default FP16-LUT baseline configuration.
 pub const DEFAULT_BASELINE: &str = "sop_c4_fp16lut_ue4m4_fp16";
@@ -240,6 +242,9 @@ pub struct QorOptions {
     /// names must exist, so use a library of the same PDK, e.g. another corner). Empty:
     /// the files of [`stdcell::Pdk::files`] under [`stdcell::pdk_dir`].
     pub liberty: Vec<PathBuf>,
+    /// The dot-product tiles [`run_tiles`] measures (default none; the committed ones are
+    /// `sop_hw::emit::TILES`).
+    pub tiles: Vec<(sop_hw::tile_sim::TileKind, sop_hw::tile::ActFormat)>,
 }
 
 impl Default for QorOptions {
@@ -252,6 +257,7 @@ impl Default for QorOptions {
             seeds: 5,
             add_baseline: true,
             liberty: Vec::new(),
+            tiles: Vec::new(),
         }
     }
 }
@@ -636,9 +642,8 @@ pub fn fill_ratios(rows: &mut [QorRow], configs: &[LaneConfig]) {
     }
 }
 
-/// Measures every configuration of `opts` (sequentially; progress on standard error) and
-/// fills the baseline ratios. Checks first that every tool of the selected flows is there.
-pub fn run(opts: &QorOptions) -> Result<Vec<QorRow>, QorError> {
+/// The checks every run starts with: flows, seeds, tools.
+fn check_run(opts: &QorOptions) -> Result<(), QorError> {
     if opts.flows.is_empty() {
         return Err(QorError::Usage("no flow selected".into()));
     }
@@ -647,7 +652,33 @@ pub fn run(opts: &QorOptions) -> Result<Vec<QorRow>, QorError> {
             "--seeds 0: at least one placement seed is needed (Fmax is the median over seeds 1..=N)".into(),
         ));
     }
-    check_tools(&opts.flows)?;
+    check_tools(&opts.flows)
+}
+
+/// Measures the dot-product tiles of `opts.tiles` with its flows (sequentially; progress on
+/// standard error), [`tile::run_tile`] each.
+pub fn run_tiles(opts: &QorOptions) -> Result<Vec<TileQorRow>, QorError> {
+    check_run(opts)?;
+    let (dir, _guard) = work_dir(opts)?;
+    let libs = prepare_libraries(opts, &dir)?;
+    let mut rows = Vec::with_capacity(opts.tiles.len());
+    for (k, &(kind, act)) in opts.tiles.iter().enumerate() {
+        let start = Instant::now();
+        if opts.progress {
+            eprintln!("[tile {}/{}] {}", k + 1, opts.tiles.len(), kind.name(act));
+        }
+        rows.push(tile::run_tile(kind, act, opts, &dir, &libs)?);
+        if opts.progress {
+            eprintln!("  {}: done in {:.1} s", kind.name(act), start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(rows)
+}
+
+/// Measures every configuration of `opts` (sequentially; progress on standard error) and
+/// fills the baseline ratios. Checks first that every tool of the selected flows is there.
+pub fn run(opts: &QorOptions) -> Result<Vec<QorRow>, QorError> {
+    check_run(opts)?;
     let configs = configs_to_run(opts);
     for c in &configs {
         c.validate()?;

@@ -28,7 +28,7 @@ earlier node already uses. Files:
 
 `small`: tiny synthetic models for bad-input tests and fuzz seeds: no-weights.onnx (Add/Relu and
 a MatMul of two graph inputs), double.onnx (a DOUBLE weight), typed.onnx (FLOAT16 int32_data and
-a float_data Gemm), external.onnx (+ external.bin, offsets and lengths), bad-size.onnx
+a float_data Gemm), external.onnx (+ external.bin: two weights and a bias at offsets), bad-size.onnx
 (raw_data shorter than its shape), escape.onnx (external data location `../outside.bin`).
 """
 
@@ -306,11 +306,12 @@ def small(outdir):
     # External data: two weights in one file, the second at an offset.
     m = save(
         "external",
-        [helper.make_node("Gemm", ["x", "ext.a"], ["y"], name="ga", transB=1),
+        [helper.make_node("Gemm", ["x", "ext.a", "ext.bias"], ["y"], name="ga", transB=1),
          helper.make_node("MatMul", ["x", "ext.b"], ["z"], name="mb")],
         [helper.make_tensor_value_info("x", f, [1, 6])],
         [helper.make_tensor_value_info("y", f, [1, 4]), helper.make_tensor_value_info("z", f, [1, 4])],
-        [tensor("ext.a", w, "FLOAT", False), tensor("ext.b", w.T, "FLOAT", False)],
+        [tensor("ext.a", w, "FLOAT", False), tensor("ext.b", w.T, "FLOAT", False),
+         tensor("ext.bias", np.array([0.5, -1.0, 2.0, 0.25], dtype=np.float32), "FLOAT", False)],
     )
     onnx.save_model(m, os.path.join(outdir, "external.onnx"), save_as_external_data=True,
                     all_tensors_to_one_file=True, location="external.bin", size_threshold=0)

@@ -239,6 +239,8 @@ fn small_models_typed_fields_and_external_offsets() {
     assert_eq!(m.load_f32("ext.a").unwrap().data, w);
     assert_eq!(m.load_f32("ext.b").unwrap().data, w);
     assert_eq!(m.files().len(), 2);
+    assert_eq!(m.tensor("ext.bias").unwrap().shape, vec![4]);
+    assert_eq!(m.linear_layers().len(), 2);
 }
 
 fn open_err(path: &Path) -> (ModelError, String) {

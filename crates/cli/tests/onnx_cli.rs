@@ -146,7 +146,7 @@ fn quantize_and_export_take_an_onnx_model() {
     assert_eq!(code, 0, "{err}");
     let bytes = std::fs::read(&x).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort();
     // The two quantized layers, and the Gemm's bias copied from the external data file.
     assert_eq!(names, ["ext.a", "ext.b", "ext.bias"]);

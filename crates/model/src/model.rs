@@ -87,6 +87,26 @@ impl TensorInfo {
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
+
+    /// `(rows, cols)` of a tensor that can be loaded as a matrix; [`ModelError::NotTwoD`] or
+    /// [`ModelError::ZeroSize`] otherwise.
+    pub(crate) fn matrix_dims(&self) -> Result<(usize, usize), ModelError> {
+        let &[rows, cols] = self.shape.as_slice() else {
+            return Err(ModelError::NotTwoD {
+                file: self.file.clone(),
+                tensor: self.name.clone(),
+                shape: self.shape.clone(),
+            });
+        };
+        if rows == 0 || cols == 0 {
+            return Err(ModelError::ZeroSize {
+                file: self.file.clone(),
+                tensor: self.name.clone(),
+                shape: self.shape.clone(),
+            });
+        }
+        Ok((rows, cols))
+    }
 }
 
 /// A 2-D weight matrix converted to f32.
@@ -111,6 +131,24 @@ impl Weights2D {
     /// Row `r` (the weights of output feature `r`), `cols` values. Panics if `r >= rows`.
     pub fn row(&self, r: usize) -> &[f32] {
         &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// The loaded matrix of tensor `info` after `policy` has dealt with its NaN/Inf values
+    /// (`data`: `rows * cols` values, row-major).
+    pub(crate) fn checked(
+        info: &TensorInfo,
+        rows: usize,
+        cols: usize,
+        mut data: Vec<f32>,
+        policy: NonFinitePolicy,
+    ) -> Result<Weights2D, ModelError> {
+        apply_policy(&info.name, cols, &mut data, policy)?;
+        Ok(Weights2D {
+            name: info.name.clone(),
+            rows,
+            cols,
+            data,
+        })
     }
 
     /// Element at row `r`, column `c`. Panics if out of range.
@@ -445,20 +483,7 @@ impl Model {
             tensor: info.name.clone(),
             dtype: info.dtype.to_string(),
         })?;
-        let &[rows, cols] = info.shape.as_slice() else {
-            return Err(ModelError::NotTwoD {
-                file: info.file.clone(),
-                tensor: info.name.clone(),
-                shape: info.shape.clone(),
-            });
-        };
-        if rows == 0 || cols == 0 {
-            return Err(ModelError::ZeroSize {
-                file: info.file.clone(),
-                tensor: info.name.clone(),
-                shape: info.shape.clone(),
-            });
-        }
+        let (rows, cols) = info.matrix_dims()?;
         let bytes = self.raw_bytes(entry)?;
         let mut data = Vec::new();
         decode_into(src, bytes, &mut data);
@@ -469,13 +494,7 @@ impl Model {
                 source: safetensors::SafeTensorError::TensorInvalidInfo,
             });
         }
-        apply_policy(&info.name, cols, &mut data, policy)?;
-        Ok(Weights2D {
-            name: info.name.clone(),
-            rows,
-            cols,
-            data,
-        })
+        Weights2D::checked(info, rows, cols, data, policy)
     }
 
     /// The stored bytes of tensor `name` as they are in the file (little-endian elements of

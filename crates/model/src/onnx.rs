@@ -32,7 +32,7 @@ use bytes::Bytes;
 use memmap2::Mmap;
 use prost::Message;
 
-use crate::convert::{apply_policy, decode_into, Src};
+use crate::convert::{decode_into, Src};
 use crate::model::{DType, TensorInfo, Weights2D};
 use crate::natural::natural_cmp;
 use crate::{ModelError, NonFinitePolicy};
@@ -509,24 +509,11 @@ impl OnnxModel {
                 })
             }
         };
-        let &[rows, cols] = info.shape.as_slice() else {
-            return Err(ModelError::NotTwoD {
-                file: info.file.clone(),
-                tensor: info.name.clone(),
-                shape: info.shape.clone(),
-            });
-        };
-        if rows == 0 || cols == 0 {
-            return Err(ModelError::ZeroSize {
-                file: info.file.clone(),
-                tensor: info.name.clone(),
-                shape: info.shape.clone(),
-            });
-        }
+        let (rows, cols) = info.matrix_dims()?;
         let bytes = self.element_bytes(t)?;
         let mut stored = Vec::new();
         decode_into(src, &bytes, &mut stored);
-        let mut data = if t.transpose {
+        let data = if t.transpose {
             transpose(&stored, cols, rows)
         } else {
             stored
@@ -535,13 +522,7 @@ impl OnnxModel {
             // Cannot happen for a tensor that passed `open`'s size check; kept as a guard.
             return Err(self.bad(info, format!("{} values for shape {:?}", data.len(), info.shape)));
         }
-        apply_policy(&info.name, cols, &mut data, policy)?;
-        Ok(Weights2D {
-            name: info.name.clone(),
-            rows,
-            cols,
-            data,
-        })
+        Weights2D::checked(info, rows, cols, data, policy)
     }
 
     /// The tensor's elements as little-endian bytes of its safetensors dtype, in the presented

@@ -26,6 +26,7 @@ fn dirs() -> &'static (tempfile::TempDir, tempfile::TempDir) {
             let st = std::process::Command::new("python3")
                 .arg(&script)
                 .args(&args)
+                .stdout(std::process::Stdio::null())
                 .status()
                 .expect("python3 (with numpy, ml_dtypes, onnx: scripts/install-deps)");
             assert!(st.success(), "{} {args:?}: {st}", script.display());

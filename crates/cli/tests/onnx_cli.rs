@@ -78,7 +78,10 @@ fn eval_json(model: &str, dir: &Path, tag: &str) -> BTreeMap<(String, String), V
         .unwrap()
         .iter()
         .map(|l| {
-            let key = (l["name"].as_str().unwrap().to_string(), l["format"].as_str().unwrap().to_string());
+            let key = (
+                l["name"].as_str().unwrap().to_string(),
+                l["format"].as_str().unwrap().to_string(),
+            );
             let figures = ["bpw", "nmse", "sqnr_db", "cosine"]
                 .iter()
                 .map(|k| l[*k].as_f64().unwrap())
@@ -113,16 +116,27 @@ fn layers_lists_onnx_layers_and_skipped_nodes() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 37, "{out}");
     assert!(out.contains("MatMul_0\t384x384\tF32"), "{out}");
-    assert!(out.contains("encoder.layer.0.output.dense.weight\t384x1536\tF32"), "{out}");
+    assert!(
+        out.contains("encoder.layer.0.output.dense.weight\t384x1536\tF32"),
+        "{out}"
+    );
     assert!(
         err.contains("skipped MatMul `/left/MatMul`: the initializer `left.weight` is input A"),
         "{err}"
     );
     assert!(err.contains("skipped MatMul `/batched/MatMul`: input B `batched.weight` is a 3-D initializer"));
     assert_eq!(err.matches("skipped ").count(), 5, "{err}");
-    let (code, out, err) = sop(&["layers", "--all", "--model", big("minilm-halves.onnx").to_str().unwrap()]);
+    let (code, out, err) = sop(&[
+        "layers",
+        "--all",
+        "--model",
+        big("minilm-halves.onnx").to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("\tBF16") && out.contains("\tF16") && out.contains("\tF32"), "{out}");
+    assert!(
+        out.contains("\tBF16") && out.contains("\tF16") && out.contains("\tF32"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -131,7 +145,15 @@ fn quantize_and_export_take_an_onnx_model() {
     let model = small("external.onnx");
     let m = model.to_str().unwrap();
     let q = d.path().join("q");
-    let (code, out, err) = sop(&["quantize", "--model", m, "--target-bpw", "8", "--out", q.to_str().unwrap()]);
+    let (code, out, err) = sop(&[
+        "quantize",
+        "--model",
+        m,
+        "--target-bpw",
+        "8",
+        "--out",
+        q.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("wrote"), "{out}");
     let x = d.path().join("x.safetensors");
@@ -163,14 +185,22 @@ fn quantize_and_export_take_an_onnx_model() {
 #[test]
 fn onnx_bad_input_is_one_clear_error() {
     let (code, _, err) = sop(&["eval", "--model", small("no-weights.onnx").to_str().unwrap()]);
-    one_line_error(code, &err, &["no-weights.onnx", "no MatMul or Gemm node", "graph input"]);
+    one_line_error(
+        code,
+        &err,
+        &["no-weights.onnx", "no MatMul or Gemm node", "graph input"],
+    );
 
     let d = tempfile::tempdir().unwrap();
     let cut = d.path().join("cut.onnx");
     let bytes = std::fs::read(small("typed.onnx")).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() - 9]).unwrap();
     let (code, _, err) = sop(&["eval", "--model", cut.to_str().unwrap()]);
-    one_line_error(code, &err, &["cut.onnx", "not a valid ONNX model", "truncated or corrupt"]);
+    one_line_error(
+        code,
+        &err,
+        &["cut.onnx", "not a valid ONNX model", "truncated or corrupt"],
+    );
 
     let alone = d.path().join("external.onnx");
     std::fs::copy(small("external.onnx"), &alone).unwrap();

@@ -26,14 +26,19 @@ earlier node already uses. Files:
                                reference evaluator (numpy), i.e. W x with the orientation the
                                ONNX operators define, independent of the Rust reader.
 
+OUTDIR is written whole (built beside it, then renamed) and kept: a later run of the same
+version of this script finds it (its STAMP file) and writes nothing, so tests can share it.
+
 `small`: tiny synthetic models for bad-input tests and fuzz seeds: no-weights.onnx (Add/Relu and
 a MatMul of two graph inputs), double.onnx (a DOUBLE weight), typed.onnx (FLOAT16 int32_data and
 a float_data Gemm), external.onnx (+ external.bin: two weights and a bias at offsets), bad-size.onnx
 (raw_data shorter than its shape), escape.onnx (external data location `../outside.bin`).
 """
 
+import hashlib
 import json
 import os
+import shutil
 import struct
 import sys
 
@@ -254,7 +259,6 @@ def minilm(src, outdir):
 
     with open(os.path.join(outdir, "expected.json"), "w") as f:
         json.dump(result, f)
-    print(outdir)
 
 
 def small(outdir):
@@ -345,14 +349,37 @@ def small(outdir):
         check=False,
     )
     onnx.save_model(m, os.path.join(outdir, "escape.onnx"))
+
+
+def cached(outdir, build):
+    """Writes OUTDIR with build(dir) unless OUTDIR already holds what this version of the script
+    writes (its STAMP file holds the script's sha256). Built in a temporary sibling directory and
+    renamed, so a reader never sees a partial OUTDIR and concurrent writers do not collide."""
+    with open(__file__, "rb") as f:
+        stamp = hashlib.sha256(f.read()).hexdigest()
+    stamp_file = os.path.join(outdir, "STAMP")
+    if os.path.isfile(stamp_file) and open(stamp_file).read() == stamp:
+        print(outdir)
+        return
+    tmp = f"{outdir.rstrip(os.sep)}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    build(tmp)
+    with open(os.path.join(tmp, "STAMP"), "w") as f:
+        f.write(stamp)
+    shutil.rmtree(outdir, ignore_errors=True)  # an older version's models
+    try:
+        os.rename(tmp, outdir)
+    except OSError:
+        # Another writer renamed its (identical) models first.
+        shutil.rmtree(tmp, ignore_errors=True)
     print(outdir)
 
 
 def main(argv):
     if len(argv) == 4 and argv[1] == "minilm":
-        minilm(argv[2], argv[3])
+        cached(argv[3], lambda d: minilm(argv[2], d))
     elif len(argv) == 3 and argv[1] == "small":
-        small(argv[2])
+        cached(argv[2], small)
     else:
         sys.exit(__doc__)
 

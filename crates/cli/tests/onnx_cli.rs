@@ -11,16 +11,18 @@ use std::sync::OnceLock;
 
 use common::{one_line_error, sop};
 
-/// Runs `scripts/make-onnx-models.py` once per test process: (minilm models, small models).
-fn dirs() -> &'static (tempfile::TempDir, tempfile::TempDir) {
-    static D: OnceLock<(tempfile::TempDir, tempfile::TempDir)> = OnceLock::new();
+/// Runs `scripts/make-onnx-models.py` once per test process: (minilm models, small models),
+/// kept in the build's test scratch directory (the script skips models it already wrote).
+fn dirs() -> &'static (PathBuf, PathBuf) {
+    static D: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     D.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-onnx-models.py");
         let ckpt = sop_model::resolve("minilm").unwrap_or_else(|e| panic!("minilm: {e}"));
-        let made = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
+        let made = (root.join("minilm"), root.join("small"));
         let runs: [Vec<&std::ffi::OsStr>; 2] = [
-            vec!["minilm".as_ref(), ckpt.as_os_str(), made.0.path().as_os_str()],
-            vec!["small".as_ref(), made.1.path().as_os_str()],
+            vec!["minilm".as_ref(), ckpt.as_os_str(), made.0.as_os_str()],
+            vec!["small".as_ref(), made.1.as_os_str()],
         ];
         for args in runs {
             let st = std::process::Command::new("python3")
@@ -36,11 +38,11 @@ fn dirs() -> &'static (tempfile::TempDir, tempfile::TempDir) {
 }
 
 fn big(name: &str) -> PathBuf {
-    dirs().0.path().join(name)
+    dirs().0.join(name)
 }
 
 fn small(name: &str) -> PathBuf {
-    dirs().1.path().join(name)
+    dirs().1.join(name)
 }
 
 /// ONNX layer name -> checkpoint tensor name, from the script's `expected.json`.

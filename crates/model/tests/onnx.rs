@@ -13,20 +13,19 @@ use std::sync::OnceLock;
 
 use sop_model::{DType, Model, ModelError, OnnxError};
 
-/// The models written once per test process: (minilm dir, small dir).
-fn models() -> &'static (tempfile::TempDir, tempfile::TempDir) {
-    static DIRS: OnceLock<(tempfile::TempDir, tempfile::TempDir)> = OnceLock::new();
+/// The models, written by the script into the build's test scratch directory on first use
+/// and kept there for later runs (the script rewrites them when it changes): (minilm dir,
+/// small dir).
+fn models() -> &'static (PathBuf, PathBuf) {
+    static DIRS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     DIRS.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-onnx-models.py");
         let minilm = sop_model::resolve("minilm").unwrap_or_else(|e| panic!("minilm weights unavailable: {e}"));
-        let (big, small) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
+        let (big, small) = (root.join("minilm"), root.join("small"));
         for args in [
-            vec![
-                "minilm".into(),
-                minilm.into_os_string(),
-                big.path().as_os_str().to_owned(),
-            ],
-            vec!["small".into(), small.path().as_os_str().to_owned()],
+            vec!["minilm".into(), minilm.into_os_string(), big.clone().into_os_string()],
+            vec!["small".into(), small.clone().into_os_string()],
         ] {
             let out = Command::new("python3")
                 .arg(&script)
@@ -45,11 +44,11 @@ fn models() -> &'static (tempfile::TempDir, tempfile::TempDir) {
 }
 
 fn big(name: &str) -> PathBuf {
-    models().0.path().join(name)
+    models().0.join(name)
 }
 
 fn small(name: &str) -> PathBuf {
-    models().1.path().join(name)
+    models().1.join(name)
 }
 
 #[derive(serde::Deserialize)]

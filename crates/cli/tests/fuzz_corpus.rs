@@ -21,8 +21,9 @@ use sop_quantize::sparse::{quantize_option, MenuOption};
 use sop_quantize::{LayerRef, QuantOptions, Quantizer};
 
 /// The fuzz targets, in `scripts/fuzz` order.
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
     "safetensors_load",
+    "onnx_load",
     "imatrix_read",
     "qmodel_read",
     "hw_config",
@@ -124,6 +125,33 @@ fn safetensors_seeds() -> Seeds {
         ("f16_bf16_embed".into(), with_mode(0, halves)),
         ("non_finite".into(), with_mode(0, non_finite)),
         ("sharded_dir".into(), model_dir_input(index, &[shard0, shard1])),
+    ]
+}
+
+/// `onnx_load` seeds: the small models of `scripts/make-onnx-models.py small`, written by the
+/// PyPI `onnx` package (the ONNX project's own writer). Mode 0: one model file; mode 1: the
+/// model and its external data file `external.bin`, each u32-LE-length-prefixed.
+fn onnx_seeds() -> Seeds {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-onnx-models.py");
+    let st = std::process::Command::new("python3")
+        .arg(&script)
+        .arg("small")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 with onnx (scripts/install-deps)");
+    assert!(st.success(), "{} small: {st}", script.display());
+    let read = |f: &str| std::fs::read(dir.path().join(f)).unwrap();
+    let mut external = vec![1u8];
+    for part in [read("external.onnx"), read("external.bin")] {
+        external.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        external.extend(part);
+    }
+    vec![
+        ("typed_f16_f32".into(), with_mode(0, read("typed.onnx"))),
+        ("double_weight".into(), with_mode(0, read("double.onnx"))),
+        ("external_data".into(), external),
     ]
 }
 
@@ -278,8 +306,9 @@ fn codec_seeds() -> Seeds {
 
 /// Every seed: (target, file name, bytes).
 fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
-    let per_target: [(&str, Seeds); 6] = [
+    let per_target: [(&str, Seeds); 7] = [
         ("safetensors_load", safetensors_seeds()),
+        ("onnx_load", onnx_seeds()),
         ("imatrix_read", imatrix_seeds()),
         ("qmodel_read", qmodel_seeds()),
         ("hw_config", hw_config_seeds()),
@@ -319,6 +348,22 @@ fn assert_accepted(target: &str, name: &str, bytes: &[u8]) {
                 dir.path().to_path_buf()
             };
             let m = Model::open(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(!m.linear_layers().is_empty(), "{what}: no linear layer");
+        }
+        "onnx_load" => {
+            let dir = tempfile::tempdir().unwrap();
+            let model = dir.path().join("model.onnx");
+            if bytes[0].is_multiple_of(2) {
+                std::fs::write(&model, &bytes[1..]).unwrap();
+            } else {
+                let mut rest = &bytes[1..];
+                for file in [model.clone(), dir.path().join("external.bin")] {
+                    let n = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+                    std::fs::write(file, &rest[4..4 + n]).unwrap();
+                    rest = &rest[4 + n..];
+                }
+            }
+            let m = Model::open(&model).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(!m.linear_layers().is_empty(), "{what}: no linear layer");
         }
         "imatrix_read" => {

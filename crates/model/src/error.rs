@@ -128,6 +128,10 @@ pub enum ModelError {
         shard: PathBuf,
     },
 
+    /// An ONNX model that cannot be read (see [`crate::OnnxError`]; each variant names the file).
+    #[error(transparent)]
+    Onnx(#[from] crate::OnnxError),
+
     /// A model alias (e.g. `minilm`) could not be made available; the message says which command
     /// to run by hand.
     #[error("{0}")]

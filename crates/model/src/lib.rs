@@ -1,7 +1,8 @@
 //! `sop-model`: reads real model weights for the SOP quantizer.
 //!
 //! Accepts a single `.safetensors` file, a Hugging Face model directory with
-//! `model.safetensors`, or a sharded one with `model.safetensors.index.json`. Files are
+//! `model.safetensors`, a sharded one with `model.safetensors.index.json`, or an ONNX model
+//! (`.onnx`, whose `MatMul` / `Gemm` weight initializers are the linear layers). Files are
 //! memory-mapped; headers are parsed and validated on [`Model::open`], tensor data is read only
 //! by [`Model::load_f32`], which converts F32 / F16 / BF16 to row-major `f32`
 //! ([`Weights2D`]) and refuses NaN/Inf unless a [`NonFinitePolicy`] says otherwise.
@@ -28,10 +29,12 @@ mod convert;
 mod error;
 mod model;
 mod natural;
+mod onnx;
 mod resolve;
 
 pub use convert::NonFinitePolicy;
 pub use error::ModelError;
 pub use model::{is_linear_weight, DType, Model, TensorInfo, Weights2D, INDEX_FILE, SINGLE_FILE};
 pub use natural::natural_cmp;
+pub use onnx::{OnnxError, SkippedWeight};
 pub use resolve::{cache_dir, fetch_script, minilm_path, resolve, resolve_in, MINILM};

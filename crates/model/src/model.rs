@@ -1,5 +1,6 @@
 //! Opening safetensors files / Hugging Face model directories and loading tensors.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
@@ -86,6 +87,26 @@ impl TensorInfo {
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
+
+    /// `(rows, cols)` of a tensor that can be loaded as a matrix; [`ModelError::NotTwoD`] or
+    /// [`ModelError::ZeroSize`] otherwise.
+    pub(crate) fn matrix_dims(&self) -> Result<(usize, usize), ModelError> {
+        let &[rows, cols] = self.shape.as_slice() else {
+            return Err(ModelError::NotTwoD {
+                file: self.file.clone(),
+                tensor: self.name.clone(),
+                shape: self.shape.clone(),
+            });
+        };
+        if rows == 0 || cols == 0 {
+            return Err(ModelError::ZeroSize {
+                file: self.file.clone(),
+                tensor: self.name.clone(),
+                shape: self.shape.clone(),
+            });
+        }
+        Ok((rows, cols))
+    }
 }
 
 /// A 2-D weight matrix converted to f32.
@@ -110,6 +131,24 @@ impl Weights2D {
     /// Row `r` (the weights of output feature `r`), `cols` values. Panics if `r >= rows`.
     pub fn row(&self, r: usize) -> &[f32] {
         &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// The loaded matrix of tensor `info` after `policy` has dealt with its NaN/Inf values
+    /// (`data`: `rows * cols` values, row-major).
+    pub(crate) fn checked(
+        info: &TensorInfo,
+        rows: usize,
+        cols: usize,
+        mut data: Vec<f32>,
+        policy: NonFinitePolicy,
+    ) -> Result<Weights2D, ModelError> {
+        apply_policy(&info.name, cols, &mut data, policy)?;
+        Ok(Weights2D {
+            name: info.name.clone(),
+            rows,
+            cols,
+            data,
+        })
     }
 
     /// Element at row `r`, column `c`. Panics if out of range.
@@ -178,6 +217,9 @@ pub struct Model {
     /// Tensors in natural name order.
     entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
+    /// An ONNX model (opened from a `.onnx` file): then `shards` and `entries` are empty and
+    /// every method asks it instead.
+    onnx: Option<Box<crate::onnx::OnnxModel>>,
 }
 
 impl fmt::Debug for Model {
@@ -200,7 +242,10 @@ impl Model {
     /// - a `.safetensors` file (any file name);
     /// - a directory containing `model.safetensors.index.json` (sharded; its `weight_map` maps
     ///   tensor name -> shard file name in the same directory), which takes precedence;
-    /// - a directory containing `model.safetensors`.
+    /// - a directory containing `model.safetensors`;
+    /// - an ONNX model (a file named `*.onnx`): the weights of its `MatMul` and `Gemm` nodes
+    ///   are the linear layers, oriented `[out, in]` (see the `onnx` module's rules; external
+    ///   data files are read from the model's directory).
     ///
     /// For a sharded model every tensor named in `weight_map` must be present in the shard it
     /// names, and no tensor may appear in two shards. Tensors present in a shard but absent from
@@ -231,6 +276,15 @@ impl Model {
                     path: path.to_path_buf(),
                 });
             }
+        } else if crate::onnx::is_onnx_path(path) {
+            let onnx = crate::onnx::OnnxModel::open(path)?;
+            return Ok(Model {
+                path: path.to_path_buf(),
+                shards: Vec::new(),
+                entries: Vec::new(),
+                by_name: HashMap::new(),
+                onnx: Some(Box::new(onnx)),
+            });
         } else {
             vec![Shard::open(path)?]
         };
@@ -341,6 +395,7 @@ impl Model {
             shards,
             entries,
             by_name,
+            onnx: None,
         })
     }
 
@@ -349,19 +404,29 @@ impl Model {
         &self.path
     }
 
-    /// The safetensors files backing this model (one, or one per shard).
+    /// The files backing this model: the safetensors file or shards; for ONNX the model file,
+    /// then its external data files.
     pub fn files(&self) -> Vec<&Path> {
+        if let Some(o) = &self.onnx {
+            return o.files();
+        }
         self.shards.iter().map(|s| s.path.as_path()).collect()
     }
 
     /// All tensors, sorted by name in natural order (`layer.2` before `layer.10`; see
     /// [`natural_cmp`]). The order is deterministic and independent of file layout.
     pub fn tensors(&self) -> Vec<TensorInfo> {
+        if let Some(o) = &self.onnx {
+            return o.tensors();
+        }
         self.entries.iter().map(|e| e.info.clone()).collect()
     }
 
     /// Metadata of one tensor, or `None` if there is no tensor of that name.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        if let Some(o) = &self.onnx {
+            return o.tensor(name);
+        }
         self.by_name.get(name).map(|&i| &self.entries[i].info)
     }
 
@@ -382,7 +447,13 @@ impl Model {
     /// Dtype is not part of the rule; [`Model::load_f32`] rejects non-float weights.
     /// Note: GPT-2-style `Conv1D` weights are stored `[in, out]`; this crate assumes the
     /// `nn.Linear` `[out, in]` layout and does not transpose.
+    ///
+    /// For an ONNX model the graph decides instead: the 2-D weight initializers of `MatMul`
+    /// and `Gemm` nodes, `[out, in]` ([`Model::skipped_weights`] lists the nodes left out).
     pub fn linear_layers(&self) -> Vec<TensorInfo> {
+        if let Some(o) = &self.onnx {
+            return o.linear_layers();
+        }
         self.entries
             .iter()
             .filter(|e| is_linear_weight(&e.info.name, &e.info.shape))
@@ -402,6 +473,9 @@ impl Model {
     /// Like [`Model::load_f32`], with an explicit policy for NaN/Inf values (see
     /// [`NonFinitePolicy`]). F16/BF16 values convert exactly to f32.
     pub fn load_f32_with(&self, name: &str, policy: NonFinitePolicy) -> Result<Weights2D, ModelError> {
+        if let Some(o) = &self.onnx {
+            return o.load_f32_with(name, policy);
+        }
         let entry = self.entry(name)?;
         let info = &entry.info;
         let src = info.dtype.src().ok_or_else(|| ModelError::UnsupportedDtype {
@@ -409,20 +483,7 @@ impl Model {
             tensor: info.name.clone(),
             dtype: info.dtype.to_string(),
         })?;
-        let &[rows, cols] = info.shape.as_slice() else {
-            return Err(ModelError::NotTwoD {
-                file: info.file.clone(),
-                tensor: info.name.clone(),
-                shape: info.shape.clone(),
-            });
-        };
-        if rows == 0 || cols == 0 {
-            return Err(ModelError::ZeroSize {
-                file: info.file.clone(),
-                tensor: info.name.clone(),
-                shape: info.shape.clone(),
-            });
-        }
+        let (rows, cols) = info.matrix_dims()?;
         let bytes = self.raw_bytes(entry)?;
         let mut data = Vec::new();
         decode_into(src, bytes, &mut data);
@@ -433,20 +494,19 @@ impl Model {
                 source: safetensors::SafeTensorError::TensorInvalidInfo,
             });
         }
-        apply_policy(&info.name, cols, &mut data, policy)?;
-        Ok(Weights2D {
-            name: info.name.clone(),
-            rows,
-            cols,
-            data,
-        })
+        Weights2D::checked(info, rows, cols, data, policy)
     }
 
     /// The stored bytes of tensor `name` as they are in the file (little-endian elements of
     /// its safetensors dtype, which is returned with them): for copying a tensor through
     /// unchanged. Errors: [`ModelError::UnknownTensor`], a bad offset as
-    /// [`ModelError::Format`].
-    pub fn raw_tensor(&self, name: &str) -> Result<(safetensors::Dtype, &[u8]), ModelError> {
+    /// [`ModelError::Format`]. For ONNX: the elements in the shape [`Model::tensor`] gives
+    /// (a layer stored `[in, out]` is transposed), typed-data fields converted; a data type
+    /// safetensors lacks is [`crate::OnnxError::NoSafetensorsDtype`].
+    pub fn raw_tensor(&self, name: &str) -> Result<(safetensors::Dtype, Cow<'_, [u8]>), ModelError> {
+        if let Some(o) = &self.onnx {
+            return o.raw_tensor(name);
+        }
         let entry = self.entry(name)?;
         let shard = &self.shards[entry.shard];
         let dtype = shard
@@ -457,7 +517,13 @@ impl Model {
                 path: shard.path.clone(),
                 source: safetensors::SafeTensorError::InvalidOffset(name.to_string()),
             })?;
-        Ok((dtype, self.raw_bytes(entry)?))
+        Ok((dtype, Cow::Borrowed(self.raw_bytes(entry)?)))
+    }
+
+    /// The `MatMul` / `Gemm` nodes of an ONNX model whose weight is not a linear layer, each
+    /// with its reason, in graph order; empty for safetensors models.
+    pub fn skipped_weights(&self) -> &[crate::SkippedWeight] {
+        self.onnx.as_ref().map_or(&[], |o| o.skipped())
     }
 
     fn entry(&self, name: &str) -> Result<&Entry, ModelError> {

@@ -34,7 +34,6 @@
 mod bert;
 mod calibrate;
 mod error;
-pub mod gguf;
 mod imatrix;
 mod kernels;
 mod names;
@@ -50,3 +49,6 @@ pub use imatrix::{
     KEY_TYPE, SUFFIX_COUNTS, SUFFIX_SUM, SUFFIX_SUM2,
 };
 pub use names::{gguf_to_hf, hf_to_gguf};
+/// The GGUF container reader and writer (it lives in `sop-model`, which also reads GGUF models;
+/// re-exported here because importance matrices are GGUF files too).
+pub use sop_model::gguf;

@@ -26,6 +26,9 @@
 
 mod convert;
 mod error;
+mod ggml_quants;
+pub mod gguf;
+mod gguf_model;
 mod model;
 mod natural;
 mod resolve;

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use safetensors::tensor::{Dtype, TensorView};
-use sop_model::Model;
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -46,10 +45,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         );
     };
     let model = match &a.model {
-        Some(m) => {
-            let p = sop_model::resolve(m).with_context(|| format!("--model '{m}'"))?;
-            Some(Model::open(&p)?)
-        }
+        Some(m) => Some(crate::model_arg::open(m).context("--model")?.1),
         None => None,
     };
     // The 16-bit format the values are rounded to, or `None` for f32 (exact).

@@ -8,6 +8,7 @@ mod export_cmd;
 mod formats_cmd;
 mod gemv_cmd;
 mod layers_cmd;
+mod model_arg;
 mod quantize_cmd;
 mod rtl_cmd;
 

@@ -5,7 +5,8 @@ Usage: gguf_ref.py make OUT.gguf       -> a GGUF model file written by gguf-py's
                                           random (seeded) blocks of F32, F16, BF16, Q8_0, Q4_0,
                                           Q4_1, Q4_K, Q5_K, Q6_K tensors with llama.cpp names,
                                           1-D norms, an IQ2_XXS tensor (`blk.1.odd.weight`)
-       gguf_ref.py dequant IN.gguf DIR -> every tensor of IN dequantized by
+       gguf_ref.py dequant IN.gguf DIR [NAME...]
+                                       -> every tensor (or the NAMEd ones) of IN dequantized by
                                           gguf.quants.dequantize, as DIR/<name>.f32 (raw
                                           little-endian f32, C order) and DIR/index.txt
                                           (name, type name, shape outermost first)
@@ -71,12 +72,12 @@ def make(out):
     w.close()
 
 
-def dequant(src, out):
+def dequant(src, out, names):
     os.makedirs(out, exist_ok=True)
     r = gguf.GGUFReader(src)
     lines = []
     for t in r.tensors:
-        if t.tensor_type == T.IQ2_XXS:
+        if t.tensor_type == T.IQ2_XXS or (names and t.name not in names):
             continue
         v = gguf.quants.dequantize(t.data, t.tensor_type).astype("<f4")
         shape = [int(d) for d in reversed(t.shape)]
@@ -91,7 +92,7 @@ def main():
     if mode == "make":
         make(sys.argv[2])
     elif mode == "dequant":
-        dequant(sys.argv[2], sys.argv[3])
+        dequant(sys.argv[2], sys.argv[3], set(sys.argv[4:]))
     else:
         raise SystemExit(f"unknown mode {mode}")
 

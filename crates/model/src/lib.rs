@@ -1,12 +1,15 @@
 //! `sop-model`: reads real model weights for the SOP quantizer.
 //!
 //! Accepts a single `.safetensors` file, a Hugging Face model directory with
-//! `model.safetensors`, or a sharded one with `model.safetensors.index.json`. Files are
+//! `model.safetensors`, a sharded one with `model.safetensors.index.json`, or a `.gguf` file
+//! (llama.cpp's container; its block-quantized tensors are dequantized, see
+//! [`Model::already_quantized`]). Files are
 //! memory-mapped; headers are parsed and validated on [`Model::open`], tensor data is read only
 //! by [`Model::load_f32`], which converts F32 / F16 / BF16 to row-major `f32`
 //! ([`Weights2D`]) and refuses NaN/Inf unless a [`NonFinitePolicy`] says otherwise.
-//! [`Model::linear_layers`] lists the weights a quantizer works on. [`resolve`] maps the alias
-//! `minilm` to the real all-MiniLM-L6-v2 weights, fetching them on first use.
+//! [`Model::linear_layers`] lists the weights a quantizer works on. [`resolve`] maps the aliases
+//! `minilm` (all-MiniLM-L6-v2) and `smollm2` (SmolLM2-135M-Instruct, GGUF) to real weights,
+//! fetching them on first use.
 //!
 //! ```no_run
 //! use sop_model::{resolve, Model};
@@ -37,4 +40,6 @@ pub use convert::NonFinitePolicy;
 pub use error::ModelError;
 pub use model::{is_linear_weight, DType, Model, TensorInfo, Weights2D, INDEX_FILE, SINGLE_FILE};
 pub use natural::natural_cmp;
-pub use resolve::{cache_dir, fetch_script, minilm_path, resolve, resolve_in, MINILM};
+pub use resolve::{
+    alias_path, cache_dir, fetch_script, minilm_path, resolve, resolve_in, MINILM, SMOLLM2, SMOLLM2_FILE,
+};

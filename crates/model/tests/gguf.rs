@@ -9,33 +9,11 @@ use std::process::Command;
 
 use sop_model::{DType, Model, ModelError};
 
-const GGUF_PY: &str = "gguf==0.19.0";
-
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gguf_ref.py")
-}
+mod common;
 
 fn run_ref(args: &[&std::ffi::OsStr]) {
-    let py = python();
-    let importable = || {
-        Command::new(&py)
-            .args(["-c", "import gguf, numpy"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !importable() {
-        eprintln!("gguf-py is missing: installing {GGUF_PY} with pip (the cross-check needs it)");
-        let st = Command::new(&py)
-            .args(["-m", "pip", "install", "--quiet", GGUF_PY, "numpy"])
-            .status();
-        assert!(importable(), "gguf cannot be imported by {py} even after `pip install {GGUF_PY}` ({st:?}): the independent cross-check cannot run");
-    }
-    let out = Command::new(&py)
-        .arg(script())
+    let out = Command::new(common::gguf_py())
+        .arg(common::gguf_ref_script())
         .args(args)
         .output()
         .expect("run gguf_ref.py");

@@ -234,7 +234,7 @@ pub struct Bert {
 
 /// The directory holding `config.json` / `tokenizer.json` for a model path (the path itself if
 /// it is a directory, else its parent).
-pub(crate) fn model_dir(path: &Path) -> PathBuf {
+pub fn model_dir(path: &Path) -> PathBuf {
     if path.is_dir() {
         path.to_path_buf()
     } else {

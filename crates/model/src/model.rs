@@ -502,12 +502,7 @@ impl Model {
                 shape: info.shape.clone(),
             });
         }
-        let mut data = Vec::new();
-        match (info.dtype.src(), &self.gguf) {
-            (Some(src), _) => decode_into(src, self.raw_bytes(entry)?, &mut data),
-            (None, Some(g)) => data = g.to_f32(&info.name)?,
-            (None, None) => return Err(unsupported()),
-        }
+        let mut data = self.decode(entry)?;
         if data.len() != rows * cols {
             // Cannot happen for a header that passed validation; kept as a guard.
             return Err(ModelError::Format {
@@ -522,6 +517,35 @@ impl Model {
             cols,
             data,
         })
+    }
+
+    /// Tensor `name` of any rank (a norm's 1-D weight, ...) as f32 values in C order with its
+    /// shape (outermost first), converted like [`Model::load_f32`] and refusing NaN/Inf. Errors
+    /// as [`Model::load_f32`] but for the rank.
+    pub fn load_any_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+        let entry = self.entry(name)?;
+        let mut data = self.decode(entry)?;
+        let inner = entry.info.shape.last().copied().unwrap_or(1);
+        apply_policy(name, inner, &mut data, NonFinitePolicy::Refuse)?;
+        Ok((entry.info.shape.clone(), data))
+    }
+
+    /// The f32 values of `entry` (F32/F16/BF16 exactly, GGUF block types dequantized).
+    fn decode(&self, entry: &Entry) -> Result<Vec<f32>, ModelError> {
+        let info = &entry.info;
+        let mut data = Vec::new();
+        match (info.dtype.src(), &self.gguf) {
+            (Some(src), _) => decode_into(src, self.raw_bytes(entry)?, &mut data),
+            (None, Some(g)) => data = g.to_f32(&info.name)?,
+            (None, None) => {
+                return Err(ModelError::UnsupportedDtype {
+                    file: info.file.clone(),
+                    tensor: info.name.clone(),
+                    dtype: info.dtype.to_string(),
+                })
+            }
+        }
+        Ok(data)
     }
 
     /// The stored bytes of tensor `name` as they are in the file (little-endian elements of

@@ -38,7 +38,7 @@ mod imatrix;
 mod kernels;
 mod names;
 
-pub use bert::{model_dir, Bert, BertConfig, F32Linear, LinearExec, LinearRef};
+pub use bert::{model_dir, Acc, Bert, BertConfig, F32Linear, LinearExec, LinearRef};
 pub use calibrate::{
     builtin_texts, calibrate, heldout_texts, read_texts, CalibOptions, Encoder, Progress, BUILTIN_DATASET,
     BUILTIN_TEXT, DEFAULT_MAX_SEQ_LEN, HELDOUT_TEXT,

@@ -248,7 +248,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         (Some(s), format!("imatrix file {}", f.display()))
     } else if a.calibrate {
         let t = Instant::now();
-        let s = sop_calib::calibrate(
+        let s = sop_llm::calibrate_any(
             &path,
             &sop_calib::builtin_texts(),
             &sop_calib::CalibOptions::default(),

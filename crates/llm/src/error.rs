@@ -11,6 +11,10 @@ pub enum LlmError {
     #[error(transparent)]
     Model(#[from] sop_model::ModelError),
 
+    /// The BERT calibration (of `sop-calib`) failed.
+    #[error(transparent)]
+    Calib(#[from] sop_calib::CalibError),
+
     /// The model's architecture has no forward pass here.
     #[error(
         "{path}: architecture `{arch}` has no forward pass here (implemented: the Llama family: \

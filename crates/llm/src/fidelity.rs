@@ -125,3 +125,27 @@ impl LinearExec for Substitute {
         }
     }
 }
+
+/// Runs the original model and the model with `quantized`'s weights over `tokens`, in
+/// consecutive windows of `window` tokens (each window a fresh sequence from position 0; a
+/// final window shorter than 2 tokens is dropped), and summarizes. Errors: fewer than 2
+/// tokens, a window longer than the context.
+pub fn evaluate(
+    llama: &crate::Llama,
+    tokens: &[u32],
+    window: usize,
+    quantized: &mut Substitute,
+) -> Result<Fidelity, crate::LlmError> {
+    let mut stats = Vec::new();
+    for chunk in tokens.chunks(window.max(2)).filter(|c| c.len() >= 2) {
+        let l0 = llama.forward_with(chunk, &mut F32Linear)?;
+        let l1 = llama.forward_with(chunk, quantized)?;
+        stats.extend(compare(&l0, &l1, chunk, llama.cfg.vocab));
+    }
+    Fidelity::summarize(&stats).ok_or_else(|| {
+        crate::LlmError::Invalid(format!(
+            "{} tokens: at least 2 are needed to score a prediction",
+            tokens.len()
+        ))
+    })
+}

@@ -13,12 +13,14 @@
 
 #![warn(missing_docs)]
 
+mod calibrate;
 mod config;
 mod error;
 pub mod fidelity;
 mod llama;
 mod tokenizer;
 
+pub use calibrate::{calibrate_any, calibrate_llm, is_decoder, Recorder};
 pub use config::{LlamaConfig, RopeStyle};
 pub use error::LlmError;
 pub use llama::{argmax, Llama};

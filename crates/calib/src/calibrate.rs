@@ -77,7 +77,14 @@ pub struct CalibOptions {
     pub threads: Option<usize>,
     /// Data-set name recorded in the statistics (GGUF `imatrix.datasets`).
     pub dataset: String,
+    /// Decoder LLMs only (`sop_llm::calibrate_llm`): use at most this many tokens of the
+    /// joined text (default [`DEFAULT_LLM_TOKENS`]; `None`: all). BERT calibration ignores it.
+    pub max_tokens: Option<usize>,
 }
+
+/// Default token budget of a decoder calibration: 16 chunks of 512 tokens (about a minute
+/// for SmolLM2-135M on two cores).
+pub const DEFAULT_LLM_TOKENS: usize = 8192;
 
 impl Default for CalibOptions {
     fn default() -> Self {
@@ -87,6 +94,7 @@ impl Default for CalibOptions {
             batch_tokens: 2048,
             threads: None,
             dataset: BUILTIN_DATASET.to_string(),
+            max_tokens: Some(DEFAULT_LLM_TOKENS),
         }
     }
 }

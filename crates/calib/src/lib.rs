@@ -41,7 +41,7 @@ mod names;
 pub use bert::{model_dir, Acc, Bert, BertConfig, F32Linear, LinearExec, LinearRef};
 pub use calibrate::{
     builtin_texts, calibrate, heldout_texts, read_texts, CalibOptions, Encoder, Progress, BUILTIN_DATASET,
-    BUILTIN_TEXT, DEFAULT_MAX_SEQ_LEN, HELDOUT_TEXT,
+    BUILTIN_TEXT, DEFAULT_LLM_TOKENS, DEFAULT_MAX_SEQ_LEN, HELDOUT_TEXT,
 };
 pub use error::CalibError;
 pub use imatrix::{

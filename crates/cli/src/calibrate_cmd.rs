@@ -27,6 +27,9 @@ pub struct CalibrateArgs {
     /// truncated. Decoders: the text is one token stream cut into chunks of this many tokens.
     #[arg(long, default_value_t = sop_calib::DEFAULT_MAX_SEQ_LEN)]
     max_seq_len: usize,
+    /// Decoders: use at most this many tokens of the text (0: all of it).
+    #[arg(long, default_value_t = sop_calib::DEFAULT_LLM_TOKENS)]
+    max_tokens: usize,
 }
 
 pub fn run(a: CalibrateArgs) -> Result<()> {
@@ -38,6 +41,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     let opts = sop_calib::CalibOptions {
         max_sentences: a.max_sentences,
         max_seq_len: a.max_seq_len,
+        max_tokens: (a.max_tokens > 0).then_some(a.max_tokens),
         dataset,
         ..Default::default()
     };

@@ -44,7 +44,7 @@ pub fn is_decoder(path: &Path) -> bool {
 }
 
 /// Calibrates the decoder at `model_path` on `texts` (the first `opts.max_sentences` of them):
-/// they are joined by newlines, tokenized, and cut into consecutive chunks of
+/// they are joined by newlines, tokenized, truncated to `opts.max_tokens`, and cut into consecutive chunks of
 /// `opts.max_seq_len` tokens (a last chunk shorter than 2 tokens is dropped), each run as a
 /// fresh sequence, like llama.cpp's `llama-imatrix` chunks. Every linear layer's input
 /// columns are summed over all tokens in order (f64, rounded to f32 at the end like the BERT
@@ -70,7 +70,10 @@ pub fn calibrate_llm(
     let model = sop_model::Model::open(model_path)?;
     let llama = Llama::load(model_path)?;
     let tok = LlmTokenizer::load(model_path, model.gguf_metadata())?;
-    let ids = tok.encode(&texts.join("\n"))?;
+    let mut ids = tok.encode(&texts.join("\n"))?;
+    if let Some(max) = opts.max_tokens {
+        ids.truncate(max);
+    }
     let chunk = opts.max_seq_len.min(llama.cfg.context);
     let chunks: Vec<&[u32]> = ids.chunks(chunk).filter(|c| c.len() >= 2).collect();
     if chunks.is_empty() {

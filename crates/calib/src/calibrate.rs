@@ -261,26 +261,44 @@ pub fn calibrate(
             tokens_done: tokens,
         });
     }
-    let round = |v: &[f64]| v.iter().map(|&x| f64::from(x as f32)).collect::<Vec<f64>>();
-    let per_layer = enc
-        .bert
-        .collected(collector)
-        .into_iter()
-        .map(|(name, acc)| {
-            let s = LayerStats {
-                sum_x2: round(&acc.sum_x2),
-                sum_x: Some(round(&acc.sum_x)),
-                count: acc.count,
-            };
-            (name, s)
-        })
-        .collect();
-    Ok(ImatrixStats {
-        per_layer,
-        datasets: vec![opts.dataset.clone()],
-        chunks: u32::try_from(seqs.len()).unwrap_or(u32::MAX),
-        chunk_size: u32::try_from(enc.max_seq_len()).unwrap_or(u32::MAX),
-        source: None,
-        format: ImatrixFormat::Memory,
-    })
+    Ok(ImatrixStats::from_sums(
+        enc.bert.collected(collector),
+        &opts.dataset,
+        seqs.len(),
+        enc.max_seq_len(),
+    ))
+}
+
+impl ImatrixStats {
+    /// The statistics of a calibration run from its per-layer sums (layer name, sums): each
+    /// sum rounded to f32 precision, the precision of the GGUF file, so that
+    /// [`ImatrixStats::write`] followed by [`ImatrixStats::read`] gives back exactly these
+    /// values; `chunks` sequences of at most `chunk_size` tokens from data set `dataset`.
+    pub fn from_sums(
+        sums: impl IntoIterator<Item = (String, crate::Acc)>,
+        dataset: &str,
+        chunks: usize,
+        chunk_size: usize,
+    ) -> ImatrixStats {
+        let round = |v: &[f64]| v.iter().map(|&x| f64::from(x as f32)).collect::<Vec<f64>>();
+        let per_layer = sums
+            .into_iter()
+            .map(|(name, acc)| {
+                let s = LayerStats {
+                    sum_x2: round(&acc.sum_x2),
+                    sum_x: Some(round(&acc.sum_x)),
+                    count: acc.count,
+                };
+                (name, s)
+            })
+            .collect();
+        ImatrixStats {
+            per_layer,
+            datasets: vec![dataset.to_string()],
+            chunks: u32::try_from(chunks).unwrap_or(u32::MAX),
+            chunk_size: u32::try_from(chunk_size).unwrap_or(u32::MAX),
+            source: None,
+            format: ImatrixFormat::Memory,
+        }
+    }
 }

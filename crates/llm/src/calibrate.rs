@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sop_calib::{
-    Acc, CalibOptions, F32Linear, ImatrixFormat, ImatrixStats, LayerStats, LinearExec, LinearRef, Progress,
-};
+use sop_calib::{Acc, CalibOptions, F32Linear, ImatrixStats, LinearExec, LinearRef, Progress};
 
 use crate::{Llama, LlmError, LlmTokenizer};
 
@@ -106,28 +104,11 @@ pub fn calibrate_llm(
             tokens_done: tokens,
         });
     }
-    let round = |v: &[f64]| v.iter().map(|&x| f64::from(x as f32)).collect::<Vec<f64>>();
-    let per_layer = rec
+    let sums = rec
         .sums
         .into_iter()
-        .map(|(name, acc)| {
-            let name = sop_calib::hf_to_gguf(&name).unwrap_or(name);
-            let s = LayerStats {
-                sum_x2: round(&acc.sum_x2),
-                sum_x: Some(round(&acc.sum_x)),
-                count: acc.count,
-            };
-            (name, s)
-        })
-        .collect();
-    Ok(ImatrixStats {
-        per_layer,
-        datasets: vec![opts.dataset.clone()],
-        chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
-        chunk_size: u32::try_from(chunk).unwrap_or(u32::MAX),
-        source: None,
-        format: ImatrixFormat::Memory,
-    })
+        .map(|(name, acc)| (sop_calib::hf_to_gguf(&name).unwrap_or(name), acc));
+    Ok(ImatrixStats::from_sums(sums, &opts.dataset, chunks.len(), chunk))
 }
 
 /// Calibrates any model with a forward pass: decoders ([`is_decoder`]) with

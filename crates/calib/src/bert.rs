@@ -170,16 +170,21 @@ struct Block {
     ln2: Norm,
 }
 
-/// Running sums of one linear layer's inputs (f64; tokens added strictly in order).
+/// Running sums of one linear layer's inputs (f64; tokens added strictly in order, so the
+/// sums are the same at any thread count).
 #[derive(Debug, Clone)]
-pub(crate) struct Acc {
+pub struct Acc {
+    /// Per input column, the sum of `x^2`.
     pub sum_x2: Vec<f64>,
+    /// Per input column, the sum of `x`.
     pub sum_x: Vec<f64>,
+    /// Rows (tokens) added.
     pub count: u64,
 }
 
 impl Acc {
-    fn new(cols: usize) -> Self {
+    /// Empty sums for `cols` input columns.
+    pub fn new(cols: usize) -> Self {
         Acc {
             sum_x2: vec![0.0; cols],
             sum_x: vec![0.0; cols],
@@ -189,7 +194,7 @@ impl Acc {
 
     /// Adds the rows of `x` (`[n, cols]`), in row order. Parallel over columns only, so that
     /// every column's sum is formed in the same order at any thread count.
-    fn add_rows(&mut self, x: &[f32]) {
+    pub fn add_rows(&mut self, x: &[f32]) {
         let cols = self.sum_x2.len();
         const CB: usize = 64;
         self.sum_x2
@@ -234,7 +239,7 @@ pub struct Bert {
 
 /// The directory holding `config.json` / `tokenizer.json` for a model path (the path itself if
 /// it is a directory, else its parent).
-pub(crate) fn model_dir(path: &Path) -> PathBuf {
+pub fn model_dir(path: &Path) -> PathBuf {
     if path.is_dir() {
         path.to_path_buf()
     } else {

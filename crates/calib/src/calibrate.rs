@@ -77,7 +77,14 @@ pub struct CalibOptions {
     pub threads: Option<usize>,
     /// Data-set name recorded in the statistics (GGUF `imatrix.datasets`).
     pub dataset: String,
+    /// Decoder LLMs only (`sop_llm::calibrate_llm`): use at most this many tokens of the
+    /// joined text (default [`DEFAULT_LLM_TOKENS`]; `None`: all). BERT calibration ignores it.
+    pub max_tokens: Option<usize>,
 }
+
+/// Default token budget of a decoder calibration: 16 chunks of 512 tokens (about a minute
+/// for SmolLM2-135M on two cores).
+pub const DEFAULT_LLM_TOKENS: usize = 8192;
 
 impl Default for CalibOptions {
     fn default() -> Self {
@@ -87,6 +94,7 @@ impl Default for CalibOptions {
             batch_tokens: 2048,
             threads: None,
             dataset: BUILTIN_DATASET.to_string(),
+            max_tokens: Some(DEFAULT_LLM_TOKENS),
         }
     }
 }
@@ -253,26 +261,44 @@ pub fn calibrate(
             tokens_done: tokens,
         });
     }
-    let round = |v: &[f64]| v.iter().map(|&x| f64::from(x as f32)).collect::<Vec<f64>>();
-    let per_layer = enc
-        .bert
-        .collected(collector)
-        .into_iter()
-        .map(|(name, acc)| {
-            let s = LayerStats {
-                sum_x2: round(&acc.sum_x2),
-                sum_x: Some(round(&acc.sum_x)),
-                count: acc.count,
-            };
-            (name, s)
-        })
-        .collect();
-    Ok(ImatrixStats {
-        per_layer,
-        datasets: vec![opts.dataset.clone()],
-        chunks: u32::try_from(seqs.len()).unwrap_or(u32::MAX),
-        chunk_size: u32::try_from(enc.max_seq_len()).unwrap_or(u32::MAX),
-        source: None,
-        format: ImatrixFormat::Memory,
-    })
+    Ok(ImatrixStats::from_sums(
+        enc.bert.collected(collector),
+        &opts.dataset,
+        seqs.len(),
+        enc.max_seq_len(),
+    ))
+}
+
+impl ImatrixStats {
+    /// The statistics of a calibration run from its per-layer sums (layer name, sums): each
+    /// sum rounded to f32 precision, the precision of the GGUF file, so that
+    /// [`ImatrixStats::write`] followed by [`ImatrixStats::read`] gives back exactly these
+    /// values; `chunks` sequences of at most `chunk_size` tokens from data set `dataset`.
+    pub fn from_sums(
+        sums: impl IntoIterator<Item = (String, crate::Acc)>,
+        dataset: &str,
+        chunks: usize,
+        chunk_size: usize,
+    ) -> ImatrixStats {
+        let round = |v: &[f64]| v.iter().map(|&x| f64::from(x as f32)).collect::<Vec<f64>>();
+        let per_layer = sums
+            .into_iter()
+            .map(|(name, acc)| {
+                let s = LayerStats {
+                    sum_x2: round(&acc.sum_x2),
+                    sum_x: Some(round(&acc.sum_x)),
+                    count: acc.count,
+                };
+                (name, s)
+            })
+            .collect();
+        ImatrixStats {
+            per_layer,
+            datasets: vec![dataset.to_string()],
+            chunks: u32::try_from(chunks).unwrap_or(u32::MAX),
+            chunk_size: u32::try_from(chunk_size).unwrap_or(u32::MAX),
+            source: None,
+            format: ImatrixFormat::Memory,
+        }
+    }
 }

@@ -34,15 +34,14 @@
 mod bert;
 mod calibrate;
 mod error;
-pub mod gguf;
 mod imatrix;
 mod kernels;
 mod names;
 
-pub use bert::{Bert, BertConfig, F32Linear, LinearExec, LinearRef};
+pub use bert::{model_dir, Acc, Bert, BertConfig, F32Linear, LinearExec, LinearRef};
 pub use calibrate::{
     builtin_texts, calibrate, heldout_texts, read_texts, CalibOptions, Encoder, Progress, BUILTIN_DATASET,
-    BUILTIN_TEXT, DEFAULT_MAX_SEQ_LEN, HELDOUT_TEXT,
+    BUILTIN_TEXT, DEFAULT_LLM_TOKENS, DEFAULT_MAX_SEQ_LEN, HELDOUT_TEXT,
 };
 pub use error::CalibError;
 pub use imatrix::{
@@ -50,3 +49,6 @@ pub use imatrix::{
     KEY_TYPE, SUFFIX_COUNTS, SUFFIX_SUM, SUFFIX_SUM2,
 };
 pub use names::{gguf_to_hf, hf_to_gguf};
+/// The GGUF container reader and writer (it lives in `sop-model`, which also reads GGUF models;
+/// re-exported here because importance matrices are GGUF files too).
+pub use sop_model::gguf;

@@ -8,8 +8,9 @@ use clap::Args;
 
 #[derive(Args)]
 pub struct CalibrateArgs {
-    /// Model: `minilm` or a .safetensors file / Hugging Face model directory of a BERT encoder
-    /// (config.json and tokenizer.json beside the weights).
+    /// Model: `minilm`, `smollm2`, a GGUF file of a Llama-family model, or a .safetensors file /
+    /// Hugging Face model directory of a BERT encoder or a Llama-family decoder (config.json
+    /// and tokenizer.json beside the weights).
     #[arg(long)]
     model: String,
     /// Output file: importance matrix in llama.cpp's GGUF layout (written atomically).
@@ -22,9 +23,13 @@ pub struct CalibrateArgs {
     /// Use only the first N sentences.
     #[arg(long)]
     max_sentences: Option<usize>,
-    /// Maximum tokens per sentence including [CLS]/[SEP]; longer sentences are truncated.
+    /// Encoders: maximum tokens per sentence including [CLS]/[SEP]; longer sentences are
+    /// truncated. Decoders: the text is one token stream cut into chunks of this many tokens.
     #[arg(long, default_value_t = sop_calib::DEFAULT_MAX_SEQ_LEN)]
     max_seq_len: usize,
+    /// Decoders: use at most this many tokens of the text (0: all of it).
+    #[arg(long, default_value_t = sop_calib::DEFAULT_LLM_TOKENS)]
+    max_tokens: usize,
 }
 
 pub fn run(a: CalibrateArgs) -> Result<()> {
@@ -36,13 +41,19 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     let opts = sop_calib::CalibOptions {
         max_sentences: a.max_sentences,
         max_seq_len: a.max_seq_len,
+        max_tokens: (a.max_tokens > 0).then_some(a.max_tokens),
         dataset,
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
-    let stats = sop_calib::calibrate(&path, &texts, &opts, &mut |p| {
+    let unit = if sop_llm::is_decoder(&path) {
+        "chunks"
+    } else {
+        "sentences"
+    };
+    let stats = sop_llm::calibrate_any(&path, &texts, &opts, &mut |p| {
         eprint!(
-            "\rcalibrating: {}/{} sentences, {} tokens",
+            "\rcalibrating: {}/{} {unit}, {} tokens",
             p.sentences_done, p.sentences_total, p.tokens_done
         )
     })?;
@@ -50,7 +61,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     stats.write(&a.out)?;
     let tokens = stats.per_layer.values().map(|s| s.count).max().unwrap_or(0);
     eprintln!(
-        "wrote {}: {} layers, {} sentences, {} tokens, {:.1} s",
+        "wrote {}: {} layers, {} {unit}, {} tokens, {:.1} s",
         a.out.display(),
         stats.len(),
         stats.chunks,

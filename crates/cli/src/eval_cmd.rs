@@ -128,8 +128,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         bail!("--formats: no operating point given");
     }
     let formats: Vec<String> = quantizers.iter().map(|q| q.point().to_string()).collect();
-    let path = sop_model::resolve(&a.model).with_context(|| format!("model '{}'", a.model))?;
-    let model = Model::open(&path)?;
+    let (path, model) = crate::model_arg::open(&a.model)?;
     let layers = select_layers(&model, a.layers.as_deref())?;
     let policy = a.allow_nonfinite.unwrap_or_default();
     let stats = match &a.imatrix {
@@ -196,7 +195,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     print_summary(&mut out, &summary, layers.len(), &weights_note)?;
     out.flush()?;
     if let Some(file) = &a.json {
-        let json = to_json(&path, &results, &summary, &weights_note);
+        let json = to_json(&path, &results, &summary, &weights_note, model.quantized_source_note());
         let text = serde_json::to_string_pretty(&json).context("serializing the results")?;
         sop_atomic_write::write(file, (text + "\n").as_bytes()).context("--json")?;
         eprintln!("wrote {}", file.display());
@@ -257,7 +256,13 @@ fn print_summary(out: &mut impl Write, s: &Summary, layers: usize, weights_note:
     Ok(())
 }
 
-fn to_json(model: &std::path::Path, results: &[LayerEval], summary: &Summary, weights_note: &str) -> serde_json::Value {
+fn to_json(
+    model: &std::path::Path,
+    results: &[LayerEval],
+    summary: &Summary,
+    weights_note: &str,
+    source_quantized: Option<String>,
+) -> serde_json::Value {
     let layers: Vec<serde_json::Value> = results
         .iter()
         .map(|e| {
@@ -279,6 +284,7 @@ fn to_json(model: &std::path::Path, results: &[LayerEval], summary: &Summary, we
         .collect();
     serde_json::json!({
         "model": model.display().to_string(),
+        "source_quantized": source_quantized,
         "column_weights": weights_note,
         "layers": layers,
         "summary": summary,

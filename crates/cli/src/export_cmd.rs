@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use safetensors::tensor::{Dtype, TensorView};
-use sop_model::Model;
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -38,6 +37,36 @@ pub struct ExportArgs {
     allow_software: bool,
 }
 
+/// The weights of layer `l` (menu option `o`) as the decode hardware delivers them: through
+/// the first configuration of `hw` that decodes it, else (only when `allow_software`) its
+/// software reconstruction. Says which on stderr; returns the values and whether hardware
+/// decoded them.
+pub fn delivered(
+    l: &sop_quantize::QuantizedLayer,
+    o: &impl std::fmt::Display,
+    hw: &[sop_hw::LaneConfig],
+    allow_software: bool,
+) -> Result<(Vec<f32>, bool)> {
+    match sop_hw::config::decoder_for(hw, &l.point, l.sparse_entries() > 0) {
+        Ok(cfg) => {
+            eprintln!("  {:<48} {o:<28} hardware {}", l.name, cfg.name);
+            let v = sop_cosim::export::hardware_values(l, cfg).with_context(|| format!("layer `{}`", l.name))?;
+            Ok((v, true))
+        }
+        Err(e) if allow_software => {
+            eprintln!(
+                "  {:<48} {o:<28} SOFTWARE reconstruction: no hardware decodes it ({e})",
+                l.name
+            );
+            Ok((l.dequantize(), false))
+        }
+        Err(e) => bail!(
+            "layer `{}` (option {o}): {e}; pass --allow-software to export its software reconstruction",
+            l.name
+        ),
+    }
+}
+
 pub fn run(a: ExportArgs) -> Result<()> {
     let loaded = sop_qmodel::read(&a.dir)?;
     let Some(hw) = crate::quantize_cmd::hardware_configs(&a.hw)? else {
@@ -46,10 +75,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         );
     };
     let model = match &a.model {
-        Some(m) => {
-            let p = sop_model::resolve(m).with_context(|| format!("--model '{m}'"))?;
-            Some(Model::open(&p)?)
-        }
+        Some(m) => Some(crate::model_arg::open(m).context("--model")?.1),
         None => None,
     };
     // The 16-bit format the values are rounded to, or `None` for f32 (exact).
@@ -75,25 +101,12 @@ pub fn run(a: ExportArgs) -> Result<()> {
                 );
             }
         }
-        let values = match sop_hw::config::decoder_for(&hw, &l.point, l.sparse_entries() > 0) {
-            Ok(cfg) => {
-                n_hw += 1;
-                eprintln!("  {:<48} {o:<28} hardware {}", l.name, cfg.name);
-                sop_cosim::export::hardware_values(l, cfg).with_context(|| format!("layer `{}`", l.name))?
-            }
-            Err(e) if a.allow_software => {
-                n_sw += 1;
-                eprintln!(
-                    "  {:<48} {o:<28} SOFTWARE reconstruction: no hardware decodes it ({e})",
-                    l.name
-                );
-                l.dequantize()
-            }
-            Err(e) => bail!(
-                "layer `{}` (option {o}): {e}; pass --allow-software to export its software reconstruction",
-                l.name
-            ),
-        };
+        let (values, by_hw) = delivered(l, o, &hw, a.allow_software)?;
+        if by_hw {
+            n_hw += 1;
+        } else {
+            n_sw += 1;
+        }
         weights += values.len() as u64;
         let bytes: Vec<u8> = match half_format {
             Some(f) => values

@@ -348,7 +348,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
-fn mean_cosine(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+pub(crate) fn mean_cosine(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
     a.iter().zip(b).map(|(x, y)| cosine(x, y)).sum::<f64>() / a.len().max(1) as f64
 }
 

@@ -1,6 +1,6 @@
 //! `sop layers --model M`: the linear layers of a model.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 #[derive(Args)]
@@ -17,8 +17,7 @@ pub struct LayersArgs {
 }
 
 pub fn run(a: LayersArgs) -> Result<()> {
-    let path = sop_model::resolve(&a.model).with_context(|| format!("model '{}'", a.model))?;
-    let model = sop_model::Model::open(&path)?;
+    let (path, model) = crate::model_arg::open(&a.model)?;
     let list = if a.all { model.tensors() } else { model.linear_layers() };
     let mut weights = 0usize;
     for t in &list {

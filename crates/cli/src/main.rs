@@ -5,9 +5,11 @@ mod calibrate_cmd;
 mod cosim_cmd;
 mod eval_cmd;
 mod export_cmd;
+mod fidelity_cmd;
 mod formats_cmd;
 mod gemv_cmd;
 mod layers_cmd;
+mod model_arg;
 mod quantize_cmd;
 mod rtl_cmd;
 
@@ -63,6 +65,9 @@ enum Command {
     /// Multiply real quantized layers by real activations on the Verilated dot-product tile
     /// and check every output against the golden model; `--forward` runs the whole model.
     Gemv(gemv_cmd::GemvArgs),
+    /// Run the original and the quantized model over held-out text: perplexity, mean KL
+    /// divergence and top-1 agreement (decoder LLMs), output-embedding cosine (encoders).
+    Fidelity(fidelity_cmd::FidelityArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Formats(cmd) => formats_cmd::run(cmd),
         Command::Layers(args) => layers_cmd::run(args),
+        Command::Fidelity(args) => fidelity_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Calibrate(args) => calibrate_cmd::run(args),
         Command::Quantize(args) => quantize_cmd::run(args),

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use sop_model::Model;
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::{metrics, QuantOptions, Quantizer};
 use sop_search::{Observer, Pass, Sensitivity};
@@ -242,8 +241,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     for o in &menu {
         Quantizer::new(o.point, opts).with_context(|| format!("--menu {o}"))?;
     }
-    let path = sop_model::resolve(&a.model).with_context(|| format!("model '{}'", a.model))?;
-    let model = Model::open(&path)?;
+    let (path, model) = crate::model_arg::open(&a.model)?;
     let layers = crate::eval_cmd::select_layers(&model, a.layers.as_deref())?;
     let (stats, calib_source) = if let Some(f) = &a.imatrix {
         let s = crate::calibrate_cmd::load_imatrix(f, &path, &model)
@@ -251,7 +249,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         (Some(s), format!("imatrix file {}", f.display()))
     } else if a.calibrate {
         let t = Instant::now();
-        let s = sop_calib::calibrate(
+        let s = sop_llm::calibrate_any(
             &path,
             &sop_calib::builtin_texts(),
             &sop_calib::CalibOptions::default(),
@@ -331,7 +329,7 @@ pub struct InspectArgs {
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let loaded = sop_qmodel::read(&a.dir)?;
     let model = match &a.model {
-        Some(m) => Some(Model::open(&sop_model::resolve(m)?)?),
+        Some(m) => Some(crate::model_arg::open(m)?.1),
         None => None,
     };
     let (mut bits, mut n) = (0u64, 0u64);

@@ -47,6 +47,30 @@ pub enum ModelError {
         path: PathBuf,
     },
 
+    /// The file is not a valid GGUF model: bad magic, unsupported version, truncated header or
+    /// tensor data, a shape that is not a whole number of blocks, and so on.
+    #[error("{path}: not a valid GGUF model file: {reason}")]
+    Gguf {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A GGUF tensor of a ggml type that is not converted to f32.
+    #[error(
+        "{file}: tensor `{tensor}` has type {ggml_type}, which cannot be loaded; supported: F32, F16, BF16 \
+         and (dequantized) Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K"
+    )]
+    UnsupportedGgmlType {
+        /// The GGUF file.
+        file: PathBuf,
+        /// The tensor name.
+        tensor: String,
+        /// The type, e.g. `IQ2_XXS (ggml type 16)`.
+        ggml_type: String,
+    },
+
     /// A tensor name that the model does not contain.
     #[error("model {model}: no tensor named `{name}`")]
     UnknownTensor {

@@ -10,6 +10,8 @@ use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::convert::{apply_policy, decode_into, Src};
+use crate::gguf::Value;
+use crate::gguf_model::{is_gguf_path, GgufFile};
 use crate::natural::natural_cmp;
 use crate::{ModelError, NonFinitePolicy};
 
@@ -27,8 +29,13 @@ pub enum DType {
     F16,
     /// bfloat16 (the upper 16 bits of a binary32).
     BF16,
-    /// Any other safetensors dtype (e.g. `I32`, `F64`, `F8_E4M3`), named as in the file header.
-    /// Such tensors are listed but cannot be loaded as f32.
+    /// A ggml block-quantized type of a GGUF file (`Q8_0`, `Q4_0`, `Q4_1`, `Q4_K`, `Q5_K`,
+    /// `Q6_K`), named as ggml names it. [`Model::load_f32`] dequantizes it: the values are an
+    /// already quantized model's weights (see [`Model::already_quantized`]).
+    Quantized(String),
+    /// Any other dtype (safetensors: e.g. `I32`, `F64`, `F8_E4M3`, named as in the file header;
+    /// GGUF: a ggml type this crate does not convert, e.g. `IQ2_XXS`). Such tensors are listed
+    /// but cannot be loaded as f32.
     Other(String),
 }
 
@@ -42,7 +49,8 @@ impl DType {
         }
     }
 
-    /// True for the dtypes [`Model::load_f32`] can convert (F32, F16, BF16).
+    /// True for the dtypes [`Model::load_f32`] can convert (F32, F16, BF16, and the GGUF
+    /// block types it dequantizes).
     pub fn is_float_loadable(&self) -> bool {
         !matches!(self, Self::Other(_))
     }
@@ -52,7 +60,7 @@ impl DType {
             Self::F32 => Some(Src::F32),
             Self::F16 => Some(Src::F16),
             Self::BF16 => Some(Src::BF16),
-            Self::Other(_) => None,
+            Self::Quantized(_) | Self::Other(_) => None,
         }
     }
 }
@@ -63,7 +71,7 @@ impl fmt::Display for DType {
             Self::F32 => f.write_str("F32"),
             Self::F16 => f.write_str("F16"),
             Self::BF16 => f.write_str("BF16"),
-            Self::Other(s) => f.write_str(s),
+            Self::Quantized(s) | Self::Other(s) => f.write_str(s),
         }
     }
 }
@@ -220,6 +228,9 @@ pub struct Model {
     /// An ONNX model (opened from a `.onnx` file): then `shards` and `entries` are empty and
     /// every method asks it instead.
     onnx: Option<Box<crate::onnx::OnnxModel>>,
+    /// The GGUF file, when the model is one (then `shards` is empty and every entry's data
+    /// lives here).
+    gguf: Option<GgufFile>,
 }
 
 impl fmt::Debug for Model {
@@ -246,6 +257,9 @@ impl Model {
     /// - an ONNX model (a file named `*.onnx`): the weights of its `MatMul` and `Gemm` nodes
     ///   are the linear layers, oriented `[out, in]` (see the `onnx` module's rules; external
     ///   data files are read from the model's directory).
+    /// - a `.gguf` file (llama.cpp's container, recognized by the extension): F32/F16/BF16
+    ///   tensors and the block types Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K (dequantized); shapes
+    ///   outermost first (`[out, in]`), names as llama.cpp writes them (`blk.0.attn_q.weight`).
     ///
     /// For a sharded model every tensor named in `weight_map` must be present in the shard it
     /// names, and no tensor may appear in two shards. Tensors present in a shard but absent from
@@ -264,6 +278,16 @@ impl Model {
                 }
             }
         })?;
+        if !meta.is_dir() && is_gguf_path(path) {
+            let (g, infos) = GgufFile::open(path)?;
+            let mut m = Self::from_entries(
+                path,
+                Vec::new(),
+                infos.into_iter().map(|info| Entry { shard: 0, info }).collect(),
+            );
+            m.gguf = Some(g);
+            return Ok(m);
+        }
         let shards = if meta.is_dir() {
             let index = path.join(INDEX_FILE);
             let single = path.join(SINGLE_FILE);
@@ -284,6 +308,7 @@ impl Model {
                 entries: Vec::new(),
                 by_name: HashMap::new(),
                 onnx: Some(Box::new(onnx)),
+                gguf: None,
             });
         } else {
             vec![Shard::open(path)?]
@@ -384,19 +409,25 @@ impl Model {
                 }
             }
         }
+        Ok(Self::from_entries(path, shards, entries))
+    }
+
+    /// The model over `entries` (sorted here into natural name order).
+    fn from_entries(path: &Path, shards: Vec<Shard>, mut entries: Vec<Entry>) -> Model {
         entries.sort_by(|a, b| natural_cmp(&a.info.name, &b.info.name));
         let by_name = entries
             .iter()
             .enumerate()
             .map(|(i, e)| (e.info.name.clone(), i))
             .collect();
-        Ok(Model {
+        Model {
             path: path.to_path_buf(),
             shards,
             entries,
             by_name,
             onnx: None,
-        })
+            gguf: None,
+        }
     }
 
     /// The path given to [`Model::open`] (a file or a model directory), as given.
@@ -404,13 +435,53 @@ impl Model {
         &self.path
     }
 
-    /// The files backing this model: the safetensors file or shards; for ONNX the model file,
-    /// then its external data files.
+    /// The files backing this model: the safetensors file or shards, the GGUF file; for ONNX
+    /// the model file, then its external data files.
     pub fn files(&self) -> Vec<&Path> {
         if let Some(o) = &self.onnx {
             return o.files();
         }
-        self.shards.iter().map(|s| s.path.as_path()).collect()
+        match &self.gguf {
+            Some(g) => vec![g.path.as_path()],
+            None => self.shards.iter().map(|s| s.path.as_path()).collect(),
+        }
+    }
+
+    /// The metadata key/value pairs of a GGUF model (in file order), `None` for safetensors.
+    pub fn gguf_metadata(&self) -> Option<&[(String, Value)]> {
+        self.gguf.as_ref().map(|g| g.kv.as_slice())
+    }
+
+    /// The block-quantized types among this model's tensors with how many tensors have each,
+    /// sorted by type name (e.g. `[("Q4_1", 210), ("Q8_0", 1)]`); empty when every tensor is
+    /// stored in a float type. Their f32 values are a dequantization: the source was already
+    /// on a quantization grid, which every error figure computed from it must say
+    /// ([`Model::quantized_source_note`]).
+    pub fn already_quantized(&self) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &self.entries {
+            if let DType::Quantized(t) = &e.info.dtype {
+                *counts.entry(t.clone()).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
+    /// A one-line note for stderr and reports when the model was already quantized (see
+    /// [`Model::already_quantized`]), `None` otherwise.
+    pub fn quantized_source_note(&self) -> Option<String> {
+        let q = self.already_quantized();
+        if q.is_empty() {
+            return None;
+        }
+        let what: Vec<String> = q.iter().map(|(t, n)| format!("{n} x {t}")).collect();
+        Some(format!(
+            "note: {} was already quantized ({} tensors): they are dequantized to f32 and every \
+             figure is measured against those dequantized weights, which already lie on a quantization \
+             grid, not against the original training weights",
+            self.path.display(),
+            what.join(", ")
+        ))
     }
 
     /// All tensors, sorted by name in natural order (`layer.2` before `layer.10`; see
@@ -443,6 +514,10 @@ impl Model {
     ///    `LayerNorm`, `layer_norm`, `RMSNorm`, `input_layernorm`) and none starts with `ln_`.
     ///    These are 1-D anyway; the check guards against unusual layouts.
     ///
+    /// 5. it is not llama.cpp's token embedding or output head (GGUF names `token_embd.*` and
+    ///    `output.weight`); its linear layers are `blk.N.attn_q.weight`, `blk.N.ffn_gate.weight`
+    ///    and so on.
+    ///
     /// `lm_head.weight` IS included (it is an `nn.Linear`, even when tied to the embedding).
     /// Dtype is not part of the rule; [`Model::load_f32`] rejects non-float weights.
     /// Note: GPT-2-style `Conv1D` weights are stored `[in, out]`; this crate assumes the
@@ -464,7 +539,8 @@ impl Model {
     /// Loads tensor `name` as an f32 matrix, refusing NaN/Inf ([`NonFinitePolicy::Refuse`]).
     ///
     /// Errors: [`ModelError::UnknownTensor`], [`ModelError::UnsupportedDtype`] (not
-    /// F32/F16/BF16), [`ModelError::NotTwoD`], [`ModelError::ZeroSize`],
+    /// F32/F16/BF16), [`ModelError::UnsupportedGgmlType`] (a GGUF tensor type that is not
+    /// converted), [`ModelError::NotTwoD`], [`ModelError::ZeroSize`],
     /// [`ModelError::NonFinite`].
     pub fn load_f32(&self, name: &str) -> Result<Weights2D, ModelError> {
         self.load_f32_with(name, NonFinitePolicy::Refuse)
@@ -478,15 +554,17 @@ impl Model {
         }
         let entry = self.entry(name)?;
         let info = &entry.info;
-        let src = info.dtype.src().ok_or_else(|| ModelError::UnsupportedDtype {
+        let unsupported = || ModelError::UnsupportedDtype {
             file: info.file.clone(),
             tensor: info.name.clone(),
             dtype: info.dtype.to_string(),
-        })?;
+        };
+        // A GGUF file converts more types (its own check names the ggml type).
+        if self.gguf.is_none() && info.dtype.src().is_none() {
+            return Err(unsupported());
+        }
         let (rows, cols) = info.matrix_dims()?;
-        let bytes = self.raw_bytes(entry)?;
-        let mut data = Vec::new();
-        decode_into(src, bytes, &mut data);
+        let data = self.decode(entry)?;
         if data.len() != rows * cols {
             // Cannot happen for a header that passed validation; kept as a guard.
             return Err(ModelError::Format {
@@ -497,17 +575,63 @@ impl Model {
         Weights2D::checked(info, rows, cols, data, policy)
     }
 
+    /// Tensor `name` of any rank (a norm's 1-D weight, ...) as f32 values in C order with its
+    /// shape (outermost first), converted like [`Model::load_f32`] and refusing NaN/Inf. Errors
+    /// as [`Model::load_f32`] but for the rank.
+    pub fn load_any_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+        let entry = self.entry(name)?;
+        let mut data = self.decode(entry)?;
+        let inner = entry.info.shape.last().copied().unwrap_or(1);
+        apply_policy(name, inner, &mut data, NonFinitePolicy::Refuse)?;
+        Ok((entry.info.shape.clone(), data))
+    }
+
+    /// The f32 values of `entry` (F32/F16/BF16 exactly, GGUF block types dequantized).
+    fn decode(&self, entry: &Entry) -> Result<Vec<f32>, ModelError> {
+        let info = &entry.info;
+        let mut data = Vec::new();
+        match (info.dtype.src(), &self.gguf) {
+            (Some(src), _) => decode_into(src, self.raw_bytes(entry)?, &mut data),
+            (None, Some(g)) => data = g.to_f32(&info.name)?,
+            (None, None) => {
+                return Err(ModelError::UnsupportedDtype {
+                    file: info.file.clone(),
+                    tensor: info.name.clone(),
+                    dtype: info.dtype.to_string(),
+                })
+            }
+        }
+        Ok(data)
+    }
+
     /// The stored bytes of tensor `name` as they are in the file (little-endian elements of
     /// its safetensors dtype, which is returned with them): for copying a tensor through
     /// unchanged. Errors: [`ModelError::UnknownTensor`], a bad offset as
-    /// [`ModelError::Format`]. For ONNX: the elements in the shape [`Model::tensor`] gives
-    /// (a layer stored `[in, out]` is transposed), typed-data fields converted; a data type
-    /// safetensors lacks is [`crate::OnnxError::NoSafetensorsDtype`].
+    /// [`ModelError::Format`]; for a GGUF model, [`ModelError::UnsupportedDtype`] for a tensor
+    /// that is not F32/F16/BF16 (a block-quantized tensor has no safetensors dtype). For ONNX:
+    /// the elements in the shape [`Model::tensor`] gives (a layer stored `[in, out]` is
+    /// transposed), typed-data fields converted; a data type safetensors lacks is
+    /// [`crate::OnnxError::NoSafetensorsDtype`].
     pub fn raw_tensor(&self, name: &str) -> Result<(safetensors::Dtype, Cow<'_, [u8]>), ModelError> {
         if let Some(o) = &self.onnx {
             return o.raw_tensor(name);
         }
         let entry = self.entry(name)?;
+        if self.gguf.is_some() {
+            let dtype = match entry.info.dtype {
+                DType::F32 => safetensors::Dtype::F32,
+                DType::F16 => safetensors::Dtype::F16,
+                DType::BF16 => safetensors::Dtype::BF16,
+                _ => {
+                    return Err(ModelError::UnsupportedDtype {
+                        file: entry.info.file.clone(),
+                        tensor: name.to_string(),
+                        dtype: entry.info.dtype.to_string(),
+                    })
+                }
+            };
+            return Ok((dtype, Cow::Borrowed(self.raw_bytes(entry)?)));
+        }
         let shard = &self.shards[entry.shard];
         let dtype = shard
             .metadata
@@ -537,6 +661,9 @@ impl Model {
     }
 
     fn raw_bytes(&self, entry: &Entry) -> Result<&[u8], ModelError> {
+        if let Some(g) = &self.gguf {
+            return g.bytes(&entry.info.name);
+        }
         let shard = &self.shards[entry.shard];
         let bad = || ModelError::Format {
             path: shard.path.clone(),
@@ -553,6 +680,10 @@ impl Model {
 /// The linear-layer rule of [`Model::linear_layers`], on a name and shape.
 pub fn is_linear_weight(name: &str, shape: &[usize]) -> bool {
     if !name.ends_with(".weight") || shape.len() != 2 || shape.contains(&0) {
+        return false;
+    }
+    // llama.cpp's names of the token embedding and the output head (GGUF files).
+    if name.starts_with("token_embd.") || name == "output.weight" {
         return false;
     }
     !name.split('.').any(|part| {

@@ -651,6 +651,9 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
     // machine load): no wall-clock time.
     let mut report = serde_json::json!({
         "model": spec.model_path.display().to_string(),
+        // Non-null when the source model was already quantized (a GGUF of Q4_1 tensors, ...):
+        // every error figure is then relative to those dequantized weights.
+        "source_quantized": spec.model.quantized_source_note(),
         "calibration": spec.calibration,
         "target_bpw": spec.target_bpw,
         "target_bpw_used": plan.target_used,

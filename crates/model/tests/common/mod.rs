@@ -73,3 +73,30 @@ pub fn write(path: &Path, tensors: &[T]) {
 pub fn header_len(b: &[u8]) -> usize {
     u64::from_le_bytes(b[..8].try_into().unwrap()) as usize
 }
+
+/// The Python interpreter (`$PYTHON` or `python3`) with llama.cpp's gguf-py importable:
+/// installs the pinned PyPI `gguf` with pip when it is missing and fails loudly when it cannot
+/// (the independent cross-check must not be skipped).
+pub fn gguf_py() -> String {
+    const GGUF_PY: &str = "gguf==0.19.0";
+    let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let importable = || {
+        std::process::Command::new(&py)
+            .args(["-c", "import gguf, numpy"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !importable() {
+        eprintln!("gguf-py is missing: installing {GGUF_PY} with pip (the cross-check needs it)");
+        let st = std::process::Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", GGUF_PY, "numpy"])
+            .status();
+        assert!(importable(), "gguf cannot be imported by {py} even after `pip install {GGUF_PY}` ({st:?}): the independent cross-check cannot run");
+    }
+    py
+}
+
+/// `scripts/gguf_ref.py`, the gguf-py reference of the GGUF tests.
+pub fn gguf_ref_script() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gguf_ref.py")
+}

@@ -11,6 +11,10 @@
 //! Every read is bounds-checked; counts and lengths are checked against the bytes left before
 //! anything is allocated, and array nesting is limited, so no input makes this module panic or
 //! allocate unboundedly. Errors are plain strings; the caller adds the file name.
+//!
+//! One parser for both kinds of GGUF file this project reads: models (`crate::Model::open`
+//! on a `.gguf` file, which converts tensors of the types in `ggml_quants`) and importance
+//! matrices (`sop_calib::ImatrixStats::read`, which uses [`Gguf::tensor_f32`]).
 
 /// The four magic bytes at the start of every GGUF file.
 pub const MAGIC: &[u8; 4] = b"GGUF";
@@ -26,9 +30,9 @@ const MAX_ARRAY_DEPTH: usize = 4;
 /// GGML_MAX_DIMS.
 const MAX_DIMS: u32 = 4;
 
-/// Names of the ggml tensor types (index = type id), for messages. Ids 4, 5 and 31-33 are
-/// retired in ggml; `None` means "unknown".
-fn ggml_type_name(t: u32) -> Option<&'static str> {
+/// Name of ggml tensor type `t` (`Q4_K`), or `None` for an unknown id. Ids 4, 5 and 31-33
+/// are retired in ggml.
+pub fn ggml_type_name(t: u32) -> Option<&'static str> {
     const NAMES: [&str; 40] = [
         "F32", "F16", "Q4_0", "Q4_1", "", "", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
         "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32",
@@ -359,6 +363,11 @@ impl<'a> Gguf<'a> {
             bytes,
             data_start: data_start as usize,
         })
+    }
+
+    /// Byte offset in the file where the data section starts (tensor offsets are relative to it).
+    pub fn data_start(&self) -> usize {
+        self.data_start
     }
 
     /// The value of `key`, if present.

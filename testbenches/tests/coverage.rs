@@ -66,7 +66,9 @@ fn real_layers_alone_leave_the_rounding_bins_open() {
     assert!(c.hit() < c.reachable(), "{}", c.line());
     // Real weights never make a HIF lane's packer round (mutation.rs); the coverage says so.
     assert!(
-        holes.iter().any(|h| h.starts_with("sop_c4_hif8_ue4m4_fp16/lane/pack/underflow_subnormal_tie")),
+        holes
+            .iter()
+            .any(|h| h.starts_with("sop_c4_hif8_ue4m4_fp16/lane/pack/underflow_subnormal_tie")),
         "{holes:?}"
     );
     // And they do hit the plain bins.
@@ -82,7 +84,14 @@ fn coverage_is_the_same_at_any_thread_count_and_shards_merge() {
         only: vec!["sop_c4_hif8_se4m3_fp16".into(), "sop_c6_fp16lut_ue4m4_bf16".into()],
         ..opts(dir.path(), "t1.json")
     };
-    let one = run(&CosimOptions { threads: 1, ..base.clone() }, |_| {}).unwrap();
+    let one = run(
+        &CosimOptions {
+            threads: 1,
+            ..base.clone()
+        },
+        |_| {},
+    )
+    .unwrap();
     let two = run(
         &CosimOptions {
             threads: 2,

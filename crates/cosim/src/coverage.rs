@@ -547,9 +547,10 @@ impl CoverageModel {
     pub fn hits(&self, cov: &Coverage) -> Result<Vec<u64>, CosimError> {
         let mut hits = vec![0u64; self.bins.len()];
         let mut add = |name: String, n: u64| -> Result<(), CosimError> {
-            let i = *self.index.get(&name).ok_or_else(|| {
-                CosimError::Coverage(format!("bin {name} was hit but is not in the coverage model"))
-            })?;
+            let i = *self
+                .index
+                .get(&name)
+                .ok_or_else(|| CosimError::Coverage(format!("bin {name} was hit but is not in the coverage model")))?;
             if let Some(r) = &self.bins[i].excluded {
                 return Err(CosimError::Coverage(format!(
                     "bin {name} was hit {n} times but is excluded as unreachable ({r})"
@@ -702,7 +703,11 @@ impl Report {
                 .and_then(Value::as_array)
                 .ok_or_else(|| bad(format!("no `{key}` array")))?
                 .iter()
-                .map(|s| s.as_str().map(str::to_string).ok_or_else(|| bad(format!("`{key}` holds a non-string"))))
+                .map(|s| {
+                    s.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(format!("`{key}` holds a non-string")))
+                })
                 .collect()
         };
         let mut bins = Vec::new();
@@ -826,7 +831,11 @@ mod tests {
             for (point, bin) in path_bins(&k) {
                 let why = exclusion_reason(&k, point, &bin, &r);
                 if !why.starts_with("no input produces it") && !why.starts_with("no code of this class") {
-                    assert!(!reachable.contains(&(point, bin.clone())), "{}: {point}/{bin}: {why}", cfg.name);
+                    assert!(
+                        !reachable.contains(&(point, bin.clone())),
+                        "{}: {point}/{bin}: {why}",
+                        cfg.name
+                    );
                 }
             }
         }
@@ -857,11 +866,19 @@ mod tests {
 
     #[test]
     fn reports_merge_and_round_trip() {
-        let cfgs: Vec<LaneConfig> = default_configs().into_iter().filter(|c| c.name == "sop_c4_hif8_ue4m4_fp16").collect();
+        let cfgs: Vec<LaneConfig> = default_configs()
+            .into_iter()
+            .filter(|c| c.name == "sop_c4_hif8_ue4m4_fp16")
+            .collect();
         let m = CoverageModel::new(&cfgs);
         let mut c = Collected::default();
         c.event(Event::IdleGap);
-        let (_, w) = reach(PathKey::of(&cfgs[0])[0].2).classes.iter().next().map(|(k, w)| (*w, *k)).unwrap();
+        let (_, w) = reach(PathKey::of(&cfgs[0])[0].2)
+            .classes
+            .iter()
+            .next()
+            .map(|(k, w)| (*w, *k))
+            .unwrap();
         c.words.insert((None, w, true), 3);
         let mut a = Coverage::default();
         a.add_item(&cfgs[0].name, "a", &c);
@@ -879,8 +896,14 @@ mod tests {
         assert_eq!(ab.hit(), ra.hit());
         let e = Report::merge(&[("a".into(), ra.clone()), ("a2".into(), ra)]).unwrap_err();
         assert!(e.to_string().contains("in both a and a2"), "{e}");
-        assert!(Report::from_json("x.json", "{").unwrap_err().to_string().contains("x.json: not JSON"));
-        assert!(Report::from_json("x.json", "{}").unwrap_err().to_string().contains("no `bins` array"));
+        assert!(Report::from_json("x.json", "{")
+            .unwrap_err()
+            .to_string()
+            .contains("x.json: not JSON"));
+        assert!(Report::from_json("x.json", "{}")
+            .unwrap_err()
+            .to_string()
+            .contains("no `bins` array"));
         // A hit on an excluded bin is an error, not a silent count.
         let mut bad = Coverage::default();
         let mut c2 = Collected::default();
@@ -888,6 +911,10 @@ mod tests {
         wc.outcome = PackOutcome::OverflowInf;
         c2.words.insert((None, wc, false), 1);
         bad.add_item(&cfgs[0].name, "x", &c2);
-        assert!(m.report(&bad).unwrap_err().to_string().contains("excluded as unreachable"));
+        assert!(m
+            .report(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("excluded as unreachable"));
     }
 }

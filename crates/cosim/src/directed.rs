@@ -99,10 +99,7 @@ fn spread(beats: &[Beat], lanes: usize) -> Vec<Vec<Beat>> {
         let lane = &mut v[k % lanes];
         if lane.is_empty() {
             lane.push(Beat::idle());
-            lane.push(Beat {
-                valid: false,
-                ..*b
-            });
+            lane.push(Beat { valid: false, ..*b });
             lane.push(Beat {
                 block_start: false,
                 ..*b

@@ -579,7 +579,11 @@ impl Harness {
             // Weights issued in the cycles before the reset edge whose outputs it loses.
             let c = self.dut.cycle() + 1;
             let lat = self.lat;
-            if self.lanes.iter().any(|l| (0..lat).any(|k| l.ring[(c + k) as usize % RING].valid)) {
+            if self
+                .lanes
+                .iter()
+                .any(|l| (0..lat).any(|k| l.ring[(c + k) as usize % RING].valid))
+            {
                 self.cov_event(Event::ResetInFlight);
             }
         }

@@ -708,7 +708,12 @@ fn run_item(
 
 /// Runs the directed coverage item of `cfg` ([`run_directed`]) on a fresh model, with
 /// coverage collected. Its mismatches are reported like a layer's; no VCD replay.
-fn run_directed_item(opts: &CosimOptions, cfg: &LaneConfig, variant: Variant, keep: usize) -> Result<ItemOut, CosimError> {
+fn run_directed_item(
+    opts: &CosimOptions,
+    cfg: &LaneConfig,
+    variant: Variant,
+    keep: usize,
+) -> Result<ItemOut, CosimError> {
     let t = Instant::now();
     let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
     h.set_keep(keep);

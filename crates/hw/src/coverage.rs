@@ -339,7 +339,13 @@ pub fn classify_word(cfg: &LaneConfig, tables: &Tables, sel: bool, code: u32, sc
         }
         None => lut_class(cfg.lut, tables.entries[t][code as usize]),
     };
-    classify_value(cfg.output, element, element_value(cfg, tables, sel, code), scale, scale_code)
+    classify_value(
+        cfg.output,
+        element,
+        element_value(cfg, tables, sel, code),
+        scale,
+        scale_code,
+    )
 }
 
 /// The output word and class of an element of class `element` and value `value` (as
@@ -359,7 +365,14 @@ pub fn classify_value(
         // An FP16 Inf/NaN entry: the lane's overflow path (`+0` with a zero scale).
         Err(neg) => {
             let w = pack_overflow(output, neg, s);
-            (w, if w == 0 { PackOutcome::Zero } else { PackOutcome::OverflowMax })
+            (
+                w,
+                if w == 0 {
+                    PackOutcome::Zero
+                } else {
+                    PackOutcome::OverflowMax
+                },
+            )
         }
     };
     let class = WordClass {
@@ -439,14 +452,17 @@ mod tests {
         assert_eq!(mag_classes(&UE4M4).len(), 2 + 15 + 1);
         assert_eq!(mag_classes(&E4M3).len(), 2 + 15 + 2);
         // E2M1: 0, 0.5, 1, 1.5, 2, 3, 4, 6 (the largest).
-        assert_eq!(mag_classes(&E2M1), vec![
-            MagClass::Zero,
-            MagClass::Subnormal,
-            MagClass::Normal(1),
-            MagClass::Normal(2),
-            MagClass::Normal(3),
-            MagClass::Max
-        ]);
+        assert_eq!(
+            mag_classes(&E2M1),
+            vec![
+                MagClass::Zero,
+                MagClass::Subnormal,
+                MagClass::Normal(1),
+                MagClass::Normal(2),
+                MagClass::Normal(3),
+                MagClass::Max
+            ]
+        );
         let s = scale_class(ScaleFormat::SE4M3, 0xb8);
         assert_eq!((s.mag, s.sign), (MagClass::Normal(7), ScaleSign::Negative));
         assert_eq!(scale_class(ScaleFormat::E4M3, 0xb8).sign, ScaleSign::Ignored);
@@ -479,7 +495,11 @@ mod tests {
                 }
                 for _ in 0..4000 {
                     let r = rng.next();
-                    let (sel, code, scale) = (r & 1 == 1, ((r >> 1) as u32) & ((1 << cfg.code_bits) - 1), (r >> 8) as u8);
+                    let (sel, code, scale) = (
+                        r & 1 == 1,
+                        ((r >> 1) as u32) & ((1 << cfg.code_bits) - 1),
+                        (r >> 8) as u8,
+                    );
                     let (w, _) = classify_word(&cfg, &t, sel, code, scale);
                     assert_eq!(w, decode_word(&cfg, &t, sel, code, scale), "{} {mode:?}", cfg.name);
                 }

@@ -532,7 +532,8 @@ fn run_jobs_with(
             Some(Err(e)) => return Err(e),
             None => unreachable!("an item before the stop point was not run"),
         };
-        used_layers[it.layer] = true;
+        // The directed coverage items are not a layer of the model.
+        used_layers[it.layer] = Some(it.layer) != directed;
         used_configs[it.config] = true;
         if limit != 0 && s.mismatches + out.report.mismatches >= limit {
             out.report.mismatches = limit - s.mismatches;

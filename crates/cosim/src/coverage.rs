@@ -437,8 +437,8 @@ pub fn exclusion_reason(key: &PathKey, point: &str, bin: &str, reach: &Reach) ->
     if outcome == Some(PackOutcome::OverflowInf) {
         return format!("the packer saturates: an overflowing product gives the largest finite {out} word, never infinity (docs/spec.md)");
     }
-    let zero_elem = matches!(point, "element_x_pack") && head == "zero";
-    let zero_scale = matches!(point, "scale_x_pack") && head == "zero";
+    let zero_elem = point == "element_x_pack" && head == "zero";
+    let zero_scale = point == "scale_x_pack" && head == "zero";
     if (zero_elem || zero_scale) && outcome.is_some_and(|o| o != PackOutcome::Zero) {
         return format!(
             "a zero {} gives an exact +0 whatever the other factor",

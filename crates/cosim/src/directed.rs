@@ -121,7 +121,11 @@ pub fn run_directed(h: &mut Harness) -> Result<u64, CosimError> {
     let before = h.counters().issued;
     if let Some(first) = segs.first() {
         h.load_tables(&first.tables)?;
-        let b0 = first.beats.first().copied().unwrap_or(Beat::start(0, 0x70, false));
+        let b0 = first
+            .beats
+            .first()
+            .copied()
+            .unwrap_or_else(|| Beat::start(0, 0x70, false));
         let corr = |outlier: bool, value: u16| Some(Correction { outlier, value });
         // A block of 6 on every lane, reset in its fourth cycle: words in flight, mid-block.
         let block: Vec<Beat> = (0..6)

@@ -159,7 +159,8 @@ impl CosimSummary {
 
 impl fmt::Display for CosimSummary {
     /// The mismatch reports, the waveform note, one line per menu option
-    /// ([`OptionCount::line`]), then [`CosimSummary::line`].
+    /// ([`OptionCount::line`]), the coverage holes (at most [`MAX_HOLES_SHOWN`]) and line
+    /// ([`crate::coverage::Report::line`]), then [`CosimSummary::line`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for m in &self.mismatch_reports {
             writeln!(f, "{m}")?;

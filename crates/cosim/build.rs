@@ -167,6 +167,18 @@ struct Built {
     files: Vec<PathBuf>,
 }
 
+/// Opt-in RTL code coverage (`scripts/rtl-coverage`): with `SOP_COSIM_RTL_COVERAGE=1` the plain
+/// models are Verilated with `--coverage-line --coverage-toggle` and compiled with
+/// `VM_COVERAGE=1`; each model then writes its counters when it is freed (into
+/// `$SOP_RTL_COVERAGE_DIR`, see `cpp/shim.cpp.in`). Off by default: the counters slow every
+/// cycle down.
+const RTL_COVERAGE_ENV: &str = "SOP_COSIM_RTL_COVERAGE";
+
+/// Whether this build collects RTL code coverage ([`RTL_COVERAGE_ENV`]).
+fn rtl_coverage() -> bool {
+    env::var(RTL_COVERAGE_ENV).is_ok_and(|v| v == "1")
+}
+
 /// Stops the build with `msg` (shown by cargo under "--- stderr").
 fn fail(msg: String) -> ! {
     eprintln!("error: sop-cosim build: {msg}");
@@ -178,6 +190,7 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-env-changed=SOP_VERILATOR");
     println!("cargo:rerun-if-env-changed=SOP_COSIM_RTL_DIR");
+    println!("cargo:rerun-if-env-changed={RTL_COVERAGE_ENV}");
     println!("cargo:rerun-if-changed=cpp/shim.cpp.in");
     let rtl_dir = env::var_os("SOP_COSIM_RTL_DIR")
         .map(PathBuf::from)
@@ -429,6 +442,9 @@ fn verilate(
     if variant.traced() {
         cmd.arg("--trace");
     }
+    if variant == Variant::Plain && rtl_coverage() {
+        cmd.args(["--coverage-line", "--coverage-toggle"]);
+    }
     cmd.arg("--top-module").arg(name);
     cmd.arg("--prefix").arg(&class);
     cmd.arg("--Mdir").arg(&mdir);
@@ -605,7 +621,7 @@ fn base_build(include: &Path) -> cc::Build {
         .std("gnu++17")
         .include(include)
         .include(include.join("vltstd"))
-        .define("VM_COVERAGE", "0")
+        .define("VM_COVERAGE", if rtl_coverage() { "1" } else { "0" })
         .define("VM_SC", "0")
         .define("VL_IGNORE_UNKNOWN_ARCH", None)
         .flag_if_supported("-faligned-new")
@@ -628,6 +644,9 @@ fn compile(include: &Path, built: &[Built]) {
     rt.define("VM_TRACE", "1").opt_level(2);
     for f in ["verilated.cpp", "verilated_threads.cpp", "verilated_vcd_c.cpp"] {
         rt.file(include.join(f));
+    }
+    if rtl_coverage() {
+        rt.file(include.join("verilated_cov.cpp"));
     }
     let mut builds = vec![("sopvl_runtime", rt)];
     for (lib, traced, opt) in [("sopvl_models", false, 2), ("sopvl_traced", true, 1)] {

@@ -62,8 +62,20 @@ pub struct CosimArgs {
     /// Soak: ROUNDS rounds of every layer through every configuration, each round with a new
     /// seed (from --seed), random idle gaps, pauses, resets, table reloads and interleaved
     /// layers; prints the weights, mismatches and throughput, exits non-zero on a mismatch.
-    #[arg(long, value_name = "ROUNDS", conflicts_with_all = ["dense", "junit", "vcd"])]
+    #[arg(long, value_name = "ROUNDS", conflicts_with_all = ["dense", "junit", "vcd", "coverage"])]
     pub soak: Option<u64>,
+    /// Collect functional coverage (block-scale, element and packer-outcome classes, their
+    /// crosses, selection bit, engine mode, stream events) and write the JSON report to FILE:
+    /// `bins` (name, hits), `reachable`, `hit`, the holes and the excluded bins with their
+    /// reasons. Adds one directed coverage item per configuration (every reachable class)
+    /// unless --no-directed. Prints the holes and `coverage: <hit>/<reachable> reachable
+    /// bins (<p> %), <x> excluded, <h> holes`.
+    #[arg(long, value_name = "FILE")]
+    pub coverage: Option<PathBuf>,
+    /// With --coverage: leave out the directed coverage items (the coverage of the layers
+    /// alone).
+    #[arg(long, requires = "coverage")]
+    pub no_directed: bool,
     /// Run the deliberately broken RTL for the mutation check (its mismatches are expected).
     #[arg(long, hide = true)]
     pub mutant: bool,
@@ -84,15 +96,19 @@ pub enum CosimCmd {
     /// name merged (counts and times summed, every test case kept), in the order of the
     /// whole run; a test case found in two inputs is an error.
     MergeJunit(MergeJunitArgs),
+    /// Join the coverage reports (--coverage FILE) of `sop cosim --shard K/N` runs into one:
+    /// hits summed bin by bin; reports of different runs, or an item in two reports, are
+    /// errors. Prints the merged summary line and holes.
+    MergeCoverage(MergeJunitArgs),
 }
 
-/// Arguments of `sop cosim merge-junit`.
+/// Arguments of `sop cosim merge-junit` and `merge-coverage`.
 #[derive(Args, Clone, Debug)]
 pub struct MergeJunitArgs {
-    /// The merged JUnit file to write.
+    /// The merged file to write.
     #[arg(value_name = "OUT")]
     pub out: PathBuf,
-    /// The shards' JUnit files.
+    /// The shards' files.
     #[arg(value_name = "IN", required = true)]
     pub inputs: Vec<PathBuf>,
 }
@@ -132,6 +148,8 @@ impl CosimArgs {
             },
             mutant: self.mutant,
             shard: self.shard.unwrap_or(Shard::ALL),
+            coverage: self.coverage.clone(),
+            directed: !self.no_directed,
             // The global --threads sizes rayon's pool (default: every core).
             threads: rayon::current_num_threads(),
             ..CosimOptions::default()
@@ -142,8 +160,10 @@ impl CosimArgs {
 /// Runs `sop cosim`: progress on stderr, reports and the summary line on stdout; an error
 /// when any mismatch was found.
 pub fn run(args: CosimArgs) -> Result<()> {
-    if let Some(CosimCmd::MergeJunit(m)) = &args.action {
-        return merge_junit(m);
+    match &args.action {
+        Some(CosimCmd::MergeJunit(m)) => return merge_junit(m),
+        Some(CosimCmd::MergeCoverage(m)) => return merge_coverage(m),
+        None => {}
     }
     let opts = args.options()?;
     if let Some(rounds) = args.soak {
@@ -211,6 +231,9 @@ pub fn run(args: CosimArgs) -> Result<()> {
     if let Some(j) = &opts.junit {
         eprintln!("JUnit report: {}", j.display());
     }
+    if let Some(c) = &opts.coverage {
+        eprintln!("coverage report: {}", c.display());
+    }
     if !summary.passed() {
         bail!("co-simulation found {} mismatches", summary.mismatches);
     }
@@ -238,6 +261,32 @@ fn merge_junit(m: &MergeJunitArgs) -> Result<()> {
         merged.skipped,
         m.out.display()
     );
+    Ok(())
+}
+
+/// Runs `sop cosim merge-coverage OUT IN...`: the merged report's holes and summary line.
+fn merge_coverage(m: &MergeJunitArgs) -> Result<()> {
+    let mut inputs = Vec::with_capacity(m.inputs.len());
+    for p in &m.inputs {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let name = p.display().to_string();
+        let r = sop_cosim::coverage::Report::from_json(&name, &text)?;
+        inputs.push((name, r));
+    }
+    let merged = sop_cosim::coverage::Report::merge(&inputs)?;
+    merged.write(&m.out)?;
+    let mut out = std::io::stdout().lock();
+    for h in merged.holes() {
+        writeln!(out, "coverage hole: {h}")?;
+    }
+    writeln!(
+        out,
+        "merge-coverage: {} files, {} items -> {}",
+        m.inputs.len(),
+        merged.items.len(),
+        m.out.display()
+    )?;
+    writeln!(out, "{}", merged.line())?;
     Ok(())
 }
 

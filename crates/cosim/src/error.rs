@@ -42,6 +42,10 @@ pub enum CosimError {
         /// Why it does not fit.
         reason: String,
     },
+    /// A coverage model, report or merge is inconsistent (a hit on an excluded bin, reports
+    /// of different runs, an overlap, a file that is not a coverage report).
+    #[error("coverage: {0}")]
+    Coverage(String),
     /// Writing a waveform failed.
     #[error("VCD: {0}")]
     Vcd(String),

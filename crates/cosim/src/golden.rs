@@ -54,6 +54,16 @@ impl ProductTable {
         self.at(self.base(sel, scale) | (code & ((1 << self.code_bits) - 1)))
     }
 
+    /// Number of entries (`2 * 256 * 2^code_bits`).
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Always false (a table has every input combination).
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
     /// The tables this was computed from.
     pub fn tables(&self) -> &Tables {
         &self.tables

@@ -17,6 +17,7 @@
 use sop_hw::sparse::{correct, Correction, StreamDriver};
 use sop_hw::{Beat, LaneConfig, Tables};
 
+use crate::coverage::{Collected, Event};
 use crate::ffi::{load_ops, Dut, LoadOp};
 use crate::golden::ProductTable;
 use crate::report::{Mismatch, MismatchKind, WeightPos};
@@ -80,6 +81,11 @@ struct LaneModel {
     base: u32,
     scale: u8,
     sel: bool,
+    /// A weight was issued since the lane's last strobe or reset (coverage: mid-block).
+    in_block: bool,
+    /// A table load happened while the lane was inside a block (coverage: the next weight
+    /// without a strobe continues the block across the load).
+    loaded_in_block: bool,
     ring: [Expect; RING],
     /// The lane's sparse stream (engines).
     sparse: StreamDriver,
@@ -109,6 +115,14 @@ pub struct Counters {
     pub cycles: u64,
 }
 
+/// The functional coverage a harness collects ([`Harness::enable_coverage`]): the words
+/// checked per golden-table index since the last table switch (folded into classes when the
+/// tables change), the classes, and the events.
+struct CovState {
+    hits: Vec<u32>,
+    collected: Collected,
+}
+
 /// Drives a [`Dut`] and checks every output against the golden model.
 pub struct Harness {
     dut: Dut,
@@ -130,6 +144,7 @@ pub struct Harness {
     vcd_window: Option<(u64, u64)>,
     last_sync: u64,
     capture: Option<Vec<u16>>,
+    cov: Option<Box<CovState>>,
 }
 
 impl Harness {
@@ -144,6 +159,8 @@ impl Harness {
             base: prod.base(false, 0),
             scale: 0,
             sel: false,
+            in_block: false,
+            loaded_in_block: false,
             ring: [Expect::default(); RING],
             sparse: StreamDriver::default(),
         };
@@ -172,6 +189,51 @@ impl Harness {
             vcd_window: None,
             last_sync: 0,
             capture: None,
+            cov: None,
+        }
+    }
+
+    /// Collects functional coverage from now on ([`Harness::take_coverage`]): the class of
+    /// every checked word ([`sop_hw::coverage::classify_word`] of its table entry, latched
+    /// selection bit and scale code) and the stream events. Costs one counter increment
+    /// per checked word.
+    pub fn enable_coverage(&mut self) {
+        if self.cov.is_none() {
+            self.cov = Some(Box::new(CovState {
+                hits: vec![0; self.prod.len()],
+                collected: Collected::default(),
+            }));
+        }
+    }
+
+    /// What was collected since [`Harness::enable_coverage`] (`None` when it was not
+    /// called); the counts restart from zero. Words still in flight are not counted yet.
+    pub fn take_coverage(&mut self) -> Option<Collected> {
+        self.fold_coverage();
+        self.cov.as_mut().map(|c| std::mem::take(&mut c.collected))
+    }
+
+    /// Turns the per-index counts of the current tables into word classes.
+    fn fold_coverage(&mut self) {
+        let Some(cov) = self.cov.as_mut() else { return };
+        let tables = self.prod.tables();
+        let path = tables.mode.map(|m| m.word());
+        let cb = self.cfg.code_bits;
+        for (i, n) in cov.hits.iter_mut().enumerate().filter(|(_, n)| **n > 0) {
+            let code = (i & ((1 << cb) - 1)) as u32;
+            let scale = ((i >> cb) & 0xff) as u8;
+            let sel = (i >> (cb + 8)) & 1 == 1;
+            let (w, class) = sop_hw::coverage::classify_word(&self.cfg, tables, sel, code, scale);
+            debug_assert_eq!(w, self.prod.at(i as u32), "classification and golden model disagree");
+            *cov.collected.words.entry((path, class, sel)).or_default() += u64::from(*n);
+            *n = 0;
+        }
+    }
+
+    #[inline(always)]
+    fn cov_event(&mut self, e: Event) {
+        if let Some(c) = self.cov.as_mut() {
+            c.collected.event(e);
         }
     }
 
@@ -308,18 +370,40 @@ impl Harness {
     /// Drives beat `b` on lane `i` in cycle `c`, checks the lane's output visible in `c`,
     /// and records the weight's expected word.
     #[inline(always)]
-    fn lane(&mut self, i: usize, b: &Beat, tag: u32, c: u64) {
+    fn lane(&mut self, i: usize, b: &Beat, tag: u32, c: u64, streaming: bool) {
         self.dut.set_lane(i, b);
         let (v, w) = self.dut.out_raw(i);
         let lm = &mut self.lanes[i];
         let due = lm.ring[c as usize % RING];
         lm.ring[c as usize % RING].valid = false;
+        if let Some(cov) = self.cov.as_mut() {
+            if due.valid {
+                let idx = self.prod.base(due.sel, due.scale) | due.code as u32;
+                cov.hits[idx as usize] += 1;
+                match due.corr {
+                    Some(k) if k.outlier => cov.collected.event(Event::CorrOutlier),
+                    Some(_) => cov.collected.event(Event::CorrResidual),
+                    None => {}
+                }
+            }
+            match (b.block_start, b.valid) {
+                (true, true) => cov.collected.event(Event::StrobeValid),
+                (true, false) => cov.collected.event(Event::StrobeIdle),
+                (false, true) if lm.loaded_in_block => cov.collected.event(Event::ReloadMidBlock),
+                (false, false) if streaming => cov.collected.event(Event::IdleGap),
+                _ => {}
+            }
+        }
         if b.block_start {
             lm.scale = b.scale;
             lm.sel = b.sel;
             lm.base = self.prod.base(b.sel, b.scale);
+            lm.in_block = false;
+            lm.loaded_in_block = false;
         }
         if b.valid {
+            lm.in_block = true;
+            lm.loaded_in_block = false;
             let code = b.code & self.code_mask;
             let mut word = self.prod.at(lm.base | code);
             if b.corr.is_some() {
@@ -424,7 +508,7 @@ impl Harness {
         let c = self.dut.cycle();
         for i in 0..self.lanes.len() {
             let (b, tag) = stim.next(i);
-            self.lane(i, &b, tag, c);
+            self.lane(i, &b, tag, c, true);
         }
         self.tick();
     }
@@ -434,7 +518,7 @@ impl Harness {
         for _ in 0..cycles {
             let c = self.dut.cycle();
             for i in 0..self.lanes.len() {
-                self.lane(i, &Beat::idle(), 0, c);
+                self.lane(i, &Beat::idle(), 0, c, false);
             }
             self.tick();
         }
@@ -453,6 +537,14 @@ impl Harness {
     pub fn load_tables(&mut self, t: &Tables) -> Result<(), CosimError> {
         t.check(&self.cfg)?;
         self.last_sync = self.dut.cycle();
+        if self.cov.is_some() {
+            if self.lanes.iter().any(|l| l.ring.iter().any(|e| e.valid)) {
+                self.cov_event(Event::LoadDraining);
+            }
+            for l in &mut self.lanes {
+                l.loaded_in_block |= l.in_block;
+            }
+        }
         let ops = load_ops(&self.cfg, t);
         let n = ops.len() as u64;
         for op in ops {
@@ -463,7 +555,11 @@ impl Harness {
         if n < self.lat {
             self.idle(self.lat - n);
         }
+        self.fold_coverage();
         self.prod = ProductTable::new(&self.cfg, t);
+        if let Some(cov) = self.cov.as_mut() {
+            cov.hits.resize(self.prod.len(), 0);
+        }
         for lm in &mut self.lanes {
             lm.base = self.prod.base(lm.sel, lm.scale);
         }
@@ -476,6 +572,21 @@ impl Harness {
     /// the lanes' block registers return to table 0, scale code 0.
     pub fn reset_cycle(&mut self) -> Vec<Option<u32>> {
         self.last_sync = self.dut.cycle();
+        if self.cov.is_some() {
+            if self.lanes.iter().any(|l| l.in_block) {
+                self.cov_event(Event::ResetMidBlock);
+            }
+            // Weights issued in the cycles before the reset edge whose outputs it loses.
+            let c = self.dut.cycle() + 1;
+            let lat = self.lat;
+            if self
+                .lanes
+                .iter()
+                .any(|l| (0..lat).any(|k| l.ring[(c + k) as usize % RING].valid))
+            {
+                self.cov_event(Event::ResetInFlight);
+            }
+        }
         // The entries of weights in flight are lost with them; no handshake in a reset.
         for (i, lm) in self.lanes.iter_mut().enumerate() {
             lm.sparse.reset();
@@ -498,6 +609,8 @@ impl Harness {
             }
             lm.scale = 0;
             lm.sel = false;
+            lm.in_block = false;
+            lm.loaded_in_block = false;
             lm.base = self.prod.base(false, 0);
             lost.push(first);
         }

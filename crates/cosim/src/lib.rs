@@ -17,6 +17,8 @@
 //! - [`select`]: the layers and configurations a run covers; [`summary`]: what it reports
 //!   ([`CosimSummary`], [`LayerReport`], [`SoakSummary`]); [`soak()`]: the soak; the VCD replay
 //!   of the first mismatch is a private module (`replay`).
+//! - [`coverage`]: functional coverage (bins, reachability by enumeration, hits, JSON,
+//!   merge); [`directed`]: the directed stimulus that reaches every reachable bin.
 //! - [`shard`]: work items, `--shard K/N` ([`Shard`]) and the partition balanced by weights
 //!   ([`partition`]).
 //!
@@ -31,6 +33,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod coverage;
+pub mod directed;
 mod error;
 pub mod export;
 pub mod ffi;

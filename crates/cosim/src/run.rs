@@ -14,6 +14,8 @@ use sop_model::Model;
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::{LayerRef, QuantOptions, QuantizedLayer, Quantizer};
 
+use crate::coverage::{Collected, Coverage, CoverageModel};
+use crate::directed::{directed_weights, run_directed, DIRECTED_LAYER};
 use crate::ffi::{Dut, Variant, MUTANT_CONFIG, VERILATOR_VERSION};
 use crate::harness::{Harness, Stimulus};
 use crate::replay::{replay_vcd, FirstMismatch};
@@ -64,6 +66,13 @@ pub struct CosimOptions {
     /// Worker threads, each with its own Verilated models (0: the available cores). The
     /// results do not depend on it.
     pub threads: usize,
+    /// Collect functional coverage ([`crate::coverage`]) and write its JSON report to this
+    /// file; the summary carries the report ([`CosimSummary::coverage`]).
+    pub coverage: Option<PathBuf>,
+    /// With `coverage`: add one directed coverage item per configuration
+    /// ([`crate::directed`], layer [`DIRECTED_LAYER`]) that reaches every reachable bin.
+    /// `false`: the coverage of the layers alone.
+    pub directed: bool,
 }
 
 impl Default for CosimOptions {
@@ -83,6 +92,8 @@ impl Default for CosimOptions {
             mutant: false,
             shard: Shard::ALL,
             threads: 0,
+            coverage: None,
+            directed: true,
         }
     }
 }
@@ -409,6 +420,24 @@ fn run_jobs_with(
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<(CosimSummary, Vec<(WorkItem, u64)>), CosimError> {
     let wall = Instant::now();
+    // With coverage, the directed items: one per configuration, after the layers.
+    let directed = (opts.coverage.is_some() && opts.directed).then_some(layers.len());
+    let mut layers = layers.to_vec();
+    let mut items = items.to_vec();
+    if let Some(d) = directed {
+        layers.push(DIRECTED_LAYER.to_string());
+        for (ci, cfg) in configs.iter().enumerate() {
+            items.push(WorkItem {
+                layer: d,
+                config: ci,
+                weights: directed_weights(cfg, cfg.lanes as usize),
+            });
+        }
+    }
+    let (layers, items) = (&layers[..], &items[..]);
+    // The coverage model covers the whole run's configurations, so that shards' reports
+    // have the same bins and merge.
+    let model = opts.coverage.as_ref().map(|_| CoverageModel::new(configs));
     let mine: Vec<WorkItem> = opts.shard.select(items).into_iter().copied().collect();
     let threads = effective_threads(opts.threads).min(mine.len().max(1));
     let listed: Vec<(LaneConfig, String)> = configs.iter().cloned().zip(points.iter().cloned()).collect();
@@ -439,6 +468,9 @@ fn run_jobs_with(
         |pos| {
             let it = mine[pos];
             let cfg = &configs[it.config];
+            if Some(it.layer) == directed {
+                return run_directed_item(opts, cfg, variant_for(opts, cfg), keep);
+            }
             source(it.layer, it.config, cfg).and_then(|job| {
                 run_item(
                     opts,
@@ -485,6 +517,7 @@ fn run_jobs_with(
     };
     let mut first: Option<FirstMismatch> = None;
     let mut ran = Vec::new();
+    let mut cov = Coverage::default();
     let mut used_layers = vec![false; layers.len()];
     let mut used_configs = vec![false; configs.len()];
     for (pos, r) in results.into_iter().enumerate() {
@@ -499,7 +532,8 @@ fn run_jobs_with(
             Some(Err(e)) => return Err(e),
             None => unreachable!("an item before the stop point was not run"),
         };
-        used_layers[it.layer] = true;
+        // The directed coverage items are not a layer of the model.
+        used_layers[it.layer] = Some(it.layer) != directed;
         used_configs[it.config] = true;
         if limit != 0 && s.mismatches + out.report.mismatches >= limit {
             out.report.mismatches = limit - s.mismatches;
@@ -518,6 +552,13 @@ fn run_jobs_with(
         if first.is_none() {
             first = out.first;
         }
+        if let Some(c) = &out.coverage {
+            cov.add_item(&configs[it.config].name, &layers[it.layer], c);
+        }
+        if Some(it.layer) == directed {
+            s.reports.push(out.report);
+            continue;
+        }
         ran.push((it, out.streamed));
         s.reports.push(out.report);
     }
@@ -525,6 +566,11 @@ fn run_jobs_with(
     s.configs = used_configs.iter().filter(|&&u| u).count();
     if let (Some(path), Some(fm)) = (&opts.vcd, &first) {
         s.vcd = Some(replay_vcd(fm, opts, path)?);
+    }
+    if let (Some(path), Some(model)) = (&opts.coverage, &model) {
+        let report = model.report(&cov)?;
+        report.write(path)?;
+        s.coverage = Some(report);
     }
     s.wall_secs = wall.elapsed().as_secs_f64();
     if let Some(p) = &opts.junit {
@@ -551,6 +597,8 @@ struct ItemOut {
     streamed: u64,
     /// What the VCD replay needs, when the item has a mismatch.
     first: Option<FirstMismatch>,
+    /// The item's functional coverage (when collected).
+    coverage: Option<Collected>,
 }
 
 /// The tables loaded after a layer while its last outputs drain: the layer's tables with
@@ -613,6 +661,9 @@ fn run_item(
     let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
     h.set_keep(keep);
     h.set_max_mismatches(opts.max_mismatches);
+    if opts.coverage.is_some() {
+        h.enable_coverage();
+    }
     h.reset();
     let other = (opts.stimulus.reloads_per_layer > 0).then(|| {
         let mut o = stim.clone();
@@ -652,6 +703,47 @@ fn run_item(
         kept,
         streamed: stim.weights(),
         first,
+        coverage: h.take_coverage(),
+    })
+}
+
+/// Runs the directed coverage item of `cfg` ([`run_directed`]) on a fresh model, with
+/// coverage collected. Its mismatches are reported like a layer's; no VCD replay.
+fn run_directed_item(
+    opts: &CosimOptions,
+    cfg: &LaneConfig,
+    variant: Variant,
+    keep: usize,
+) -> Result<ItemOut, CosimError> {
+    let t = Instant::now();
+    let mut h = Harness::new(Dut::with_variant(&cfg.name, variant)?);
+    h.set_keep(keep);
+    h.set_max_mismatches(opts.max_mismatches);
+    h.enable_coverage();
+    h.reset();
+    let streamed = run_directed(&mut h)?;
+    if !h.stopped() {
+        h.drain();
+    }
+    let n = h.counters();
+    let kept: Vec<Mismatch> = h.mismatches().to_vec();
+    Ok(ItemOut {
+        report: LayerReport {
+            config: cfg.name.clone(),
+            point: "directed coverage stimulus (the first input of every reachable class, every path)".into(),
+            layer: DIRECTED_LAYER.to_string(),
+            shape: (1, streamed as usize),
+            weights: n.checked,
+            mismatches: n.mismatches,
+            first_mismatch: kept.first().cloned(),
+            quant_secs: 0.0,
+            sim_secs: t.elapsed().as_secs_f64(),
+            reload_checked: 0,
+        },
+        kept,
+        streamed,
+        first: None,
+        coverage: h.take_coverage(),
     })
 }
 

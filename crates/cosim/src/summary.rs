@@ -11,6 +11,9 @@ use crate::report::Mismatch;
 use crate::run::EventCounts;
 use crate::shard::Shard;
 
+/// Coverage holes printed by [`CosimSummary`]'s `Display` (the JSON report lists all).
+pub const MAX_HOLES_SHOWN: usize = 200;
+
 /// The result of one layer on one configuration.
 #[derive(Clone, Debug)]
 pub struct LayerReport {
@@ -113,6 +116,8 @@ pub struct CosimSummary {
     pub shard: Shard,
     /// Worker threads the items ran on (0 or 1: one).
     pub threads: usize,
+    /// The functional coverage report (`--coverage`).
+    pub coverage: Option<crate::coverage::Report>,
 }
 
 impl CosimSummary {
@@ -154,7 +159,8 @@ impl CosimSummary {
 
 impl fmt::Display for CosimSummary {
     /// The mismatch reports, the waveform note, one line per menu option
-    /// ([`OptionCount::line`]), then [`CosimSummary::line`].
+    /// ([`OptionCount::line`]), the coverage holes (at most [`MAX_HOLES_SHOWN`]) and line
+    /// ([`crate::coverage::Report::line`]), then [`CosimSummary::line`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for m in &self.mismatch_reports {
             writeln!(f, "{m}")?;
@@ -192,6 +198,20 @@ impl fmt::Display for CosimSummary {
         }
         for o in &self.options {
             writeln!(f, "{}", o.line())?;
+        }
+        if let Some(c) = &self.coverage {
+            let holes = c.holes();
+            for h in holes.iter().take(MAX_HOLES_SHOWN) {
+                writeln!(f, "coverage hole: {h}")?;
+            }
+            if holes.len() > MAX_HOLES_SHOWN {
+                writeln!(
+                    f,
+                    "({} more coverage holes in the JSON report)",
+                    holes.len() - MAX_HOLES_SHOWN
+                )?;
+            }
+            writeln!(f, "{}", c.line())?;
         }
         write!(f, "{}", self.line())
     }

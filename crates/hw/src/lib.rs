@@ -4,6 +4,8 @@
 //! - [`config`]: [`LaneConfig`] (what one generated top is), TOML files, the defaults.
 //! - [`model`]: the golden model ([`model::decode_word`], [`model::run_lane`]), computed
 //!   through `sop-formats`.
+//! - [`coverage`]: the functional-coverage class of a decoded weight (element, scale,
+//!   packer outcome), from the golden model's intermediate values.
 //! - [`mode`]: the decode engine's mode register (element path, code width, scale format).
 //! - [`params`]: every datapath constant, derived from `sop-formats`.
 //! - [`sim`]: rust-hdl simulation of a top ([`sim::RtlSim`]) and of the combinational
@@ -23,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod coverage;
 pub mod emit;
 pub mod mode;
 pub mod model;

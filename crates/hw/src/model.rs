@@ -21,6 +21,7 @@ use sop_formats::point::{LutEntry, ScaleFormat};
 use sop_formats::{Ieee16, MiniFloat};
 
 use crate::config::LaneConfig;
+use crate::coverage::PackOutcome;
 use crate::mode::Mode;
 use crate::params::{scale_format, Params};
 use crate::sparse::{correct, Correction};
@@ -197,8 +198,15 @@ pub fn entry_value(lut: LutEntry, word: u32, bias: i32) -> Result<f64, bool> {
 /// Rounds an exact product to the output word with the packer's rules (saturation, `+0`
 /// for an exact zero).
 pub fn pack(output: Ieee16, prod: f64) -> u16 {
+    pack_outcome(output, prod).0
+}
+
+/// [`pack`], and what the packer did to reach the word ([`crate::coverage::PackOutcome`]):
+/// one computation, so that the functional coverage classifies exactly the rounding the
+/// golden model performs.
+pub fn pack_outcome(output: Ieee16, prod: f64) -> (u16, PackOutcome) {
     if prod == 0.0 {
-        return 0;
+        return (0, PackOutcome::Zero);
     }
     let f = prod as f32;
     debug_assert!(
@@ -207,11 +215,40 @@ pub fn pack(output: Ieee16, prod: f64) -> u16 {
     );
     let w = output.encode(f);
     let sign = w & 0x8000;
-    if w & 0x7fff > output.max_code() {
-        (sign | output.max_code()) as u16
-    } else {
-        w as u16
+    let mag = w & 0x7fff;
+    if mag > output.max_code() {
+        return ((sign | output.max_code()) as u16, PackOutcome::OverflowMax);
     }
+    let a = prod.abs();
+    // Tiny before rounding (IEEE's underflow): below the smallest normal output.
+    let tiny = a < (output.decode(1 << output.man_bits()) as f64);
+    let v = output.decode(mag) as f64;
+    let outcome = if v == a {
+        if tiny {
+            PackOutcome::SubExact
+        } else {
+            PackOutcome::Exact
+        }
+    } else if mag == 0 {
+        PackOutcome::UnderflowZero
+    } else {
+        // The two neighbours of the product: the kept word and the one on the other side
+        // (magnitude codes are monotonic); their midpoint is exact in f64.
+        let up = v > a;
+        let other = output.decode(if up { mag - 1 } else { mag + 1 }) as f64;
+        let tie = (v + other) / 2.0 == a;
+        match (tiny, tie, up) {
+            (false, false, false) => PackOutcome::Down,
+            (false, false, true) => PackOutcome::Up,
+            (false, true, false) => PackOutcome::TieDown,
+            (false, true, true) => PackOutcome::TieUp,
+            (true, false, false) => PackOutcome::SubDown,
+            (true, false, true) => PackOutcome::SubUp,
+            (true, true, false) => PackOutcome::SubTieDown,
+            (true, true, true) => PackOutcome::SubTieUp,
+        }
+    };
+    (w as u16, outcome)
 }
 
 /// The output word for LUT word `word` (of a table with bias `bias`; ignored for FP16
@@ -231,7 +268,7 @@ pub fn decode_entry_in(cfg: &LaneConfig, scale: ScaleFormat, word: u32, bias: i3
 
 /// The word for an FP16 Inf/NaN entry (sign `neg`) times scale `s`: `+0` for a zero
 /// scale, else the largest finite output of the product's sign.
-fn pack_overflow(output: Ieee16, neg: bool, s: f64) -> u16 {
+pub(crate) fn pack_overflow(output: Ieee16, neg: bool, s: f64) -> u16 {
     if s == 0.0 {
         0
     } else {

@@ -17,6 +17,8 @@
 //! - [`select`]: the layers and configurations a run covers; [`summary`]: what it reports
 //!   ([`CosimSummary`], [`LayerReport`], [`SoakSummary`]); [`soak()`]: the soak; the VCD replay
 //!   of the first mismatch is a private module (`replay`).
+//! - [`activity`]: a real layer streamed through a traced model, the whole run dumped to a
+//!   VCD ([`record_activity`]) for the standard-cell power analysis (`sop rtl qor --activity`).
 //! - [`shard`]: work items, `--shard K/N` ([`Shard`]) and the partition balanced by weights
 //!   ([`partition`]).
 //!
@@ -31,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod activity;
 mod error;
 pub mod export;
 pub mod ffi;
@@ -49,6 +52,7 @@ pub mod summary;
 pub mod tile;
 mod xml;
 
+pub use activity::{record_activity, ActivityRecord};
 pub use error::CosimError;
 pub use ffi::{compiled_configs, load_ops, models, raw_stimulus, Dut, LoadOp, ModelInfo, Variant};
 pub use golden::ProductTable;

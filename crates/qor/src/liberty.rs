@@ -27,11 +27,6 @@ pub struct CellInfo {
     pub dont_use: bool,
     /// Names of its signal pins (`pin (...)` groups).
     pub pins: Vec<String>,
-    /// The output pins of a flip-flop whose function is one of its `ff (STATE, STATE_N)`
-    /// variables, with `true` for `STATE_N`. Yosys's `dfflibmap` makes `STATE` hold the
-    /// mapped register's value (it inverts the data input of a cell whose `next_state` is
-    /// `!D`), so a `false` pin carries the register bit and a `true` pin its complement.
-    pub state_pins: Vec<(String, bool)>,
 }
 
 /// A prepared library: one Liberty file in a work directory and its cells.
@@ -261,13 +256,8 @@ fn cell_info(text: &str) -> CellInfo {
         sequential: false,
         dont_use: false,
         pins: Vec::new(),
-        state_pins: Vec::new(),
     };
-    // The `ff (STATE, STATE_N)` variables and the `function` of each pin (depth 2).
-    let mut ff_vars: Option<(String, String)> = None;
-    let mut functions: Vec<(String, String)> = Vec::new();
-    let mut cur_pin: Option<String> = None;
-    // The cell's own level (depth 1 inside the cell) and its pins' attributes.
+    // Only the cell's own level (depth 1 inside the cell) matters.
     let b = text.as_bytes();
     let (mut depth, mut k, mut stmt) = (0usize, 0usize, 0usize);
     while k < b.len() {
@@ -284,21 +274,11 @@ fn cell_info(text: &str) -> CellInfo {
                 if depth == 1 {
                     let head = text[stmt..k].trim();
                     let kw = head.split(|c: char| c == '(' || c.is_whitespace()).next().unwrap_or("");
-                    let args = head.split_once('(').and_then(|(_, r)| r.rsplit_once(')')).map(|a| a.0);
-                    cur_pin = None;
                     match kw {
-                        "ff" | "latch" | "statetable" | "ff_bank" | "latch_bank" => {
-                            info.sequential = true;
-                            if let (true, Some((q, qn))) = (kw == "ff", args.and_then(|a| a.split_once(','))) {
-                                let v = |x: &str| x.trim().trim_matches('"').to_string();
-                                ff_vars = Some((v(q), v(qn)));
-                            }
-                        }
+                        "ff" | "latch" | "statetable" | "ff_bank" | "latch_bank" => info.sequential = true,
                         "pin" => {
-                            if let Some(p) = args {
-                                let p = p.trim().trim_matches('"').to_string();
-                                info.pins.push(p.clone());
-                                cur_pin = Some(p);
+                            if let Some(p) = head.split_once('(').and_then(|(_, r)| r.rsplit_once(')')) {
+                                info.pins.push(p.0.trim().trim_matches('"').to_string());
                             }
                         }
                         _ => {}
@@ -309,17 +289,9 @@ fn cell_info(text: &str) -> CellInfo {
             }
             b'}' => {
                 depth = depth.saturating_sub(1);
-                if depth == 1 {
-                    cur_pin = None;
-                }
                 stmt = k + 1;
             }
             b';' => {
-                if let (2, Some(p), Some((key, value))) = (depth, &cur_pin, text[stmt..k].split_once(':')) {
-                    if key.trim() == "function" {
-                        functions.push((p.clone(), value.trim().trim_matches('"').trim().to_string()));
-                    }
-                }
                 if depth == 1 {
                     if let Some((key, value)) = text[stmt..k].split_once(':') {
                         let value = value.trim().trim_matches('"');
@@ -335,13 +307,6 @@ fn cell_info(text: &str) -> CellInfo {
             _ => {}
         }
         k += 1;
-    }
-    if let Some((q, qn)) = ff_vars {
-        for (pin, f) in functions {
-            if f == q || f == qn {
-                info.state_pins.push((pin, f == qn));
-            }
-        }
     }
     info
 }
@@ -543,28 +508,5 @@ library (demo_a) {
         let lib = prepare(&[no_ff], &[], &dir.path().join("o.lib")).unwrap();
         let e = lib.require_flip_flop().unwrap_err().to_string();
         assert!(e.contains("a.lib") && e.contains("sequential"), "{e}");
-    }
-
-    #[test]
-    fn flip_flop_state_pins() {
-        // SKY130 style: Q follows the state; ASAP7 style: `next_state : "!D"`, QN = IQN
-        // (the state variable: dfflibmap inverts D, so QN carries the register bit).
-        let dfxbp = cell_info(
-            r#"cell (dfxbp) { area : 2;
-              ff ("IQ", "IQ_N") { clocked_on : "CLK"; next_state : "D"; }
-              pin (Q) { direction : output; function : "IQ"; timing () { related_pin : "CLK"; } }
-              pin (Q_N) { direction : output; function : "IQ_N"; }
-              pin (D) { direction : input; } }"#,
-        );
-        assert!(dfxbp.sequential);
-        assert_eq!(dfxbp.state_pins, [("Q".to_string(), false), ("Q_N".to_string(), true)]);
-        let dffhqn = cell_info(
-            r#"cell (DFFHQNx1) { area : 0.3;
-              pin (QN) { direction : output; function : "IQN"; }
-              ff (IQN,IQNN) { clocked_on : "CLK"; next_state : "!D"; } }"#,
-        );
-        assert_eq!(dffhqn.state_pins, [("QN".to_string(), false)]);
-        let inv = cell_info(r#"cell (INV) { pin (Y) { function : "!A"; } }"#);
-        assert!(inv.state_pins.is_empty() && !inv.sequential);
     }
 }

@@ -356,9 +356,6 @@ pub fn stdcell_flow(
     })?;
     // Read the recording first: a bad file fails before the tools run.
     let act = recorded.map(|r| activity::read_vcd(&r.vcd, top)).transpose()?;
-    if let Some(a) = &act {
-        write(&dir.join("activity.tcl"), &activity::annotation_tcl(a, lib)?)?;
-    }
     let file = copy_into(verilog, dir)?;
     let sdc_file = copy_into(sdc, dir)?;
     let lib_path = lib.path.canonicalize().map_err(|e| QorError::Io {

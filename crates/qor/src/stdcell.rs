@@ -390,6 +390,21 @@ pub fn stdcell_flow(
         path: dir.join("netlist.v"),
         source: e,
     })?;
+    if let Some(a) = &act {
+        let log = fs::read_to_string(dir.join("synth.log")).map_err(|e| QorError::Io {
+            path: dir.join("synth.log"),
+            source: e,
+        })?;
+        let regs = activity::register_pins(&log);
+        if regs.is_empty() {
+            return Err(QorError::Unparsed {
+                tool: "yosys".into(),
+                what: "the flip-flop cell mapping of `dfflibmap` (needed to annotate the flip-flops)".into(),
+                output: crate::parse::excerpt(&log),
+            });
+        }
+        write(&dir.join("activity.tcl"), &activity::annotation_tcl(a, &regs)?)?;
+    }
     write(
         &dir.join("sta.tcl"),
         &sta_script(top, &sdc_file, pdk, &lib_s, act.is_some()),

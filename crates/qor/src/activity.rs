@@ -62,6 +62,10 @@ fn bad(path: &Path, problem: impl Into<String>) -> QorError {
     }
 }
 
+/// Widest signal accepted, in bits (the designs' widest bus is 32 bits; a larger width is a
+/// malformed file, not a reason to allocate).
+const MAX_WIDTH: usize = 1 << 16;
+
 /// One `$var` of the VCD below the top module.
 struct Var {
     /// Hierarchical name below the top module, without a range.
@@ -147,7 +151,7 @@ fn apply(
 /// `top` or its `clock`, and `x`/`z` values (a two-state simulation is expected) are errors
 /// naming the file.
 pub fn read_vcd(path: &Path, top: &str) -> Result<VcdActivity, QorError> {
-    let f = File::open(path).map_err(|e| bad(path, format!("cannot read the activity file: {e}")))?;
+    let f = File::open(path).map_err(|e| bad(path, format!("cannot read it: {e}")))?;
     let mut lines = BufReader::with_capacity(1 << 20, f).lines();
     let mut scopes: Vec<String> = Vec::new();
     let mut top_depth: Option<usize> = None;
@@ -184,7 +188,9 @@ pub fn read_vcd(path: &Path, top: &str) -> Result<VcdActivity, QorError> {
                 }
                 let width: usize = t[2]
                     .parse()
-                    .map_err(|_| bad(path, format!("line {lineno}: bad width in {line}")))?;
+                    .ok()
+                    .filter(|w| (1..=MAX_WIDTH).contains(w))
+                    .ok_or_else(|| bad(path, format!("line {lineno}: bad width (1..={MAX_WIDTH}) in {line}")))?;
                 let id = t[3].to_string();
                 let mut name = t[4].to_string();
                 let mut range = t.get(5).filter(|r| r.starts_with('[')).map(|r| r.to_string());
@@ -203,8 +209,9 @@ pub fn read_vcd(path: &Path, top: &str) -> Result<VcdActivity, QorError> {
                     Some(r) => {
                         let inner = r.trim_start_matches('[').trim_end_matches(']');
                         let (a, b) = inner.split_once(':').unwrap_or((inner, inner));
-                        let (a, b): (i64, i64) = match (a.trim().parse(), b.trim().parse()) {
-                            (Ok(a), Ok(b)) => (a, b),
+                        // Bit indices are Verilog integers (32-bit).
+                        let (a, b): (i64, i64) = match (a.trim().parse::<i32>(), b.trim().parse::<i32>()) {
+                            (Ok(a), Ok(b)) => (a.into(), b.into()),
                             _ => return Err(bad(path, format!("line {lineno}: bad range in {line}"))),
                         };
                         (b, a >= b, true)
@@ -267,7 +274,12 @@ pub fn read_vcd(path: &Path, top: &str) -> Result<VcdActivity, QorError> {
         if l.is_empty() || l.starts_with('$') {
             continue;
         }
-        let (first, rest) = l.split_at(1);
+        let first = &l[..l.chars().next().map_or(0, char::len_utf8)];
+        let rest = &l[first.len()..];
+        if first != "#" && t_first.is_none() {
+            // A value before the first time stamp is at time 0.
+            t_first = Some(0);
+        }
         match first {
             "#" => {
                 let t: u64 = rest
@@ -621,6 +633,12 @@ b0100 \"
         let (_d, p) = vcd(&VCD.replace("#20\n", "#2\n"));
         let e = read_vcd(&p, "top").unwrap_err().to_string();
         assert!(e.contains("time goes back"), "{e}");
+        let (_d, p) = vcd(&VCD.replace("wire 4 \" code", "wire 99999999999 \" code"));
+        let e = read_vcd(&p, "top").unwrap_err().to_string();
+        assert!(e.contains("bad width"), "{e}");
+        let (_d, p) = vcd(&VCD.replace("#40\n", "#40\n\u{e9}t\u{e9}\n"));
+        let e = read_vcd(&p, "top").unwrap_err().to_string();
+        assert!(e.contains("not a VCD value change"), "{e}");
         let no_clock = VCD.replace("  $var wire 1 ! clock $end\n  $var wire 4", "  $var wire 4");
         let (_d, p) = vcd(&no_clock);
         let e = read_vcd(&p, "top").unwrap_err().to_string();

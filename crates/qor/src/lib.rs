@@ -698,7 +698,7 @@ fn check_activity(opts: &QorOptions, configs: &[LaneConfig]) -> Result<(), QorEr
         }
         std::fs::File::open(&f.vcd).map_err(|e| QorError::Activity {
             path: f.vcd.clone(),
-            problem: format!("cannot read the activity file: {e}"),
+            problem: format!("cannot read it: {e}"),
         })?;
     }
     Ok(())

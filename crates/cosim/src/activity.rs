@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sop_formats::point::{Element, OperatingPoint, ScaleFormat};
 use sop_model::Model;
 use sop_quantize::{QuantOptions, Quantizer};
 
@@ -35,7 +36,8 @@ pub struct ActivityRecord {
 
 /// Quantizes the first linear layer of `model` (a safetensors file, a Hugging Face
 /// directory, or `minilm`) whose name matches `layer` at the operating point of the
-/// compiled configuration `config`, streams at most `max_weights` of its weights (whole
+/// compiled configuration `config` ([`point_for`]; an engine: its 4-bit table mode,
+/// `NF4+DD4sUE4M4` with its own table entries), streams at most `max_weights` of its weights (whole
 /// blocks; all when `None`) back to back through the configuration's traced model, and
 /// writes the whole run to the VCD `path` (atomically). Every output word is checked against
 /// the golden model: a mismatch is an error, so the activity is that of a correct run.
@@ -60,7 +62,22 @@ pub fn record_activity(
         .into_iter()
         .next()
         .ok_or_else(|| CosimError::Config(format!("no linear layer of {model} matches '{layer}'")))?;
-    let point = point_for(cfg)?;
+    // An engine runs its 4-bit table mode (NF4 + DD4 codes, UE4M4 scales) with its own
+    // table entries, so that the HIF engine and its FP16-LUT baseline stream the same codes
+    // and scales (the co-simulation's `point_for` gives the HIF engine its E2M3 path).
+    let point = if cfg.engine {
+        OperatingPoint::Block {
+            element: Element::NF4,
+            dynamic: Some(Element::DD4),
+            scale: ScaleFormat::UE4M4,
+            block: cfg.block,
+            lut: cfg.lut,
+        }
+    } else {
+        point_for(cfg)?
+    };
+    cfg.decodes(&point)
+        .map_err(|e| CosimError::Config(format!("{config} does not decode {point}: {e}")))?;
     let q = Quantizer::new(point, QuantOptions::default())?;
     let w = m.load_f32(&name)?;
     let stim = layer_stim(&q, &w, cfg, max_weights)?;

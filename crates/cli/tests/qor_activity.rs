@@ -33,6 +33,13 @@ fn sop(args: &[&str], path: Option<&Path>) -> (bool, String, String) {
     )
 }
 
+/// `sop rtl qor --flows sky130 --config CFG ARGS...`, with `PATH` replaced when given.
+fn qor_sky130(cfg: &Path, args: &[&str], path: Option<&Path>) -> (bool, String, String) {
+    let mut all = vec!["rtl", "qor", "--flows", "sky130", "--config", s(cfg)];
+    all.extend_from_slice(args);
+    sop(&all, path)
+}
+
 fn rows(json: &Path) -> Vec<sop_qor::QorRow> {
     sop_qor::from_json(&std::fs::read_to_string(json).unwrap()).unwrap()
 }
@@ -48,14 +55,9 @@ fn minilm_activity_changes_the_power() {
     let t = tempfile::tempdir().unwrap();
     let cfg = main_config(t.path());
     let (rec_json, def_json, work) = (t.path().join("rec.json"), t.path().join("def.json"), t.path().join("w"));
-    let (ok, out, err) = sop(
+    let (ok, out, err) = qor_sky130(
+        &cfg,
         &[
-            "rtl",
-            "qor",
-            "--flows",
-            "sky130",
-            "--config",
-            s(&cfg),
             "--activity",
             "minilm",
             "--activity-weights",
@@ -72,19 +74,7 @@ fn minilm_activity_changes_the_power() {
         out.contains("recorded activity") && out.contains("| recorded |"),
         "{out}"
     );
-    let (ok, _, err) = sop(
-        &[
-            "rtl",
-            "qor",
-            "--flows",
-            "sky130",
-            "--config",
-            s(&cfg),
-            "--json",
-            s(&def_json),
-        ],
-        None,
-    );
+    let (ok, _, err) = qor_sky130(&cfg, &["--json", s(&def_json)], None);
     assert!(ok, "{err}");
     let (rec, def) = (rows(&rec_json), rows(&def_json));
     assert_eq!(
@@ -133,19 +123,7 @@ fn bad_activity_files_are_named() {
     let t = tempfile::tempdir().unwrap();
     let cfg = main_config(t.path());
     let run = |act: &str| {
-        let (ok, _, err) = sop(
-            &[
-                "rtl",
-                "qor",
-                "--flows",
-                "sky130",
-                "--config",
-                s(&cfg),
-                "--activity",
-                act,
-            ],
-            None,
-        );
+        let (ok, _, err) = qor_sky130(&cfg, &["--activity", act], None);
         assert!(!ok, "--activity {act} succeeded");
         err
     };
@@ -214,19 +192,7 @@ fn sta_without_the_annotation_command_is_named() {
     // A short recording of the main lane (minilm, 256 weights).
     let vcd = t.path().join("main.vcd");
     sop_cosim::record_activity(MAIN, "minilm", "layer.0.attention.self.query", Some(256), &vcd).unwrap();
-    let (ok, _, err) = sop(
-        &[
-            "rtl",
-            "qor",
-            "--flows",
-            "sky130",
-            "--config",
-            s(&cfg),
-            "--activity",
-            &format!("{MAIN}={}", vcd.display()),
-        ],
-        Some(&bin),
-    );
+    let (ok, _, err) = qor_sky130(&cfg, &["--activity", &format!("{MAIN}={}", vcd.display())], Some(&bin));
     assert!(!ok);
     assert!(
         err.contains("set_power_pin_activity") && err.contains("apt-get install -y opensta"),

@@ -12,6 +12,7 @@ use sop_quantize::{QuantOptions, Quantizer};
 
 use crate::ffi::{compiled_configs, Dut, Variant};
 use crate::harness::Harness;
+use crate::replay::{commit_vcd, open_vcd};
 use crate::run::{item_body, layer_stim};
 use crate::select::select_layers;
 use crate::stimulus::{point_for, StimulusOptions};
@@ -83,14 +84,9 @@ pub fn record_activity(
     let stim = layer_stim(&q, &w, cfg, max_weights)?;
 
     let mut dut = Dut::with_variant(&cfg.name, Variant::Traced)?;
-    // Verilator's tracer opens the file by name: it writes a temporary name, renamed after
-    // the close (the harness, declared later, drops first and closes the tracer on an early
-    // return; then `out` removes the temporary).
-    let out = sop_atomic_write::ExternalFile::reserve(path).map_err(|e| CosimError::Io {
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    })?;
-    dut.vcd_open(out.temp_path())?;
+    // On an early return the harness (declared later) drops first and closes the tracer, then
+    // `out` removes the temporary.
+    let out = open_vcd(&mut dut, path)?;
     let mut h = Harness::new(dut);
     h.set_max_mismatches(1);
     h.set_vcd_window(0, u64::MAX);
@@ -105,10 +101,7 @@ pub fn record_activity(
     }
     h.dut_mut().vcd_close();
     drop(h);
-    out.commit().map_err(|e| CosimError::Io {
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    })?;
+    commit_vcd(out, path)?;
     Ok(ActivityRecord {
         path: path.to_path_buf(),
         config: cfg.name.clone(),

@@ -161,7 +161,7 @@ pub fn read_vcd(path: &Path, top: &str) -> Result<VcdActivity, QorError> {
     let mut header_done = false;
     let mut lineno = 0usize;
     // Header: scopes and variables, up to `$enddefinitions`.
-    while let Some(line) = lines.next() {
+    for line in lines.by_ref() {
         lineno += 1;
         let line = line.map_err(|e| bad(path, format!("cannot read line {lineno}: {e}")))?;
         let t: Vec<&str> = line.split_whitespace().collect();

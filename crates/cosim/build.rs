@@ -440,7 +440,10 @@ fn verilate(
     let mut cmd = Command::new(verilator);
     cmd.args(["--cc", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]);
     if variant.traced() {
-        cmd.arg("--trace");
+        // Verilator traces unpacked arrays of at most 32 elements by default: the 64-entry
+        // tables of the 6-bit lanes and the engines need more (the recorded activity of
+        // `sop rtl qor --activity` annotates every table flip-flop).
+        cmd.args(["--trace", "--trace-max-array", "256"]);
     }
     if variant == Variant::Plain && rtl_coverage() {
         cmd.args(["--coverage-line", "--coverage-toggle"]);

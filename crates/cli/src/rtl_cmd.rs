@@ -73,6 +73,87 @@ pub struct QorArgs {
     /// Also write the tiles' results as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     tile_json: Option<PathBuf>,
+    /// Switching activity of the standard-cell power figures. `default`: every data input
+    /// toggles 0.1 times per cycle (duty 0.5), propagated by OpenSTA. `minilm[:LAYER]`:
+    /// recorded by co-simulating a real MiniLM layer (default `layer.0.attention.self.query`,
+    /// a regular expression) through each configuration's traced Verilated model, back to
+    /// back, every output word checked; the input ports and the flip-flops are annotated
+    /// with their recorded toggle rate and duty, OpenSTA propagates the rest (docs/qor.md).
+    /// `CONFIG=FILE.vcd` (repeatable): a VCD of a traced run of configuration CONFIG.
+    #[arg(long, value_name = "SOURCE", default_value = "default")]
+    activity: Vec<String>,
+    /// With --activity minilm: stream at most N weights of the layer (whole blocks; the layer
+    /// is quantized whole). Default: the whole layer.
+    #[arg(long, value_name = "N")]
+    activity_weights: Option<u64>,
+}
+
+/// The default layer of `--activity minilm`.
+const ACTIVITY_LAYER: &str = "layer.0.attention.self.query";
+
+/// The recorded activity of `--activity` for the configurations of `configs`, with the
+/// VCDs of `minilm` written into `dir`.
+fn activity_files(
+    sources: &[String],
+    weights: Option<u64>,
+    configs: &[sop_hw::LaneConfig],
+    dir: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, sop_qor::activity::ActivityFile>> {
+    let mut out = std::collections::BTreeMap::new();
+    for src in sources {
+        if src == "default" {
+            continue;
+        }
+        if let Some((config, file)) = src.split_once('=') {
+            let file = PathBuf::from(file);
+            out.insert(
+                config.to_string(),
+                sop_qor::activity::ActivityFile {
+                    source: format!("`{}`", file.display()),
+                    vcd: file,
+                },
+            );
+            continue;
+        }
+        let layer = match src.split_once(':') {
+            Some(("minilm", l)) => l,
+            None if src == "minilm" => ACTIVITY_LAYER,
+            _ => anyhow::bail!("--activity {src}: expected `default`, `minilm`, `minilm:LAYER` or `CONFIG=FILE.vcd`"),
+        };
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+        let compiled = sop_cosim::compiled_configs();
+        for cfg in configs {
+            if !compiled.contains(cfg) {
+                anyhow::bail!(
+                    "--activity {src}: configuration {} has no Verilated model in this build (its activity \
+                     cannot be recorded); emit it into rtl-out/ and rebuild, or give CONFIG=FILE.vcd",
+                    cfg.name
+                );
+            }
+            let vcd = dir.join(format!("{}.activity.vcd", cfg.name));
+            let t = std::time::Instant::now();
+            let r = sop_cosim::record_activity(&cfg.name, "minilm", layer, weights, &vcd)
+                .with_context(|| format!("--activity {src}: recording {}", cfg.name))?;
+            eprintln!(
+                "activity of {}: {} ({}), {} weights, {} cycles, 0 mismatches -> {} ({:.1} s)",
+                r.config,
+                r.layer,
+                r.point,
+                r.weights,
+                r.cycles,
+                vcd.display(),
+                t.elapsed().as_secs_f64()
+            );
+            out.insert(
+                cfg.name.clone(),
+                sop_qor::activity::ActivityFile {
+                    vcd,
+                    source: format!("minilm `{}` at {}, {} weights", r.layer, r.point, r.weights),
+                },
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn configs(file: &Option<PathBuf>) -> Result<Option<Vec<sop_hw::LaneConfig>>> {
@@ -107,12 +188,32 @@ pub fn run(cmd: RtlCmd) -> Result<()> {
             let mut opts = sop_qor::QorOptions {
                 flows: sop_qor::parse_flows(&a.flows).context("--flows")?,
                 seeds: a.seeds,
-                work_dir: a.work_dir,
+                work_dir: a.work_dir.clone(),
                 liberty: a.liberty,
                 ..Default::default()
             };
             if let Some(c) = configs(&a.config)? {
                 opts.configs = c;
+            }
+            // The recordings live in the work directory when one is kept.
+            let scratch = tempfile::Builder::new()
+                .prefix("sop-activity-")
+                .tempdir()
+                .context("a temporary directory for the activity recordings")?;
+            let act_dir = a
+                .work_dir
+                .as_ref()
+                .map_or_else(|| scratch.path().to_path_buf(), |d| d.join("activity"));
+            if a.activity.iter().any(|s| s != "default") && !opts.flows.iter().any(|f| f.pdk().is_some()) {
+                anyhow::bail!("--activity is for the power of the standard-cell flows: add sky130 or asap7 to --flows");
+            }
+            if !a.only_tiles {
+                opts.activity = activity_files(
+                    &a.activity,
+                    a.activity_weights,
+                    &sop_qor::configs_to_run(&opts),
+                    &act_dir,
+                )?;
             }
             if a.tiles || a.only_tiles {
                 opts.tiles = sop_hw::emit::TILES.to_vec();

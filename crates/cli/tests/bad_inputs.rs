@@ -820,6 +820,22 @@ fn bad_input_catalogue() {
     }
     c.add("qor-bad-flow", "rtl qor --flows gates,asic", &["--flows", "asic"]);
     c.add("qor-zero-seeds", "rtl qor --flows ice40 --seeds 0", &["--seeds"]);
+    c.add(
+        "qor-activity-bad-source",
+        "rtl qor --flows sky130 --activity nonsense",
+        &["--activity nonsense", "minilm"],
+    );
+    c.add(
+        "qor-activity-no-stdcell",
+        "rtl qor --flows gates --activity minilm",
+        &["--activity", "sky130"],
+    );
+    c.add(
+        "qor-activity-missing",
+        "rtl qor --flows sky130 --activity sop_c4_hif8_ue4m4_fp16=$T/no-such.vcd --json $T/qor-activity-missing.json",
+        &["$T/no-such.vcd", "activity file"],
+    )
+    .no_output = vec![c.p("qor-activity-missing.json")];
 
     c.run();
 }

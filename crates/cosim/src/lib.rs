@@ -19,6 +19,8 @@
 //!   of the first mismatch is a private module (`replay`).
 //! - [`coverage`]: functional coverage (bins, reachability by enumeration, hits, JSON,
 //!   merge); [`directed`]: the directed stimulus that reaches every reachable bin.
+//! - [`activity`]: a real layer streamed through a traced model, the whole run dumped to a
+//!   VCD ([`record_activity`]) for the standard-cell power analysis (`sop rtl qor --activity`).
 //! - [`shard`]: work items, `--shard K/N` ([`Shard`]) and the partition balanced by weights
 //!   ([`partition`]).
 //!
@@ -33,6 +35,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod coverage;
 pub mod directed;
 mod error;
@@ -53,6 +56,7 @@ pub mod summary;
 pub mod tile;
 mod xml;
 
+pub use activity::{record_activity, ActivityRecord};
 pub use error::CosimError;
 pub use ffi::{compiled_configs, load_ops, models, raw_stimulus, Dut, LoadOp, ModelInfo, Variant};
 pub use golden::ProductTable;

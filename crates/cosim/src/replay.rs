@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use sop_atomic_write::ExternalFile;
 use sop_hw::LaneConfig;
 
 use crate::ffi::{Dut, Variant};
@@ -11,6 +12,26 @@ use crate::run::{item_body, CosimOptions};
 use crate::stimulus::{LayerStim, LayerStream};
 use crate::summary::VcdReport;
 use crate::CosimError;
+
+/// Opens `dut`'s VCD for `path` (a traced variant): Verilator's tracer opens the file by
+/// name, so it writes a reserved temporary name, renamed by [`commit_vcd`] after the close:
+/// `path` appears whole or not at all. Dropping the returned file removes the temporary.
+pub(crate) fn open_vcd(dut: &mut Dut, path: &Path) -> Result<ExternalFile, CosimError> {
+    let out = ExternalFile::reserve(path).map_err(|e| CosimError::Io {
+        path: path.to_path_buf(),
+        source: e.into_io(),
+    })?;
+    dut.vcd_open(out.temp_path())?;
+    Ok(out)
+}
+
+/// Gives the closed VCD of [`open_vcd`] its name `path`.
+pub(crate) fn commit_vcd(out: ExternalFile, path: &Path) -> Result<(), CosimError> {
+    out.commit().map(|_| ()).map_err(|e| CosimError::Io {
+        path: path.to_path_buf(),
+        source: e.into_io(),
+    })
+}
 
 /// The first mismatch's layer, kept for the VCD replay.
 pub(crate) struct FirstMismatch {
@@ -31,14 +52,9 @@ pub(crate) fn replay_vcd(fm: &FirstMismatch, opts: &CosimOptions, path: &Path) -
     let mut dut = Dut::with_variant(&cfg.name, variant.traced())?;
     let start = fm.load_start.saturating_sub(1);
     dut.set_cycle(start);
-    // Verilator's tracer opens the file by name: let it write a temporary name and rename it
-    // after the close, so `path` appears whole or not at all. On an early return the harness
-    // (declared later) drops first and closes the tracer, then `out` removes the temporary.
-    let out = sop_atomic_write::ExternalFile::reserve(path).map_err(|e| CosimError::Io {
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    })?;
-    dut.vcd_open(out.temp_path())?;
+    // On an early return the harness (declared later) drops first and closes the tracer, then
+    // `out` removes the temporary.
+    let out = open_vcd(&mut dut, path)?;
     let mut h = Harness::new(dut);
     h.set_keep(usize::MAX);
     let m = &fm.mismatch;
@@ -67,10 +83,7 @@ pub(crate) fn replay_vcd(fm: &FirstMismatch, opts: &CosimOptions, path: &Path) -
         .iter()
         .any(|x| x.cycle == m.cycle && x.lane == m.lane && x.actual == m.actual && x.expected == m.expected);
     h.dut_mut().vcd_close();
-    out.commit().map_err(|e| CosimError::Io {
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    })?;
+    commit_vcd(out, path)?;
     Ok(VcdReport {
         path: path.to_path_buf(),
         config: cfg.name.clone(),

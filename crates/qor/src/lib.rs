@@ -42,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod board;
 pub mod flows;
 pub mod liberty;
@@ -116,6 +117,25 @@ pub enum QorError {
         path: PathBuf,
         /// What is wrong and what to do.
         problem: String,
+    },
+    /// An activity file (VCD) is missing, unreadable, malformed, or not a recording of the
+    /// configuration it is given for.
+    #[error("activity file {path}: {problem}")]
+    Activity {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// An installed tool lacks a command a flow needs.
+    #[error("`{tool}` has no {command}: {need}")]
+    MissingCommand {
+        /// Program name.
+        tool: String,
+        /// The command(s) it lacks.
+        command: String,
+        /// What needs it and what to do.
+        need: String,
     },
     /// Bad option value (flow name, ...).
     #[error("{0}")]
@@ -245,6 +265,10 @@ pub struct QorOptions {
     /// The dot-product tiles [`run_tiles`] measures (default none; the committed ones are
     /// `sop_hw::emit::TILES`).
     pub tiles: Vec<(sop_hw::tile_sim::TileKind, sop_hw::tile::ActFormat)>,
+    /// Recorded switching activity for the power of the standard-cell flows, by
+    /// configuration name (see [`activity`]); a configuration without one uses the stated
+    /// default input activity ([`stdcell::INPUT_ACTIVITY`]).
+    pub activity: BTreeMap<String, activity::ActivityFile>,
 }
 
 impl Default for QorOptions {
@@ -258,6 +282,7 @@ impl Default for QorOptions {
             add_baseline: true,
             liberty: Vec::new(),
             tiles: Vec::new(),
+            activity: BTreeMap::new(),
         }
     }
 }
@@ -288,7 +313,8 @@ pub struct Ratios {
     /// SKY130 minimum clock period (below 1: a shorter critical path).
     #[serde(default)]
     pub sky130_period: Option<f64>,
-    /// SKY130 total power at the stated clock and activity.
+    /// SKY130 total power at the stated clock and activity (only when both rows use the
+    /// same kind of activity, both recorded or both the default).
     #[serde(default)]
     pub sky130_power: Option<f64>,
     /// ASAP7 cell area (whole top).
@@ -560,7 +586,15 @@ fn run_config_with(
         let pdk = flow.pdk().expect("standard-cell flow");
         let d = cdir.join(flow.name());
         let v = sop_hw::emit(cfg, &d)?;
-        let s = stdcell::stdcell_flow(&v, &v.with_extension("sdc"), &cfg.name, pdk, lib, &d)?;
+        let s = stdcell::stdcell_flow(
+            &v,
+            &v.with_extension("sdc"),
+            &cfg.name,
+            pdk,
+            lib,
+            &d,
+            opts.activity.get(&cfg.name),
+        )?;
         // Table storage is one shared copy (docs/hardware.md): fail loudly if synthesis
         // kept private copies or lost the tables.
         let one_copy = 2 * (1u64 << cfg.code_bits) * u64::from(cfg.lut.bits());
@@ -576,7 +610,7 @@ fn run_config_with(
         }
         note(
             &format!(
-                "{} area {:.0} um^2 (seq {:.0}), {} cells, {} FFs, min period {:.3} ns ({}), Fmax {:.1} MHz, power {:.4} mW",
+                "{} area {:.0} um^2 (seq {:.0}), {} cells, {} FFs, min period {:.3} ns ({}), Fmax {:.1} MHz, power {:.4} mW ({})",
                 flow.name(),
                 s.area_um2,
                 s.seq_area_um2,
@@ -585,7 +619,8 @@ fn run_config_with(
                 s.min_period_ns,
                 s.limiting,
                 s.fmax_mhz,
-                s.power.total_mw
+                s.power.total_mw,
+                s.activity
             ),
             s.seconds,
         );
@@ -623,6 +658,14 @@ pub fn fill_ratios(rows: &mut [QorRow], configs: &[LaneConfig]) {
         let e = |r: &QorRow, f: fn(&Ecp5Stats) -> f64| r.ecp5.as_ref().map(f);
         let sky = |r: &QorRow, f: fn(&StdCellStats) -> f64| r.sky130.as_ref().map(f);
         let a7 = |r: &QorRow, f: fn(&StdCellStats) -> f64| r.asap7.as_ref().map(f);
+        // Power is compared only at the same kind of activity (both recorded or both the
+        // default): a recorded figure over a default one compares the stimuli, not the designs.
+        let same = |a: Option<&StdCellStats>, b: Option<&StdCellStats>| matches!((a, b), (Some(x), Some(y)) if x.recorded.is_some() == y.recorded.is_some());
+        let (sky_same, a7_same) = (
+            same(row.sky130.as_ref(), b.sky130.as_ref()),
+            same(row.asap7.as_ref(), b.asap7.as_ref()),
+        );
+        let power = |ok: bool, x: Option<f64>, y: Option<f64>| if ok { ratio(x, y) } else { None };
         row.vs_baseline = Some(Ratios {
             baseline: base.name.clone(),
             gates: ratio(g(row, |s| s.gates_per_lane), g(b, |s| s.gates_per_lane)),
@@ -634,12 +677,37 @@ pub fn fill_ratios(rows: &mut [QorRow], configs: &[LaneConfig]) {
             ecp5_fmax: ratio(e(row, |s| s.fmax_mhz), e(b, |s| s.fmax_mhz)),
             sky130_area: ratio(sky(row, |s| s.area_um2), sky(b, |s| s.area_um2)),
             sky130_period: ratio(sky(row, |s| s.min_period_ns), sky(b, |s| s.min_period_ns)),
-            sky130_power: ratio(sky(row, |s| s.power.total_mw), sky(b, |s| s.power.total_mw)),
+            sky130_power: power(sky_same, sky(row, |s| s.power.total_mw), sky(b, |s| s.power.total_mw)),
             asap7_area: ratio(a7(row, |s| s.area_um2), a7(b, |s| s.area_um2)),
             asap7_period: ratio(a7(row, |s| s.min_period_ns), a7(b, |s| s.min_period_ns)),
-            asap7_power: ratio(a7(row, |s| s.power.total_mw), a7(b, |s| s.power.total_mw)),
+            asap7_power: power(a7_same, a7(row, |s| s.power.total_mw), a7(b, |s| s.power.total_mw)),
         });
     }
+}
+
+/// Checks the recorded activity of `opts` before any flow runs: a standard-cell flow is
+/// selected, every file names a configuration of the run, and every file can be opened.
+fn check_activity(opts: &QorOptions, configs: &[LaneConfig]) -> Result<(), QorError> {
+    if opts.activity.is_empty() {
+        return Ok(());
+    }
+    if !opts.flows.iter().any(|f| f.pdk().is_some()) {
+        return Err(QorError::Usage(
+            "recorded activity is for the power of the standard-cell flows: select sky130 or asap7".into(),
+        ));
+    }
+    for (name, f) in &opts.activity {
+        if !configs.iter().any(|c| &c.name == name) {
+            return Err(QorError::Usage(format!(
+                "an activity file is given for configuration {name}, which is not in the run"
+            )));
+        }
+        std::fs::File::open(&f.vcd).map_err(|e| QorError::Activity {
+            path: f.vcd.clone(),
+            problem: format!("cannot read it: {e}"),
+        })?;
+    }
+    Ok(())
 }
 
 /// The checks every run starts with: flows, seeds, tools.
@@ -683,6 +751,7 @@ pub fn run(opts: &QorOptions) -> Result<Vec<QorRow>, QorError> {
     for c in &configs {
         c.validate()?;
     }
+    check_activity(opts, &configs)?;
     let (dir, _guard) = work_dir(opts)?;
     let libs = prepare_libraries(opts, &dir)?;
     let mut rows = Vec::with_capacity(configs.len());

@@ -238,14 +238,62 @@ fn markdown_stdcell(rows: &[QorRow], title: &str, get: fn(&QorRow) -> Option<&St
                 })
             }),
         ),
+        (
+            "activity",
+            "---",
+            Box::new(move |r| {
+                get(r).map(|x| match &x.recorded {
+                    Some(_) => "recorded".to_string(),
+                    None => format!("default {}", crate::stdcell::INPUT_ACTIVITY),
+                })
+            }),
+        ),
     ];
     let mut s = format!(
-        "\n{title} standard cells ({}), full tops, pre-layout (ideal clock, no placement or routing); power at {:.0} MHz, {}:\n\n",
+        "\n{title} standard cells ({}), full tops, pre-layout (ideal clock, no placement or routing); power at {:.0} MHz; \
+         activity `default`: inputs {} transitions/cycle, duty 0.5, propagated by OpenSTA; `recorded`: see below:\n\n",
         first.library,
         1000.0 / first.clock_period_ns,
-        first.activity
+        crate::stdcell::INPUT_ACTIVITY,
     );
     s.push_str(&table(&measured, &cols));
+    let recorded: Vec<&QorRow> = measured
+        .iter()
+        .copied()
+        .filter(|r| get(r).is_some_and(|x| x.recorded.is_some()))
+        .collect();
+    if !recorded.is_empty() {
+        fn rec(get: fn(&QorRow) -> Option<&StdCellStats>, r: &QorRow) -> Option<&crate::activity::ActivityCoverage> {
+            get(r).and_then(|x| x.recorded.as_ref())
+        }
+        let act: Vec<(&str, &str, Cell<'_>)> = vec![
+            ("configuration", "---", Box::new(|r| Some(format!("`{}`", r.config)))),
+            (
+                "recorded from",
+                "---",
+                Box::new(move |r| rec(get, r).map(|c| c.source.clone())),
+            ),
+            (
+                "cycles",
+                "--:",
+                Box::new(move |r| rec(get, r).map(|c| c.cycles.to_string())),
+            ),
+            (
+                "input bits annotated",
+                "--:",
+                Box::new(move |r| rec(get, r).map(|c| format!("{}/{}", c.inputs, c.inputs_total))),
+            ),
+            (
+                "flip-flops annotated",
+                "--:",
+                Box::new(move |r| rec(get, r).map(|c| format!("{}/{}", c.registers, c.registers_total))),
+            ),
+        ];
+        s.push_str(&format!(
+            "\n{title} recorded activity (a traced Verilator run; inputs and flip-flops annotated, the rest propagated by OpenSTA):\n\n"
+        ));
+        s.push_str(&table(&recorded, &act));
+    }
     let paths: Vec<(&str, &str, Cell<'_>)> = vec![
         ("configuration", "---", Box::new(|r| Some(format!("`{}`", r.config)))),
         (

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{self, ActivityCoverage, ActivityFile};
 use crate::liberty::{self, Library};
 use crate::sta::{self, PowerRow, WorstPath};
 use crate::tools::{run_tool, STA, YOSYS};
@@ -191,8 +192,13 @@ pub struct StdCellStats {
     pub fmax_mhz: f64,
     /// Clock period of the analysis and the power figures, ns.
     pub clock_period_ns: f64,
-    /// The stated activity of the power figures.
+    /// The activity of the power figures: the stated default, or the recorded activity and
+    /// how much of the netlist it annotated.
     pub activity: String,
+    /// The recorded activity the power figures use (`None`: the stated default input
+    /// activity, [`INPUT_ACTIVITY`], propagated by OpenSTA).
+    #[serde(default)]
+    pub recorded: Option<ActivityCoverage>,
     /// Power at that clock and activity: the whole top.
     pub power: PowerRow,
     /// Power of the sequential cells.
@@ -238,8 +244,9 @@ fn yosys_script(file: &str, top: &str, pdk: &Pdk, lib: &str) -> String {
 }
 
 /// The OpenSTA script: library, netlist, the emitted SDC at the flow's period, driving
-/// cell and load, activity, one worst path per group, power.
-fn sta_script(top: &str, sdc: &str, pdk: &Pdk, lib: &str) -> String {
+/// cell and load, activity (the default input activity, then the recorded activity of
+/// `activity.tcl` when `recorded`), one worst path per group, power.
+fn sta_script(top: &str, sdc: &str, pdk: &Pdk, lib: &str, recorded: bool) -> String {
     format!(
         "read_liberty {lib}\n\
          read_verilog netlist.v\n\
@@ -251,6 +258,7 @@ fn sta_script(top: &str, sdc: &str, pdk: &Pdk, lib: &str) -> String {
          set_driving_cell -lib_cell {drv} -pin {drvp} $non_clock_inputs\n\
          set_load {load_pf} [all_outputs]\n\
          set_power_activity -input -activity {INPUT_ACTIVITY} -duty 0.5\n\
+         {annotate}\
          set regs_clk [all_registers -clock_pins]\n\
          set regs_d [all_registers -data_pins]\n\
          puts \"@@ reg2reg\"\n\
@@ -268,6 +276,7 @@ fn sta_script(top: &str, sdc: &str, pdk: &Pdk, lib: &str) -> String {
         drv = pdk.driver.0,
         drvp = pdk.driver.1,
         load_pf = pdk.load_ff / 1000.0,
+        annotate = if recorded { "source activity.tcl\n" } else { "" },
     )
 }
 
@@ -330,7 +339,8 @@ pub fn min_period(t0: f64, io_pct: f64, groups: &[(&str, Option<&WorstPath>)]) -
 }
 
 /// Maps `verilog` (top `top`, its SDC `sdc` beside it) to `lib` and times it (work files
-/// in `dir`).
+/// in `dir`); the power uses the recorded activity `recorded` when given (see
+/// [`crate::activity`]), else the default input activity.
 pub fn stdcell_flow(
     verilog: &Path,
     sdc: &Path,
@@ -338,11 +348,14 @@ pub fn stdcell_flow(
     pdk: &Pdk,
     lib: &Library,
     dir: &Path,
+    recorded: Option<&ActivityFile>,
 ) -> Result<StdCellStats, QorError> {
     fs::create_dir_all(dir).map_err(|e| QorError::Io {
         path: dir.to_path_buf(),
         source: e,
     })?;
+    // Read the recording first: a bad file fails before the tools run.
+    let act = recorded.map(|r| activity::read_vcd(&r.vcd, top)).transpose()?;
     let file = copy_into(verilog, dir)?;
     let sdc_file = copy_into(sdc, dir)?;
     let lib_path = lib.path.canonicalize().map_err(|e| QorError::Io {
@@ -377,10 +390,60 @@ pub fn stdcell_flow(
         path: dir.join("netlist.v"),
         source: e,
     })?;
-    write(&dir.join("sta.tcl"), &sta_script(top, &sdc_file, pdk, &lib_s))?;
+    if let Some(a) = &act {
+        let log = fs::read_to_string(dir.join("synth.log")).map_err(|e| QorError::Io {
+            path: dir.join("synth.log"),
+            source: e,
+        })?;
+        let regs = activity::register_pins(&log);
+        if regs.is_empty() {
+            return Err(QorError::Unparsed {
+                tool: "yosys".into(),
+                what: "the flip-flop cell mapping of `dfflibmap` (needed to annotate the flip-flops)".into(),
+                output: crate::parse::excerpt(&log),
+            });
+        }
+        write(&dir.join("activity.tcl"), &activity::annotation_tcl(a, &regs)?)?;
+    }
+    write(
+        &dir.join("sta.tcl"),
+        &sta_script(top, &sdc_file, pdk, &lib_s, act.is_some()),
+    )?;
     let s = run_tool(STA, &["-no_init", "-no_splash", "-exit", "sta.tcl"], dir)?;
     write(&dir.join("sta.log"), &s.text)?;
     let sec = sta::sections(&s.text);
+    if sec.contains_key("activity-unsupported") {
+        return Err(QorError::MissingCommand {
+            tool: STA.program.into(),
+            command: "sta::set_power_pin_activity / sta::set_power_input_port_activity".into(),
+            need: "the recorded-activity power analysis (--activity) annotates pins with them; use the \
+                   Debian package's OpenSTA 2.0.17 (`apt-get install -y opensta`) or run without --activity"
+                .into(),
+        });
+    }
+    let cover = match (&act, recorded) {
+        (Some(a), Some(r)) => {
+            let c = activity::coverage(sec.get("activity").map(String::as_str).unwrap_or(""), a, &r.source)?;
+            // No register matched means the names did not survive or the file is another
+            // design's: the figure would be the default activity in disguise.
+            if c.registers == 0 || c.inputs == 0 {
+                return Err(QorError::Activity {
+                    path: r.vcd.clone(),
+                    problem: format!(
+                        "its signals annotate {} of {} input bits and {} of {} flip-flops of the {top} netlist: \
+                         not a recording of this design (unmatched: {})",
+                        c.inputs,
+                        c.inputs_total,
+                        c.registers,
+                        c.registers_total,
+                        c.unmatched.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+            Some(c)
+        }
+        _ => None,
+    };
     if !sec.contains_key("end") {
         return Err(QorError::Unparsed {
             tool: "sta".into(),
@@ -425,7 +488,14 @@ pub fn stdcell_flow(
         limiting,
         fmax_mhz: 1000.0 / min_p,
         clock_period_ns: pdk.clock_period_ns,
-        activity: format!("inputs {INPUT_ACTIVITY} transitions/cycle, duty 0.5, propagated by OpenSTA"),
+        activity: match &cover {
+            None => format!("default activity: inputs {INPUT_ACTIVITY} transitions/cycle, duty 0.5, propagated by OpenSTA"),
+            Some(c) => format!(
+                "recorded activity ({}, {} cycles): {}/{} input bits and {}/{} flip-flops annotated, the rest propagated by OpenSTA",
+                c.source, c.cycles, c.inputs, c.inputs_total, c.registers, c.registers_total
+            ),
+        },
+        recorded: cover,
         power: power["Total"],
         power_seq: power.get("Sequential").copied().unwrap_or_default(),
         seconds: y.seconds + s.seconds,

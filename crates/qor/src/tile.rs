@@ -130,7 +130,7 @@ pub fn run_tile(
         let pdk = flow.pdk().expect("standard-cell flow");
         let d = tdir.join(flow.name());
         let v = emit_tile(kind, act, TILE_ROWS, &d)?;
-        let s = stdcell::stdcell_flow(&v, &v.with_extension("sdc"), &name, pdk, lib, &d)?;
+        let s = stdcell::stdcell_flow(&v, &v.with_extension("sdc"), &name, pdk, lib, &d, None)?;
         if s.table_ffs != one_table_copy(kind) {
             return Err(QorError::Unparsed {
                 tool: "yosys".into(),

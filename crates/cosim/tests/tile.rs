@@ -8,8 +8,8 @@ use sop_cosim::TileDut;
 use sop_hw::mode::all_modes;
 use sop_hw::tile::{ActFormat, ROW_NAN};
 use sop_hw::tile_sim::{
-    golden_blocks, golden_for, golden_gemv, load_tables, reset, run_gemv, tile_engine, ConvTileSim, GemvJob, TileKind,
-    TileSim,
+    golden_blocks, golden_for, load_tables, reset, run_gemv, tile_engine, ConvTileSim, GemvJob, GemvOut, TileGeom,
+    TileKind, TilePorts, TileSim,
 };
 use sop_hw::Tables;
 
@@ -88,32 +88,57 @@ fn case(rng: &mut Rng, k: usize) -> Case {
     }
 }
 
-#[test]
-fn verilated_tile_matches_the_golden_model() {
-    let cfg = tile_engine();
-    let mut dut = TileDut::new("sop_tile_hif8_bf16", false).unwrap();
-    let g = sop_hw::tile_sim::TileGeom::new(&cfg, ActFormat::Bf16);
-    reset(&mut dut);
-    let mut rng = Rng(0x5eed_7117);
+/// A random job for a tile of `kind` ([`case`], [`conv_case`]).
+fn case_for(kind: TileKind, rng: &mut Rng, k: usize) -> Case {
+    match kind {
+        TileKind::Hif => case(rng, k),
+        TileKind::Conventional => conv_case(rng, k),
+    }
+}
+
+/// The tile of `kind` (BF16 activations) as `variant`, reset.
+fn dut(kind: TileKind, variant: sop_cosim::Variant) -> TileDut {
+    let mut d = TileDut::with_variant(&kind.name(ActFormat::Bf16), variant).unwrap();
+    reset(&mut d);
+    d
+}
+
+/// Runs `n` random jobs of `kind` from `seed` on `dut`; returns per job the tile's results
+/// and pre-pass answers, and the golden model's.
+fn jobs(dut: &mut TileDut, kind: TileKind, seed: u64, n: usize) -> Vec<(Case, GemvOut, Vec<u32>)> {
+    let cfg = kind.engine();
+    let g = TileGeom::new(&tile_engine(), ActFormat::Bf16);
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|k| {
+            let c = case_for(kind, &mut rng, k);
+            load_tables(dut, &cfg, &c.tables).unwrap();
+            let got = run_gemv(dut, &g, &c.job()).unwrap();
+            let want = golden_for(kind, &c.tables, ActFormat::Bf16, &c.job());
+            (c, got, want)
+        })
+        .collect()
+}
+
+/// Every output of `n` random jobs of `kind` equals the golden model's, every pre-pass
+/// answer the golden pre-pass; the stimulus reaches real sums and the NaN rule.
+fn matches_the_golden_model(kind: TileKind, seed: u64, n: usize) {
+    let mut d = dut(kind, sop_cosim::Variant::Plain);
     let (mut outputs, mut nonzero, mut nans) = (0usize, 0usize, 0usize);
-    for k in 0..400 {
-        let c = case(&mut rng, k);
-        load_tables(&mut dut, &cfg, &c.tables).unwrap();
-        let job = c.job();
-        let got = run_gemv(&mut dut, &g, &job).unwrap();
+    for (k, (c, got, want)) in jobs(&mut d, kind, seed, n).into_iter().enumerate() {
         assert_eq!(
             got.blocks,
             golden_blocks(ActFormat::Bf16, &c.x, c.block),
-            "case {k}: pre-pass"
+            "{kind:?} case {k}: pre-pass"
         );
-        let want = golden_gemv(&cfg, &c.tables, ActFormat::Bf16, &job);
         for (r, (a, b)) in got.y.iter().zip(&want).enumerate() {
             assert_eq!(
                 a,
                 b,
-                "case {k} ({:?}, block {}) row {r}: tile {a:#010x} ({}), golden {b:#010x} ({})",
+                "{kind:?} case {k} ({:?}, block {}, {} columns) row {r}: tile {a:#010x} ({}), golden {b:#010x} ({})",
                 c.tables.mode,
                 c.block,
+                c.cols,
                 f32::from_bits(*a),
                 f32::from_bits(*b)
             );
@@ -123,28 +148,51 @@ fn verilated_tile_matches_the_golden_model() {
         }
     }
     assert!(
-        outputs > 1000 && nonzero > outputs / 2 && nans > 10,
-        "{outputs} outputs, {nonzero} non-zero, {nans} NaN"
+        outputs > 2 * n && nonzero > outputs / 2 && nans > 10,
+        "{kind:?}: {outputs} outputs, {nonzero} non-zero, {nans} NaN"
     );
+}
+
+/// The mutant of `kind` differs from the golden model on some output of the same jobs.
+fn mutant_is_caught(kind: TileKind, seed: u64, n: usize) {
+    let mut d = dut(kind, sop_cosim::Variant::Mutant);
+    let differ: usize = jobs(&mut d, kind, seed, n)
+        .iter()
+        .map(|(_, got, want)| got.y.iter().zip(want).filter(|(a, b)| a != b).count())
+        .sum();
+    assert!(
+        differ > 0,
+        "the mutant {kind:?} tile agreed with the golden model on every output"
+    );
+}
+
+/// rust-hdl's simulation `sim` of `kind` and the Verilated tile return the same results and
+/// pre-pass answers on the same jobs, cycle for cycle.
+fn same_cycles(kind: TileKind, sim: &mut dyn TilePorts, seed: u64, n: usize) {
+    let cfg = kind.engine();
+    let g = TileGeom::new(&tile_engine(), ActFormat::Bf16);
+    let mut d = dut(kind, sop_cosim::Variant::Plain);
+    reset(sim);
+    let mut rng = Rng(seed);
+    for k in 0..n {
+        let c = case_for(kind, &mut rng, k);
+        load_tables(&mut d, &cfg, &c.tables).unwrap();
+        load_tables(sim, &cfg, &c.tables).unwrap();
+        let a = run_gemv(&mut d, &g, &c.job()).unwrap();
+        let b = run_gemv(sim, &g, &c.job()).unwrap();
+        assert_eq!(a, b, "{kind:?} case {k}");
+    }
+}
+
+#[test]
+fn verilated_tile_matches_the_golden_model() {
+    matches_the_golden_model(TileKind::Hif, 0x5eed_7117, 400);
 }
 
 #[test]
 fn rust_hdl_and_verilator_run_the_same_cycles() {
-    let cfg = tile_engine();
-    let mut dut = TileDut::new("sop_tile_hif8_bf16", false).unwrap();
     let mut sim = TileSim::new(ActFormat::Bf16, sop_hw::emit::TILE_ROWS);
-    let g = sim.geom;
-    reset(&mut dut);
-    reset(sim.ports());
-    let mut rng = Rng(0xc0ff_ee11);
-    for k in 0..8 {
-        let c = case(&mut rng, k);
-        load_tables(&mut dut, &cfg, &c.tables).unwrap();
-        load_tables(sim.ports(), &cfg, &c.tables).unwrap();
-        let a = run_gemv(&mut dut, &g, &c.job()).unwrap();
-        let b = run_gemv(sim.ports(), &g, &c.job()).unwrap();
-        assert_eq!(a, b, "case {k}");
-    }
+    same_cycles(TileKind::Hif, sim.ports(), 0xc0ff_ee11, 8);
 }
 
 /// The mutant tile (bit 3 of the block-scale significand ignored) must be caught by the same
@@ -153,23 +201,26 @@ fn rust_hdl_and_verilator_run_the_same_cycles() {
 fn the_mutant_tile_is_caught() {
     let (from, to) = sop_cosim::ffi::TILE_MUTATION;
     assert_ne!(from, to);
-    let cfg = tile_engine();
-    let mut dut = TileDut::with_variant("sop_tile_hif8_bf16", sop_cosim::Variant::Mutant).unwrap();
-    let g = sop_hw::tile_sim::TileGeom::new(&cfg, ActFormat::Bf16);
-    reset(&mut dut);
-    let mut rng = Rng(0x5eed_7117);
-    let mut differ = 0;
-    for k in 0..40 {
-        let c = case(&mut rng, k);
-        load_tables(&mut dut, &cfg, &c.tables).unwrap();
-        let got = run_gemv(&mut dut, &g, &c.job()).unwrap();
-        let want = golden_gemv(&cfg, &c.tables, ActFormat::Bf16, &c.job());
-        differ += got.y.iter().zip(&want).filter(|(a, b)| a != b).count();
-    }
-    assert!(
-        differ > 0,
-        "the mutant tile agreed with the golden model on every output"
-    );
+    mutant_is_caught(TileKind::Hif, 0x5eed_7117, 40);
+}
+
+#[test]
+fn verilated_conventional_tile_matches_the_golden_model() {
+    matches_the_golden_model(TileKind::Conventional, 0x5eed_c0e1, 200);
+}
+
+#[test]
+fn conventional_tile_rust_hdl_and_verilator_run_the_same_cycles() {
+    let mut sim = ConvTileSim::new(ActFormat::Bf16, sop_hw::emit::TILE_ROWS);
+    same_cycles(TileKind::Conventional, sim.ports(), 0xc0ff_ee12, 6);
+}
+
+/// The mutant conventional tile (bank 3 dropped from the drain) is caught by the same jobs.
+#[test]
+fn the_mutant_conventional_tile_is_caught() {
+    let (from, to) = sop_cosim::ffi::CONV_TILE_MUTATION;
+    assert_ne!(from, to);
+    mutant_is_caught(TileKind::Conventional, 0x5eed_c0e1, 20);
 }
 
 /// `sop gemv --vcd`'s replay: the traced tile writes a waveform of a whole job (the table
@@ -256,93 +307,12 @@ fn conv_case(rng: &mut Rng, k: usize) -> Case {
     c
 }
 
-#[test]
-fn verilated_conventional_tile_matches_the_golden_model() {
-    let kind = TileKind::Conventional;
-    let cfg = kind.engine();
-    let mut dut = TileDut::new(&kind.name(ActFormat::Bf16), false).unwrap();
-    let g = sop_hw::tile_sim::TileGeom::new(&tile_engine(), ActFormat::Bf16);
-    reset(&mut dut);
-    let mut rng = Rng(0x5eed_c0e1);
-    let (mut outputs, mut nonzero, mut nans) = (0usize, 0usize, 0usize);
-    for k in 0..200 {
-        let c = conv_case(&mut rng, k);
-        load_tables(&mut dut, &cfg, &c.tables).unwrap();
-        let got = run_gemv(&mut dut, &g, &c.job()).unwrap();
-        let want = golden_for(kind, &c.tables, ActFormat::Bf16, &c.job());
-        for (r, (a, b)) in got.y.iter().zip(&want).enumerate() {
-            assert_eq!(
-                a,
-                b,
-                "case {k} ({:?}, block {}, {} columns) row {r}: tile {a:#010x} ({}), golden {b:#010x} ({})",
-                c.tables.mode,
-                c.block,
-                c.cols,
-                f32::from_bits(*a),
-                f32::from_bits(*b)
-            );
-            outputs += 1;
-            nonzero += usize::from(a & 0x7fff_ffff != 0);
-            nans += usize::from(*a == ROW_NAN);
-        }
-    }
-    assert!(
-        outputs > 500 && nonzero > outputs / 2 && nans > 10,
-        "{outputs} outputs, {nonzero} non-zero, {nans} NaN"
-    );
-}
-
-#[test]
-fn conventional_tile_rust_hdl_and_verilator_run_the_same_cycles() {
-    let kind = TileKind::Conventional;
-    let cfg = kind.engine();
-    let mut dut = TileDut::new(&kind.name(ActFormat::Bf16), false).unwrap();
-    let mut sim = ConvTileSim::new(ActFormat::Bf16, sop_hw::emit::TILE_ROWS);
-    let g = sop_hw::tile_sim::TileGeom::new(&tile_engine(), ActFormat::Bf16);
-    reset(&mut dut);
-    reset(sim.ports());
-    let mut rng = Rng(0xc0ff_ee12);
-    for k in 0..6 {
-        let c = conv_case(&mut rng, k);
-        load_tables(&mut dut, &cfg, &c.tables).unwrap();
-        load_tables(sim.ports(), &cfg, &c.tables).unwrap();
-        let a = run_gemv(&mut dut, &g, &c.job()).unwrap();
-        let b = run_gemv(sim.ports(), &g, &c.job()).unwrap();
-        assert_eq!(a, b, "case {k}");
-    }
-}
-
-/// The mutant conventional tile (bank 3 dropped from the drain) is caught by the same jobs.
-#[test]
-fn the_mutant_conventional_tile_is_caught() {
-    let (from, to) = sop_cosim::ffi::CONV_TILE_MUTATION;
-    assert_ne!(from, to);
-    let kind = TileKind::Conventional;
-    let cfg = kind.engine();
-    let mut dut = TileDut::with_variant(&kind.name(ActFormat::Bf16), sop_cosim::Variant::Mutant).unwrap();
-    let g = sop_hw::tile_sim::TileGeom::new(&tile_engine(), ActFormat::Bf16);
-    reset(&mut dut);
-    let mut rng = Rng(0x5eed_c0e1);
-    let mut differ = 0;
-    for k in 0..20 {
-        let c = conv_case(&mut rng, k);
-        load_tables(&mut dut, &cfg, &c.tables).unwrap();
-        let got = run_gemv(&mut dut, &g, &c.job()).unwrap();
-        let want = golden_for(kind, &c.tables, ActFormat::Bf16, &c.job());
-        differ += got.y.iter().zip(&want).filter(|(a, b)| a != b).count();
-    }
-    assert!(
-        differ > 0,
-        "the mutant conventional tile agreed with the golden model on every output"
-    );
-}
-
 /// A job shorter than the conventional tile's drain is refused with a clear error.
 #[test]
 fn the_conventional_tile_refuses_short_rows() {
     let kind = TileKind::Conventional;
     let mut dut = TileDut::new(&kind.name(ActFormat::Bf16), false).unwrap();
-    let g = sop_hw::tile_sim::TileGeom::new(&tile_engine(), ActFormat::Bf16);
+    let g = TileGeom::new(&tile_engine(), ActFormat::Bf16);
     reset(&mut dut);
     let x = [0x3f80u16; 16];
     let job = GemvJob {

@@ -578,6 +578,40 @@ mod tests {
         x
     }
 
+    /// Runs `job` (tables `t` loaded) on `p` and checks every result and pre-pass answer
+    /// against the golden model of `p`'s kind; counts `(results, non-zero, NaN)`.
+    fn check_job(
+        p: &mut dyn TilePorts,
+        g: &TileGeom,
+        t: &Tables,
+        job: &GemvJob,
+        case: usize,
+        counts: &mut (usize, usize, usize),
+    ) {
+        let kind = p.kind();
+        let got = run_gemv(p, g, job).unwrap();
+        assert_eq!(
+            got.blocks,
+            golden_blocks(ActFormat::Bf16, job.x, job.block),
+            "case {case}"
+        );
+        let want = golden_for(kind, t, ActFormat::Bf16, job);
+        for (r, (a, b)) in got.y.iter().zip(&want).enumerate() {
+            assert_eq!(
+                a,
+                b,
+                "{kind:?} case {case} ({:?}, block {}) row {r}: tile {} ({a:#010x}), golden {} ({b:#010x})",
+                t.mode,
+                job.block,
+                f32::from_bits(*a),
+                f32::from_bits(*b)
+            );
+            counts.0 += 1;
+            counts.1 += usize::from(*a & 0x7fff_ffff != 0);
+            counts.2 += usize::from(*a == crate::tile::ROW_NAN);
+        }
+    }
+
     #[test]
     fn tile_matches_the_golden_model_in_rust_hdl() {
         let cfg = tile_engine();
@@ -586,7 +620,7 @@ mod tests {
         let mut rng = Rng(0x7153_a11e);
         reset(sim.ports());
         let modes = all_modes();
-        let (mut checked, mut nonzero, mut nans) = (0, 0, 0);
+        let mut counts = (0, 0, 0);
         for case in 0..12 {
             let mode = modes[case % modes.len()];
             let t = tables(&mut rng, &cfg, mode);
@@ -612,22 +646,9 @@ mod tests {
                 sel: &sel,
                 x: &x,
             };
-            let got = run_gemv(sim.ports(), &g, &job).unwrap();
-            assert_eq!(got.blocks, golden_blocks(ActFormat::Bf16, &x, block), "case {case}");
-            let want = golden_gemv(&cfg, &t, ActFormat::Bf16, &job);
-            for (r, (a, b)) in got.y.iter().zip(&want).enumerate() {
-                assert_eq!(
-                    a,
-                    b,
-                    "case {case} ({mode:?}, block {block}) row {r}: tile {} ({a:#010x}), golden {} ({b:#010x})",
-                    f32::from_bits(*a),
-                    f32::from_bits(*b)
-                );
-                checked += 1;
-                nonzero += usize::from(*a & 0x7fff_ffff != 0);
-                nans += usize::from(*a == crate::tile::ROW_NAN);
-            }
+            check_job(sim.ports(), &g, &t, &job, case, &mut counts);
         }
+        let (checked, nonzero, nans) = counts;
         assert_eq!(checked, 36);
         // The stimulus reaches real sums and the NaN rule, not only zeros.
         assert!(nonzero >= 24 && nans >= 1, "{nonzero} non-zero, {nans} NaN results");
@@ -660,7 +681,7 @@ mod tests {
         let mut rng = Rng(0xc0_57a1);
         reset(sim.ports());
         let modes = all_modes();
-        let (mut checked, mut nonzero, mut nans) = (0, 0, 0);
+        let mut counts = (0, 0, 0);
         for case in 0..8 {
             let mode = modes[(3 * case) % modes.len()];
             let t = fp16_tables(&mut rng, &cfg, mode, case == 5);
@@ -685,21 +706,9 @@ mod tests {
                 sel: &sel,
                 x: &x,
             };
-            let got = run_gemv(sim.ports(), &g, &job).unwrap();
-            let want = golden_for(kind, &t, ActFormat::Bf16, &job);
-            for (r, (a, b)) in got.y.iter().zip(&want).enumerate() {
-                assert_eq!(
-                    a,
-                    b,
-                    "case {case} ({mode:?}, block {block}) row {r}: tile {} ({a:#010x}), golden {} ({b:#010x})",
-                    f32::from_bits(*a),
-                    f32::from_bits(*b)
-                );
-                checked += 1;
-                nonzero += usize::from(*a & 0x7fff_ffff != 0);
-                nans += usize::from(*a == crate::tile::ROW_NAN);
-            }
+            check_job(sim.ports(), &g, &t, &job, case, &mut counts);
         }
+        let (checked, nonzero, nans) = counts;
         assert_eq!(checked, 24);
         assert!(nonzero >= 16 && nans >= 2, "{nonzero} non-zero, {nans} NaN results");
     }

@@ -237,17 +237,9 @@ pub fn add_exact(acc: f32, v: i128, exp: i32) -> f32 {
         return acc;
     }
     // Both operands as (signed magnitude, exponent of its last bit, top = exponent above it).
-    let a_bits = acc.to_bits();
-    let a_field = ((a_bits >> 23) & 0xff) as i32;
-    let a_frac = (a_bits & 0x7f_ffff) as i128;
-    let (a_mag, a_k) = if a_field == 0 {
-        (a_frac, -149)
-    } else {
-        (a_frac | 1 << 23, a_field - 150)
-    };
-    let a_sig = if a_bits >> 31 != 0 { -a_mag } else { a_mag };
+    let (a_sig, a_k) = f32_parts(acc);
     let top = |m: i128, k: i32| k + 128 - m.unsigned_abs().leading_zeros() as i32;
-    let t = if a_mag == 0 {
+    let t = if a_sig == 0 {
         top(v, exp)
     } else {
         top(v, exp).max(top(a_sig, a_k))
@@ -375,21 +367,23 @@ pub fn dot_row_conventional(fmt: ActFormat, w: &[u16], x: &[u32]) -> f32 {
     let mut banks = [0f32; CONV_BANKS];
     let mut nan = false;
     for (i, (&wi, &xi)) in w.iter().zip(x).enumerate() {
-        let e = u32::from(wi >> 10) & 0x1f;
-        let Act::Finite { neg, sig, exp } = fmt.fields(xi) else {
+        // An FP16 weight word splits like an FP16 activation.
+        let (
+            Act::Finite {
+                neg: wn,
+                sig: ws,
+                exp: we,
+            },
+            Act::Finite { neg, sig, exp },
+        ) = (ActFormat::Fp16.fields(u32::from(wi)), fmt.fields(xi))
+        else {
             nan = true;
             continue;
         };
-        if e == 0x1f {
-            nan = true;
-            continue;
-        }
-        let f = u32::from(wi) & 0x3ff;
-        let ws = if e == 0 { f } else { f | 0x400 };
         let m = ws as i128 * sig as i128;
-        let v = if neg ^ (wi >> 15 != 0) { -m } else { m };
+        let v = if neg ^ wn { -m } else { m };
         let b = &mut banks[i % CONV_BANKS];
-        *b = add_exact(*b, v, e.max(1) as i32 - 25 + exp);
+        *b = add_exact(*b, v, we + exp);
     }
     if nan || banks.iter().any(|b| !b.is_finite()) {
         return f32::from_bits(ROW_NAN);

@@ -595,19 +595,7 @@ fn run_config_with(
             &d,
             opts.activity.get(&cfg.name),
         )?;
-        // Table storage is one shared copy (docs/hardware.md): fail loudly if synthesis
-        // kept private copies or lost the tables.
-        let one_copy = 2 * (1u64 << cfg.code_bits) * u64::from(cfg.lut.bits());
-        if s.table_ffs != one_copy {
-            return Err(QorError::Unparsed {
-                tool: "yosys".into(),
-                what: format!(
-                    "one shared table copy ({one_copy} flip-flops named *.lut.mem[..]) in the {} netlist",
-                    flow.name()
-                ),
-                output: format!("found {} table flip-flops (work files: {})", s.table_ffs, d.display()),
-            });
-        }
+        stdcell::check_one_table_copy(&s, cfg, flow.name(), &cfg.name, &d)?;
         note(
             &format!(
                 "{} area {:.0} um^2 (seq {:.0}), {} cells, {} FFs, min period {:.3} ns ({}), Fmax {:.1} MHz, power {:.4} mW ({})",

@@ -207,6 +207,29 @@ pub struct StdCellStats {
     pub seconds: f64,
 }
 
+/// Table storage is one shared copy (docs/hardware.md "Table storage"): fails loudly when
+/// synthesis kept private copies or lost the tables, i.e. when `s` does not hold exactly one
+/// flip-flop per bit of both tables of `cfg` (`dir`: the work files, for the message).
+pub fn check_one_table_copy(
+    s: &StdCellStats,
+    cfg: &sop_hw::LaneConfig,
+    flow: &str,
+    top: &str,
+    dir: &Path,
+) -> Result<(), QorError> {
+    let one_copy = 2 * (1u64 << cfg.code_bits) * u64::from(cfg.lut.bits());
+    if s.table_ffs == one_copy {
+        return Ok(());
+    }
+    Err(QorError::Unparsed {
+        tool: "yosys".into(),
+        what: format!(
+            "one shared table copy ({one_copy} flip-flops named *.lut.mem[..]) in the {flow} netlist of {top}"
+        ),
+        output: format!("found {} table flip-flops (work files: {})", s.table_ffs, dir.display()),
+    })
+}
+
 /// The Yosys script of the flow: synthesis, flip-flop and logic mapping, netlist clean-up
 /// for OpenSTA, `stat -liberty`, netlist.
 fn yosys_script(file: &str, top: &str, pdk: &Pdk, lib: &str) -> String {

@@ -2040,6 +2040,19 @@ module sop_tile_fp16lut_bf16$rows$0$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -2076,6 +2089,9 @@ module sop_tile_fp16lut_bf16$rows$0$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -2310,20 +2326,27 @@ module sop_tile_fp16lut_bf16$rows$0$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (bank == k_b$1) begin
+        if (n_bank == k_b$1) begin
             acc_in = acc_r$1$q;
         end
-        if (bank == k_b$2) begin
+        if (n_bank == k_b$2) begin
             acc_in = acc_r$2$q;
         end
-        if (bank == k_b$3) begin
+        if (n_bank == k_b$3) begin
             acc_in = acc_r$3$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -2342,13 +2365,13 @@ module sop_tile_fp16lut_bf16$rows$0$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -2365,9 +2388,9 @@ module sop_tile_fp16lut_bf16$rows$0$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -2375,7 +2398,10 @@ module sop_tile_fp16lut_bf16$rows$0$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -2386,7 +2412,17 @@ module sop_tile_fp16lut_bf16$rows$0$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -2417,21 +2453,14 @@ module sop_tile_fp16lut_bf16$rows$0$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -4843,6 +4872,19 @@ module sop_tile_fp16lut_bf16$rows$0$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -4879,6 +4921,9 @@ module sop_tile_fp16lut_bf16$rows$0$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -5089,11 +5134,18 @@ module sop_tile_fp16lut_bf16$rows$0$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -5112,13 +5164,13 @@ module sop_tile_fp16lut_bf16$rows$0$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -5135,9 +5187,9 @@ module sop_tile_fp16lut_bf16$rows$0$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -5145,7 +5197,10 @@ module sop_tile_fp16lut_bf16$rows$0$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -5156,7 +5211,17 @@ module sop_tile_fp16lut_bf16$rows$0$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -5187,21 +5252,14 @@ module sop_tile_fp16lut_bf16$rows$0$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -6293,6 +6351,19 @@ module sop_tile_fp16lut_bf16$rows$1$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -6329,6 +6400,9 @@ module sop_tile_fp16lut_bf16$rows$1$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -6563,20 +6637,27 @@ module sop_tile_fp16lut_bf16$rows$1$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (bank == k_b$1) begin
+        if (n_bank == k_b$1) begin
             acc_in = acc_r$1$q;
         end
-        if (bank == k_b$2) begin
+        if (n_bank == k_b$2) begin
             acc_in = acc_r$2$q;
         end
-        if (bank == k_b$3) begin
+        if (n_bank == k_b$3) begin
             acc_in = acc_r$3$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -6595,13 +6676,13 @@ module sop_tile_fp16lut_bf16$rows$1$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -6618,9 +6699,9 @@ module sop_tile_fp16lut_bf16$rows$1$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -6628,7 +6709,10 @@ module sop_tile_fp16lut_bf16$rows$1$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -6639,7 +6723,17 @@ module sop_tile_fp16lut_bf16$rows$1$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -6670,21 +6764,14 @@ module sop_tile_fp16lut_bf16$rows$1$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -9096,6 +9183,19 @@ module sop_tile_fp16lut_bf16$rows$1$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -9132,6 +9232,9 @@ module sop_tile_fp16lut_bf16$rows$1$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -9342,11 +9445,18 @@ module sop_tile_fp16lut_bf16$rows$1$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -9365,13 +9475,13 @@ module sop_tile_fp16lut_bf16$rows$1$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -9388,9 +9498,9 @@ module sop_tile_fp16lut_bf16$rows$1$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -9398,7 +9508,10 @@ module sop_tile_fp16lut_bf16$rows$1$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -9409,7 +9522,17 @@ module sop_tile_fp16lut_bf16$rows$1$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -9440,21 +9563,14 @@ module sop_tile_fp16lut_bf16$rows$1$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -10546,6 +10662,19 @@ module sop_tile_fp16lut_bf16$rows$2$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -10582,6 +10711,9 @@ module sop_tile_fp16lut_bf16$rows$2$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -10816,20 +10948,27 @@ module sop_tile_fp16lut_bf16$rows$2$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (bank == k_b$1) begin
+        if (n_bank == k_b$1) begin
             acc_in = acc_r$1$q;
         end
-        if (bank == k_b$2) begin
+        if (n_bank == k_b$2) begin
             acc_in = acc_r$2$q;
         end
-        if (bank == k_b$3) begin
+        if (n_bank == k_b$3) begin
             acc_in = acc_r$3$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -10848,13 +10987,13 @@ module sop_tile_fp16lut_bf16$rows$2$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -10871,9 +11010,9 @@ module sop_tile_fp16lut_bf16$rows$2$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -10881,7 +11020,10 @@ module sop_tile_fp16lut_bf16$rows$2$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -10892,7 +11034,17 @@ module sop_tile_fp16lut_bf16$rows$2$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -10923,21 +11075,14 @@ module sop_tile_fp16lut_bf16$rows$2$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -13349,6 +13494,19 @@ module sop_tile_fp16lut_bf16$rows$2$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -13385,6 +13543,9 @@ module sop_tile_fp16lut_bf16$rows$2$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -13595,11 +13756,18 @@ module sop_tile_fp16lut_bf16$rows$2$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -13618,13 +13786,13 @@ module sop_tile_fp16lut_bf16$rows$2$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -13641,9 +13809,9 @@ module sop_tile_fp16lut_bf16$rows$2$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -13651,7 +13819,10 @@ module sop_tile_fp16lut_bf16$rows$2$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -13662,7 +13833,17 @@ module sop_tile_fp16lut_bf16$rows$2$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -13693,21 +13874,14 @@ module sop_tile_fp16lut_bf16$rows$2$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -14799,6 +14973,19 @@ module sop_tile_fp16lut_bf16$rows$3$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -14835,6 +15022,9 @@ module sop_tile_fp16lut_bf16$rows$3$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -15069,20 +15259,27 @@ module sop_tile_fp16lut_bf16$rows$3$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (bank == k_b$1) begin
+        if (n_bank == k_b$1) begin
             acc_in = acc_r$1$q;
         end
-        if (bank == k_b$2) begin
+        if (n_bank == k_b$2) begin
             acc_in = acc_r$2$q;
         end
-        if (bank == k_b$3) begin
+        if (n_bank == k_b$3) begin
             acc_in = acc_r$3$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -15101,13 +15298,13 @@ module sop_tile_fp16lut_bf16$rows$3$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -15124,9 +15321,9 @@ module sop_tile_fp16lut_bf16$rows$3$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -15134,7 +15331,10 @@ module sop_tile_fp16lut_bf16$rows$3$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -15145,7 +15345,17 @@ module sop_tile_fp16lut_bf16$rows$3$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -15176,21 +15386,14 @@ module sop_tile_fp16lut_bf16$rows$3$acc(clock,reset,clear,nan,add,v_neg,v_mag,v_
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -17602,6 +17805,19 @@ module sop_tile_fp16lut_bf16$rows$3$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -17638,6 +17854,9 @@ module sop_tile_fp16lut_bf16$rows$3$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -17848,11 +18067,18 @@ module sop_tile_fp16lut_bf16$rows$3$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -17871,13 +18097,13 @@ module sop_tile_fp16lut_bf16$rows$3$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -17894,9 +18120,9 @@ module sop_tile_fp16lut_bf16$rows$3$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -17904,7 +18130,10 @@ module sop_tile_fp16lut_bf16$rows$3$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -17915,7 +18144,17 @@ module sop_tile_fp16lut_bf16$rows$3$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -17946,21 +18185,14 @@ module sop_tile_fp16lut_bf16$rows$3$red(clock,reset,clear,nan,add,v_neg,v_mag,v_
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;

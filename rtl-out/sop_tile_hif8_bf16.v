@@ -9,7 +9,7 @@
 //   act       = BF16 (activations)
 //   block     = 8 ..= 128 weights (block_start strobes); rows of 8 or more columns
 //   acc       = FP32, one round-to-nearest-even per block; the tensor scale is the consumer's
-//   latency   = 7 cycles from a row's last weight to out_valid
+//   latency   = 9 cycles from a row's last weight to out_valid
 //
 // Lint waivers (Verilator): rtl-out/verilator.vlt.
 
@@ -1063,6 +1063,7 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
     localparam  zero8 = 8'h0;
     localparam  bank0 = 2'b0;
     localparam  zero_q = 36'h0;
+    localparam  zero_v = 40'h0;
     localparam  zero_s = 38'h0;
     localparam  koff = 12'he2;
     localparam  koff_neg = 1'b0;
@@ -1075,6 +1076,8 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
     localparam  b2 = 3'b10;
     localparam  b3 = 3'b11;
     localparam  s_top = 6'b100101;
+    localparam  landed = 3'b101;
+    localparam  one8 = 8'h1;
     localparam  k_c$0 = 8'h0;
     localparam  k_c$1 = 8'h1;
     localparam  k_c$2 = 8'h2;
@@ -1244,22 +1247,10 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
     reg  [9:0] e_exp$d;
     wire  [9:0] e_exp$q;
     reg  e_exp$clock;
-    reg  l1$d;
-    wire  l1$q;
-    reg  l1$clock;
-    reg  l1$reset;
-    reg  l2$d;
-    wire  l2$q;
-    reg  l2$clock;
-    reg  l2$reset;
-    reg  l3$d;
-    wire  l3$q;
-    reg  l3$clock;
-    reg  l3$reset;
-    reg  l4$d;
-    wire  l4$q;
-    reg  l4$clock;
-    reg  l4$reset;
+    reg  [7:0] last_sr$d;
+    wire  [7:0] last_sr$q;
+    reg  last_sr$clock;
+    reg  last_sr$reset;
     reg  fpacc$clock;
     reg  fpacc$reset;
     reg  fpacc$clear;
@@ -1274,6 +1265,7 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
     wire  fpacc$busy;
 
     // Local signals
+    reg  done;
     reg  [7:0] eff_scale;
     reg  eff_sel;
     reg  [6:0] raddr;
@@ -1290,6 +1282,8 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
     reg  [7:0] base;
     reg  [35:0] a;
     reg  [35:0] t;
+    reg  [35:0] t_lo;
+    reg  [35:0] t_hi;
     reg  [35:0] tq;
     reg  [37:0] q;
     reg  qneg;
@@ -1306,6 +1300,9 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
     reg  sneg_sum;
     reg  [39:0] mv;
     reg  [39:0] sf;
+    reg  [39:0] sf_a;
+    reg  [39:0] sf_b;
+    reg  [39:0] sf_c;
     reg  [11:0] xe;
 
     // Sub module instances
@@ -1550,29 +1547,11 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
         .q(e_exp$q),
         .clock(e_exp$clock)
     );
-    sop_tile_hif8_bf16$rows$0$l1 l1(
-        .d(l1$d),
-        .q(l1$q),
-        .clock(l1$clock),
-        .reset(l1$reset)
-    );
-    sop_tile_hif8_bf16$rows$0$l2 l2(
-        .d(l2$d),
-        .q(l2$q),
-        .clock(l2$clock),
-        .reset(l2$reset)
-    );
-    sop_tile_hif8_bf16$rows$0$l3 l3(
-        .d(l3$d),
-        .q(l3$q),
-        .clock(l3$clock),
-        .reset(l3$reset)
-    );
-    sop_tile_hif8_bf16$rows$0$l4 l4(
-        .d(l4$d),
-        .q(l4$q),
-        .clock(l4$clock),
-        .reset(l4$reset)
+    sop_tile_hif8_bf16$rows$0$last_sr last_sr(
+        .d(last_sr$d),
+        .q(last_sr$q),
+        .clock(last_sr$clock),
+        .reset(last_sr$reset)
     );
     sop_tile_hif8_bf16$rows$0$fpacc fpacc(
         .clock(fpacc$clock),
@@ -1633,10 +1612,7 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
         e_neg$clock = clock;
         e_mag$clock = clock;
         e_exp$clock = clock;
-        l1$clock = clock;
-        l2$clock = clock;
-        l3$clock = clock;
-        l4$clock = clock;
+        last_sr$clock = clock;
         fpacc$clock = clock;
         blk_scale$reset = reset;
         blk_sel$reset = reset;
@@ -1645,10 +1621,7 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
         e_add$reset = reset;
         e_nan$reset = reset;
         e_last$reset = reset;
-        l1$reset = reset;
-        l2$reset = reset;
-        l3$reset = reset;
-        l4$reset = reset;
+        last_sr$reset = reset;
         fpacc$reset = reset;
         eff_scale = blk_scale$q;
         eff_sel = blk_sel$q;
@@ -1731,16 +1704,18 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
             base = s1_bias$q ^ bias_flip;
         end
         a = ((a_mag) & 36'hfffffffff);
-        t = a << sh3;
+        t_lo = a << sh3;
         if (em[b0]) begin
-            t = t + a;
+            t_lo = (a << sh3) + a;
         end
+        t_hi = zero_q;
         if (em[b1]) begin
-            t = t + (a << sh1);
+            t_hi = a << sh1;
         end
         if (em[b2]) begin
-            t = t + (a << sh2);
+            t_hi = t_hi + (a << sh2);
         end
+        t = t_lo + t_hi;
         if (ez) begin
             tq = zero_q;
         end
@@ -1825,19 +1800,22 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
             mag = zero_s - d_sum$q;
         end
         mv = ((mag) & 40'hffffffffff);
-        sf = mv << sh4;
+        sf_a = mv << sh4;
         if (d_sig$q[b0]) begin
-            sf = sf + mv;
+            sf_a = (mv << sh4) + mv;
         end
+        sf_b = zero_v;
         if (d_sig$q[b1]) begin
-            sf = sf + (mv << sh1);
+            sf_b = mv << sh1;
         end
         if (d_sig$q[b2]) begin
-            sf = sf + (mv << sh2);
+            sf_b = sf_b + (mv << sh2);
         end
+        sf_c = zero_v;
         if (d_sig$q[b3]) begin
-            sf = sf + (mv << sh3);
+            sf_c = mv << sh3;
         end
+        sf = sf_a + sf_b + sf_c;
         xe = ((d_base$q) & 12'hfff) + ((d_emax$q) & 12'hfff) + ((d_exp$q) & 12'hfff);
         if (koff_neg) begin
             xe = xe - koff;
@@ -1858,12 +1836,13 @@ module sop_tile_hif8_bf16$rows$0(clock,reset,valid,block_start,last,scale,sel,co
         fpacc$v_exp = e_exp$q;
         fpacc$bank = bank0;
         fpacc$fresh = 1'b0;
-        l1$d = e_last$q;
-        l2$d = l1$q;
-        l3$d = l2$q;
-        l4$d = l3$q;
-        fpacc$clear = l4$q;
-        out_valid = l4$q && ~fpacc$busy;
+        last_sr$d = last_sr$q << one8;
+        if (e_last$q) begin
+            last_sr$d = (last_sr$q << one8) | one8;
+        end
+        done = last_sr$q[landed];
+        fpacc$clear = done;
+        out_valid = done && ~fpacc$busy;
         out_acc = fpacc$acc$0;
     end
 
@@ -2282,6 +2261,47 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     wire  [31:0] acc_r$0$q;
     reg  acc_r$0$clock;
     reg  acc_r$0$reset;
+    reg  p_valid$0$d;
+    wire  p_valid$0$q;
+    reg  p_valid$0$clock;
+    reg  p_valid$0$reset;
+    reg  p_neg$0$d;
+    wire  p_neg$0$q;
+    reg  p_neg$0$clock;
+    reg  p_zero$0$d;
+    wire  p_zero$0$q;
+    reg  p_zero$0$clock;
+    reg  [39:0] p_mv$0$d;
+    wire  [39:0] p_mv$0$q;
+    reg  p_mv$0$clock;
+    reg  [11:0] p_xv$0$d;
+    wire  [11:0] p_xv$0$q;
+    reg  p_xv$0$clock;
+    reg  [1:0] p_bank$0$d;
+    wire  [1:0] p_bank$0$q;
+    reg  p_bank$0$clock;
+    reg  p_fresh$0$d;
+    wire  p_fresh$0$q;
+    reg  p_fresh$0$clock;
+    reg  m_valid$0$d;
+    wire  m_valid$0$q;
+    reg  m_valid$0$clock;
+    reg  m_valid$0$reset;
+    reg  m_skip$0$d;
+    wire  m_skip$0$q;
+    reg  m_skip$0$clock;
+    reg  [43:0] m_mag$0$d;
+    wire  [43:0] m_mag$0$q;
+    reg  m_mag$0$clock;
+    reg  m_neg$0$d;
+    wire  m_neg$0$q;
+    reg  m_neg$0$clock;
+    reg  [11:0] m_xbig$0$d;
+    wire  [11:0] m_xbig$0$q;
+    reg  m_xbig$0$clock;
+    reg  [1:0] m_bank$0$d;
+    wire  [1:0] m_bank$0$q;
+    reg  m_bank$0$clock;
     reg  [1:0] a_bank$d;
     wire  [1:0] a_bank$q;
     reg  a_bank$clock;
@@ -2356,6 +2376,19 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -2392,6 +2425,9 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -2419,6 +2455,73 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         .q(acc_r$0$q),
         .clock(acc_r$0$clock),
         .reset(acc_r$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$p_valid$0 p_valid$0(
+        .d(p_valid$0$d),
+        .q(p_valid$0$q),
+        .clock(p_valid$0$clock),
+        .reset(p_valid$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$p_neg$0 p_neg$0(
+        .d(p_neg$0$d),
+        .q(p_neg$0$q),
+        .clock(p_neg$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$p_zero$0 p_zero$0(
+        .d(p_zero$0$d),
+        .q(p_zero$0$q),
+        .clock(p_zero$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$p_mv$0 p_mv$0(
+        .d(p_mv$0$d),
+        .q(p_mv$0$q),
+        .clock(p_mv$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$p_xv$0 p_xv$0(
+        .d(p_xv$0$d),
+        .q(p_xv$0$q),
+        .clock(p_xv$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$p_bank$0 p_bank$0(
+        .d(p_bank$0$d),
+        .q(p_bank$0$q),
+        .clock(p_bank$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$p_fresh$0 p_fresh$0(
+        .d(p_fresh$0$d),
+        .q(p_fresh$0$q),
+        .clock(p_fresh$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$m_valid$0 m_valid$0(
+        .d(m_valid$0$d),
+        .q(m_valid$0$q),
+        .clock(m_valid$0$clock),
+        .reset(m_valid$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$m_skip$0 m_skip$0(
+        .d(m_skip$0$d),
+        .q(m_skip$0$q),
+        .clock(m_skip$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$m_mag$0 m_mag$0(
+        .d(m_mag$0$d),
+        .q(m_mag$0$q),
+        .clock(m_mag$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$m_neg$0 m_neg$0(
+        .d(m_neg$0$d),
+        .q(m_neg$0$q),
+        .clock(m_neg$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$m_xbig$0 m_xbig$0(
+        .d(m_xbig$0$d),
+        .q(m_xbig$0$q),
+        .clock(m_xbig$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$0$fpacc$m_bank$0 m_bank$0(
+        .d(m_bank$0$d),
+        .q(m_bank$0$q),
+        .clock(m_bank$0$clock)
     );
     sop_tile_hif8_bf16$rows$0$fpacc$a_bank a_bank(
         .d(a_bank$d),
@@ -2543,6 +2646,21 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     always @(*) begin
         acc_r$0$clock = clock;
         acc_r$0$reset = reset;
+        p_valid$0$clock = clock;
+        p_valid$0$reset = reset;
+        p_neg$0$clock = clock;
+        p_zero$0$clock = clock;
+        p_mv$0$clock = clock;
+        p_xv$0$clock = clock;
+        p_bank$0$clock = clock;
+        p_fresh$0$clock = clock;
+        m_valid$0$clock = clock;
+        m_valid$0$reset = reset;
+        m_skip$0$clock = clock;
+        m_mag$0$clock = clock;
+        m_neg$0$clock = clock;
+        m_xbig$0$clock = clock;
+        m_bank$0$clock = clock;
         a_bank$clock = clock;
         b_bank$clock = clock;
         c_bank$clock = clock;
@@ -2602,11 +2720,32 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
+        p_valid$0$d = add && ~clear && ~nan;
+        p_neg$0$d = v_neg;
+        p_zero$0$d = v_zero;
+        p_mv$0$d = mv;
+        p_xv$0$d = xv;
+        p_bank$0$d = bank;
+        p_fresh$0$d = fresh;
+        n_valid = p_valid$0$q;
+        n_neg = p_neg$0$q;
+        n_zero = p_zero$0$q;
+        n_mv = p_mv$0$q;
+        n_xv = p_xv$0$q;
+        n_bank = p_bank$0$q;
+        n_fresh = p_fresh$0$q;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -2625,13 +2764,13 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -2648,9 +2787,9 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -2658,7 +2797,10 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -2669,7 +2811,29 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        m_valid$0$d = a_valid$q;
+        m_skip$0$d = a_skip$q;
+        m_mag$0$d = mag;
+        m_neg$0$d = neg;
+        m_xbig$0$d = a_xbig$q;
+        m_bank$0$d = a_bank$q;
+        h_valid = m_valid$0$q;
+        h_skip = m_skip$0$q;
+        h_mag = m_mag$0$q;
+        h_neg = m_neg$0$q;
+        h_xbig = m_xbig$0$q;
+        h_bank = m_bank$0$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -2700,21 +2864,14 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -2760,6 +2917,8 @@ module sop_tile_hif8_bf16$rows$0$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         end
         acc_0 = acc_r$0$q;
         busy = a_valid$q || b_valid$q || c_valid$q;
+        busy = busy || p_valid$0$q;
+        busy = busy || m_valid$0$q;
     end
 
 endmodule // sop_tile_hif8_bf16$rows$0$fpacc
@@ -3083,6 +3242,179 @@ module sop_tile_hif8_bf16$rows$0$fpacc$c_zero(d,q,clock);
        q <= d;
     end
 endmodule // sop_tile_hif8_bf16$rows$0$fpacc$c_zero
+
+module sop_tile_hif8_bf16$rows$0$fpacc$m_bank$0(d,q,clock);
+
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$m_bank$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$m_mag$0(d,q,clock);
+
+    // Module arguments
+    input wire  [43:0] d;
+    output reg  [43:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$m_mag$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$m_neg$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$m_neg$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$m_skip$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$m_skip$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$m_valid$0(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$m_valid$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$m_xbig$0(d,q,clock);
+
+    // Module arguments
+    input wire  [11:0] d;
+    output reg  [11:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$m_xbig$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$p_bank$0(d,q,clock);
+
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$p_bank$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$p_fresh$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$p_fresh$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$p_mv$0(d,q,clock);
+
+    // Module arguments
+    input wire  [39:0] d;
+    output reg  [39:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$p_mv$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$p_neg$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$p_neg$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$p_valid$0(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$p_valid$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$p_xv$0(d,q,clock);
+
+    // Module arguments
+    input wire  [11:0] d;
+    output reg  [11:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$p_xv$0
+
+module sop_tile_hif8_bf16$rows$0$fpacc$p_zero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$0$fpacc$p_zero$0
 
 module sop_tile_hif8_bf16$rows$0$front(code,mode,scale,usig,uexp,uzero,code_m,sig,exp,neg,szero,dneg,dm,de,dzero,is_lut);
 
@@ -3448,65 +3780,20 @@ module sop_tile_hif8_bf16$rows$0$front$sde(code,sig,exp,neg,zero$0);
 
 endmodule // sop_tile_hif8_bf16$rows$0$front$sde
 
-module sop_tile_hif8_bf16$rows$0$l1(d,q,clock,reset);
+module sop_tile_hif8_bf16$rows$0$last_sr(d,q,clock,reset);
 
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
     input wire  clock;
     input wire  reset;
 
     // Update code (custom)
     always @(posedge clock) begin
-       if (reset) q <= 1'b0;
+       if (reset) q <= 8'h0;
        else q <= d;
     end
-endmodule // sop_tile_hif8_bf16$rows$0$l1
-
-module sop_tile_hif8_bf16$rows$0$l2(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$0$l2
-
-module sop_tile_hif8_bf16$rows$0$l3(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$0$l3
-
-module sop_tile_hif8_bf16$rows$0$l4(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$0$l4
+endmodule // sop_tile_hif8_bf16$rows$0$last_sr
 
 module sop_tile_hif8_bf16$rows$0$lut(clock,we,waddr,wdata,raddr,rdata);
 
@@ -3823,6 +4110,7 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
     localparam  zero8 = 8'h0;
     localparam  bank0 = 2'b0;
     localparam  zero_q = 36'h0;
+    localparam  zero_v = 40'h0;
     localparam  zero_s = 38'h0;
     localparam  koff = 12'he2;
     localparam  koff_neg = 1'b0;
@@ -3835,6 +4123,8 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
     localparam  b2 = 3'b10;
     localparam  b3 = 3'b11;
     localparam  s_top = 6'b100101;
+    localparam  landed = 3'b101;
+    localparam  one8 = 8'h1;
     localparam  k_c$0 = 8'h0;
     localparam  k_c$1 = 8'h1;
     localparam  k_c$2 = 8'h2;
@@ -4004,22 +4294,10 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
     reg  [9:0] e_exp$d;
     wire  [9:0] e_exp$q;
     reg  e_exp$clock;
-    reg  l1$d;
-    wire  l1$q;
-    reg  l1$clock;
-    reg  l1$reset;
-    reg  l2$d;
-    wire  l2$q;
-    reg  l2$clock;
-    reg  l2$reset;
-    reg  l3$d;
-    wire  l3$q;
-    reg  l3$clock;
-    reg  l3$reset;
-    reg  l4$d;
-    wire  l4$q;
-    reg  l4$clock;
-    reg  l4$reset;
+    reg  [7:0] last_sr$d;
+    wire  [7:0] last_sr$q;
+    reg  last_sr$clock;
+    reg  last_sr$reset;
     reg  fpacc$clock;
     reg  fpacc$reset;
     reg  fpacc$clear;
@@ -4034,6 +4312,7 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
     wire  fpacc$busy;
 
     // Local signals
+    reg  done;
     reg  [7:0] eff_scale;
     reg  eff_sel;
     reg  [6:0] raddr;
@@ -4050,6 +4329,8 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
     reg  [7:0] base;
     reg  [35:0] a;
     reg  [35:0] t;
+    reg  [35:0] t_lo;
+    reg  [35:0] t_hi;
     reg  [35:0] tq;
     reg  [37:0] q;
     reg  qneg;
@@ -4066,6 +4347,9 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
     reg  sneg_sum;
     reg  [39:0] mv;
     reg  [39:0] sf;
+    reg  [39:0] sf_a;
+    reg  [39:0] sf_b;
+    reg  [39:0] sf_c;
     reg  [11:0] xe;
 
     // Sub module instances
@@ -4310,29 +4594,11 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
         .q(e_exp$q),
         .clock(e_exp$clock)
     );
-    sop_tile_hif8_bf16$rows$1$l1 l1(
-        .d(l1$d),
-        .q(l1$q),
-        .clock(l1$clock),
-        .reset(l1$reset)
-    );
-    sop_tile_hif8_bf16$rows$1$l2 l2(
-        .d(l2$d),
-        .q(l2$q),
-        .clock(l2$clock),
-        .reset(l2$reset)
-    );
-    sop_tile_hif8_bf16$rows$1$l3 l3(
-        .d(l3$d),
-        .q(l3$q),
-        .clock(l3$clock),
-        .reset(l3$reset)
-    );
-    sop_tile_hif8_bf16$rows$1$l4 l4(
-        .d(l4$d),
-        .q(l4$q),
-        .clock(l4$clock),
-        .reset(l4$reset)
+    sop_tile_hif8_bf16$rows$1$last_sr last_sr(
+        .d(last_sr$d),
+        .q(last_sr$q),
+        .clock(last_sr$clock),
+        .reset(last_sr$reset)
     );
     sop_tile_hif8_bf16$rows$1$fpacc fpacc(
         .clock(fpacc$clock),
@@ -4393,10 +4659,7 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
         e_neg$clock = clock;
         e_mag$clock = clock;
         e_exp$clock = clock;
-        l1$clock = clock;
-        l2$clock = clock;
-        l3$clock = clock;
-        l4$clock = clock;
+        last_sr$clock = clock;
         fpacc$clock = clock;
         blk_scale$reset = reset;
         blk_sel$reset = reset;
@@ -4405,10 +4668,7 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
         e_add$reset = reset;
         e_nan$reset = reset;
         e_last$reset = reset;
-        l1$reset = reset;
-        l2$reset = reset;
-        l3$reset = reset;
-        l4$reset = reset;
+        last_sr$reset = reset;
         fpacc$reset = reset;
         eff_scale = blk_scale$q;
         eff_sel = blk_sel$q;
@@ -4491,16 +4751,18 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
             base = s1_bias$q ^ bias_flip;
         end
         a = ((a_mag) & 36'hfffffffff);
-        t = a << sh3;
+        t_lo = a << sh3;
         if (em[b0]) begin
-            t = t + a;
+            t_lo = (a << sh3) + a;
         end
+        t_hi = zero_q;
         if (em[b1]) begin
-            t = t + (a << sh1);
+            t_hi = a << sh1;
         end
         if (em[b2]) begin
-            t = t + (a << sh2);
+            t_hi = t_hi + (a << sh2);
         end
+        t = t_lo + t_hi;
         if (ez) begin
             tq = zero_q;
         end
@@ -4585,19 +4847,22 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
             mag = zero_s - d_sum$q;
         end
         mv = ((mag) & 40'hffffffffff);
-        sf = mv << sh4;
+        sf_a = mv << sh4;
         if (d_sig$q[b0]) begin
-            sf = sf + mv;
+            sf_a = (mv << sh4) + mv;
         end
+        sf_b = zero_v;
         if (d_sig$q[b1]) begin
-            sf = sf + (mv << sh1);
+            sf_b = mv << sh1;
         end
         if (d_sig$q[b2]) begin
-            sf = sf + (mv << sh2);
+            sf_b = sf_b + (mv << sh2);
         end
+        sf_c = zero_v;
         if (d_sig$q[b3]) begin
-            sf = sf + (mv << sh3);
+            sf_c = mv << sh3;
         end
+        sf = sf_a + sf_b + sf_c;
         xe = ((d_base$q) & 12'hfff) + ((d_emax$q) & 12'hfff) + ((d_exp$q) & 12'hfff);
         if (koff_neg) begin
             xe = xe - koff;
@@ -4618,12 +4883,13 @@ module sop_tile_hif8_bf16$rows$1(clock,reset,valid,block_start,last,scale,sel,co
         fpacc$v_exp = e_exp$q;
         fpacc$bank = bank0;
         fpacc$fresh = 1'b0;
-        l1$d = e_last$q;
-        l2$d = l1$q;
-        l3$d = l2$q;
-        l4$d = l3$q;
-        fpacc$clear = l4$q;
-        out_valid = l4$q && ~fpacc$busy;
+        last_sr$d = last_sr$q << one8;
+        if (e_last$q) begin
+            last_sr$d = (last_sr$q << one8) | one8;
+        end
+        done = last_sr$q[landed];
+        fpacc$clear = done;
+        out_valid = done && ~fpacc$busy;
         out_acc = fpacc$acc$0;
     end
 
@@ -5042,6 +5308,47 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     wire  [31:0] acc_r$0$q;
     reg  acc_r$0$clock;
     reg  acc_r$0$reset;
+    reg  p_valid$0$d;
+    wire  p_valid$0$q;
+    reg  p_valid$0$clock;
+    reg  p_valid$0$reset;
+    reg  p_neg$0$d;
+    wire  p_neg$0$q;
+    reg  p_neg$0$clock;
+    reg  p_zero$0$d;
+    wire  p_zero$0$q;
+    reg  p_zero$0$clock;
+    reg  [39:0] p_mv$0$d;
+    wire  [39:0] p_mv$0$q;
+    reg  p_mv$0$clock;
+    reg  [11:0] p_xv$0$d;
+    wire  [11:0] p_xv$0$q;
+    reg  p_xv$0$clock;
+    reg  [1:0] p_bank$0$d;
+    wire  [1:0] p_bank$0$q;
+    reg  p_bank$0$clock;
+    reg  p_fresh$0$d;
+    wire  p_fresh$0$q;
+    reg  p_fresh$0$clock;
+    reg  m_valid$0$d;
+    wire  m_valid$0$q;
+    reg  m_valid$0$clock;
+    reg  m_valid$0$reset;
+    reg  m_skip$0$d;
+    wire  m_skip$0$q;
+    reg  m_skip$0$clock;
+    reg  [43:0] m_mag$0$d;
+    wire  [43:0] m_mag$0$q;
+    reg  m_mag$0$clock;
+    reg  m_neg$0$d;
+    wire  m_neg$0$q;
+    reg  m_neg$0$clock;
+    reg  [11:0] m_xbig$0$d;
+    wire  [11:0] m_xbig$0$q;
+    reg  m_xbig$0$clock;
+    reg  [1:0] m_bank$0$d;
+    wire  [1:0] m_bank$0$q;
+    reg  m_bank$0$clock;
     reg  [1:0] a_bank$d;
     wire  [1:0] a_bank$q;
     reg  a_bank$clock;
@@ -5116,6 +5423,19 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -5152,6 +5472,9 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -5179,6 +5502,73 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         .q(acc_r$0$q),
         .clock(acc_r$0$clock),
         .reset(acc_r$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$p_valid$0 p_valid$0(
+        .d(p_valid$0$d),
+        .q(p_valid$0$q),
+        .clock(p_valid$0$clock),
+        .reset(p_valid$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$p_neg$0 p_neg$0(
+        .d(p_neg$0$d),
+        .q(p_neg$0$q),
+        .clock(p_neg$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$p_zero$0 p_zero$0(
+        .d(p_zero$0$d),
+        .q(p_zero$0$q),
+        .clock(p_zero$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$p_mv$0 p_mv$0(
+        .d(p_mv$0$d),
+        .q(p_mv$0$q),
+        .clock(p_mv$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$p_xv$0 p_xv$0(
+        .d(p_xv$0$d),
+        .q(p_xv$0$q),
+        .clock(p_xv$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$p_bank$0 p_bank$0(
+        .d(p_bank$0$d),
+        .q(p_bank$0$q),
+        .clock(p_bank$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$p_fresh$0 p_fresh$0(
+        .d(p_fresh$0$d),
+        .q(p_fresh$0$q),
+        .clock(p_fresh$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$m_valid$0 m_valid$0(
+        .d(m_valid$0$d),
+        .q(m_valid$0$q),
+        .clock(m_valid$0$clock),
+        .reset(m_valid$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$m_skip$0 m_skip$0(
+        .d(m_skip$0$d),
+        .q(m_skip$0$q),
+        .clock(m_skip$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$m_mag$0 m_mag$0(
+        .d(m_mag$0$d),
+        .q(m_mag$0$q),
+        .clock(m_mag$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$m_neg$0 m_neg$0(
+        .d(m_neg$0$d),
+        .q(m_neg$0$q),
+        .clock(m_neg$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$m_xbig$0 m_xbig$0(
+        .d(m_xbig$0$d),
+        .q(m_xbig$0$q),
+        .clock(m_xbig$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$1$fpacc$m_bank$0 m_bank$0(
+        .d(m_bank$0$d),
+        .q(m_bank$0$q),
+        .clock(m_bank$0$clock)
     );
     sop_tile_hif8_bf16$rows$1$fpacc$a_bank a_bank(
         .d(a_bank$d),
@@ -5303,6 +5693,21 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     always @(*) begin
         acc_r$0$clock = clock;
         acc_r$0$reset = reset;
+        p_valid$0$clock = clock;
+        p_valid$0$reset = reset;
+        p_neg$0$clock = clock;
+        p_zero$0$clock = clock;
+        p_mv$0$clock = clock;
+        p_xv$0$clock = clock;
+        p_bank$0$clock = clock;
+        p_fresh$0$clock = clock;
+        m_valid$0$clock = clock;
+        m_valid$0$reset = reset;
+        m_skip$0$clock = clock;
+        m_mag$0$clock = clock;
+        m_neg$0$clock = clock;
+        m_xbig$0$clock = clock;
+        m_bank$0$clock = clock;
         a_bank$clock = clock;
         b_bank$clock = clock;
         c_bank$clock = clock;
@@ -5362,11 +5767,32 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
+        p_valid$0$d = add && ~clear && ~nan;
+        p_neg$0$d = v_neg;
+        p_zero$0$d = v_zero;
+        p_mv$0$d = mv;
+        p_xv$0$d = xv;
+        p_bank$0$d = bank;
+        p_fresh$0$d = fresh;
+        n_valid = p_valid$0$q;
+        n_neg = p_neg$0$q;
+        n_zero = p_zero$0$q;
+        n_mv = p_mv$0$q;
+        n_xv = p_xv$0$q;
+        n_bank = p_bank$0$q;
+        n_fresh = p_fresh$0$q;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -5385,13 +5811,13 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -5408,9 +5834,9 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -5418,7 +5844,10 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -5429,7 +5858,29 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        m_valid$0$d = a_valid$q;
+        m_skip$0$d = a_skip$q;
+        m_mag$0$d = mag;
+        m_neg$0$d = neg;
+        m_xbig$0$d = a_xbig$q;
+        m_bank$0$d = a_bank$q;
+        h_valid = m_valid$0$q;
+        h_skip = m_skip$0$q;
+        h_mag = m_mag$0$q;
+        h_neg = m_neg$0$q;
+        h_xbig = m_xbig$0$q;
+        h_bank = m_bank$0$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -5460,21 +5911,14 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -5520,6 +5964,8 @@ module sop_tile_hif8_bf16$rows$1$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         end
         acc_0 = acc_r$0$q;
         busy = a_valid$q || b_valid$q || c_valid$q;
+        busy = busy || p_valid$0$q;
+        busy = busy || m_valid$0$q;
     end
 
 endmodule // sop_tile_hif8_bf16$rows$1$fpacc
@@ -5843,6 +6289,179 @@ module sop_tile_hif8_bf16$rows$1$fpacc$c_zero(d,q,clock);
        q <= d;
     end
 endmodule // sop_tile_hif8_bf16$rows$1$fpacc$c_zero
+
+module sop_tile_hif8_bf16$rows$1$fpacc$m_bank$0(d,q,clock);
+
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$m_bank$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$m_mag$0(d,q,clock);
+
+    // Module arguments
+    input wire  [43:0] d;
+    output reg  [43:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$m_mag$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$m_neg$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$m_neg$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$m_skip$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$m_skip$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$m_valid$0(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$m_valid$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$m_xbig$0(d,q,clock);
+
+    // Module arguments
+    input wire  [11:0] d;
+    output reg  [11:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$m_xbig$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$p_bank$0(d,q,clock);
+
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$p_bank$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$p_fresh$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$p_fresh$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$p_mv$0(d,q,clock);
+
+    // Module arguments
+    input wire  [39:0] d;
+    output reg  [39:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$p_mv$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$p_neg$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$p_neg$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$p_valid$0(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$p_valid$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$p_xv$0(d,q,clock);
+
+    // Module arguments
+    input wire  [11:0] d;
+    output reg  [11:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$p_xv$0
+
+module sop_tile_hif8_bf16$rows$1$fpacc$p_zero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$1$fpacc$p_zero$0
 
 module sop_tile_hif8_bf16$rows$1$front(code,mode,scale,usig,uexp,uzero,code_m,sig,exp,neg,szero,dneg,dm,de,dzero,is_lut);
 
@@ -6208,65 +6827,20 @@ module sop_tile_hif8_bf16$rows$1$front$sde(code,sig,exp,neg,zero$0);
 
 endmodule // sop_tile_hif8_bf16$rows$1$front$sde
 
-module sop_tile_hif8_bf16$rows$1$l1(d,q,clock,reset);
+module sop_tile_hif8_bf16$rows$1$last_sr(d,q,clock,reset);
 
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
     input wire  clock;
     input wire  reset;
 
     // Update code (custom)
     always @(posedge clock) begin
-       if (reset) q <= 1'b0;
+       if (reset) q <= 8'h0;
        else q <= d;
     end
-endmodule // sop_tile_hif8_bf16$rows$1$l1
-
-module sop_tile_hif8_bf16$rows$1$l2(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$1$l2
-
-module sop_tile_hif8_bf16$rows$1$l3(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$1$l3
-
-module sop_tile_hif8_bf16$rows$1$l4(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$1$l4
+endmodule // sop_tile_hif8_bf16$rows$1$last_sr
 
 module sop_tile_hif8_bf16$rows$1$lut(clock,we,waddr,wdata,raddr,rdata);
 
@@ -6583,6 +7157,7 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
     localparam  zero8 = 8'h0;
     localparam  bank0 = 2'b0;
     localparam  zero_q = 36'h0;
+    localparam  zero_v = 40'h0;
     localparam  zero_s = 38'h0;
     localparam  koff = 12'he2;
     localparam  koff_neg = 1'b0;
@@ -6595,6 +7170,8 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
     localparam  b2 = 3'b10;
     localparam  b3 = 3'b11;
     localparam  s_top = 6'b100101;
+    localparam  landed = 3'b101;
+    localparam  one8 = 8'h1;
     localparam  k_c$0 = 8'h0;
     localparam  k_c$1 = 8'h1;
     localparam  k_c$2 = 8'h2;
@@ -6764,22 +7341,10 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
     reg  [9:0] e_exp$d;
     wire  [9:0] e_exp$q;
     reg  e_exp$clock;
-    reg  l1$d;
-    wire  l1$q;
-    reg  l1$clock;
-    reg  l1$reset;
-    reg  l2$d;
-    wire  l2$q;
-    reg  l2$clock;
-    reg  l2$reset;
-    reg  l3$d;
-    wire  l3$q;
-    reg  l3$clock;
-    reg  l3$reset;
-    reg  l4$d;
-    wire  l4$q;
-    reg  l4$clock;
-    reg  l4$reset;
+    reg  [7:0] last_sr$d;
+    wire  [7:0] last_sr$q;
+    reg  last_sr$clock;
+    reg  last_sr$reset;
     reg  fpacc$clock;
     reg  fpacc$reset;
     reg  fpacc$clear;
@@ -6794,6 +7359,7 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
     wire  fpacc$busy;
 
     // Local signals
+    reg  done;
     reg  [7:0] eff_scale;
     reg  eff_sel;
     reg  [6:0] raddr;
@@ -6810,6 +7376,8 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
     reg  [7:0] base;
     reg  [35:0] a;
     reg  [35:0] t;
+    reg  [35:0] t_lo;
+    reg  [35:0] t_hi;
     reg  [35:0] tq;
     reg  [37:0] q;
     reg  qneg;
@@ -6826,6 +7394,9 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
     reg  sneg_sum;
     reg  [39:0] mv;
     reg  [39:0] sf;
+    reg  [39:0] sf_a;
+    reg  [39:0] sf_b;
+    reg  [39:0] sf_c;
     reg  [11:0] xe;
 
     // Sub module instances
@@ -7070,29 +7641,11 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
         .q(e_exp$q),
         .clock(e_exp$clock)
     );
-    sop_tile_hif8_bf16$rows$2$l1 l1(
-        .d(l1$d),
-        .q(l1$q),
-        .clock(l1$clock),
-        .reset(l1$reset)
-    );
-    sop_tile_hif8_bf16$rows$2$l2 l2(
-        .d(l2$d),
-        .q(l2$q),
-        .clock(l2$clock),
-        .reset(l2$reset)
-    );
-    sop_tile_hif8_bf16$rows$2$l3 l3(
-        .d(l3$d),
-        .q(l3$q),
-        .clock(l3$clock),
-        .reset(l3$reset)
-    );
-    sop_tile_hif8_bf16$rows$2$l4 l4(
-        .d(l4$d),
-        .q(l4$q),
-        .clock(l4$clock),
-        .reset(l4$reset)
+    sop_tile_hif8_bf16$rows$2$last_sr last_sr(
+        .d(last_sr$d),
+        .q(last_sr$q),
+        .clock(last_sr$clock),
+        .reset(last_sr$reset)
     );
     sop_tile_hif8_bf16$rows$2$fpacc fpacc(
         .clock(fpacc$clock),
@@ -7153,10 +7706,7 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
         e_neg$clock = clock;
         e_mag$clock = clock;
         e_exp$clock = clock;
-        l1$clock = clock;
-        l2$clock = clock;
-        l3$clock = clock;
-        l4$clock = clock;
+        last_sr$clock = clock;
         fpacc$clock = clock;
         blk_scale$reset = reset;
         blk_sel$reset = reset;
@@ -7165,10 +7715,7 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
         e_add$reset = reset;
         e_nan$reset = reset;
         e_last$reset = reset;
-        l1$reset = reset;
-        l2$reset = reset;
-        l3$reset = reset;
-        l4$reset = reset;
+        last_sr$reset = reset;
         fpacc$reset = reset;
         eff_scale = blk_scale$q;
         eff_sel = blk_sel$q;
@@ -7251,16 +7798,18 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
             base = s1_bias$q ^ bias_flip;
         end
         a = ((a_mag) & 36'hfffffffff);
-        t = a << sh3;
+        t_lo = a << sh3;
         if (em[b0]) begin
-            t = t + a;
+            t_lo = (a << sh3) + a;
         end
+        t_hi = zero_q;
         if (em[b1]) begin
-            t = t + (a << sh1);
+            t_hi = a << sh1;
         end
         if (em[b2]) begin
-            t = t + (a << sh2);
+            t_hi = t_hi + (a << sh2);
         end
+        t = t_lo + t_hi;
         if (ez) begin
             tq = zero_q;
         end
@@ -7345,19 +7894,22 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
             mag = zero_s - d_sum$q;
         end
         mv = ((mag) & 40'hffffffffff);
-        sf = mv << sh4;
+        sf_a = mv << sh4;
         if (d_sig$q[b0]) begin
-            sf = sf + mv;
+            sf_a = (mv << sh4) + mv;
         end
+        sf_b = zero_v;
         if (d_sig$q[b1]) begin
-            sf = sf + (mv << sh1);
+            sf_b = mv << sh1;
         end
         if (d_sig$q[b2]) begin
-            sf = sf + (mv << sh2);
+            sf_b = sf_b + (mv << sh2);
         end
+        sf_c = zero_v;
         if (d_sig$q[b3]) begin
-            sf = sf + (mv << sh3);
+            sf_c = mv << sh3;
         end
+        sf = sf_a + sf_b + sf_c;
         xe = ((d_base$q) & 12'hfff) + ((d_emax$q) & 12'hfff) + ((d_exp$q) & 12'hfff);
         if (koff_neg) begin
             xe = xe - koff;
@@ -7378,12 +7930,13 @@ module sop_tile_hif8_bf16$rows$2(clock,reset,valid,block_start,last,scale,sel,co
         fpacc$v_exp = e_exp$q;
         fpacc$bank = bank0;
         fpacc$fresh = 1'b0;
-        l1$d = e_last$q;
-        l2$d = l1$q;
-        l3$d = l2$q;
-        l4$d = l3$q;
-        fpacc$clear = l4$q;
-        out_valid = l4$q && ~fpacc$busy;
+        last_sr$d = last_sr$q << one8;
+        if (e_last$q) begin
+            last_sr$d = (last_sr$q << one8) | one8;
+        end
+        done = last_sr$q[landed];
+        fpacc$clear = done;
+        out_valid = done && ~fpacc$busy;
         out_acc = fpacc$acc$0;
     end
 
@@ -7802,6 +8355,47 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     wire  [31:0] acc_r$0$q;
     reg  acc_r$0$clock;
     reg  acc_r$0$reset;
+    reg  p_valid$0$d;
+    wire  p_valid$0$q;
+    reg  p_valid$0$clock;
+    reg  p_valid$0$reset;
+    reg  p_neg$0$d;
+    wire  p_neg$0$q;
+    reg  p_neg$0$clock;
+    reg  p_zero$0$d;
+    wire  p_zero$0$q;
+    reg  p_zero$0$clock;
+    reg  [39:0] p_mv$0$d;
+    wire  [39:0] p_mv$0$q;
+    reg  p_mv$0$clock;
+    reg  [11:0] p_xv$0$d;
+    wire  [11:0] p_xv$0$q;
+    reg  p_xv$0$clock;
+    reg  [1:0] p_bank$0$d;
+    wire  [1:0] p_bank$0$q;
+    reg  p_bank$0$clock;
+    reg  p_fresh$0$d;
+    wire  p_fresh$0$q;
+    reg  p_fresh$0$clock;
+    reg  m_valid$0$d;
+    wire  m_valid$0$q;
+    reg  m_valid$0$clock;
+    reg  m_valid$0$reset;
+    reg  m_skip$0$d;
+    wire  m_skip$0$q;
+    reg  m_skip$0$clock;
+    reg  [43:0] m_mag$0$d;
+    wire  [43:0] m_mag$0$q;
+    reg  m_mag$0$clock;
+    reg  m_neg$0$d;
+    wire  m_neg$0$q;
+    reg  m_neg$0$clock;
+    reg  [11:0] m_xbig$0$d;
+    wire  [11:0] m_xbig$0$q;
+    reg  m_xbig$0$clock;
+    reg  [1:0] m_bank$0$d;
+    wire  [1:0] m_bank$0$q;
+    reg  m_bank$0$clock;
     reg  [1:0] a_bank$d;
     wire  [1:0] a_bank$q;
     reg  a_bank$clock;
@@ -7876,6 +8470,19 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -7912,6 +8519,9 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -7939,6 +8549,73 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         .q(acc_r$0$q),
         .clock(acc_r$0$clock),
         .reset(acc_r$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$p_valid$0 p_valid$0(
+        .d(p_valid$0$d),
+        .q(p_valid$0$q),
+        .clock(p_valid$0$clock),
+        .reset(p_valid$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$p_neg$0 p_neg$0(
+        .d(p_neg$0$d),
+        .q(p_neg$0$q),
+        .clock(p_neg$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$p_zero$0 p_zero$0(
+        .d(p_zero$0$d),
+        .q(p_zero$0$q),
+        .clock(p_zero$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$p_mv$0 p_mv$0(
+        .d(p_mv$0$d),
+        .q(p_mv$0$q),
+        .clock(p_mv$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$p_xv$0 p_xv$0(
+        .d(p_xv$0$d),
+        .q(p_xv$0$q),
+        .clock(p_xv$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$p_bank$0 p_bank$0(
+        .d(p_bank$0$d),
+        .q(p_bank$0$q),
+        .clock(p_bank$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$p_fresh$0 p_fresh$0(
+        .d(p_fresh$0$d),
+        .q(p_fresh$0$q),
+        .clock(p_fresh$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$m_valid$0 m_valid$0(
+        .d(m_valid$0$d),
+        .q(m_valid$0$q),
+        .clock(m_valid$0$clock),
+        .reset(m_valid$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$m_skip$0 m_skip$0(
+        .d(m_skip$0$d),
+        .q(m_skip$0$q),
+        .clock(m_skip$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$m_mag$0 m_mag$0(
+        .d(m_mag$0$d),
+        .q(m_mag$0$q),
+        .clock(m_mag$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$m_neg$0 m_neg$0(
+        .d(m_neg$0$d),
+        .q(m_neg$0$q),
+        .clock(m_neg$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$m_xbig$0 m_xbig$0(
+        .d(m_xbig$0$d),
+        .q(m_xbig$0$q),
+        .clock(m_xbig$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$2$fpacc$m_bank$0 m_bank$0(
+        .d(m_bank$0$d),
+        .q(m_bank$0$q),
+        .clock(m_bank$0$clock)
     );
     sop_tile_hif8_bf16$rows$2$fpacc$a_bank a_bank(
         .d(a_bank$d),
@@ -8063,6 +8740,21 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     always @(*) begin
         acc_r$0$clock = clock;
         acc_r$0$reset = reset;
+        p_valid$0$clock = clock;
+        p_valid$0$reset = reset;
+        p_neg$0$clock = clock;
+        p_zero$0$clock = clock;
+        p_mv$0$clock = clock;
+        p_xv$0$clock = clock;
+        p_bank$0$clock = clock;
+        p_fresh$0$clock = clock;
+        m_valid$0$clock = clock;
+        m_valid$0$reset = reset;
+        m_skip$0$clock = clock;
+        m_mag$0$clock = clock;
+        m_neg$0$clock = clock;
+        m_xbig$0$clock = clock;
+        m_bank$0$clock = clock;
         a_bank$clock = clock;
         b_bank$clock = clock;
         c_bank$clock = clock;
@@ -8122,11 +8814,32 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
+        p_valid$0$d = add && ~clear && ~nan;
+        p_neg$0$d = v_neg;
+        p_zero$0$d = v_zero;
+        p_mv$0$d = mv;
+        p_xv$0$d = xv;
+        p_bank$0$d = bank;
+        p_fresh$0$d = fresh;
+        n_valid = p_valid$0$q;
+        n_neg = p_neg$0$q;
+        n_zero = p_zero$0$q;
+        n_mv = p_mv$0$q;
+        n_xv = p_xv$0$q;
+        n_bank = p_bank$0$q;
+        n_fresh = p_fresh$0$q;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -8145,13 +8858,13 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -8168,9 +8881,9 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -8178,7 +8891,10 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -8189,7 +8905,29 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        m_valid$0$d = a_valid$q;
+        m_skip$0$d = a_skip$q;
+        m_mag$0$d = mag;
+        m_neg$0$d = neg;
+        m_xbig$0$d = a_xbig$q;
+        m_bank$0$d = a_bank$q;
+        h_valid = m_valid$0$q;
+        h_skip = m_skip$0$q;
+        h_mag = m_mag$0$q;
+        h_neg = m_neg$0$q;
+        h_xbig = m_xbig$0$q;
+        h_bank = m_bank$0$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -8220,21 +8958,14 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -8280,6 +9011,8 @@ module sop_tile_hif8_bf16$rows$2$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         end
         acc_0 = acc_r$0$q;
         busy = a_valid$q || b_valid$q || c_valid$q;
+        busy = busy || p_valid$0$q;
+        busy = busy || m_valid$0$q;
     end
 
 endmodule // sop_tile_hif8_bf16$rows$2$fpacc
@@ -8603,6 +9336,179 @@ module sop_tile_hif8_bf16$rows$2$fpacc$c_zero(d,q,clock);
        q <= d;
     end
 endmodule // sop_tile_hif8_bf16$rows$2$fpacc$c_zero
+
+module sop_tile_hif8_bf16$rows$2$fpacc$m_bank$0(d,q,clock);
+
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$m_bank$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$m_mag$0(d,q,clock);
+
+    // Module arguments
+    input wire  [43:0] d;
+    output reg  [43:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$m_mag$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$m_neg$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$m_neg$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$m_skip$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$m_skip$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$m_valid$0(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$m_valid$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$m_xbig$0(d,q,clock);
+
+    // Module arguments
+    input wire  [11:0] d;
+    output reg  [11:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$m_xbig$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$p_bank$0(d,q,clock);
+
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$p_bank$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$p_fresh$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$p_fresh$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$p_mv$0(d,q,clock);
+
+    // Module arguments
+    input wire  [39:0] d;
+    output reg  [39:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$p_mv$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$p_neg$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$p_neg$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$p_valid$0(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$p_valid$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$p_xv$0(d,q,clock);
+
+    // Module arguments
+    input wire  [11:0] d;
+    output reg  [11:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$p_xv$0
+
+module sop_tile_hif8_bf16$rows$2$fpacc$p_zero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$2$fpacc$p_zero$0
 
 module sop_tile_hif8_bf16$rows$2$front(code,mode,scale,usig,uexp,uzero,code_m,sig,exp,neg,szero,dneg,dm,de,dzero,is_lut);
 
@@ -8968,65 +9874,20 @@ module sop_tile_hif8_bf16$rows$2$front$sde(code,sig,exp,neg,zero$0);
 
 endmodule // sop_tile_hif8_bf16$rows$2$front$sde
 
-module sop_tile_hif8_bf16$rows$2$l1(d,q,clock,reset);
+module sop_tile_hif8_bf16$rows$2$last_sr(d,q,clock,reset);
 
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
     input wire  clock;
     input wire  reset;
 
     // Update code (custom)
     always @(posedge clock) begin
-       if (reset) q <= 1'b0;
+       if (reset) q <= 8'h0;
        else q <= d;
     end
-endmodule // sop_tile_hif8_bf16$rows$2$l1
-
-module sop_tile_hif8_bf16$rows$2$l2(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$2$l2
-
-module sop_tile_hif8_bf16$rows$2$l3(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$2$l3
-
-module sop_tile_hif8_bf16$rows$2$l4(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$2$l4
+endmodule // sop_tile_hif8_bf16$rows$2$last_sr
 
 module sop_tile_hif8_bf16$rows$2$lut(clock,we,waddr,wdata,raddr,rdata);
 
@@ -9343,6 +10204,7 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
     localparam  zero8 = 8'h0;
     localparam  bank0 = 2'b0;
     localparam  zero_q = 36'h0;
+    localparam  zero_v = 40'h0;
     localparam  zero_s = 38'h0;
     localparam  koff = 12'he2;
     localparam  koff_neg = 1'b0;
@@ -9355,6 +10217,8 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
     localparam  b2 = 3'b10;
     localparam  b3 = 3'b11;
     localparam  s_top = 6'b100101;
+    localparam  landed = 3'b101;
+    localparam  one8 = 8'h1;
     localparam  k_c$0 = 8'h0;
     localparam  k_c$1 = 8'h1;
     localparam  k_c$2 = 8'h2;
@@ -9524,22 +10388,10 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
     reg  [9:0] e_exp$d;
     wire  [9:0] e_exp$q;
     reg  e_exp$clock;
-    reg  l1$d;
-    wire  l1$q;
-    reg  l1$clock;
-    reg  l1$reset;
-    reg  l2$d;
-    wire  l2$q;
-    reg  l2$clock;
-    reg  l2$reset;
-    reg  l3$d;
-    wire  l3$q;
-    reg  l3$clock;
-    reg  l3$reset;
-    reg  l4$d;
-    wire  l4$q;
-    reg  l4$clock;
-    reg  l4$reset;
+    reg  [7:0] last_sr$d;
+    wire  [7:0] last_sr$q;
+    reg  last_sr$clock;
+    reg  last_sr$reset;
     reg  fpacc$clock;
     reg  fpacc$reset;
     reg  fpacc$clear;
@@ -9554,6 +10406,7 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
     wire  fpacc$busy;
 
     // Local signals
+    reg  done;
     reg  [7:0] eff_scale;
     reg  eff_sel;
     reg  [6:0] raddr;
@@ -9570,6 +10423,8 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
     reg  [7:0] base;
     reg  [35:0] a;
     reg  [35:0] t;
+    reg  [35:0] t_lo;
+    reg  [35:0] t_hi;
     reg  [35:0] tq;
     reg  [37:0] q;
     reg  qneg;
@@ -9586,6 +10441,9 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
     reg  sneg_sum;
     reg  [39:0] mv;
     reg  [39:0] sf;
+    reg  [39:0] sf_a;
+    reg  [39:0] sf_b;
+    reg  [39:0] sf_c;
     reg  [11:0] xe;
 
     // Sub module instances
@@ -9830,29 +10688,11 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
         .q(e_exp$q),
         .clock(e_exp$clock)
     );
-    sop_tile_hif8_bf16$rows$3$l1 l1(
-        .d(l1$d),
-        .q(l1$q),
-        .clock(l1$clock),
-        .reset(l1$reset)
-    );
-    sop_tile_hif8_bf16$rows$3$l2 l2(
-        .d(l2$d),
-        .q(l2$q),
-        .clock(l2$clock),
-        .reset(l2$reset)
-    );
-    sop_tile_hif8_bf16$rows$3$l3 l3(
-        .d(l3$d),
-        .q(l3$q),
-        .clock(l3$clock),
-        .reset(l3$reset)
-    );
-    sop_tile_hif8_bf16$rows$3$l4 l4(
-        .d(l4$d),
-        .q(l4$q),
-        .clock(l4$clock),
-        .reset(l4$reset)
+    sop_tile_hif8_bf16$rows$3$last_sr last_sr(
+        .d(last_sr$d),
+        .q(last_sr$q),
+        .clock(last_sr$clock),
+        .reset(last_sr$reset)
     );
     sop_tile_hif8_bf16$rows$3$fpacc fpacc(
         .clock(fpacc$clock),
@@ -9913,10 +10753,7 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
         e_neg$clock = clock;
         e_mag$clock = clock;
         e_exp$clock = clock;
-        l1$clock = clock;
-        l2$clock = clock;
-        l3$clock = clock;
-        l4$clock = clock;
+        last_sr$clock = clock;
         fpacc$clock = clock;
         blk_scale$reset = reset;
         blk_sel$reset = reset;
@@ -9925,10 +10762,7 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
         e_add$reset = reset;
         e_nan$reset = reset;
         e_last$reset = reset;
-        l1$reset = reset;
-        l2$reset = reset;
-        l3$reset = reset;
-        l4$reset = reset;
+        last_sr$reset = reset;
         fpacc$reset = reset;
         eff_scale = blk_scale$q;
         eff_sel = blk_sel$q;
@@ -10011,16 +10845,18 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
             base = s1_bias$q ^ bias_flip;
         end
         a = ((a_mag) & 36'hfffffffff);
-        t = a << sh3;
+        t_lo = a << sh3;
         if (em[b0]) begin
-            t = t + a;
+            t_lo = (a << sh3) + a;
         end
+        t_hi = zero_q;
         if (em[b1]) begin
-            t = t + (a << sh1);
+            t_hi = a << sh1;
         end
         if (em[b2]) begin
-            t = t + (a << sh2);
+            t_hi = t_hi + (a << sh2);
         end
+        t = t_lo + t_hi;
         if (ez) begin
             tq = zero_q;
         end
@@ -10105,19 +10941,22 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
             mag = zero_s - d_sum$q;
         end
         mv = ((mag) & 40'hffffffffff);
-        sf = mv << sh4;
+        sf_a = mv << sh4;
         if (d_sig$q[b0]) begin
-            sf = sf + mv;
+            sf_a = (mv << sh4) + mv;
         end
+        sf_b = zero_v;
         if (d_sig$q[b1]) begin
-            sf = sf + (mv << sh1);
+            sf_b = mv << sh1;
         end
         if (d_sig$q[b2]) begin
-            sf = sf + (mv << sh2);
+            sf_b = sf_b + (mv << sh2);
         end
+        sf_c = zero_v;
         if (d_sig$q[b3]) begin
-            sf = sf + (mv << sh3);
+            sf_c = mv << sh3;
         end
+        sf = sf_a + sf_b + sf_c;
         xe = ((d_base$q) & 12'hfff) + ((d_emax$q) & 12'hfff) + ((d_exp$q) & 12'hfff);
         if (koff_neg) begin
             xe = xe - koff;
@@ -10138,12 +10977,13 @@ module sop_tile_hif8_bf16$rows$3(clock,reset,valid,block_start,last,scale,sel,co
         fpacc$v_exp = e_exp$q;
         fpacc$bank = bank0;
         fpacc$fresh = 1'b0;
-        l1$d = e_last$q;
-        l2$d = l1$q;
-        l3$d = l2$q;
-        l4$d = l3$q;
-        fpacc$clear = l4$q;
-        out_valid = l4$q && ~fpacc$busy;
+        last_sr$d = last_sr$q << one8;
+        if (e_last$q) begin
+            last_sr$d = (last_sr$q << one8) | one8;
+        end
+        done = last_sr$q[landed];
+        fpacc$clear = done;
+        out_valid = done && ~fpacc$busy;
         out_acc = fpacc$acc$0;
     end
 
@@ -10562,6 +11402,47 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     wire  [31:0] acc_r$0$q;
     reg  acc_r$0$clock;
     reg  acc_r$0$reset;
+    reg  p_valid$0$d;
+    wire  p_valid$0$q;
+    reg  p_valid$0$clock;
+    reg  p_valid$0$reset;
+    reg  p_neg$0$d;
+    wire  p_neg$0$q;
+    reg  p_neg$0$clock;
+    reg  p_zero$0$d;
+    wire  p_zero$0$q;
+    reg  p_zero$0$clock;
+    reg  [39:0] p_mv$0$d;
+    wire  [39:0] p_mv$0$q;
+    reg  p_mv$0$clock;
+    reg  [11:0] p_xv$0$d;
+    wire  [11:0] p_xv$0$q;
+    reg  p_xv$0$clock;
+    reg  [1:0] p_bank$0$d;
+    wire  [1:0] p_bank$0$q;
+    reg  p_bank$0$clock;
+    reg  p_fresh$0$d;
+    wire  p_fresh$0$q;
+    reg  p_fresh$0$clock;
+    reg  m_valid$0$d;
+    wire  m_valid$0$q;
+    reg  m_valid$0$clock;
+    reg  m_valid$0$reset;
+    reg  m_skip$0$d;
+    wire  m_skip$0$q;
+    reg  m_skip$0$clock;
+    reg  [43:0] m_mag$0$d;
+    wire  [43:0] m_mag$0$q;
+    reg  m_mag$0$clock;
+    reg  m_neg$0$d;
+    wire  m_neg$0$q;
+    reg  m_neg$0$clock;
+    reg  [11:0] m_xbig$0$d;
+    wire  [11:0] m_xbig$0$q;
+    reg  m_xbig$0$clock;
+    reg  [1:0] m_bank$0$d;
+    wire  [1:0] m_bank$0$q;
+    reg  m_bank$0$clock;
     reg  [1:0] a_bank$d;
     wire  [1:0] a_bank$q;
     reg  a_bank$clock;
@@ -10636,6 +11517,19 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     reg  c_neg$clock;
 
     // Local signals
+    reg  n_valid;
+    reg  n_neg;
+    reg  n_zero;
+    reg  [39:0] n_mv;
+    reg  [11:0] n_xv;
+    reg  [1:0] n_bank;
+    reg  n_fresh;
+    reg  h_valid;
+    reg  h_skip;
+    reg  [43:0] h_mag;
+    reg  h_neg;
+    reg  [11:0] h_xbig;
+    reg  [1:0] h_bank;
     reg  [31:0] acc_in;
     reg  [63:0] vx;
     reg  [31:0] v32;
@@ -10672,6 +11566,9 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     reg  [43:0] d_sb;
     reg  eff_sub;
     reg  dneg;
+    reg  gt_hi;
+    reg  eq_hi;
+    reg  gt_lo;
     reg  [43:0] mag;
     reg  [63:0] mx;
     reg  [31:0] m32;
@@ -10699,6 +11596,73 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         .q(acc_r$0$q),
         .clock(acc_r$0$clock),
         .reset(acc_r$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$p_valid$0 p_valid$0(
+        .d(p_valid$0$d),
+        .q(p_valid$0$q),
+        .clock(p_valid$0$clock),
+        .reset(p_valid$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$p_neg$0 p_neg$0(
+        .d(p_neg$0$d),
+        .q(p_neg$0$q),
+        .clock(p_neg$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$p_zero$0 p_zero$0(
+        .d(p_zero$0$d),
+        .q(p_zero$0$q),
+        .clock(p_zero$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$p_mv$0 p_mv$0(
+        .d(p_mv$0$d),
+        .q(p_mv$0$q),
+        .clock(p_mv$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$p_xv$0 p_xv$0(
+        .d(p_xv$0$d),
+        .q(p_xv$0$q),
+        .clock(p_xv$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$p_bank$0 p_bank$0(
+        .d(p_bank$0$d),
+        .q(p_bank$0$q),
+        .clock(p_bank$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$p_fresh$0 p_fresh$0(
+        .d(p_fresh$0$d),
+        .q(p_fresh$0$q),
+        .clock(p_fresh$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$m_valid$0 m_valid$0(
+        .d(m_valid$0$d),
+        .q(m_valid$0$q),
+        .clock(m_valid$0$clock),
+        .reset(m_valid$0$reset)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$m_skip$0 m_skip$0(
+        .d(m_skip$0$d),
+        .q(m_skip$0$q),
+        .clock(m_skip$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$m_mag$0 m_mag$0(
+        .d(m_mag$0$d),
+        .q(m_mag$0$q),
+        .clock(m_mag$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$m_neg$0 m_neg$0(
+        .d(m_neg$0$d),
+        .q(m_neg$0$q),
+        .clock(m_neg$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$m_xbig$0 m_xbig$0(
+        .d(m_xbig$0$d),
+        .q(m_xbig$0$q),
+        .clock(m_xbig$0$clock)
+    );
+    sop_tile_hif8_bf16$rows$3$fpacc$m_bank$0 m_bank$0(
+        .d(m_bank$0$d),
+        .q(m_bank$0$q),
+        .clock(m_bank$0$clock)
     );
     sop_tile_hif8_bf16$rows$3$fpacc$a_bank a_bank(
         .d(a_bank$d),
@@ -10823,6 +11787,21 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
     always @(*) begin
         acc_r$0$clock = clock;
         acc_r$0$reset = reset;
+        p_valid$0$clock = clock;
+        p_valid$0$reset = reset;
+        p_neg$0$clock = clock;
+        p_zero$0$clock = clock;
+        p_mv$0$clock = clock;
+        p_xv$0$clock = clock;
+        p_bank$0$clock = clock;
+        p_fresh$0$clock = clock;
+        m_valid$0$clock = clock;
+        m_valid$0$reset = reset;
+        m_skip$0$clock = clock;
+        m_mag$0$clock = clock;
+        m_neg$0$clock = clock;
+        m_xbig$0$clock = clock;
+        m_bank$0$clock = clock;
         a_bank$clock = clock;
         b_bank$clock = clock;
         c_bank$clock = clock;
@@ -10882,11 +11861,32 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         v_zero = v2 == zero2;
         mv = v_mag << (top_v - lzv);
         xv = ((v_exp) & 12'hfff) + ((lzv) & 12'hfff) + c_xv;
+        n_valid = add;
+        n_neg = v_neg;
+        n_zero = v_zero;
+        n_mv = mv;
+        n_xv = xv;
+        n_bank = bank;
+        n_fresh = fresh;
+        p_valid$0$d = add && ~clear && ~nan;
+        p_neg$0$d = v_neg;
+        p_zero$0$d = v_zero;
+        p_mv$0$d = mv;
+        p_xv$0$d = xv;
+        p_bank$0$d = bank;
+        p_fresh$0$d = fresh;
+        n_valid = p_valid$0$q;
+        n_neg = p_neg$0$q;
+        n_zero = p_zero$0$q;
+        n_mv = p_mv$0$q;
+        n_xv = p_xv$0$q;
+        n_bank = p_bank$0$q;
+        n_fresh = p_fresh$0$q;
         acc_in = acc_r$0$q;
-        if (bank == k_b$0) begin
+        if (n_bank == k_b$0) begin
             acc_in = acc_r$0$q;
         end
-        if (fresh) begin
+        if (n_fresh) begin
             acc_in = zero32;
         end
         ea = acc_in[(32'h17)+:(8)];
@@ -10905,13 +11905,13 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         bg = sig_a << sh16;
         xbig = xa;
         big_neg = a_neg;
-        sml = mv;
-        xsmall = xv;
-        small_neg = v_neg;
-        if (xv > xa) begin
-            bg = mv;
-            xbig = xv;
-            big_neg = v_neg;
+        sml = n_mv;
+        xsmall = n_xv;
+        small_neg = n_neg;
+        if (n_xv > xa) begin
+            bg = n_mv;
+            xbig = n_xv;
+            big_neg = n_neg;
             sml = sig_a << sh16;
             xsmall = xa;
             small_neg = a_neg;
@@ -10928,9 +11928,9 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         if (back != sm_g) begin
             a_small$d = sm_sh | one_a;
         end
-        a_valid$d = add && ~clear && ~nan;
-        a_skip$d = (v_zero && ~fresh) || a_spec;
-        a_bank$d = bank;
+        a_valid$d = n_valid && ~clear && ~nan;
+        a_skip$d = (n_zero && ~n_fresh) || a_spec;
+        a_bank$d = n_bank;
         a_big$d = ((bg) & 43'h7ffffffffff) << g_a;
         a_xbig$d = xbig;
         a_big_neg$d = big_neg;
@@ -10938,7 +11938,10 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         big_w = ((a_big$q) & 44'hfffffffffff);
         small_w = ((a_small$q) & 44'hfffffffffff);
         eff_sub = a_big_neg$q != a_small_neg$q;
-        dneg = small_w > big_w;
+        gt_hi = small_w[(32'h16)+:(22)] > big_w[(32'h16)+:(22)];
+        eq_hi = small_w[(32'h16)+:(22)] == big_w[(32'h16)+:(22)];
+        gt_lo = small_w[(32'h0)+:(22)] > big_w[(32'h0)+:(22)];
+        dneg = gt_hi || (eq_hi && gt_lo);
         sum_w = big_w + small_w;
         d_bs = big_w - small_w;
         d_sb = small_w - big_w;
@@ -10949,7 +11952,29 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
                 mag = d_sb;
             end
         end
-        mx = ((mag) & 64'hffffffffffffffff);
+        neg = a_big_neg$q;
+        if (dneg) begin
+            neg = a_small_neg$q;
+        end
+        h_valid = a_valid$q;
+        h_skip = a_skip$q;
+        h_mag = mag;
+        h_neg = neg;
+        h_xbig = a_xbig$q;
+        h_bank = a_bank$q;
+        m_valid$0$d = a_valid$q;
+        m_skip$0$d = a_skip$q;
+        m_mag$0$d = mag;
+        m_neg$0$d = neg;
+        m_xbig$0$d = a_xbig$q;
+        m_bank$0$d = a_bank$q;
+        h_valid = m_valid$0$q;
+        h_skip = m_skip$0$q;
+        h_mag = m_mag$0$q;
+        h_neg = m_neg$0$q;
+        h_xbig = m_xbig$0$q;
+        h_bank = m_bank$0$q;
+        mx = ((h_mag) & 64'hffffffffffffffff);
         lz = zero_l;
         m32 = mx[(32'h0)+:(32)];
         if (mx[(32'h20)+:(32)] != zero32) begin
@@ -10980,21 +12005,14 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
             lz = lz | k1;
         end
         zero = m2 == zero2;
-        neg = a_big_neg$q;
-        if (dneg) begin
-            neg = a_small_neg$q;
-        end
-        if (zero) begin
-            neg = 1'b0;
-        end
-        b_valid$d = a_valid$q;
-        b_skip$d = a_skip$q;
-        b_mag$d = mag;
+        b_valid$d = h_valid;
+        b_skip$d = h_skip;
+        b_mag$d = h_mag;
         b_lz$d = lz;
         b_zero$d = zero;
-        b_neg$d = neg;
-        b_xbig$d = a_xbig$q;
-        b_bank$d = a_bank$q;
+        b_neg$d = h_neg && ~zero;
+        b_xbig$d = h_xbig;
+        b_bank$d = h_bank;
         t = b_xbig$q + ((b_lz$q) & 12'hfff);
         normal = t >= c_norm;
         ls = top_m - b_lz$q;
@@ -11040,6 +12058,8 @@ module sop_tile_hif8_bf16$rows$3$fpacc(clock,reset,clear,nan,add,v_neg,v_mag,v_e
         end
         acc_0 = acc_r$0$q;
         busy = a_valid$q || b_valid$q || c_valid$q;
+        busy = busy || p_valid$0$q;
+        busy = busy || m_valid$0$q;
     end
 
 endmodule // sop_tile_hif8_bf16$rows$3$fpacc
@@ -11363,6 +12383,179 @@ module sop_tile_hif8_bf16$rows$3$fpacc$c_zero(d,q,clock);
        q <= d;
     end
 endmodule // sop_tile_hif8_bf16$rows$3$fpacc$c_zero
+
+module sop_tile_hif8_bf16$rows$3$fpacc$m_bank$0(d,q,clock);
+
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$m_bank$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$m_mag$0(d,q,clock);
+
+    // Module arguments
+    input wire  [43:0] d;
+    output reg  [43:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$m_mag$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$m_neg$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$m_neg$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$m_skip$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$m_skip$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$m_valid$0(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$m_valid$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$m_xbig$0(d,q,clock);
+
+    // Module arguments
+    input wire  [11:0] d;
+    output reg  [11:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$m_xbig$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$p_bank$0(d,q,clock);
+
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$p_bank$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$p_fresh$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$p_fresh$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$p_mv$0(d,q,clock);
+
+    // Module arguments
+    input wire  [39:0] d;
+    output reg  [39:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$p_mv$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$p_neg$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$p_neg$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$p_valid$0(d,q,clock,reset);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    input wire  reset;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       if (reset) q <= 1'b0;
+       else q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$p_valid$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$p_xv$0(d,q,clock);
+
+    // Module arguments
+    input wire  [11:0] d;
+    output reg  [11:0] q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$p_xv$0
+
+module sop_tile_hif8_bf16$rows$3$fpacc$p_zero$0(d,q,clock);
+
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+
+    // Update code (custom)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // sop_tile_hif8_bf16$rows$3$fpacc$p_zero$0
 
 module sop_tile_hif8_bf16$rows$3$front(code,mode,scale,usig,uexp,uzero,code_m,sig,exp,neg,szero,dneg,dm,de,dzero,is_lut);
 
@@ -11728,65 +12921,20 @@ module sop_tile_hif8_bf16$rows$3$front$sde(code,sig,exp,neg,zero$0);
 
 endmodule // sop_tile_hif8_bf16$rows$3$front$sde
 
-module sop_tile_hif8_bf16$rows$3$l1(d,q,clock,reset);
+module sop_tile_hif8_bf16$rows$3$last_sr(d,q,clock,reset);
 
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
     input wire  clock;
     input wire  reset;
 
     // Update code (custom)
     always @(posedge clock) begin
-       if (reset) q <= 1'b0;
+       if (reset) q <= 8'h0;
        else q <= d;
     end
-endmodule // sop_tile_hif8_bf16$rows$3$l1
-
-module sop_tile_hif8_bf16$rows$3$l2(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$3$l2
-
-module sop_tile_hif8_bf16$rows$3$l3(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$3$l3
-
-module sop_tile_hif8_bf16$rows$3$l4(d,q,clock,reset);
-
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    input wire  reset;
-
-    // Update code (custom)
-    always @(posedge clock) begin
-       if (reset) q <= 1'b0;
-       else q <= d;
-    end
-endmodule // sop_tile_hif8_bf16$rows$3$l4
+endmodule // sop_tile_hif8_bf16$rows$3$last_sr
 
 module sop_tile_hif8_bf16$rows$3$lut(clock,we,waddr,wdata,raddr,rdata);
 

@@ -45,9 +45,9 @@ const MODE_TO: &str = "exp = sde$exp;";
 
 /// The HIF dot-product tile, mutated (`Mutant` variant): bit 3 of the block scale's
 /// significand is ignored in the block-scale multiply of every row ...
-const TILE_FROM: &str = "sf = sf + (mv << sh3);";
+const TILE_FROM: &str = "sf_c = mv << sh3;";
 /// ... (its shifted term dropped).
-const TILE_TO: &str = "sf = sf;";
+const TILE_TO: &str = "sf_c = zero_v;";
 /// The conventional tile, mutated: the drain shifts bank 2 into its own place instead of
 /// taking bank 3's, so bank 3's partial sum is lost (and bank 2 counted twice) ...
 const CONV_TILE_FROM: &str = "q$2$d = q$3$q;";

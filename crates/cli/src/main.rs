@@ -70,7 +70,20 @@ enum Command {
     Fidelity(fidelity_cmd::FidelityArgs),
 }
 
+/// Writing into a closed pipe (`sop layers | head`) ends the process quietly, as it does for
+/// other Unix tools, instead of a panic in `println!`. Sound here because sop writes no
+/// pipe but its own stdout and stderr: child processes get a null stdin.
+#[cfg(unix)]
+fn default_sigpipe() {
+    // SAFETY: restores the default disposition of one signal before any other thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    default_sigpipe();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // The only pool: every parallel loop (quantizer, metrics, calibration) runs on it.

@@ -127,3 +127,28 @@ fn list_names_every_format() {
     }
     assert!(out.contains("496.0") && out.contains("80 non-zero") && out.contains("96 non-zero"));
 }
+
+/// `sop formats table BF16 | head -1`: the reader goes away, sop ends quietly (SIGPIPE, as
+/// Unix tools do), not with a panic about a broken pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sop"))
+        .args(["formats", "table", "BF16"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("0\t"), "{first}");
+    // The reader is dropped here; the 65,536-line table cannot fit the pipe's buffer.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {err}", out.status);
+}

@@ -4,17 +4,23 @@
 //! (nearest, ties to even; gradual underflow; overflow to Inf), an exact zero sum `+0`, a
 //! zero `V` or a non-finite `acc` leaving `acc` unchanged.
 //!
-//! Pipeline (an add presented in cycle `n` lands in `acc` at the end of cycle `n + 3`, so
-//! adds are at least [`crate::params::FPACC_SPACING`] cycles apart; a tile block of 8 or more weights
-//! gives one add per block):
+//! Pipeline ([`FpAccDepth`]; the shallow one: an add presented in cycle `n` lands in `acc`
+//! at the end of cycle `n + 3`, so adds are at least [`crate::params::FPACC_SPACING`] cycles
+//! apart):
 //!
-//! - Stage A: leading one of `v_mag` (successive halving) and normalization to 40 bits;
+//! - Stage P (deep pipelines only, [`FpAccDepth::pre_norm`]): leading one of `v_mag` and its
+//!   normalization, registered before the accumulator is read, so it costs latency but no
+//!   add spacing.
+//! - Stage A: leading one of `v_mag` (successive halving) and normalization to 40 bits (unless
+//!   stage P did it);
 //!   `acc` unpacked into a 40-bit significand (`sig << 16`); both exponents as `X`, the
 //!   exponent of the significand's last bit plus [`XOFF`]; the operand with the larger `X`
 //!   is "big", the other one is shifted right by the difference with [`G`] guard bits and
 //!   the lost bits jammed into bit 0 (sticky).
 //! - Stage B: sum and both differences side by side (the comparison only selects), leading
-//!   one of the result, sign.
+//!   one of the result, sign. A deep pipeline ([`FpAccDepth::split_add`]) registers the
+//!   selected magnitude between the add and the leading-one search: one more cycle between
+//!   reading and writing `acc`, so adds are one cycle further apart.
 //! - Stage C: one left shift that normalizes a normal result (leading one to bit 43) or
 //!   places a subnormal one (its `2^-149` bit to bit 20); the exponent field minus one.
 //! - Stage D: round to nearest even at bit 20, exponent assembly by addition (a carry out of
@@ -52,8 +58,44 @@ const LW: usize = 6;
 /// Width of the assembled word before the overflow test.
 const WW: usize = 40;
 
+/// The pipeline depth of an [`FpAcc`]: which optional stages it has (module doc). Fewer
+/// stages mean fewer cycles between adds; more stages a shorter clock period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FpAccDepth {
+    /// Stage P: the block value normalized in a cycle of its own before `acc` is read.
+    pub pre_norm: bool,
+    /// Stage B split into the add and the leading-one search.
+    pub split_add: bool,
+}
+
+impl FpAccDepth {
+    /// Four stages, one add per [`crate::params::FPACC_SPACING`] cycles: what an
+    /// accumulator fed once per cycle through banks wants (each stage costs a bank).
+    pub const SHALLOW: FpAccDepth = FpAccDepth {
+        pre_norm: false,
+        split_add: false,
+    };
+    /// Six stages: for an accumulator fed once per block (the HIF tile), where the spacing
+    /// is free up to the block length.
+    pub const DEEP: FpAccDepth = FpAccDepth {
+        pre_norm: true,
+        split_add: true,
+    };
+
+    /// Fewest cycles between two adds (into one bank): from the cycle an add reads `acc`
+    /// to the one after it writes it.
+    pub const fn spacing(self) -> u32 {
+        crate::params::FPACC_SPACING + self.split_add as u32
+    }
+
+    /// Cycles from an add's presentation to the first cycle its result is on `acc`.
+    pub const fn latency(self) -> u32 {
+        self.spacing() + self.pre_norm as u32
+    }
+}
+
 /// The FP32 block accumulator (see the module doc). Invariants: adds are at least
-/// [`crate::params::FPACC_SPACING`] cycles apart, and no `clear` or `nan` while an add is in flight.
+/// [`FpAccDepth::spacing`] cycles apart, and no `clear` or `nan` while an add is in flight.
 #[derive(LogicBlock)]
 pub struct FpAcc {
     /// Clock, rising edge.
@@ -80,9 +122,39 @@ pub struct FpAcc {
     pub fresh: Signal<In, bool>,
     /// The accumulator banks, binary32 bit patterns (one per bank).
     pub acc: Vec<Signal<Out, Bits<32>>>,
-    /// An add is in flight (stages A to C hold one).
+    /// An add is in flight (a stage before the last holds one).
     pub busy: Signal<Out, bool>,
     acc_r: Vec<RegR<Bits<32>>>,
+    // Stage P registers (none, or one of each with FpAccDepth::pre_norm).
+    p_valid: Vec<RegR<bool>>,
+    p_neg: Vec<Reg<bool>>,
+    p_zero: Vec<Reg<bool>>,
+    p_mv: Vec<Reg<Bits<VW>>>,
+    p_xv: Vec<Reg<Bits<XW>>>,
+    p_bank: Vec<Reg<Bits<2>>>,
+    p_fresh: Vec<Reg<bool>>,
+    // What stage A sees of the add: the inputs, or stage P's registers.
+    n_valid: Signal<Local, bool>,
+    n_neg: Signal<Local, bool>,
+    n_zero: Signal<Local, bool>,
+    n_mv: Signal<Local, Bits<VW>>,
+    n_xv: Signal<Local, Bits<XW>>,
+    n_bank: Signal<Local, Bits<2>>,
+    n_fresh: Signal<Local, bool>,
+    // Registers between the halves of stage B (with FpAccDepth::split_add).
+    m_valid: Vec<RegR<bool>>,
+    m_skip: Vec<Reg<bool>>,
+    m_mag: Vec<Reg<Bits<MW>>>,
+    m_neg: Vec<Reg<bool>>,
+    m_xbig: Vec<Reg<Bits<XW>>>,
+    m_bank: Vec<Reg<Bits<2>>>,
+    // What the second half of stage B sees.
+    h_valid: Signal<Local, bool>,
+    h_skip: Signal<Local, bool>,
+    h_mag: Signal<Local, Bits<MW>>,
+    h_neg: Signal<Local, bool>,
+    h_xbig: Signal<Local, Bits<XW>>,
+    h_bank: Signal<Local, Bits<2>>,
     a_bank: Reg<Bits<2>>,
     b_bank: Reg<Bits<2>>,
     c_bank: Reg<Bits<2>>,
@@ -148,6 +220,9 @@ pub struct FpAcc {
     d_sb: Signal<Local, Bits<MW>>,
     eff_sub: Signal<Local, bool>,
     dneg: Signal<Local, bool>,
+    gt_hi: Signal<Local, bool>,
+    eq_hi: Signal<Local, bool>,
+    gt_lo: Signal<Local, bool>,
     mag: Signal<Local, Bits<MW>>,
     mx: Signal<Local, Bits<64>>,
     m32: Signal<Local, Bits<32>>,
@@ -223,7 +298,17 @@ impl FpAcc {
     /// # Panics
     /// If `banks` is not 1 ..= 4.
     pub fn banked(banks: usize) -> Self {
+        Self::with_depth(banks, FpAccDepth::SHALLOW)
+    }
+
+    /// The accumulator with `banks` banks and the pipeline `depth`.
+    ///
+    /// # Panics
+    /// If `banks` is not 1 ..= 4.
+    pub fn with_depth(banks: usize, depth: FpAccDepth) -> Self {
         assert!((1..=4).contains(&banks), "1 to 4 accumulator banks");
+        let pre = depth.pre_norm as usize;
+        let mid = depth.split_add as usize;
         // X of a normalized 40-bit V: v_exp - VOFF + (lz - 39) + XOFF.
         let c_xv = XOFF - VOFF - (VW as u64 - 1);
         // X of the accumulator's significand << 16: max(e, 1) - 150 - 16 + XOFF.
@@ -234,6 +319,11 @@ impl FpAcc {
         let c_sub = XOFF + G - 149 - 20;
         // Stage D reads the kept significand at bits 43..20 (a literal in the HDL body).
         assert_eq!(MW - 24, 20);
+        assert_eq!(
+            MW,
+            2 * 22,
+            "stage B compares in two 22-bit halves (literals in the HDL body)"
+        );
         assert_eq!(c_sub, c_xa, "the accumulator's last bit is the subnormal grid");
         Self {
             clock: Default::default(),
@@ -249,6 +339,32 @@ impl FpAcc {
             acc: (0..banks).map(|_| Default::default()).collect(),
             busy: Default::default(),
             acc_r: (0..banks).map(|_| Default::default()).collect(),
+            p_valid: (0..pre).map(|_| Default::default()).collect(),
+            p_neg: (0..pre).map(|_| Default::default()).collect(),
+            p_zero: (0..pre).map(|_| Default::default()).collect(),
+            p_mv: (0..pre).map(|_| Default::default()).collect(),
+            p_xv: (0..pre).map(|_| Default::default()).collect(),
+            p_bank: (0..pre).map(|_| Default::default()).collect(),
+            p_fresh: (0..pre).map(|_| Default::default()).collect(),
+            n_valid: Default::default(),
+            n_neg: Default::default(),
+            n_zero: Default::default(),
+            n_mv: Default::default(),
+            n_xv: Default::default(),
+            n_bank: Default::default(),
+            n_fresh: Default::default(),
+            m_valid: (0..mid).map(|_| Default::default()).collect(),
+            m_skip: (0..mid).map(|_| Default::default()).collect(),
+            m_mag: (0..mid).map(|_| Default::default()).collect(),
+            m_neg: (0..mid).map(|_| Default::default()).collect(),
+            m_xbig: (0..mid).map(|_| Default::default()).collect(),
+            m_bank: (0..mid).map(|_| Default::default()).collect(),
+            h_valid: Default::default(),
+            h_skip: Default::default(),
+            h_mag: Default::default(),
+            h_neg: Default::default(),
+            h_xbig: Default::default(),
+            h_bank: Default::default(),
             a_bank: Default::default(),
             b_bank: Default::default(),
             c_bank: Default::default(),
@@ -309,6 +425,9 @@ impl FpAcc {
             d_sb: Default::default(),
             eff_sub: Default::default(),
             dneg: Default::default(),
+            gt_hi: Default::default(),
+            eq_hi: Default::default(),
+            gt_lo: Default::default(),
             mag: Default::default(),
             mx: Default::default(),
             m32: Default::default(),
@@ -383,6 +502,25 @@ impl Logic for FpAcc {
             self.acc_r[i].clock.next = self.clock.val();
             self.acc_r[i].reset.next = self.reset.val();
         }
+        for i in 0..self.p_valid.len() {
+            self.p_valid[i].clock.next = self.clock.val();
+            self.p_valid[i].reset.next = self.reset.val();
+            self.p_neg[i].clock.next = self.clock.val();
+            self.p_zero[i].clock.next = self.clock.val();
+            self.p_mv[i].clock.next = self.clock.val();
+            self.p_xv[i].clock.next = self.clock.val();
+            self.p_bank[i].clock.next = self.clock.val();
+            self.p_fresh[i].clock.next = self.clock.val();
+        }
+        for i in 0..self.m_valid.len() {
+            self.m_valid[i].clock.next = self.clock.val();
+            self.m_valid[i].reset.next = self.reset.val();
+            self.m_skip[i].clock.next = self.clock.val();
+            self.m_mag[i].clock.next = self.clock.val();
+            self.m_neg[i].clock.next = self.clock.val();
+            self.m_xbig[i].clock.next = self.clock.val();
+            self.m_bank[i].clock.next = self.clock.val();
+        }
         self.a_bank.clock.next = self.clock.val();
         self.b_bank.clock.next = self.clock.val();
         self.c_bank.clock.next = self.clock.val();
@@ -445,15 +583,38 @@ impl Logic for FpAcc {
         self.v_zero.next = self.v2.val() == self.zero2.val();
         self.mv.next = self.v_mag.val() << (self.top_v.val() - self.lzv.val());
         self.xv.next = bit_cast::<XW, EW>(self.v_exp.val()) + bit_cast::<XW, LW>(self.lzv.val()) + self.c_xv.val();
+        self.n_valid.next = self.add.val();
+        self.n_neg.next = self.v_neg.val();
+        self.n_zero.next = self.v_zero.val();
+        self.n_mv.next = self.mv.val();
+        self.n_xv.next = self.xv.val();
+        self.n_bank.next = self.bank.val();
+        self.n_fresh.next = self.fresh.val();
+        for i in 0..self.p_valid.len() {
+            self.p_valid[i].d.next = self.add.val() && !self.clear.val() && !self.nan.val();
+            self.p_neg[i].d.next = self.v_neg.val();
+            self.p_zero[i].d.next = self.v_zero.val();
+            self.p_mv[i].d.next = self.mv.val();
+            self.p_xv[i].d.next = self.xv.val();
+            self.p_bank[i].d.next = self.bank.val();
+            self.p_fresh[i].d.next = self.fresh.val();
+            self.n_valid.next = self.p_valid[i].q.val();
+            self.n_neg.next = self.p_neg[i].q.val();
+            self.n_zero.next = self.p_zero[i].q.val();
+            self.n_mv.next = self.p_mv[i].q.val();
+            self.n_xv.next = self.p_xv[i].q.val();
+            self.n_bank.next = self.p_bank[i].q.val();
+            self.n_fresh.next = self.p_fresh[i].q.val();
+        }
         // The bank's value (+0 for a fresh add), unpacked: significand << 16,
         // X = max(e, 1) + c_xa.
         self.acc_in.next = self.acc_r[0].q.val();
         for i in 0..self.acc_r.len() {
-            if self.bank.val() == self.k_b[i].val() {
+            if self.n_bank.val() == self.k_b[i].val() {
                 self.acc_in.next = self.acc_r[i].q.val();
             }
         }
-        if self.fresh.val() {
+        if self.n_fresh.val() {
             self.acc_in.next = self.zero32.val();
         }
         self.ea.next = self.acc_in.val().get_bits::<8>(23);
@@ -472,13 +633,13 @@ impl Logic for FpAcc {
         self.bg.next = self.sig_a.val() << self.sh16.val();
         self.xbig.next = self.xa.val();
         self.big_neg.next = self.a_neg.val();
-        self.sml.next = self.mv.val();
-        self.xsmall.next = self.xv.val();
-        self.small_neg.next = self.v_neg.val();
-        if self.xv.val() > self.xa.val() {
-            self.bg.next = self.mv.val();
-            self.xbig.next = self.xv.val();
-            self.big_neg.next = self.v_neg.val();
+        self.sml.next = self.n_mv.val();
+        self.xsmall.next = self.n_xv.val();
+        self.small_neg.next = self.n_neg.val();
+        if self.n_xv.val() > self.xa.val() {
+            self.bg.next = self.n_mv.val();
+            self.xbig.next = self.n_xv.val();
+            self.big_neg.next = self.n_neg.val();
             self.sml.next = self.sig_a.val() << self.sh16.val();
             self.xsmall.next = self.xa.val();
             self.small_neg.next = self.a_neg.val();
@@ -496,10 +657,10 @@ impl Logic for FpAcc {
         if self.back.val() != self.sm_g.val() {
             self.a_small.d.next = self.sm_sh.val() | self.one_a.val();
         }
-        self.a_valid.d.next = self.add.val() && !self.clear.val() && !self.nan.val();
+        self.a_valid.d.next = self.n_valid.val() && !self.clear.val() && !self.nan.val();
         // A zero value leaves its bank, unless the add is fresh (the bank becomes +0).
-        self.a_skip.d.next = (self.v_zero.val() && !self.fresh.val()) || self.a_spec.val();
-        self.a_bank.d.next = self.bank.val();
+        self.a_skip.d.next = (self.n_zero.val() && !self.n_fresh.val()) || self.a_spec.val();
+        self.a_bank.d.next = self.n_bank.val();
         self.a_big.d.next = bit_cast::<AW, VW>(self.bg.val()) << self.g_a.val();
         self.a_xbig.d.next = self.xbig.val();
         self.a_big_neg.d.next = self.big_neg.val();
@@ -509,7 +670,12 @@ impl Logic for FpAcc {
         self.big_w.next = bit_cast::<MW, AW>(self.a_big.q.val());
         self.small_w.next = bit_cast::<MW, AW>(self.a_small.q.val());
         self.eff_sub.next = self.a_big_neg.q.val() != self.a_small_neg.q.val();
-        self.dneg.next = self.small_w.val() > self.big_w.val();
+        // small > big from two half-width comparisons side by side: the selection below
+        // waits for it, so it should not wait for a 44-bit borrow chain.
+        self.gt_hi.next = self.small_w.val().get_bits::<22>(22) > self.big_w.val().get_bits::<22>(22);
+        self.eq_hi.next = self.small_w.val().get_bits::<22>(22) == self.big_w.val().get_bits::<22>(22);
+        self.gt_lo.next = self.small_w.val().get_bits::<22>(0) > self.big_w.val().get_bits::<22>(0);
+        self.dneg.next = self.gt_hi.val() || (self.eq_hi.val() && self.gt_lo.val());
         self.sum_w.next = self.big_w.val() + self.small_w.val();
         self.d_bs.next = self.big_w.val() - self.small_w.val();
         self.d_sb.next = self.small_w.val() - self.big_w.val();
@@ -520,7 +686,32 @@ impl Logic for FpAcc {
                 self.mag.next = self.d_sb.val();
             }
         }
-        self.mx.next = bit_cast::<64, MW>(self.mag.val());
+        // The sign of the larger magnitude (an exact zero is made +0 below).
+        self.neg.next = self.a_big_neg.q.val();
+        if self.dneg.val() {
+            self.neg.next = self.a_small_neg.q.val();
+        }
+        self.h_valid.next = self.a_valid.q.val();
+        self.h_skip.next = self.a_skip.q.val();
+        self.h_mag.next = self.mag.val();
+        self.h_neg.next = self.neg.val();
+        self.h_xbig.next = self.a_xbig.q.val();
+        self.h_bank.next = self.a_bank.q.val();
+        for i in 0..self.m_valid.len() {
+            self.m_valid[i].d.next = self.a_valid.q.val();
+            self.m_skip[i].d.next = self.a_skip.q.val();
+            self.m_mag[i].d.next = self.mag.val();
+            self.m_neg[i].d.next = self.neg.val();
+            self.m_xbig[i].d.next = self.a_xbig.q.val();
+            self.m_bank[i].d.next = self.a_bank.q.val();
+            self.h_valid.next = self.m_valid[i].q.val();
+            self.h_skip.next = self.m_skip[i].q.val();
+            self.h_mag.next = self.m_mag[i].q.val();
+            self.h_neg.next = self.m_neg[i].q.val();
+            self.h_xbig.next = self.m_xbig[i].q.val();
+            self.h_bank.next = self.m_bank[i].q.val();
+        }
+        self.mx.next = bit_cast::<64, MW>(self.h_mag.val());
         self.lz.next = self.zero_l.val();
         self.m32.next = self.mx.val().get_bits::<32>(0);
         if self.mx.val().get_bits::<32>(32) != self.zero32.val() {
@@ -551,22 +742,15 @@ impl Logic for FpAcc {
             self.lz.next = self.lz.val() | self.k1.val();
         }
         self.zero.next = self.m2.val() == self.zero2.val();
-        // The sign of the larger magnitude; an exact zero is +0.
-        self.neg.next = self.a_big_neg.q.val();
-        if self.dneg.val() {
-            self.neg.next = self.a_small_neg.q.val();
-        }
-        if self.zero.val() {
-            self.neg.next = false;
-        }
-        self.b_valid.d.next = self.a_valid.q.val();
-        self.b_skip.d.next = self.a_skip.q.val();
-        self.b_mag.d.next = self.mag.val();
+        self.b_valid.d.next = self.h_valid.val();
+        self.b_skip.d.next = self.h_skip.val();
+        self.b_mag.d.next = self.h_mag.val();
         self.b_lz.d.next = self.lz.val();
         self.b_zero.d.next = self.zero.val();
-        self.b_neg.d.next = self.neg.val();
-        self.b_xbig.d.next = self.a_xbig.q.val();
-        self.b_bank.d.next = self.a_bank.q.val();
+        // An exact zero is +0.
+        self.b_neg.d.next = self.h_neg.val() && !self.zero.val();
+        self.b_xbig.d.next = self.h_xbig.val();
+        self.b_bank.d.next = self.h_bank.val();
 
         // Stage C: normalize (leading one to bit MW - 1) or place a subnormal (its 2^-149
         // bit to bit 20); the exponent field minus one (0 for a subnormal).
@@ -622,13 +806,18 @@ impl Logic for FpAcc {
             self.acc[i].next = self.acc_r[i].q.val();
         }
         self.busy.next = self.a_valid.q.val() || self.b_valid.q.val() || self.c_valid.q.val();
+        for i in 0..self.p_valid.len() {
+            self.busy.next = self.busy.val() || self.p_valid[i].q.val();
+        }
+        for i in 0..self.m_valid.len() {
+            self.busy.next = self.busy.val() || self.m_valid[i].q.val();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::FPACC_SPACING;
     use crate::tile::add_exact;
 
     use crate::rng::XorShift as Rng;
@@ -647,6 +836,7 @@ mod tests {
     /// One add: presents the value for a cycle, then idles until it has landed; returns the
     /// accumulator.
     fn add(u: &mut FpAcc, neg: bool, mag: u64, exp: u64) -> u32 {
+        let latency = if u.p_valid.is_empty() { 0 } else { 1 } + 4 + u.m_valid.len();
         u.add.next = true;
         u.v_neg.next = neg;
         u.v_mag.next = mag.into();
@@ -655,7 +845,7 @@ mod tests {
         edge(u);
         u.add.next = false;
         settle(u);
-        for _ in 1..FPACC_SPACING as usize {
+        for _ in 1..latency {
             edge(u);
         }
         assert!(!u.busy.val());
@@ -706,10 +896,33 @@ mod tests {
         (r.below(2) == 1, mag, exp)
     }
 
+    /// Every pipeline depth, in a fresh accumulator.
+    fn depths() -> impl Iterator<Item = (FpAccDepth, FpAcc)> {
+        let all = [FpAccDepth::SHALLOW, FpAccDepth::DEEP];
+        all.into_iter().map(|d| {
+            let mut u = FpAcc::with_depth(1, d);
+            u.connect_all();
+            (d, u)
+        })
+    }
+
+    #[test]
+    fn latency_is_what_the_depth_says() {
+        for (d, u) in depths() {
+            let stages = 4 + u.p_valid.len() + u.m_valid.len();
+            assert_eq!(d.latency() as usize, stages, "{d:?}");
+            assert_eq!(d.spacing() as usize, 4 + u.m_valid.len(), "{d:?}");
+        }
+    }
+
     #[test]
     fn random_adds_match_the_golden_rounding() {
-        let mut u = FpAcc::new();
-        u.connect_all();
+        for (_, u) in depths() {
+            random_adds(u);
+        }
+    }
+
+    fn random_adds(mut u: FpAcc) {
         u.reset.next = true;
         settle(&mut u);
         edge(&mut u);
@@ -744,8 +957,12 @@ mod tests {
 
     #[test]
     fn directed_edges() {
-        let mut u = FpAcc::new();
-        u.connect_all();
+        for (_, u) in depths() {
+            directed(u);
+        }
+    }
+
+    fn directed(mut u: FpAcc) {
         u.reset.next = true;
         settle(&mut u);
         edge(&mut u);
@@ -782,10 +999,14 @@ mod tests {
     /// Verilator agrees with rust-hdl on the widths (the generated Verilog lints clean).
     #[test]
     fn verilog_lints_clean() {
-        let mut u = FpAcc::new();
-        u.connect_all();
+        for (d, u) in depths() {
+            lint(d, u);
+        }
+    }
+
+    fn lint(d: FpAccDepth, u: FpAcc) {
         let v = generate_verilog(&u);
-        let dir = std::env::temp_dir().join(format!("sop-fpacc-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sop-fpacc-{}-{}", std::process::id(), d.latency()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("top.v");
         std::fs::write(&f, v).unwrap();

@@ -18,7 +18,7 @@
 //! in `t + 2`, and its block's add enters the accumulator in `t + 3`; the row's result
 //! appears with `out_valid` in cycle `t + TILE_LATENCY` after the row's last weight
 //! (`last`), and the accumulator is cleared in that cycle. Blocks have at least
-//! [`TILE_MIN_BLOCK`] weights (the accumulator takes one add per [`crate::params::FPACC_SPACING`]
+//! [`TILE_MIN_BLOCK`] weights (the accumulator takes one add per [`TILE_FPACC`]`.spacing()`
 //! cycles and needs the cycles after a row's last add to hand over its result) and at most
 //! [`TileGeom::max_block`] (the width of the exact block sum).
 
@@ -26,7 +26,7 @@ use rust_hdl::prelude::*;
 
 use super::cb;
 use super::engine::EngineFront;
-use super::fpacc::{FpAcc, EW, VOFF, VW};
+use super::fpacc::{FpAcc, FpAccDepth, EW, VOFF, VW};
 use super::mul::ScaleDec;
 use super::prims::{Lut, Reg, RegR};
 use crate::config::LaneConfig;
@@ -42,10 +42,18 @@ pub(crate) const AM: usize = 19;
 pub(crate) const QW: usize = 36;
 /// Width of the signed block sum (two's complement).
 pub(crate) const SWD: usize = 38;
-/// Cycles from a row's last weight to its result (`out_valid`).
-pub const TILE_LATENCY: u32 = 7;
-/// Fewest weights in a tile block.
-pub const TILE_MIN_BLOCK: u32 = 2 * crate::params::FPACC_SPACING;
+/// The rows' accumulator pipeline: deep, as a row adds once per block (>= [`TILE_MIN_BLOCK`]
+/// cycles apart), so its stages cost no throughput.
+pub const TILE_FPACC: FpAccDepth = FpAccDepth::DEEP;
+/// Cycles from a row's last weight to its result (`out_valid`): three stages, then the
+/// accumulator's latency.
+pub const TILE_LATENCY: u32 = 3 + TILE_FPACC.latency();
+/// Fewest weights in a tile block: a row's adds are a block apart, so a block spans the
+/// accumulator's spacing; and the next row's first add is presented only after the clear
+/// that follows the previous row's last add has landed (block > latency).
+pub const TILE_MIN_BLOCK: u32 = 8;
+const _: () = assert!(TILE_MIN_BLOCK >= TILE_FPACC.spacing() && TILE_MIN_BLOCK > TILE_FPACC.latency());
+const _: () = assert!(TILE_FPACC.latency() <= 8, "the last-add shift register holds 8 cycles");
 
 /// The numbers a tile is built from, derived from the engine configuration and the
 /// activation format (one source for the RTL, the driver and the docs).
@@ -499,12 +507,11 @@ pub struct TileRow<const C: usize, const A: usize, const W: usize> {
     e_neg: Reg<bool>,
     e_mag: Reg<Bits<VW>>,
     e_exp: Reg<Bits<EW>>,
-    l1: RegR<bool>,
-    l2: RegR<bool>,
-    l3: RegR<bool>,
-    l4: RegR<bool>,
+    // Bit k: the row's last add was presented k + 1 cycles ago.
+    last_sr: RegR<Bits<8>>,
     fpacc: FpAcc,
     // Locals.
+    done: Signal<Local, bool>,
     eff_scale: Signal<Local, Bits<8>>,
     eff_sel: Signal<Local, bool>,
     raddr: Signal<Local, Bits<A>>,
@@ -521,6 +528,8 @@ pub struct TileRow<const C: usize, const A: usize, const W: usize> {
     base: Signal<Local, Bits<8>>,
     a: Signal<Local, Bits<QW>>,
     t: Signal<Local, Bits<QW>>,
+    t_lo: Signal<Local, Bits<QW>>,
+    t_hi: Signal<Local, Bits<QW>>,
     tq: Signal<Local, Bits<QW>>,
     q: Signal<Local, Bits<SWD>>,
     qneg: Signal<Local, bool>,
@@ -537,6 +546,9 @@ pub struct TileRow<const C: usize, const A: usize, const W: usize> {
     sneg_sum: Signal<Local, bool>,
     mv: Signal<Local, Bits<VW>>,
     sf: Signal<Local, Bits<VW>>,
+    sf_a: Signal<Local, Bits<VW>>,
+    sf_b: Signal<Local, Bits<VW>>,
+    sf_c: Signal<Local, Bits<VW>>,
     xe: Signal<Local, Bits<12>>,
     sel_bit: Constant<Bits<A>>,
     sign_mask: Constant<Bits<8>>,
@@ -550,6 +562,7 @@ pub struct TileRow<const C: usize, const A: usize, const W: usize> {
     zero8: Constant<Bits<8>>,
     bank0: Constant<Bits<2>>,
     zero_q: Constant<Bits<QW>>,
+    zero_v: Constant<Bits<VW>>,
     zero_s: Constant<Bits<SWD>>,
     koff: Constant<Bits<12>>,
     koff_neg: Constant<bool>,
@@ -562,6 +575,8 @@ pub struct TileRow<const C: usize, const A: usize, const W: usize> {
     b2: Constant<Bits<3>>,
     b3: Constant<Bits<3>>,
     s_top: Constant<Bits<6>>,
+    landed: Constant<Bits<3>>,
+    one8: Constant<Bits<8>>,
     k_c: Vec<Constant<Bits<8>>>,
     k_m: Vec<Constant<Bits<8>>>,
 }
@@ -641,11 +656,9 @@ impl<const C: usize, const A: usize, const W: usize> TileRow<C, A, W> {
             e_neg: Default::default(),
             e_mag: Default::default(),
             e_exp: Default::default(),
-            l1: Default::default(),
-            l2: Default::default(),
-            l3: Default::default(),
-            l4: Default::default(),
-            fpacc: FpAcc::default(),
+            last_sr: Default::default(),
+            fpacc: FpAcc::with_depth(1, TILE_FPACC),
+            done: Default::default(),
             eff_scale: Default::default(),
             eff_sel: Default::default(),
             raddr: Default::default(),
@@ -662,6 +675,8 @@ impl<const C: usize, const A: usize, const W: usize> TileRow<C, A, W> {
             base: Default::default(),
             a: Default::default(),
             t: Default::default(),
+            t_lo: Default::default(),
+            t_hi: Default::default(),
             tq: Default::default(),
             q: Default::default(),
             qneg: Default::default(),
@@ -678,6 +693,9 @@ impl<const C: usize, const A: usize, const W: usize> TileRow<C, A, W> {
             sneg_sum: Default::default(),
             mv: Default::default(),
             sf: Default::default(),
+            sf_a: Default::default(),
+            sf_b: Default::default(),
+            sf_c: Default::default(),
             xe: Default::default(),
             sel_bit: cb(1u64 << C),
             sign_mask: cb(h.word(true, 0, 0) as u64),
@@ -691,6 +709,7 @@ impl<const C: usize, const A: usize, const W: usize> TileRow<C, A, W> {
             zero8: cb(0),
             bank0: cb(0),
             zero_q: cb(0),
+            zero_v: cb(0),
             zero_s: cb(0),
             koff: cb(g.koff.unsigned_abs()),
             koff_neg: Constant::new(g.koff < 0),
@@ -703,6 +722,8 @@ impl<const C: usize, const A: usize, const W: usize> TileRow<C, A, W> {
             b2: cb(2),
             b3: cb(3),
             s_top: cb((SWD - 1) as u64),
+            landed: cb(TILE_FPACC.latency() as u64 - 1),
+            one8: cb(1),
             k_c: (0..h.mantissas()).map(|c| cb(c as u64)).collect(),
             k_m: (0..h.mantissas())
                 .map(|c| cb((MANT_EIGHTHS[c as usize] - eighths) as u64))
@@ -756,10 +777,7 @@ impl<const C: usize, const A: usize, const W: usize> Logic for TileRow<C, A, W> 
         self.e_neg.clock.next = self.clock.val();
         self.e_mag.clock.next = self.clock.val();
         self.e_exp.clock.next = self.clock.val();
-        self.l1.clock.next = self.clock.val();
-        self.l2.clock.next = self.clock.val();
-        self.l3.clock.next = self.clock.val();
-        self.l4.clock.next = self.clock.val();
+        self.last_sr.clock.next = self.clock.val();
         self.fpacc.clock.next = self.clock.val();
         self.blk_scale.reset.next = self.reset.val();
         self.blk_sel.reset.next = self.reset.val();
@@ -768,10 +786,7 @@ impl<const C: usize, const A: usize, const W: usize> Logic for TileRow<C, A, W> 
         self.e_add.reset.next = self.reset.val();
         self.e_nan.reset.next = self.reset.val();
         self.e_last.reset.next = self.reset.val();
-        self.l1.reset.next = self.reset.val();
-        self.l2.reset.next = self.reset.val();
-        self.l3.reset.next = self.reset.val();
-        self.l4.reset.next = self.reset.val();
+        self.last_sr.reset.next = self.reset.val();
         self.fpacc.reset.next = self.reset.val();
 
         // Stage 1: block registers, engine front, table read, scale decode.
@@ -850,16 +865,19 @@ impl<const C: usize, const A: usize, const W: usize> Logic for TileRow<C, A, W> 
             self.base.next = self.s1_bias.q.val() ^ self.bias_flip.val();
         }
         self.a.next = bit_cast::<QW, AM>(self.a_mag.val());
-        self.t.next = self.a.val() << self.sh3.val();
+        // Two levels of adders, not a chain of three: stage 2 is a critical path.
+        self.t_lo.next = self.a.val() << self.sh3.val();
         if self.em.val().get_bit(self.b0.val().index()) {
-            self.t.next = self.t.val() + self.a.val();
+            self.t_lo.next = (self.a.val() << self.sh3.val()) + self.a.val();
         }
+        self.t_hi.next = self.zero_q.val();
         if self.em.val().get_bit(self.b1.val().index()) {
-            self.t.next = self.t.val() + (self.a.val() << self.sh1.val());
+            self.t_hi.next = self.a.val() << self.sh1.val();
         }
         if self.em.val().get_bit(self.b2.val().index()) {
-            self.t.next = self.t.val() + (self.a.val() << self.sh2.val());
+            self.t_hi.next = self.t_hi.val() + (self.a.val() << self.sh2.val());
         }
+        self.t.next = self.t_lo.val() + self.t_hi.val();
         if self.ez.val() {
             self.tq.next = self.zero_q.val();
         } else {
@@ -951,19 +969,23 @@ impl<const C: usize, const A: usize, const W: usize> Logic for TileRow<C, A, W> 
             self.mag.next = self.zero_s.val() - self.d_sum.q.val();
         }
         self.mv.next = bit_cast::<VW, SWD>(self.mag.val());
-        self.sf.next = self.mv.val() << self.sh4.val();
+        // A tree of adders (depth 3), not a chain of four: stage 3 is a critical path.
+        self.sf_a.next = self.mv.val() << self.sh4.val();
         if self.d_sig.q.val().get_bit(self.b0.val().index()) {
-            self.sf.next = self.sf.val() + self.mv.val();
+            self.sf_a.next = (self.mv.val() << self.sh4.val()) + self.mv.val();
         }
+        self.sf_b.next = self.zero_v.val();
         if self.d_sig.q.val().get_bit(self.b1.val().index()) {
-            self.sf.next = self.sf.val() + (self.mv.val() << self.sh1.val());
+            self.sf_b.next = self.mv.val() << self.sh1.val();
         }
         if self.d_sig.q.val().get_bit(self.b2.val().index()) {
-            self.sf.next = self.sf.val() + (self.mv.val() << self.sh2.val());
+            self.sf_b.next = self.sf_b.val() + (self.mv.val() << self.sh2.val());
         }
+        self.sf_c.next = self.zero_v.val();
         if self.d_sig.q.val().get_bit(self.b3.val().index()) {
-            self.sf.next = self.sf.val() + (self.mv.val() << self.sh3.val());
+            self.sf_c.next = self.mv.val() << self.sh3.val();
         }
+        self.sf.next = self.sf_a.val() + self.sf_b.val() + self.sf_c.val();
         self.xe.next = bit_cast::<12, 8>(self.d_base.q.val())
             + bit_cast::<12, 8>(self.d_emax.q.val())
             + bit_cast::<12, 8>(self.d_exp.q.val());
@@ -990,13 +1012,14 @@ impl<const C: usize, const A: usize, const W: usize> Logic for TileRow<C, A, W> 
         self.fpacc.v_exp.next = self.e_exp.q.val();
         self.fpacc.bank.next = self.bank0.val();
         self.fpacc.fresh.next = false;
-        self.l1.d.next = self.e_last.q.val();
-        self.l2.d.next = self.l1.q.val();
-        self.l3.d.next = self.l2.q.val();
-        self.l4.d.next = self.l3.q.val();
-        self.fpacc.clear.next = self.l4.q.val();
+        self.last_sr.d.next = self.last_sr.q.val() << self.one8.val();
+        if self.e_last.q.val() {
+            self.last_sr.d.next = (self.last_sr.q.val() << self.one8.val()) | self.one8.val();
+        }
+        self.done.next = self.last_sr.q.val().get_bit(self.landed.val().index());
+        self.fpacc.clear.next = self.done.val();
         // Nothing is in flight once the row's last add has landed.
-        self.out_valid.next = self.l4.q.val() && !self.fpacc.busy.val();
+        self.out_valid.next = self.done.val() && !self.fpacc.busy.val();
         self.out_acc.next = self.fpacc.acc[0].val();
     }
 }

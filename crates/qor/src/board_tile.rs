@@ -331,72 +331,63 @@ mod tests {
         t
     }
 
-    struct Owned {
-        rows: usize,
-        cols: usize,
-        block: usize,
-        codes: Vec<u8>,
-        scales: Vec<u8>,
-        sel: Vec<bool>,
-        x: Vec<u16>,
+    /// Job data: codes, scale codes, selection bits, activations.
+    type Data = (Vec<u8>, Vec<u8>, Vec<bool>, Vec<u16>);
+
+    /// Deterministic data of a `rows x cols` job in blocks of `block`.
+    fn data(rows: usize, cols: usize, block: usize) -> Data {
+        let nb = rows * cols / block;
+        (
+            (0..rows * cols).map(|i| (i * 7 % 64) as u8).collect(),
+            (0..nb).map(|i| (i * 13) as u8).collect(),
+            (0..nb).map(|i| i % 3 == 0).collect(),
+            (0..cols).map(|i| (i * 977) as u16).collect(),
+        )
     }
 
-    impl Owned {
-        fn new(rows: usize, cols: usize, block: usize) -> Owned {
-            let nb = rows * cols / block;
-            Owned {
-                rows,
-                cols,
-                block,
-                codes: (0..rows * cols).map(|i| (i * 7 % 64) as u8).collect(),
-                scales: (0..nb).map(|i| (i * 13) as u8).collect(),
-                sel: (0..nb).map(|i| i % 3 == 0).collect(),
-                x: (0..cols).map(|i| (i * 977) as u16).collect(),
-            }
-        }
-
-        fn job(&self) -> GemvJob<'_> {
-            GemvJob {
-                rows: self.rows,
-                cols: self.cols,
-                block: self.block,
-                codes: &self.codes,
-                scales: &self.scales,
-                sel: &self.sel,
-                x: &self.x,
-            }
+    /// The job of `d` (its columns: the activations).
+    fn job(rows: usize, block: usize, d: &Data) -> GemvJob<'_> {
+        let (codes, scales, sel, x) = d;
+        GemvJob {
+            rows,
+            cols: x.len(),
+            block,
+            codes,
+            scales,
+            sel,
+            x,
         }
     }
 
     #[test]
     fn jobs_the_board_cannot_hold_are_refused() {
         let t = tables();
-        let err = |o: &Owned| layer_frames(&t, &o.job()).unwrap_err().to_string();
+        let err = |rows, cols, block| {
+            let d = data(rows, cols, block);
+            layer_frames(&t, &job(rows, block, &d)).unwrap_err().to_string()
+        };
+        assert_eq!(err(1, 2048, 128), "cols = 2048 does not fit the board: at most 1024");
+        assert_eq!(err(300, 8, 8), "rows = 300 does not fit the board: at most 256");
         assert_eq!(
-            err(&Owned::new(1, 2048, 128)),
-            "cols = 2048 does not fit the board: at most 1024"
-        );
-        assert_eq!(
-            err(&Owned::new(300, 8, 8)),
-            "rows = 300 does not fit the board: at most 256"
-        );
-        assert_eq!(
-            err(&Owned::new(5, 1024, 128)),
+            err(5, 1024, 128),
             "rows x cols (weight codes) = 5120 does not fit the board: at most 4096"
         );
-        let mut o = Owned::new(2, 16, 8);
-        o.codes[5] = 64;
-        assert_eq!(err(&o), "code 5 = 64 is out of range 0..=63");
-        let e = err(&Owned::new(0, 16, 8));
+        let mut d = data(2, 16, 8);
+        d.0[5] = 64;
+        let e = layer_frames(&t, &job(2, 8, &d)).unwrap_err().to_string();
+        assert_eq!(e, "code 5 = 64 is out of range 0..=63");
+        let e = err(0, 16, 8);
         assert!(e.contains("rows (at least 1)"), "{e}");
         // The tile's own limits (block size) come from sop_hw.
-        let e = err(&Owned::new(2, 16, 4));
+        let e = err(2, 16, 4);
         assert!(e.contains("blocks of 4 weights"), "{e}");
         let mut bad = t.clone();
         bad.bias[0] = 1000;
-        let e = layer_frames(&bad, &Owned::new(2, 16, 8).job()).unwrap_err().to_string();
+        let d = data(2, 16, 8);
+        let e = layer_frames(&bad, &job(2, 8, &d)).unwrap_err().to_string();
         assert!(e.contains("bias"), "{e}");
-        let e = vector_frames(&Owned::new(1, 2048, 128).job()).unwrap_err().to_string();
+        let d = data(1, 2048, 128);
+        let e = vector_frames(&job(1, 128, &d)).unwrap_err().to_string();
         assert!(e.contains("cols = 2048"), "{e}");
     }
 
@@ -476,20 +467,21 @@ mod tests {
             let cols = nblk * block;
             prop_assume!(rows * cols <= CODE_WORDS && cols <= ACT_WORDS);
             let mut rng = sop_hw::rng::XorShift(seed | 1);
-            let mut o = Owned::new(rows, cols, block);
-            o.codes.iter_mut().for_each(|c| *c = rng.below(64) as u8);
-            o.scales.iter_mut().for_each(|s| *s = rng.below(256) as u8);
-            o.sel.iter_mut().for_each(|s| *s = rng.below(2) == 1);
-            o.x.iter_mut().for_each(|x| *x = rng.below(1 << 16) as u16);
+            let mut d = data(rows, cols, block);
+            d.0.iter_mut().for_each(|c| *c = rng.below(64) as u8);
+            d.1.iter_mut().for_each(|s| *s = rng.below(256) as u8);
+            d.2.iter_mut().for_each(|s| *s = rng.below(2) == 1);
+            d.3.iter_mut().for_each(|x| *x = rng.below(1 << 16) as u16);
             let t = tables();
             let mut img = Image::new();
-            let job = o.job();
-            for f in layer_frames(&t, &job).unwrap().into_iter().chain(vector_frames(&job).unwrap()) {
+            let j = job(rows, block, &d);
+            for f in layer_frames(&t, &j).unwrap().into_iter().chain(vector_frames(&j).unwrap()) {
                 img.apply(f.bytes());
             }
-            prop_assert_eq!(&img.code[..rows * cols], &o.codes[..]);
-            prop_assert_eq!(&img.act[..cols], &o.x[..]);
-            let blocks: Vec<u16> = o.scales.iter().zip(&o.sel).map(|(&s, &l)| u16::from(s) | u16::from(l) << 8).collect();
+            let (codes, scales, sel, x) = &d;
+            prop_assert_eq!(&img.code[..rows * cols], &codes[..]);
+            prop_assert_eq!(&img.act[..cols], &x[..]);
+            let blocks: Vec<u16> = scales.iter().zip(sel).map(|(&s, &l)| u16::from(s) | u16::from(l) << 8).collect();
             prop_assert_eq!(&img.block[..blocks.len()], &blocks[..]);
             for tb in 0..2 {
                 let words: Vec<u8> = t.entries[tb].iter().map(|&w| w as u8).collect();

@@ -7,10 +7,12 @@
 // (rtl-out/, 4 rows; rows 1..3 are tied off and their results unused, so synthesis removes
 // them: 4 rows do not fit the HX8K) back to back, one weight per clock cycle, then sends the
 // results (binary32) and the cycle count back. The tables, biases and mode live where the
-// tile keeps them, in its load-port registers. Everything runs in one clock domain, the
-// board's 12 MHz oscillator. See docs/qor.md ("iCE40-HX8K: the dot-product tile").
+// tile keeps them, in its load-port registers. Everything runs in one clock domain, 18 MHz
+// from the iCE40's PLL (the board's 12 MHz oscillator x 3/2; nextpnr's Fmax for the design
+// is about 22 MHz, limited by the tile row's FP32 accumulator). See docs/qor.md
+// ("iCE40-HX8K: the dot-product tile").
 //
-// Protocol, 115200 baud 8N1 (12 MHz clock / 104; UART and frame assembly in sop_uart.v):
+// Protocol, 115200 baud 8N1 (18 MHz clock / 156; UART and frame assembly in sop_uart.v):
 //   host -> board: frames of 5 bytes, least significant byte first, forming a 40-bit
 //   vector v: v[3:0] op, v[15:4] addr, v[31:16] data, v[39:32] aux. Frames that arrive
 //   while a run is in progress (until its last reply byte is sent) are ignored.
@@ -29,7 +31,7 @@
 //   cycles from the first activation read of the pre-pass to the last result, both
 //   included, rows x cols + cols + 13 (the pre-pass reads cols activations; 13 cycles of
 //   memory reads, input registers, hand-over and the tile's latency of 7).
-//   A pause of more than 2^16 clock cycles (5.5 ms) inside a frame drops the partial frame,
+//   A pause of more than 2^16 clock cycles (3.6 ms) inside a frame drops the partial frame,
 //   so a host resynchronizes by waiting 10 ms.
 // Run: the pre-pass streams the activations once through the tile's ActMax (x_last at each
 // block's last word) and stores each block's (emax, nan) answer in a small memory; then the
@@ -37,14 +39,14 @@
 // block's scale, selection bit, emax and nan, block_start and last. Memory reads are
 // registered (EBR) and the tile's inputs registered once more.
 // LEDs: led[0] lit during a run; led[7:1] the top bits of the last result's high byte.
-// Reset: 16 cycles after configuration.
+// Reset: until the PLL locks, then 16 cycles.
 
 `default_nettype none
 
 module sop_hx8k_tile #(
-    parameter integer CLKS_PER_BIT = 104    // 12 MHz / 115200
+    parameter integer CLKS_PER_BIT = 156    // 18 MHz / 115200 (0.16 % fast)
 ) (
-    input  wire       clk12m,   // 12 MHz oscillator (J3)
+    input  wire       clk12m,   // 12 MHz oscillator (J3), the PLL's reference
     input  wire       rx,       // from the FTDI (B10)
     output wire       tx,       // to the FTDI (B12)
     output reg  [7:0] led       // D2..D9
@@ -54,16 +56,33 @@ module sop_hx8k_tile #(
     localparam [2:0] S_IDLE = 3'd0, S_PRE = 3'd1, S_GAP = 3'd2, S_STREAM = 3'd3,
                      S_DRAIN = 3'd4, S_SEND_RD = 3'd5, S_SEND_LD = 3'd6, S_SEND_TX = 3'd7;
 
-    // Power-on reset: iCE40 flip-flops start at 0 after configuration.
+    // The design clock `clk`: 18 MHz from the PLL, 12 MHz x (DIVF + 1) / ((DIVR + 1) x
+    // 2^DIVQ) = 12 x 48 / 32 (VCO 576 MHz, phase detector 12 MHz; icepll -i 12 -o 18).
+    // Simulation has no PLL model: there the testbench's clock stands for `clk`.
+    wire clk;
+    wire lock;
+`ifdef SYNTHESIS
+    SB_PLL40_CORE #(
+        .FEEDBACK_PATH("SIMPLE"), .DIVR(4'd0), .DIVF(7'd47), .DIVQ(3'd5), .FILTER_RANGE(3'd1)
+    ) pll (
+        .REFERENCECLK(clk12m), .PLLOUTGLOBAL(clk), .LOCK(lock), .RESETB(1'b1), .BYPASS(1'b0)
+    );
+`else
+    assign clk = clk12m;
+    assign lock = 1'b1;
+`endif
+
+    // Power-on reset: iCE40 flip-flops start at 0 after configuration; held until the PLL
+    // has locked, then 16 more cycles.
     reg [4:0] por = 5'd0;
     wire reset = !por[4];
-    always @(posedge clk12m) if (!por[4]) por <= por + 5'd1;
+    always @(posedge clk) if (!lock) por <= 5'd0; else if (!por[4]) por <= por + 5'd1;
 
     // ---- UART receiver and frame assembly (sop_uart.v) ----
     wire        fire;
     wire [39:0] frame;
     sop_uart_frames #(.CLKS_PER_BIT(CLKS_PER_BIT)) ufr (
-        .clk(clk12m), .rx(rx), .fire(fire), .frame(frame)
+        .clk(clk), .rx(rx), .fire(fire), .frame(frame)
     );
     wire [3:0]  f_op = frame[3:0];
     wire [11:0] f_addr = frame[15:4];
@@ -121,23 +140,23 @@ module sop_hx8k_tile #(
     wire       out_valid;
     wire [31:0] acc_0;
 
-    always @(posedge clk12m) begin
+    always @(posedge clk) begin
         if (cmd && f_op == OP_CODE) code_mem[f_addr] <= f_data[5:0];
         code_q <= code_mem[k];
     end
-    always @(posedge clk12m) begin
+    always @(posedge clk) begin
         if (cmd && f_op == OP_ACT) act_mem[f_addr[9:0]] <= f_data;
         act_q <= act_mem[act_ra];
     end
-    always @(posedge clk12m) begin
+    always @(posedge clk) begin
         if (cmd && f_op == OP_BLOCK) blk_mem[f_addr[8:0]] <= f_data[8:0];
         blk_q <= blk_mem[bk];
     end
-    always @(posedge clk12m) begin
+    always @(posedge clk) begin
         if (xm_valid) info_mem[wi[6:0]] <= {xm_nan, xm_emax};
         info_q <= info_mem[ib];
     end
-    always @(posedge clk12m) begin
+    always @(posedge clk) begin
         if (out_valid) res_mem[ri] <= acc_0;
         res_q <= res_mem[si];
     end
@@ -146,7 +165,7 @@ module sop_hx8k_tile #(
     // Issued in the previous cycle: valid together with the memories' read data.
     reg        px = 1'b0, px_last = 1'b0;                 // pre-pass
     reg        ps = 1'b0, ps_bs = 1'b0, ps_last = 1'b0;    // stream
-    always @(posedge clk12m) begin
+    always @(posedge clk) begin
         px <= 1'b0;
         ps <= 1'b0;
         if (xm_valid) wi <= wi + 8'd1;
@@ -244,7 +263,7 @@ module sop_hx8k_tile #(
     reg        t_load_table = 1'b0, t_load_we = 1'b0, t_bias_we = 1'b0, t_mode_we = 1'b0;
     reg [5:0]  t_load_addr = 6'd0;
     reg [7:0]  t_load_data = 8'd0;
-    always @(posedge clk12m) begin
+    always @(posedge clk) begin
         t_x_valid <= px;
         t_x_last <= px && px_last;
         t_valid <= ps;
@@ -265,7 +284,7 @@ module sop_hx8k_tile #(
     // ---- the tile, row 0 ----
     /* verilator lint_off PINCONNECTEMPTY */
     sop_tile_hif8_bf16 tile (
-        .clock(clk12m), .reset(reset),
+        .clock(clk), .reset(reset),
         .load_table(t_load_table), .load_addr(t_load_addr), .load_data(t_load_data),
         .load_we(t_load_we), .load_bias(t_load_data), .load_bias_we(t_bias_we),
         .load_mode(t_load_data), .load_mode_we(t_mode_we),
@@ -284,9 +303,9 @@ module sop_hx8k_tile #(
     // ---- reply: rows x 4 result bytes, then 4 cycle-count bytes (sop_uart.v) ----
     wire        tx_start = state == S_SEND_TX && !tx_busy;
     sop_uart_tx #(.CLKS_PER_BIT(CLKS_PER_BIT)) utx (
-        .clk(clk12m), .start(tx_start), .data(txw[7:0]), .busy(tx_busy), .tx(tx)
+        .clk(clk), .start(tx_start), .data(txw[7:0]), .busy(tx_busy), .tx(tx)
     );
-    always @(posedge clk12m) begin
+    always @(posedge clk) begin
         if (out_valid) led[7:1] <= acc_0[31:25];
         led[0] <= !idle;
     end

@@ -1,8 +1,8 @@
 // sop_uart.v -- the 8N1 UART receiver and transmitter shared by the iCE40-HX8K breakout
 // examples (sop_hx8k_uart.v: a decode lane; sop_hx8k_tile.v: the dot-product tile).
 //
-// Both run in the board clock domain. CLKS_PER_BIT is the bit period in clock cycles
-// (12 MHz / 115200 baud = 104). The receiver samples each bit in its middle (half a bit
+// Both run in their board top's clock domain. CLKS_PER_BIT is the bit period in clock cycles
+// (at most 255; 12 MHz / 115200 baud = 104, 18 MHz / 115200 = 156). The receiver samples each bit in its middle (half a bit
 // after the falling start edge, then every bit period) after a two-flip-flop synchronizer;
 // a start bit that is high again at its middle is a glitch and ignored, a byte whose stop
 // bit is low is dropped (framing error). Bits are sent and received least significant first.
@@ -99,7 +99,8 @@ endmodule
 
 // Host frames: 5 bytes, least significant first, form a 40-bit `frame`, presented with
 // `fire` for one cycle after the fifth byte. A pause of more than 2^16 clock cycles (5.5 ms
-// at 12 MHz) inside a frame drops the partial frame, so a host resynchronizes by waiting 10 ms.
+// at 12 MHz, 3.6 ms at 18 MHz) inside a frame drops the partial frame, so a host
+// resynchronizes by waiting 10 ms.
 module sop_uart_frames #(
     parameter integer CLKS_PER_BIT = 104
 ) (

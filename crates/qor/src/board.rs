@@ -29,11 +29,15 @@ pub const ICEPACK: Tool = Tool {
     install: "apt-get install -y fpga-icestorm",
 };
 
-/// The files of one board example.
+/// The files of one board example and its clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BoardFiles {
     /// Top module of the board design.
     pub top: &'static str,
+    /// Its design clock (MHz); place and route must meet it.
+    pub mhz: u32,
+    /// Its UART bit period in design clock cycles (`mhz` / 115200 baud, rounded).
+    pub clks_per_bit: u32,
     /// Its Verilog: the committed generated top, the shared UART (`fpga/hx8k/sop_uart.v`)
     /// and the board wrapper, in that order.
     pub verilog: Vec<PathBuf>,
@@ -43,11 +47,14 @@ pub struct BoardFiles {
 
 impl BoardFiles {
     /// The files of a board top `top` (`fpga/hx8k/<top>.v`) around the committed
-    /// `rtl-out/<core>.v`, under the repository root `root`.
-    pub fn new(root: &Path, top: &'static str, core: &str) -> BoardFiles {
+    /// `rtl-out/<core>.v`, under the repository root `root`, clocked at `mhz` MHz with a UART
+    /// bit period of `clks_per_bit` cycles.
+    pub fn new(root: &Path, top: &'static str, core: &str, mhz: u32, clks_per_bit: u32) -> BoardFiles {
         let hx8k = root.join("fpga/hx8k");
         BoardFiles {
             top,
+            mhz,
+            clks_per_bit,
             verilog: vec![
                 root.join("rtl-out").join(format!("{core}.v")),
                 hx8k.join("sop_uart.v"),
@@ -60,7 +67,7 @@ impl BoardFiles {
     /// The decode-lane example ([`BOARD_TOP`] around [`BOARD_CONFIG`]) under the repository
     /// root `root`.
     pub fn under(root: &Path) -> BoardFiles {
-        BoardFiles::new(root, BOARD_TOP, BOARD_CONFIG)
+        BoardFiles::new(root, BOARD_TOP, BOARD_CONFIG, BOARD_MHZ, CLKS_PER_BIT)
     }
 }
 
@@ -163,7 +170,7 @@ pub struct BoardReport {
     pub brams: u64,
     /// Pads used (`SB_IO` of the utilisation report).
     pub ios: u64,
-    /// Routed maximum frequency (MHz); place and route fails below [`BOARD_MHZ`].
+    /// Routed maximum frequency (MHz); place and route fails below [`BoardFiles::mhz`].
     pub fmax_mhz: f64,
     /// The bitstream written by icepack.
     pub bitstream: PathBuf,
@@ -182,7 +189,7 @@ fn copy_into(src: &Path, dir: &Path) -> Result<String, QorError> {
 }
 
 /// Synthesizes a board example (Yosys `synth_ice40`), places and routes it with its pin
-/// constraints on the HX8K/CT256 at [`BOARD_MHZ`] MHz (nextpnr-ice40 without
+/// constraints on the HX8K/CT256 at its clock, [`BoardFiles::mhz`] (nextpnr-ice40 without
 /// `--timing-allow-fail`: missing the clock is an error) and packs the bitstream
 /// (icepack), all in `dir`.
 pub fn place_and_route(files: &BoardFiles, dir: &Path) -> Result<BoardReport, QorError> {
@@ -214,7 +221,7 @@ pub fn place_and_route(files: &BoardFiles, dir: &Path) -> Result<BoardReport, Qo
     let stats = yosys_stat_top("yosys", &stat, top)?;
     let json = format!("{top}.json");
     let asc = format!("{top}.asc");
-    let freq = BOARD_MHZ.to_string();
+    let freq = files.mhz.to_string();
     let p = run_tool(
         NEXTPNR_ICE40,
         &[

@@ -1,6 +1,7 @@
 //! The iCE40-HX8K dot-product tile example (`fpga/hx8k/sop_hx8k_tile.v`, top
 //! [`TILE_BOARD_TOP`]): one layer block held in the FPGA's block RAM and streamed through
-//! row 0 of the committed tile [`TILE_BOARD_CORE`] at the board clock. This module is the
+//! row 0 of the committed tile [`TILE_BOARD_CORE`] at [`TILE_BOARD_MHZ`] MHz from the
+//! FPGA's PLL. This module is the
 //! host side: the frames that load a layer block and an activation vector and start a run
 //! ([`layer_frames`], [`vector_frames`]), the reply ([`parse_reply`]) and the run's cycle
 //! count ([`run_cycles`]). The synthesis and place-and-route check is
@@ -20,6 +21,10 @@ use crate::board::BoardFiles;
 pub const TILE_BOARD_TOP: &str = "sop_hx8k_tile";
 /// The committed tile the wrapper instantiates (row 0 used; rows 1..3 tied off).
 pub const TILE_BOARD_CORE: &str = "sop_tile_hif8_bf16";
+/// The design clock (MHz): the PLL's output, 12 MHz x 3/2 (parameters in the wrapper).
+pub const TILE_BOARD_MHZ: u32 = 18;
+/// UART bit period in design clock cycles (18 MHz / 115200 baud = 156.25, rounded down).
+pub const TILE_CLKS_PER_BIT: u32 = 156;
 /// Weight codes the board holds (code memory words; a job's `rows x cols`).
 pub const CODE_WORDS: usize = 4096;
 /// Activation words the board holds (a job's `cols`).
@@ -185,7 +190,7 @@ impl TileFrame {
 
 /// The files of the tile example under the repository root `root`.
 pub fn board_files(root: &Path) -> BoardFiles {
-    BoardFiles::new(root, TILE_BOARD_TOP, TILE_BOARD_CORE)
+    BoardFiles::new(root, TILE_BOARD_TOP, TILE_BOARD_CORE, TILE_BOARD_MHZ, TILE_CLKS_PER_BIT)
 }
 
 /// Clock cycles the board counts for a run of `rows x cols` (see [`RUN_OVERHEAD`]).

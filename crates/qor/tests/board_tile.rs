@@ -2,9 +2,10 @@
 //! Verilator simulation of the whole board top through its UART with a real MiniLM layer
 //! segment quantized by the project's quantizer and the layer's real inputs on held-out
 //! sentences, every result compared bit for bit with the golden model and the cycle count
-//! with the stated one; and the bitstream (Yosys, nextpnr-ice40 at the board clock without
-//! `--timing-allow-fail`, icepack) with every memory in block RAM. A missing tool or a
-//! missing minilm fails the test, naming what to install or fetch.
+//! with the stated one; the PLL's parameters give the stated clock and UART bit period;
+//! and the bitstream (Yosys, nextpnr-ice40 at that clock without `--timing-allow-fail`,
+//! icepack) with every memory in block RAM. A missing tool or a missing minilm fails the
+//! test, naming what to install or fetch.
 
 mod common;
 
@@ -16,7 +17,9 @@ use sop_formats::Ieee16;
 use sop_hw::tile::ActFormat;
 use sop_hw::tile_sim::{golden_gemv, tile_engine, GemvJob, TileGeom};
 use sop_qor::board::{place_and_route, BOARD_MHZ};
-use sop_qor::board_tile::{board_files, layer_frames, parse_reply, reply_len, run_cycles, vector_frames};
+use sop_qor::board_tile::{
+    board_files, layer_frames, parse_reply, reply_len, run_cycles, vector_frames, TILE_BOARD_MHZ, TILE_CLKS_PER_BIT,
+};
 use sop_quantize::{LayerRef, QuantOptions, Quantizer};
 
 /// The layer a segment of which the board runs: 1536 x 384, its input the attention
@@ -32,6 +35,45 @@ const TOKENS: usize = 2;
 #[test]
 fn tile_board_is_lint_clean() {
     lint(&board_files(&root()));
+}
+
+/// The integer parameter `name` of the wrapper: its declaration `NAME = V`, or else its
+/// first instance parameter `.NAME(W'dV)`.
+fn param(v: &str, name: &str) -> u64 {
+    let at = v
+        .find(&format!("{name} = "))
+        .map(|i| i + name.len() + 3)
+        .or_else(|| v.find(&format!(".{name}(")).map(|i| i + name.len() + 2))
+        .unwrap_or_else(|| panic!("no {name} in the wrapper"));
+    let token: String = v[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '\'')
+        .collect();
+    let value = token.split_once("'d").map_or(token.as_str(), |(_, d)| d);
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} = {token}: not a decimal number"))
+}
+
+#[test]
+fn tile_board_clock_is_the_stated_one() {
+    let v = std::fs::read_to_string(root().join("fpga/hx8k/sop_hx8k_tile.v")).unwrap();
+    let (divr, divf, divq) = (param(&v, "DIVR"), param(&v, "DIVF"), param(&v, "DIVQ"));
+    // iCE40 PLL, simple feedback: f_out = f_in (DIVF + 1) / ((DIVR + 1) 2^DIVQ); the phase
+    // detector 10..133 MHz, the VCO 533..1066 MHz (Lattice TN1251).
+    let f_in = f64::from(BOARD_MHZ);
+    let pfd = f_in / (divr + 1) as f64;
+    let vco = pfd * (divf + 1) as f64;
+    assert!(
+        (10.0..=133.0).contains(&pfd) && (533.0..=1066.0).contains(&vco),
+        "{pfd} {vco}"
+    );
+    assert_eq!(vco / (1u64 << divq) as f64, f64::from(TILE_BOARD_MHZ));
+    assert_eq!(param(&v, "CLKS_PER_BIT"), u64::from(TILE_CLKS_PER_BIT));
+    assert_eq!(
+        u64::from(TILE_CLKS_PER_BIT),
+        u64::from(TILE_BOARD_MHZ) * 1_000_000 / 115_200
+    );
 }
 
 /// Records one linear layer's weights and first input vectors while the encoder runs in f32.
@@ -150,7 +192,7 @@ fn tile_board_runs_a_real_layer_through_the_uart() {
     let last = *want.last().unwrap().last().unwrap();
     assert_eq!(leds(&out), ((last >> 25) << 1) as u8);
     eprintln!(
-        "{ROWS} x {cols} of {LAYER} ({POINT}), {TOKENS} tokens: {} cycles per run at {BOARD_MHZ} MHz, simulated in {:.1} s",
+        "{ROWS} x {cols} of {LAYER} ({POINT}), {TOKENS} tokens: {} cycles per run at {TILE_BOARD_MHZ} MHz, simulated in {:.1} s",
         run_cycles(ROWS, cols),
         t0.elapsed().as_secs_f64()
     );
@@ -161,7 +203,7 @@ fn tile_board_bitstream_builds() {
     let dir = tempfile::tempdir().unwrap();
     let r = place_and_route(&board_files(&root()), dir.path()).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("{r:?}");
-    assert!(r.fmax_mhz >= f64::from(BOARD_MHZ), "{r:?}");
+    assert!(r.fmax_mhz >= f64::from(TILE_BOARD_MHZ), "{r:?}");
     assert_eq!(r.ios, 11, "{r:?}");
     // The five memories (55 kbit) are in block RAM: at least one SB_RAM40_4K each, and the
     // flip-flops are the tile row's and the sequencer's (a memory left in flip-flops would

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sop_qor::board::{BoardFiles, CLKS_PER_BIT};
+use sop_qor::board::BoardFiles;
 use sop_qor::tools::{run_tool, VERILATOR};
 
 /// The repository root.
@@ -27,12 +27,13 @@ pub fn lint(files: &BoardFiles) {
     run_tool(VERILATOR, &args, dir.path()).unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// A testbench for `top` (ports `clk12m`, `rx`, `tx`, `led`): each segment's bytes are sent
-/// as 8N1 characters back to back, then the bench waits until the board has sent the
+/// A testbench for `top` (ports `clk12m`, `rx`, `tx`, `led`; its clock stands for the design
+/// clock, a UART bit lasts `bit` cycles): each segment's bytes are sent as 8N1 characters
+/// back to back, then the bench waits until the board has sent the
 /// segment's number of reply bytes (in total so far), at most `limit` cycles per segment
 /// (`TIMEOUT` and the end of the run otherwise). It prints `BYTE hh` per received byte,
 /// `FRAMING` for a low stop bit and `LED hh` at the end.
-fn testbench(top: &str, segments: &[(Vec<u8>, usize)], limit: u64) -> String {
+fn testbench(top: &str, bit: u32, segments: &[(Vec<u8>, usize)], limit: u64) -> String {
     let n: usize = segments.iter().map(|s| s.0.len()).sum();
     let mut init = String::new();
     let mut k = 0;
@@ -110,14 +111,17 @@ fn testbench(top: &str, segments: &[(Vec<u8>, usize)], limit: u64) -> String {
   end
 endmodule
 "#,
-        bit = CLKS_PER_BIT,
     )
 }
 
 /// Builds and runs the testbench of `files` with `segments` (see [`testbench`]) in `dir`;
 /// returns its standard output.
 pub fn run_sim(dir: &Path, files: &BoardFiles, segments: &[(Vec<u8>, usize)], limit: u64) -> String {
-    std::fs::write(dir.join("tb.sv"), testbench(files.top, segments, limit)).unwrap();
+    std::fs::write(
+        dir.join("tb.sv"),
+        testbench(files.top, files.clks_per_bit, segments, limit),
+    )
+    .unwrap();
     let vlt = waivers();
     let mut args = vec![
         "--binary",

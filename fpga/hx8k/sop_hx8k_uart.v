@@ -19,6 +19,7 @@
 //   16-bit data_out, low byte first.
 //   A pause of more than 2^16 clock cycles (5.5 ms) inside a frame drops the partial frame,
 //   so a host resynchronizes by waiting 10 ms.
+// UART receiver, frame assembly and transmitter: sop_uart.v (shared with sop_hx8k_tile.v).
 // LEDs: the high byte of the last output word. Reset: 16 cycles after configuration.
 
 `default_nettype none
@@ -29,76 +30,22 @@ module sop_hx8k_uart (
     output wire       tx,       // to the FTDI (B12)
     output reg  [7:0] led       // D2..D9
 );
-    localparam [7:0] CLKS_PER_BIT = 8'd104;  // 12 MHz / 115200
-    localparam [7:0] HALF_BIT = 8'd52;
-    localparam [7:0] BIT_LAST = CLKS_PER_BIT - 8'd1;
+    localparam integer CLKS_PER_BIT = 104;  // 12 MHz / 115200 (sop_uart.v)
 
     // Power-on reset: iCE40 flip-flops start at 0 after configuration.
     reg [4:0] por = 5'd0;
     wire reset = !por[4];
     always @(posedge clk12m) if (!por[4]) por <= por + 5'd1;
 
-    // ---- UART receiver ----
-    reg [1:0] rx_sync = 2'b11;
-    always @(posedge clk12m) rx_sync <= {rx_sync[0], rx};
-    wire rx_in = rx_sync[1];
-
-    reg [7:0] rx_cnt = 8'd0;
-    reg [3:0] rx_bit = 4'd0;
-    reg [7:0] rx_shift = 8'd0;
-    reg       rx_busy = 1'b0;
-    reg       rx_valid = 1'b0;
-    reg [7:0] rx_byte = 8'd0;
-    always @(posedge clk12m) begin
-        rx_valid <= 1'b0;
-        if (!rx_busy) begin
-            if (!rx_in) begin
-                rx_busy <= 1'b1;
-                rx_cnt <= HALF_BIT;
-                rx_bit <= 4'd0;
-            end
-        end else if (rx_cnt != 8'd0) begin
-            rx_cnt <= rx_cnt - 8'd1;
-        end else begin
-            rx_cnt <= BIT_LAST;
-            if (rx_bit == 4'd0) begin
-                if (rx_in) rx_busy <= 1'b0;           // glitch, not a start bit
-                rx_bit <= 4'd1;
-            end else if (rx_bit <= 4'd8) begin
-                rx_shift <= {rx_in, rx_shift[7:1]};   // LSB first
-                rx_bit <= rx_bit + 4'd1;
-            end else begin                            // stop bit
-                rx_busy <= 1'b0;
-                if (rx_in) begin
-                    rx_valid <= 1'b1;
-                    rx_byte <= rx_shift;
-                end
-            end
-        end
-    end
-
-    // ---- frame assembly ----
-    reg [39:0] frame = 40'd0;
-    reg [2:0]  nbytes = 3'd0;
-    reg [15:0] idle = 16'd0;
-    reg        fire = 1'b0;
-    always @(posedge clk12m) begin
-        fire <= 1'b0;
-        if (rx_valid) begin
-            frame <= {rx_byte, frame[39:8]};
-            idle <= 16'd0;
-            if (nbytes == 3'd4) begin
-                nbytes <= 3'd0;
-                fire <= 1'b1;
-            end else begin
-                nbytes <= nbytes + 3'd1;
-            end
-        end else if (nbytes != 3'd0) begin
-            if (&idle) nbytes <= 3'd0;
-            idle <= idle + 16'd1;
-        end
-    end
-    wire [37:0] v = fire ? frame[37:0] : 38'd0;
+    // ---- UART receiver and frame assembly (sop_uart.v) ----
+    wire        fire;
+    wire [39:0] frame;
+    sop_uart_frames #(.CLKS_PER_BIT(CLKS_PER_BIT)) ufr (
+        .clk(clk12m), .rx(rx), .fire(fire), .frame(frame)
+    );
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [39:0] v = fire ? frame : 40'd0;  // v[39:38] unused
+    /* verilator lint_on UNUSEDSIGNAL */
 
     // ---- the decode top, lane 0 ----
     wire [15:0] data_out_0;
@@ -118,34 +65,24 @@ module sop_hx8k_uart (
     );
     /* verilator lint_on PINCONNECTEMPTY */
 
-    // ---- UART transmitter: two bytes per output word ----
-    reg [7:0]  tx_high = 8'd0;
+    // ---- UART transmitter (sop_uart.v): two bytes per output word ----
+    reg  [7:0] tx_high = 8'd0;
     reg        tx_pending = 1'b0;  // high byte still to send
-    reg [9:0]  tx_shift = 10'h3ff;
-    reg [3:0]  tx_left = 4'd0;
-    reg [7:0]  tx_cnt = 8'd0;
-    assign tx = tx_shift[0];
+    wire       tx_busy;
+    wire       tx_start = !tx_busy && (valid_out_0 || tx_pending);
+    wire [7:0] tx_data = valid_out_0 ? data_out_0[7:0] : tx_high;
+    sop_uart_tx #(.CLKS_PER_BIT(CLKS_PER_BIT)) utx (
+        .clk(clk12m), .start(tx_start), .data(tx_data), .busy(tx_busy), .tx(tx)
+    );
     always @(posedge clk12m) begin
         if (valid_out_0) led <= data_out_0[15:8];
-        if (tx_left != 4'd0) begin
-            if (tx_cnt != 8'd0) begin
-                tx_cnt <= tx_cnt - 8'd1;
-            end else begin
-                tx_cnt <= BIT_LAST;
-                tx_shift <= {1'b1, tx_shift[9:1]};
-                tx_left <= tx_left - 4'd1;
+        if (!tx_busy) begin
+            if (valid_out_0) begin
+                tx_high <= data_out_0[15:8];
+                tx_pending <= 1'b1;
+            end else if (tx_pending) begin
+                tx_pending <= 1'b0;
             end
-        end else if (valid_out_0) begin
-            tx_high <= data_out_0[15:8];
-            tx_pending <= 1'b1;
-            tx_shift <= {1'b1, data_out_0[7:0], 1'b0};
-            tx_left <= 4'd10;
-            tx_cnt <= BIT_LAST;
-        end else if (tx_pending) begin
-            tx_pending <= 1'b0;
-            tx_shift <= {1'b1, tx_high, 1'b0};
-            tx_left <= 4'd10;
-            tx_cnt <= BIT_LAST;
         end
     end
 endmodule

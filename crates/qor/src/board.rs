@@ -1,15 +1,16 @@
-//! The iCE40-HX8K breakout-board example in `fpga/hx8k/`: lane 0 of the committed top
-//! [`BOARD_CONFIG`] behind the board's UART (wrapper [`BOARD_TOP`]), its pin constraints,
-//! the host-side frame encoding, and the synthesis + place-and-route check.
+//! The iCE40-HX8K breakout-board examples in `fpga/hx8k/`: lane 0 of the committed top
+//! [`BOARD_CONFIG`] behind the board's UART (wrapper [`BOARD_TOP`]) with its host-side frame
+//! encoding ([`Frame`]), and the files and synthesis + place-and-route check shared with
+//! the dot-product tile example ([`crate::board_tile`]): [`BoardFiles`], [`place_and_route`].
 //!
-//! The wire protocol is documented in the wrapper's header and in `docs/qor.md`.
+//! The wire protocols are documented in the wrappers' headers and in `docs/qor.md`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::{nextpnr_fmax, nextpnr_utilisation, yosys_stat_top};
+use crate::parse::{nextpnr_fmax, nextpnr_utilisation, unparsed, yosys_stat_top};
 use crate::tools::{run_tool, Tool, NEXTPNR_ICE40, YOSYS};
 use crate::QorError;
 
@@ -28,25 +29,45 @@ pub const ICEPACK: Tool = Tool {
     install: "apt-get install -y fpga-icestorm",
 };
 
-/// The files of the board example, relative to the repository root.
+/// The files of one board example and its clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BoardFiles {
-    /// The committed decode top (`rtl-out/<BOARD_CONFIG>.v`).
-    pub core: PathBuf,
-    /// The UART wrapper (`fpga/hx8k/sop_hx8k_uart.v`).
-    pub wrapper: PathBuf,
+    /// Top module of the board design.
+    pub top: &'static str,
+    /// Its design clock (MHz); place and route must meet it.
+    pub mhz: u32,
+    /// Its UART bit period in design clock cycles (`mhz` / 115200 baud, rounded).
+    pub clks_per_bit: u32,
+    /// Its Verilog: the committed generated top, the shared UART (`fpga/hx8k/sop_uart.v`)
+    /// and the board wrapper, in that order.
+    pub verilog: Vec<PathBuf>,
     /// The pin constraints (`fpga/hx8k/hx8k_breakout.pcf`).
     pub pcf: PathBuf,
 }
 
 impl BoardFiles {
-    /// The files under the repository root `root`.
-    pub fn under(root: &Path) -> BoardFiles {
+    /// The files of a board top `top` (`fpga/hx8k/<top>.v`) around the committed
+    /// `rtl-out/<core>.v`, under the repository root `root`, clocked at `mhz` MHz with a UART
+    /// bit period of `clks_per_bit` cycles.
+    pub fn new(root: &Path, top: &'static str, core: &str, mhz: u32, clks_per_bit: u32) -> BoardFiles {
+        let hx8k = root.join("fpga/hx8k");
         BoardFiles {
-            core: root.join("rtl-out").join(format!("{BOARD_CONFIG}.v")),
-            wrapper: root.join("fpga/hx8k/sop_hx8k_uart.v"),
-            pcf: root.join("fpga/hx8k/hx8k_breakout.pcf"),
+            top,
+            mhz,
+            clks_per_bit,
+            verilog: vec![
+                root.join("rtl-out").join(format!("{core}.v")),
+                hx8k.join("sop_uart.v"),
+                hx8k.join(format!("{top}.v")),
+            ],
+            pcf: hx8k.join("hx8k_breakout.pcf"),
         }
+    }
+
+    /// The decode-lane example ([`BOARD_TOP`] around [`BOARD_CONFIG`]) under the repository
+    /// root `root`.
+    pub fn under(root: &Path) -> BoardFiles {
+        BoardFiles::new(root, BOARD_TOP, BOARD_CONFIG, BOARD_MHZ, CLKS_PER_BIT)
     }
 }
 
@@ -138,15 +159,18 @@ impl Frame {
 /// Result of the board flow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BoardReport {
-    /// `SB_LUT4` cells of the wrapper with lane 0.
+    /// `SB_LUT4` cells of the whole board design (Yosys).
     pub lut4: u64,
+    /// Logic cells placed (`ICESTORM_LC` of nextpnr's utilisation: LUT4, flip-flop and
+    /// carry packed together), of the HX8K's 7,680.
+    pub lcs: u64,
     /// Flip-flops (`SB_DFF*`).
     pub ffs: u64,
-    /// Block RAMs (`SB_RAM40_4K`).
+    /// Block RAMs (`SB_RAM40_4K`, 4 kbit each; the HX8K has 32).
     pub brams: u64,
     /// Pads used (`SB_IO` of the utilisation report).
     pub ios: u64,
-    /// Routed maximum frequency (MHz); place and route fails below [`BOARD_MHZ`].
+    /// Routed maximum frequency (MHz); place and route fails below [`BoardFiles::mhz`].
     pub fmax_mhz: f64,
     /// The bitstream written by icepack.
     pub bitstream: PathBuf,
@@ -164,8 +188,8 @@ fn copy_into(src: &Path, dir: &Path) -> Result<String, QorError> {
     Ok(name)
 }
 
-/// Synthesizes the board example (Yosys `synth_ice40`), places and routes it with its pin
-/// constraints on the HX8K/CT256 at [`BOARD_MHZ`] MHz (nextpnr-ice40 without
+/// Synthesizes a board example (Yosys `synth_ice40`), places and routes it with its pin
+/// constraints on the HX8K/CT256 at its clock, [`BoardFiles::mhz`] (nextpnr-ice40 without
 /// `--timing-allow-fail`: missing the clock is an error) and packs the bitstream
 /// (icepack), all in `dir`.
 pub fn place_and_route(files: &BoardFiles, dir: &Path) -> Result<BoardReport, QorError> {
@@ -173,12 +197,17 @@ pub fn place_and_route(files: &BoardFiles, dir: &Path) -> Result<BoardReport, Qo
         path: dir.to_path_buf(),
         source: e,
     })?;
-    let core = copy_into(&files.core, dir)?;
-    let wrapper = copy_into(&files.wrapper, dir)?;
+    let sources = files
+        .verilog
+        .iter()
+        .map(|f| copy_into(f, dir))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(" ");
     let pcf = copy_into(&files.pcf, dir)?;
+    let top = files.top;
     let script = format!(
-        "read_verilog {core} {wrapper}\n\
-         synth_ice40 -top {BOARD_TOP} -json {BOARD_TOP}.json\n\
+        "read_verilog {sources}\n\
+         synth_ice40 -top {top} -json {top}.json\n\
          tee -q -o stat.json stat -json\n"
     );
     let ys = dir.join("board.ys");
@@ -189,10 +218,10 @@ pub fn place_and_route(files: &BoardFiles, dir: &Path) -> Result<BoardReport, Qo
         path: stat_path,
         source: e,
     })?;
-    let stats = yosys_stat_top("yosys", &stat, BOARD_TOP)?;
-    let json = format!("{BOARD_TOP}.json");
-    let asc = format!("{BOARD_TOP}.asc");
-    let freq = BOARD_MHZ.to_string();
+    let stats = yosys_stat_top("yosys", &stat, top)?;
+    let json = format!("{top}.json");
+    let asc = format!("{top}.asc");
+    let freq = files.mhz.to_string();
     let p = run_tool(
         NEXTPNR_ICE40,
         &[
@@ -214,10 +243,14 @@ pub fn place_and_route(files: &BoardFiles, dir: &Path) -> Result<BoardReport, Qo
     fs::write(&log, &p.text).map_err(|e| QorError::Io { path: log, source: e })?;
     let fmax = nextpnr_fmax("nextpnr-ice40", &p.text)?;
     let util = nextpnr_utilisation("nextpnr-ice40", &p.text)?;
-    let bin = format!("{BOARD_TOP}.bin");
+    let bin = format!("{top}.bin");
     run_tool(ICEPACK, &[&asc, &bin], dir)?;
     Ok(BoardReport {
         lut4: stats.count("SB_LUT4"),
+        lcs: util
+            .get("ICESTORM_LC")
+            .map(|u| u.0)
+            .ok_or_else(|| unparsed("nextpnr-ice40", "ICESTORM_LC in the device utilisation", &p.text))?,
         ffs: stats.sum_where(|c| c.starts_with("SB_DFF")),
         brams: stats.sum_where(|c| c.starts_with("SB_RAM")),
         ios: util.get("SB_IO").map(|u| u.0).unwrap_or(0),

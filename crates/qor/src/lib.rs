@@ -44,6 +44,7 @@
 
 pub mod activity;
 pub mod board;
+pub mod board_tile;
 pub mod flows;
 pub mod liberty;
 pub mod parse;

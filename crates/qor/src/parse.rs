@@ -57,7 +57,7 @@ pub fn excerpt(text: &str) -> String {
     v.join("\n")
 }
 
-fn unparsed(tool: &str, what: &str, text: &str) -> QorError {
+pub(crate) fn unparsed(tool: &str, what: &str, text: &str) -> QorError {
     QorError::Unparsed {
         tool: tool.to_string(),
         what: what.to_string(),

@@ -3,16 +3,10 @@
 //! routes with its pin constraints at the board clock (Yosys, nextpnr-ice40, icepack).
 //! A missing tool fails the test, naming it and its install command.
 
-use std::fmt::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-use sop_qor::board::{place_and_route, BoardFiles, Frame, BOARD_CONFIG, BOARD_MHZ, BOARD_TOP, CLKS_PER_BIT};
-use sop_qor::tools::{run_tool, VERILATOR};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{leds, lint, reply_bytes, root, run_sim};
+use sop_qor::board::{place_and_route, BoardFiles, Frame, BOARD_CONFIG, BOARD_MHZ};
 
 fn files() -> BoardFiles {
     BoardFiles::under(&root())
@@ -32,110 +26,10 @@ fn board_example_places_and_routes() {
 
 #[test]
 fn board_wrapper_is_lint_clean() {
-    let f = files();
-    let dir = tempfile::tempdir().unwrap();
-    let vlt = root().join("rtl-out/verilator.vlt");
-    run_tool(
-        VERILATOR,
-        &[
-            "--lint-only",
-            "-Wall",
-            "--top-module",
-            BOARD_TOP,
-            vlt.to_str().unwrap(),
-            f.core.to_str().unwrap(),
-            f.wrapper.to_str().unwrap(),
-        ],
-        dir.path(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    lint(&files());
 }
 
 use sop_hw::rng::XorShift as Rng;
-
-fn testbench(frames: &[Frame]) -> String {
-    let bytes: Vec<u8> = frames.iter().flat_map(|f| f.bytes()).collect();
-    let mut init = String::new();
-    for (i, b) in bytes.iter().enumerate() {
-        let _ = writeln!(init, "    stim[{i}] = 8'h{b:02x};");
-    }
-    format!(
-        r#"module tb;
-  localparam integer N = {n};
-  localparam integer BIT = {bit};
-  reg clk = 1'b0;
-  always #5 clk = ~clk;
-  reg rx = 1'b1;
-  wire tx;
-  wire [7:0] led;
-  reg [7:0] stim [0:N-1];
-  {top} dut(.clk12m(clk), .rx(rx), .tx(tx), .led(led));
-  integer k, i;
-  initial begin
-{init}
-    repeat (64) @(posedge clk);
-    for (k = 0; k < N; k = k + 1) begin
-      rx = 1'b0;
-      repeat (BIT) @(posedge clk);
-      for (i = 0; i < 8; i = i + 1) begin
-        rx = stim[k][i];
-        repeat (BIT) @(posedge clk);
-      end
-      rx = 1'b1;
-      repeat (BIT) @(posedge clk);
-    end
-    repeat (30 * BIT) @(posedge clk);
-    $display("LED %02x", led);
-    $finish;
-  end
-  reg [7:0] got;
-  integer j;
-  initial begin
-    forever begin
-      @(negedge tx);
-      repeat (BIT / 2) @(posedge clk);
-      for (j = 0; j < 8; j = j + 1) begin
-        repeat (BIT) @(posedge clk);
-        got[j] = tx;
-      end
-      repeat (BIT) @(posedge clk);
-      if (!tx) $display("FRAMING");
-      $display("BYTE %02x", got);
-    end
-  end
-endmodule
-"#,
-        n = bytes.len(),
-        bit = CLKS_PER_BIT,
-        top = BOARD_TOP,
-    )
-}
-
-fn run_sim(dir: &Path, frames: &[Frame]) -> String {
-    let f = files();
-    std::fs::write(dir.join("tb.sv"), testbench(frames)).unwrap();
-    let vlt = root().join("rtl-out/verilator.vlt");
-    run_tool(
-        VERILATOR,
-        &[
-            "--binary",
-            "-j",
-            "2",
-            "-Wno-fatal",
-            "--top-module",
-            "tb",
-            vlt.to_str().unwrap(),
-            f.core.to_str().unwrap(),
-            f.wrapper.to_str().unwrap(),
-            "tb.sv",
-        ],
-        dir,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(dir.join("obj_dir/Vtb")).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn board_example_decodes_through_the_uart() {
@@ -180,18 +74,12 @@ fn board_example_decodes_through_the_uart() {
     let distinct: std::collections::BTreeSet<u16> = expected.iter().copied().collect();
     assert!(distinct.len() > 12, "stimulus too uniform: {expected:04x?}");
     let dir = tempfile::tempdir().unwrap();
-    let out = run_sim(dir.path(), &frames);
-    assert!(!out.contains("FRAMING"), "{out}");
-    let bytes: Vec<u8> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("BYTE "))
-        .map(|h| u8::from_str_radix(h.trim(), 16).unwrap())
+    let bytes: Vec<u8> = frames.iter().flat_map(|f| f.bytes()).collect();
+    let out = run_sim(dir.path(), &files(), &[(bytes, 2 * expected.len())], 1 << 20);
+    let words: Vec<u16> = reply_bytes(&out)
+        .chunks(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
-    let words: Vec<u16> = bytes.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
     assert_eq!(words, expected, "simulation output:\n{out}");
-    let led = out.lines().find_map(|l| l.strip_prefix("LED ")).unwrap();
-    assert_eq!(
-        u8::from_str_radix(led.trim(), 16).unwrap(),
-        (expected.last().unwrap() >> 8) as u8
-    );
+    assert_eq!(leds(&out), (expected.last().unwrap() >> 8) as u8);
 }

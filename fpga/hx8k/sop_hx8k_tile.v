@@ -29,8 +29,8 @@
 //   board -> host, after a run: rows x 4 bytes, each row's result (binary32 bits, before
 //   the tensor scale) low byte first, then the cycle count (32 bits, low byte first): clock
 //   cycles from the first activation read of the pre-pass to the last result, both
-//   included, rows x cols + cols + 13 (the pre-pass reads cols activations; 13 cycles of
-//   memory reads, input registers, hand-over and the tile's latency of 7).
+//   included, rows x cols + cols + 15 (the pre-pass reads cols activations; 15 cycles of
+//   memory reads, input registers, hand-over and the tile's latency of 9, TILE_LATENCY).
 //   A pause of more than 2^16 clock cycles (3.6 ms) inside a frame drops the partial frame,
 //   so a host resynchronizes by waiting 10 ms.
 // Run: the pre-pass streams the activations once through the tile's ActMax (x_last at each

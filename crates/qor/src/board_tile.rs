@@ -322,7 +322,7 @@ mod tests {
         assert!(e.contains("frame address 0 = 4096 is out of range 0..=4095"), "{e}");
         let e = TileFrame::from_bytes([0x08, 0, 0, 0, 0]).unwrap_err().to_string();
         assert_eq!(e, "frame op 8 is not a command (1..=7)");
-        assert_eq!(run_cycles(8, 384), 8 * 384 + 384 + 13);
+        assert_eq!(run_cycles(8, 384), 8 * 384 + 384 + 6 + TILE_LATENCY as u64);
     }
 
     fn tables() -> Tables {

@@ -19,7 +19,10 @@ use sop_quantize::sparse::MenuOption;
 use sop_quantize::{decode_entry, Lut, QuantizedLayer, SparseEntry};
 
 mod shards;
-pub use shards::{read_index, shard_file_name, shard_plan, ModelWriter, ShardWriter, INDEX_FILE};
+pub use shards::{
+    finish_layout, layout_file_name, read_index, shard_file_name, shard_plan, FileEntry, ModelWriter, ShardWriter,
+    INDEX_FILE,
+};
 
 /// Value of the `format` metadata key: the format name and its version. Version 2 stores
 /// sparse entries (outliers, residuals) in the lane-output domain, before the tensor scale

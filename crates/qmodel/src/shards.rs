@@ -25,6 +25,67 @@ pub fn shard_file_name(k: usize, n: usize) -> String {
     format!("model-{k:05}-of-{n:05}.sop.safetensors")
 }
 
+/// File name of file `k` (0-based) of a model written as `n` files: [`MODEL_FILE`] when
+/// `n == 1`, else [`shard_file_name`]`(k + 1, n)`.
+pub fn layout_file_name(k: usize, n: usize) -> String {
+    if n == 1 {
+        MODEL_FILE.to_string()
+    } else {
+        shard_file_name(k + 1, n)
+    }
+}
+
+/// What the index of a sharded model records of one written file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileEntry {
+    /// File name inside the model directory ([`layout_file_name`]).
+    pub name: String,
+    /// The tensors it holds.
+    pub tensors: Vec<String>,
+    /// Bytes of tensor data it holds (the index's `total_size` sums them).
+    pub data_bytes: u64,
+    /// Size of the whole file in bytes (header included).
+    pub file_bytes: u64,
+}
+
+/// Completes a model directory whose files `files` (in file order, every one written) are
+/// already in `dir`: writes the [`INDEX_FILE`] when there is more than one file (the index
+/// last, so a model whose index exists is complete), then removes the other layout's stale
+/// entry point (a [`MODEL_FILE`] or [`INDEX_FILE`] of an earlier run) so that readers see
+/// the new model. Returns the index path when one was written.
+pub fn finish_layout(dir: &Path, files: &[FileEntry], extra: &[(&str, String)]) -> Result<Option<PathBuf>> {
+    ensure!(!files.is_empty(), "{}: a model needs at least one file", dir.display());
+    let (index, stale) = if files.len() == 1 {
+        (None, dir.join(INDEX_FILE))
+    } else {
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("format".into(), FORMAT.into());
+        metadata.insert("total_size".into(), files.iter().map(|f| f.data_bytes).sum::<u64>().into());
+        for (k, v) in extra {
+            metadata.insert(k.to_string(), v.clone().into());
+        }
+        let mut weight_map = BTreeMap::new();
+        for f in files {
+            for t in &f.tensors {
+                weight_map.insert(t.clone(), f.name.clone());
+            }
+        }
+        let shards: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        let index = json!({"metadata": metadata, "shards": shards, "weight_map": weight_map});
+        let text = serde_json::to_string_pretty(&index)? + "\n";
+        (
+            Some(crate::write_atomic(dir, INDEX_FILE, text.as_bytes())?),
+            dir.join(MODEL_FILE),
+        )
+    };
+    match fs::remove_file(&stale) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing the stale {}", stale.display())),
+    }
+    Ok(index)
+}
+
 /// Splits layers of the given (estimated) stored sizes, in order, into shards of at most
 /// `max_shard_bytes` each (a layer larger than that gets a shard of its own). Returns the
 /// number of layers in each shard; one shard when everything fits.
@@ -137,7 +198,12 @@ impl ShardWriter {
 
     /// Writes the file (header with `extra` metadata, then the data in file order) under its
     /// final name and returns that path.
-    pub fn finish(mut self, extra: &[(&str, String)]) -> Result<PathBuf> {
+    pub fn finish(self, extra: &[(&str, String)]) -> Result<PathBuf> {
+        self.finish_entry(extra).map(|(p, _)| p)
+    }
+
+    /// [`ShardWriter::finish`], also returning what an index records of the file.
+    pub fn finish_entry(mut self, extra: &[(&str, String)]) -> Result<(PathBuf, FileEntry)> {
         let spool_err = |what: &str, p: &Path| format!("{what} the spool file {}", p.display());
         // Kept until the end: dropping it removes the spool.
         let spool_file = self
@@ -151,6 +217,16 @@ impl ShardWriter {
         let md = file_metadata(&self.metas, extra)?;
         let list: Vec<(String, Dtype, u64)> = self.tensors.iter().map(|(n, d, l, _)| (n.clone(), *d, *l)).collect();
         let (head, order) = header(&md, &list).with_context(|| self.dest.display().to_string())?;
+        let entry = FileEntry {
+            name: self
+                .dest
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            tensors: list.iter().map(|t| t.0.clone()).collect(),
+            data_bytes: self.spooled,
+            file_bytes: head.len() as u64 + self.spooled,
+        };
         let mut out = sop_atomic_write::AtomicFile::create(&self.dest)?;
         out.write_all(&head)
             .with_context(|| format!("writing {}", self.dest.display()))?;
@@ -172,7 +248,7 @@ impl ShardWriter {
         }
         let written = out.commit()?;
         drop(spool_file);
-        Ok(written)
+        Ok((written, entry))
     }
 }
 
@@ -190,8 +266,7 @@ pub struct ModelWriter {
     in_shard: usize,
     current: Option<ShardWriter>,
     written: Vec<PathBuf>,
-    weight_map: BTreeMap<String, String>,
-    total_size: u64,
+    entries: Vec<FileEntry>,
     names: BTreeSet<String>,
 }
 
@@ -211,18 +286,13 @@ impl ModelWriter {
             in_shard: 0,
             current: None,
             written: Vec::new(),
-            weight_map: BTreeMap::new(),
-            total_size: 0,
+            entries: Vec::new(),
             names: BTreeSet::new(),
         })
     }
 
     fn file_name(&self, k: usize) -> String {
-        if self.plan.len() == 1 {
-            MODEL_FILE.to_string()
-        } else {
-            shard_file_name(k + 1, self.plan.len())
-        }
+        layout_file_name(k, self.plan.len())
     }
 
     fn extra(&self) -> Vec<(&str, String)> {
@@ -247,13 +317,10 @@ impl ModelWriter {
         self.in_shard += 1;
         if self.in_shard == self.plan[self.shard] {
             let w = self.current.take().expect("open shard");
-            let file = self.file_name(self.shard);
-            for t in w.tensor_names() {
-                self.weight_map.insert(t.to_string(), file.clone());
-            }
-            self.total_size += w.data_bytes();
             let extra = self.extra();
-            self.written.push(w.finish(&extra)?);
+            let (path, entry) = w.finish_entry(&extra)?;
+            self.written.push(path);
+            self.entries.push(entry);
             self.shard += 1;
             self.in_shard = 0;
         }
@@ -269,26 +336,9 @@ impl ModelWriter {
             self.names.len(),
             self.plan.iter().sum::<usize>()
         );
-        let stale = if self.plan.len() == 1 {
-            self.dir.join(INDEX_FILE)
-        } else {
-            let mut metadata = serde_json::Map::new();
-            metadata.insert("format".into(), FORMAT.into());
-            metadata.insert("total_size".into(), self.total_size.into());
-            for (k, v) in &self.extra {
-                metadata.insert(k.clone(), v.clone().into());
-            }
-            let shards: Vec<String> = (0..self.plan.len()).map(|k| self.file_name(k)).collect();
-            let index = json!({"metadata": metadata, "shards": shards, "weight_map": self.weight_map});
-            let text = serde_json::to_string_pretty(&index)? + "\n";
-            self.written
-                .push(crate::write_atomic(&self.dir, INDEX_FILE, text.as_bytes())?);
-            self.dir.join(MODEL_FILE)
-        };
-        match fs::remove_file(&stale) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing the stale {}", stale.display())),
+        let extra = self.extra();
+        if let Some(index) = finish_layout(&self.dir, &self.entries, &extra)? {
+            self.written.push(index);
         }
         Ok(self.written)
     }

@@ -17,6 +17,7 @@
 //!    [`Spec::max_shard_bytes`]); then `report.json` and `report.md`.
 //!
 //! [`run`] chains the three. Nothing here prints: progress and notes go to an [`Observer`].
+//! [`split`] runs the passes per shard on many machines, byte-identical to [`run`].
 
 #![warn(missing_docs)]
 
@@ -26,6 +27,8 @@ use std::str::FromStr;
 
 use anyhow::{bail, ensure, Context, Result};
 use sop_model::Model;
+
+pub mod split;
 use sop_quantize::mckp::{solve_exact, solve_greedy, Choice, Selection, DEFAULT_MAX_UNITS};
 use sop_quantize::sparse::{quantize_option, MenuOption};
 use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Quantizer};
@@ -206,6 +209,9 @@ pub struct LayerEval {
     pub measured: Option<f64>,
     /// Rows the options were evaluated on when sampled ([`sample_rows`]); `None`: all rows.
     pub sampled_rows: Option<usize>,
+    /// [`layer_digest`] of the weights and column weights pass 1 read: pass 2 checks that it
+    /// reads the same (a model or calibration changed in between is an error).
+    pub digest: u64,
 }
 
 impl LayerEval {
@@ -237,6 +243,28 @@ fn column_weights(spec: &Spec<'_>, name: &str, cols: usize) -> Result<Option<Vec
             .column_weights(name, cols)
             .with_context(|| format!("{name}: column weights")),
     }
+}
+
+/// FNV-1a (64-bit) digest of a layer's f32 weights and, when given, its column weights (their
+/// bit patterns, little-endian, in order): what identifies the layer's input between the
+/// passes, cheap next to quantizing it.
+pub fn layer_digest(data: &[f32], column_weights: Option<&[f32]>) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: &[f32]| {
+        for x in v {
+            for b in x.to_bits().to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+            }
+        }
+    };
+    eat(data);
+    // A marker between the two parts: uniform and all-ones column weights differ.
+    eat(&[f32::from_bits(u32::from(column_weights.is_some()))]);
+    if let Some(a) = column_weights {
+        eat(a);
+    }
+    h
 }
 
 fn quantizers(spec: &Spec<'_>) -> Result<Vec<Quantizer>> {
@@ -275,6 +303,16 @@ impl Probe {
 /// Measured sensitivities (`s_i = (1 - cos_i) / aw-NMSE_i`, `cos_i` the mean output-embedding
 /// cosine when only layer `i` is replaced by its cheapest option) are measured here.
 pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
+    let all: Vec<usize> = (0..spec.layers.len()).collect();
+    Ok(Evaluation {
+        layers: evaluate_layers(spec, &all, obs)?,
+    })
+}
+
+/// Pass 1 over the layers `spec.layers[i]` for `i` in `indices` (in that order): what
+/// [`evaluate`] does for all of them, and one shard of a run split across machines does for
+/// its share.
+pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observer) -> Result<Vec<LayerEval>> {
     let quantizers = quantizers(spec)?;
     let mut probe = if spec.sensitivity.needs_measurement() {
         Some(
@@ -284,9 +322,13 @@ pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
     } else {
         None
     };
-    let mut layers = Vec::with_capacity(spec.layers.len());
-    obs.pass_start(Pass::Evaluate, spec.layers.len());
-    for name in spec.layers {
+    let mut layers = Vec::with_capacity(indices.len());
+    obs.pass_start(Pass::Evaluate, indices.len());
+    for &i in indices {
+        let name = spec
+            .layers
+            .get(i)
+            .with_context(|| format!("layer index {i}: the run has {} layers", spec.layers.len()))?;
         let w = spec.model.load_f32(name)?;
         obs.layer_start(Pass::Evaluate, name, w.rows, w.cols, spec.menu.len());
         let aw = column_weights(spec, name, w.cols)?;
@@ -380,11 +422,12 @@ pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
             options,
             measured,
             sampled_rows: sample.map(|r| r.len()),
+            digest: layer_digest(&w.data, aw.as_deref()),
         });
         obs.layer_done(Pass::Evaluate);
     }
     obs.pass_done(Pass::Evaluate);
-    Ok(Evaluation { layers })
+    Ok(layers)
 }
 
 /// Per-layer sensitivity factors (see [`Sensitivity`]); `measured` / `hybrid` need the
@@ -542,10 +585,132 @@ pub struct Outcome {
     pub report: serde_json::Value,
 }
 
+/// One layer of pass 2: its chosen option quantized on the whole layer, and what the report
+/// says of it. Everything a run split across machines carries from pass 2 to the final merge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chosen {
+    /// Menu index of the option.
+    pub option: usize,
+    /// Exact stored bits.
+    pub bits: u64,
+    /// Stored bits per weight ([`QuantizedLayer::bpw`]).
+    pub bpw: f64,
+    /// The errors on the whole layer.
+    pub metrics: Metrics,
+    /// Outlier entries stored.
+    pub outliers: usize,
+    /// Residual entries stored.
+    pub residuals: usize,
+}
+
+/// The `extra` metadata every model file of the run carries.
+fn file_extra(spec: &Spec<'_>) -> [(&'static str, String); 4] {
+    [
+        ("model", spec.model_path.display().to_string()),
+        ("calibration", spec.calibration.clone()),
+        ("target_bpw", spec.target_bpw.to_string()),
+        ("hardware", spec.hardware.clone()),
+    ]
+}
+
+/// The model files of the output: `shard_plan` of the chosen options' sizes, as the number of
+/// layers in each file (consecutive layers, in order).
+pub fn file_plan(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan) -> Vec<usize> {
+    let sizes: Vec<u64> = eval
+        .layers
+        .iter()
+        .zip(&plan.choice)
+        .map(|(l, &k)| l.options[k].bits.div_ceil(8))
+        .collect();
+    sop_qmodel::shard_plan(&sizes, spec.max_shard_bytes)
+}
+
+/// Quantizes layer `l` with menu option `k` on the whole layer (pass 2) after checking that
+/// its shape and [`layer_digest`] are what pass 1 saw, and that the bits are pass 1's.
+fn quantize_chosen(spec: &Spec<'_>, l: &LayerEval, k: usize, obs: &mut dyn Observer) -> Result<(QuantizedLayer, Chosen)> {
+    let opt = spec.menu[k];
+    let w = spec.model.load_f32(&l.name)?;
+    ensure!(
+        (w.rows, w.cols) == (l.rows, l.cols),
+        "{}: shape {}x{} in pass 2, {}x{} in pass 1",
+        l.name,
+        w.rows,
+        w.cols,
+        l.rows,
+        l.cols
+    );
+    obs.layer_start(Pass::Write, &l.name, w.rows, w.cols, 1);
+    let aw = column_weights(spec, &l.name, w.cols)?;
+    ensure!(
+        layer_digest(&w.data, aw.as_deref()) == l.digest,
+        "{}: the weights or column weights differ from what pass 1 read (digest {:016x}, pass 1 {:016x}): \
+         the model or the calibration changed between the passes",
+        l.name,
+        layer_digest(&w.data, aw.as_deref()),
+        l.digest
+    );
+    let q = Quantizer::new(opt.point, spec.options).with_context(|| format!("menu option {opt}"))?;
+    let lr = LayerRef {
+        name: &w.name,
+        rows: w.rows,
+        cols: w.cols,
+        data: &w.data,
+    };
+    let ql = quantize_option(&q, &opt, lr, aw.as_deref()).with_context(|| format!("{}: {opt}", l.name))?;
+    let e = &l.options[k];
+    if ql.bits() != e.bits {
+        bail!(
+            "{}: {opt} gave {} bits when written but {} when evaluated: the quantizer is not deterministic",
+            l.name,
+            ql.bits(),
+            e.bits
+        );
+    }
+    // The chosen option's errors on the whole layer (equal to pass 1's unless sampled).
+    let metrics = metrics(&w.data, &ql.dequantize(), w.cols, aw.as_deref());
+    let c = Chosen {
+        option: k,
+        bits: ql.bits(),
+        bpw: ql.bpw(),
+        metrics,
+        outliers: ql.outliers.len(),
+        residuals: ql.residuals.len(),
+    };
+    Ok((ql, c))
+}
+
 /// Pass 2: quantizes each layer with its chosen option, streams it into `out` (created if
 /// needed; one model file, or shards and an index above [`Spec::max_shard_bytes`]), and writes
-/// `report.json` and `report.md`. A layer whose bits differ from pass 1 is an error.
+/// `report.json` and `report.md`. A layer whose bits or input differ from pass 1 is an error.
 pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &mut dyn Observer) -> Result<Outcome> {
+    check_plan(spec, eval, plan)?;
+    let mut probe = if spec.check_embeddings {
+        Some(Probe::load(spec.model_path, None)?)
+    } else {
+        None
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
+    let extra = file_extra(spec);
+    let mut writer = sop_qmodel::ModelWriter::create(out, file_plan(spec, eval, plan), &extra)?;
+    let mut chosen = Vec::with_capacity(eval.layers.len());
+    obs.pass_start(Pass::Write, eval.layers.len());
+    for (l, &k) in eval.layers.iter().zip(&plan.choice) {
+        let (ql, c) = quantize_chosen(spec, l, k, obs)?;
+        if let Some(p) = &mut probe {
+            p.enc.bert.set_linear_weight(&ql.name, &ql.dequantize())?;
+        }
+        writer.push(&ql, &spec.menu[k])?;
+        chosen.push(c);
+        obs.layer_done(Pass::Write);
+    }
+    let files = writer.finish()?;
+    obs.pass_done(Pass::Write);
+    let embedding_cosine = probe.map(|p| p.cosine()).transpose()?;
+    finish_report(spec, eval, plan, &chosen, embedding_cosine, files, out)
+}
+
+/// The plan, the evaluation and the spec agree on the layers.
+fn check_plan(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan) -> Result<()> {
     ensure!(
         plan.choice.len() == eval.layers.len() && eval.layers.len() == spec.layers.len(),
         "plan for {} layers, evaluation of {}, spec of {}",
@@ -553,87 +718,47 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
         eval.layers.len(),
         spec.layers.len()
     );
+    Ok(())
+}
+
+/// The report of a finished pass 2 (`chosen`: every layer, in order), written as
+/// `report.json` and `report.md` into `out`; the outcome with the model `files`.
+fn finish_report(
+    spec: &Spec<'_>,
+    eval: &Evaluation,
+    plan: &Plan,
+    chosen: &[Chosen],
+    embedding_cosine: Option<f64>,
+    files: Vec<PathBuf>,
+    out: &Path,
+) -> Result<Outcome> {
+    ensure!(
+        chosen.len() == eval.layers.len(),
+        "{} layers written, {} evaluated",
+        chosen.len(),
+        eval.layers.len()
+    );
     let total_weights = eval.total_weights();
-    let mut probe = if spec.check_embeddings {
-        Some(Probe::load(spec.model_path, None)?)
-    } else {
-        None
-    };
-    std::fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
-    let sizes: Vec<u64> = eval
-        .layers
-        .iter()
-        .zip(&plan.choice)
-        .map(|(l, &k)| l.options[k].bits.div_ceil(8))
-        .collect();
-    let extra = [
-        ("model", spec.model_path.display().to_string()),
-        ("calibration", spec.calibration.clone()),
-        ("target_bpw", spec.target_bpw.to_string()),
-        ("hardware", spec.hardware.clone()),
-    ];
-    let mut writer =
-        sop_qmodel::ModelWriter::create(out, sop_qmodel::shard_plan(&sizes, spec.max_shard_bytes), &extra)?;
+    let sens = sensitivities(eval, spec.sensitivity)?;
     let mut layers_json = Vec::with_capacity(eval.layers.len());
     let mut chosen_nmse = Vec::with_capacity(eval.layers.len());
-    let sens = sensitivities(eval, spec.sensitivity)?;
     let mut true_distortion = 0.0;
-    obs.pass_start(Pass::Write, eval.layers.len());
-    for (l, &k) in eval.layers.iter().zip(&plan.choice) {
-        let opt = spec.menu[k];
-        let w = spec.model.load_f32(&l.name)?;
-        ensure!(
-            (w.rows, w.cols) == (l.rows, l.cols),
-            "{}: shape {}x{} in pass 2, {}x{} in pass 1",
-            l.name,
-            w.rows,
-            w.cols,
-            l.rows,
-            l.cols
-        );
-        obs.layer_start(Pass::Write, &l.name, w.rows, w.cols, 1);
-        let aw = column_weights(spec, &l.name, w.cols)?;
-        let q = Quantizer::new(opt.point, spec.options).with_context(|| format!("menu option {opt}"))?;
-        let lr = LayerRef {
-            name: &w.name,
-            rows: w.rows,
-            cols: w.cols,
-            data: &w.data,
-        };
-        let ql = quantize_option(&q, &opt, lr, aw.as_deref()).with_context(|| format!("{}: {opt}", l.name))?;
-        let e = &l.options[k];
-        if ql.bits() != e.bits {
-            bail!(
-                "{}: {opt} gave {} bits when written but {} when evaluated: the quantizer is not deterministic",
-                l.name,
-                ql.bits(),
-                e.bits
-            );
-        }
-        if let Some(p) = &mut probe {
-            p.enc.bert.set_linear_weight(&ql.name, &ql.dequantize())?;
-        }
-        writer.push(&ql, &opt)?;
-        // The chosen option's errors on the whole layer (equal to pass 1's unless sampled).
-        let m = metrics(&w.data, &ql.dequantize(), w.cols, aw.as_deref());
+    for ((l, c), s_i) in eval.layers.iter().zip(chosen).zip(&sens) {
+        let m = &c.metrics;
         chosen_nmse.push(m.nmse);
         let mut j = serde_json::json!({
-            "name": ql.name, "shape": [ql.rows, ql.cols], "option": opt.to_string(),
-            "bpw": ql.bpw(), "bits": ql.bits(), "nmse": m.nmse, "w_nmse": m.w_nmse,
-            "w_cosine": m.w_cosine, "outliers": ql.outliers.len(), "residuals": ql.residuals.len(),
+            "name": l.name, "shape": [l.rows, l.cols], "option": spec.menu[c.option].to_string(),
+            "bpw": c.bpw, "bits": c.bits, "nmse": m.nmse, "w_nmse": m.w_nmse,
+            "w_cosine": m.w_cosine, "outliers": c.outliers, "residuals": c.residuals,
             "calibrated": l.calibrated,
         });
         if let Some(r) = l.sampled_rows {
             j["sampled_rows"] = r.into();
-            j["w_nmse_estimate"] = e.metrics.w_nmse.into();
+            j["w_nmse_estimate"] = l.options[c.option].metrics.w_nmse.into();
         }
-        true_distortion += distortion(&m, sens[layers_json.len()]);
+        true_distortion += distortion(m, *s_i);
         layers_json.push(j);
-        obs.layer_done(Pass::Write);
     }
-    let files = writer.finish()?;
-    obs.pass_done(Pass::Write);
-    let embedding_cosine = probe.map(|p| p.cosine()).transpose()?;
 
     // Baseline medians of every menu option (for the targets).
     let mut baselines = serde_json::Map::new();
@@ -1120,6 +1245,7 @@ mod tests {
             options: vec![],
             measured,
             sampled_rows: None,
+            digest: 0,
         };
         let e = Evaluation {
             layers: vec![l(1, Some(1.0)), l(3, Some(3.0))],

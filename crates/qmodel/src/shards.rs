@@ -60,7 +60,10 @@ pub fn finish_layout(dir: &Path, files: &[FileEntry], extra: &[(&str, String)]) 
     } else {
         let mut metadata = serde_json::Map::new();
         metadata.insert("format".into(), FORMAT.into());
-        metadata.insert("total_size".into(), files.iter().map(|f| f.data_bytes).sum::<u64>().into());
+        metadata.insert(
+            "total_size".into(),
+            files.iter().map(|f| f.data_bytes).sum::<u64>().into(),
+        );
         for (k, v) in extra {
             metadata.insert(k.to_string(), v.clone().into());
         }

@@ -627,7 +627,12 @@ pub fn file_plan(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan) -> Vec<usize> 
 
 /// Quantizes layer `l` with menu option `k` on the whole layer (pass 2) after checking that
 /// its shape and [`layer_digest`] are what pass 1 saw, and that the bits are pass 1's.
-fn quantize_chosen(spec: &Spec<'_>, l: &LayerEval, k: usize, obs: &mut dyn Observer) -> Result<(QuantizedLayer, Chosen)> {
+fn quantize_chosen(
+    spec: &Spec<'_>,
+    l: &LayerEval,
+    k: usize,
+    obs: &mut dyn Observer,
+) -> Result<(QuantizedLayer, Chosen)> {
     let opt = spec.menu[k];
     let w = spec.model.load_f32(&l.name)?;
     ensure!(

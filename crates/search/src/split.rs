@@ -38,8 +38,8 @@ use sop_quantize::Metrics;
 use sop_shard::Shard;
 
 use crate::{
-    choose, evaluate_layers, file_extra, file_plan, finish_report, quantize_chosen, sensitivities, Chosen,
-    Evaluation, LayerEval, Observer, OptionEval, Outcome, Pass, Plan, Probe, Spec,
+    choose, evaluate_layers, file_extra, file_plan, finish_report, quantize_chosen, sensitivities, Chosen, Evaluation,
+    LayerEval, Observer, OptionEval, Outcome, Pass, Plan, Probe, Spec,
 };
 
 /// `format` of a pass-1 table.
@@ -88,7 +88,12 @@ impl RunId {
             layers: spec
                 .layers
                 .iter()
-                .map(|n| (n.clone(), spec.model.tensor(n).map(|t| t.shape.clone()).unwrap_or_default()))
+                .map(|n| {
+                    (
+                        n.clone(),
+                        spec.model.tensor(n).map(|t| t.shape.clone()).unwrap_or_default(),
+                    )
+                })
                 .collect(),
             calibration: spec.calibration.clone(),
             menu: spec.menu.iter().map(ToString::to_string).collect(),
@@ -149,7 +154,17 @@ impl RunId {
 
 /// Metrics as the bit patterns of their eight fields (exact through JSON).
 fn metrics_bits(m: &Metrics) -> [u64; 8] {
-    [m.mse, m.nmse, m.sqnr_db, m.cosine, m.w_mse, m.w_nmse, m.w_sqnr_db, m.w_cosine].map(f64::to_bits)
+    [
+        m.mse,
+        m.nmse,
+        m.sqnr_db,
+        m.cosine,
+        m.w_mse,
+        m.w_nmse,
+        m.w_sqnr_db,
+        m.w_cosine,
+    ]
+    .map(f64::to_bits)
 }
 
 fn metrics_from(b: &[u64; 8]) -> Metrics {
@@ -219,7 +234,10 @@ impl LayerRecord {
             .get(self.index)
             .ok_or_else(|| bad(format!("the run has {} layers", run.layers.len())))?;
         if *name != self.name || *shape != [self.rows, self.cols] {
-            return Err(bad(format!("the run's layer {} is `{name}` of shape {shape:?}", self.index)));
+            return Err(bad(format!(
+                "the run's layer {} is `{name}` of shape {shape:?}",
+                self.index
+            )));
         }
         if self.options.len() != run.menu.len() {
             return Err(bad(format!(
@@ -318,7 +336,11 @@ fn read_json<T: DeserializeOwned>(path: &Path, what: &str, format: &str) -> Resu
 
 /// The shards of `files` (each file's `shard` field): all of one count `N`, each `K` once,
 /// none missing. Returns the files ordered by `K`.
-fn check_shards<'a, T>(files: &'a [(PathBuf, T)], shard: impl Fn(&T) -> &str, what: &str) -> Result<Vec<(Shard, &'a (PathBuf, T))>> {
+fn check_shards<'a, T>(
+    files: &'a [(PathBuf, T)],
+    shard: impl Fn(&T) -> &str,
+    what: &str,
+) -> Result<Vec<(Shard, &'a (PathBuf, T))>> {
     ensure!(!files.is_empty(), "no {what} given");
     let mut by_k: BTreeMap<u32, (Shard, &(PathBuf, T))> = BTreeMap::new();
     let mut count: Option<(u32, &Path)> = None;
@@ -368,7 +390,11 @@ pub fn evaluate_shard(spec: &Spec<'_>, shard: Shard, table: &Path, obs: &mut dyn
         format: PASS1_FORMAT.to_string(),
         run,
         shard: shard.to_string(),
-        layers: indices.iter().zip(&layers).map(|(&i, l)| LayerRecord::new(i, l)).collect(),
+        layers: indices
+            .iter()
+            .zip(&layers)
+            .map(|(&i, l)| LayerRecord::new(i, l))
+            .collect(),
     };
     write_json(table, &file)?;
     Ok(layers.len())
@@ -376,7 +402,12 @@ pub fn evaluate_shard(spec: &Spec<'_>, shard: Shard, table: &Path, obs: &mut dyn
 
 /// Joins the pass-1 tables `tables` (all `N` shards of this run, each once), solves the
 /// knapsack and writes the plan to `plan_out`. Returns the evaluation and the plan.
-pub fn plan_from_pass1(spec: &Spec<'_>, tables: &[PathBuf], plan_out: &Path, obs: &mut dyn Observer) -> Result<(Evaluation, Plan)> {
+pub fn plan_from_pass1(
+    spec: &Spec<'_>,
+    tables: &[PathBuf],
+    plan_out: &Path,
+    obs: &mut dyn Observer,
+) -> Result<(Evaluation, Plan)> {
     check_target(spec)?;
     let run = RunId::of(spec);
     let read: Vec<(PathBuf, Pass1File)> = tables

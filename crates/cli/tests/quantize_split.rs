@@ -4,11 +4,13 @@
 //! shards writing into separate directories (no shared file system) as well as into one. Bad
 //! input: tables or manifests of another model, target or menu, split differently, a missing
 //! or duplicated shard, an edited plan, a model changed between the passes, a missing or
-//! different model file: one-line errors naming the file.
+//! different model file: one-line errors naming the file. Interruptions and a full disk: a
+//! stage killed inside any of its writes, or refused a write by the kernel, leaves every
+//! output under its final name absent or whole, and its rerun completes with the same bytes.
 
 mod common;
 
-use common::{files, imatrix, linear_tensor, one_line_error, safetensors, sop};
+use common::{files, imatrix, kill_at_pause, linear_tensor, one_line_error, safetensors, sop};
 
 use std::path::{Path, PathBuf};
 
@@ -365,4 +367,170 @@ fn split_run_bad_input() {
     let (code, stdout, err) = sop(&["inspect", &s(&out)]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("5 layers verified"), "{stdout}");
+}
+
+/// Final-named files of `dir` (temporaries, `.<name>.tmp-...`, left out).
+fn finals(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    files(dir).into_iter().filter(|(n, _)| !n.starts_with('.')).collect()
+}
+
+/// Every final-named file of `dir` is the reference's file of that name, whole.
+fn absent_or_whole(what: &str, dir: &Path, reference: &std::collections::BTreeMap<String, Vec<u8>>) {
+    for (name, bytes) in finals(dir) {
+        let r = reference
+            .get(&name)
+            .unwrap_or_else(|| panic!("{what}: unexpected file {name}"));
+        assert!(
+            &bytes == r,
+            "{what}: {name} is {} bytes, whole {}",
+            bytes.len(),
+            r.len()
+        );
+    }
+}
+
+/// Pass 2 of a shard and the final merge, each killed inside each of its atomic writes: the
+/// output directory holds only whole files, and rerunning the stage (then the remaining ones)
+/// gives the one-machine directory byte for byte.
+#[test]
+fn interrupted_split_stages_rerun_to_the_same_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m.safetensors");
+    write_model(&model, 0);
+    let base: Vec<String> = [
+        "quantize",
+        "--model",
+        &s(&model),
+        "--target-bpw",
+        "5",
+        "--max-shard-size",
+        "1KB",
+    ]
+    .map(String::from)
+    .to_vec();
+    let one = d.path().join("one");
+    ok(&with(&base, &["--out", &s(&one)]));
+    let reference = files(&one);
+    let w = Work {
+        dir: d.path().join("w"),
+        n: 2,
+    };
+    std::fs::create_dir_all(&w.dir).unwrap();
+    for k in 1..=2 {
+        w.pass1(&base, k);
+    }
+    ok(&w.plan_args(&base, &w.tables()));
+    // Stage 0: pass 2 of shard 1 (shard 2 done before); stage 1: the final merge.
+    for stage in 0..2 {
+        let mut k = 0;
+        loop {
+            let out = d.path().join(format!("out-{stage}-{k}"));
+            ok(&w.pass2_args(&base, 2, &out));
+            if stage == 1 {
+                ok(&w.pass2_args(&base, 1, &out));
+            }
+            let args = if stage == 0 {
+                // Its manifest as well must not be there half-written: none before the run.
+                let _ = std::fs::remove_file(w.manifest(1));
+                w.pass2_args(&base, 1, &out)
+            } else {
+                w.finish_args(&base, &w.manifests(), &out)
+            };
+            let what = format!("stage {stage}, killed in write {k}");
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let Some(killed) = kill_at_pause(&a, k) else {
+                assert!(k > 1, "{what}: too few writes");
+                break;
+            };
+            assert!(!killed.dest.exists(), "{what}: {} exists", killed.dest.display());
+            absent_or_whole(&what, &out, &reference);
+            ok(&args);
+            if stage == 0 {
+                ok(&w.finish_args(&base, &w.manifests(), &out));
+            }
+            assert_eq!(finals(&out), reference, "{what}: the rerun's outputs differ");
+            k += 1;
+        }
+    }
+}
+
+/// `sop` run under a file-size limit (`ulimit -f`, in 512-byte blocks; SIGXFSZ ignored, so a
+/// write past the limit fails with EFBIG as a full disk fails with ENOSPC).
+fn sop_limited(blocks: u32, args: &[String]) -> (i32, String) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("trap '' XFSZ; ulimit -f {blocks} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_sop"))
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stderr).unwrap())
+}
+
+/// The disk fills up mid-write (a file-size limit: the model files are 1.5-3.4 KB, the
+/// report 4.9 KB): the one-machine run, a pass-2 shard and the final merge fail with one
+/// error naming the file, leave no temporary file and nothing half-written under a final
+/// name; rerun without the limit, they give the same bytes.
+#[test]
+fn disk_full_mid_write_leaves_nothing_half_written() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m.safetensors");
+    write_model(&model, 0);
+    let base: Vec<String> = [
+        "quantize",
+        "--model",
+        &s(&model),
+        "--target-bpw",
+        "5",
+        "--max-shard-size",
+        "1KB",
+    ]
+    .map(String::from)
+    .to_vec();
+    let one = d.path().join("one");
+    ok(&with(&base, &["--out", &s(&one)]));
+    let reference = files(&one);
+    let big = reference.values().map(Vec::len).max().unwrap();
+    assert!(big > 4096 && reference["model-00001-of-00005.sop.safetensors"].len() > 2048);
+    // 4 blocks: the first model file fails; 8 blocks: every model file and the index fit, the
+    // report does not.
+    for (blocks, file) in [(4, "model-00001-of-00005"), (8, "report.json")] {
+        let out = d.path().join(format!("full-{blocks}"));
+        let args = with(&base, &["--out", &s(&out)]);
+        let (code, err) = sop_limited(blocks, &args);
+        one_line_error(code, &err, &[file, "File too large"]);
+        absent_or_whole(&format!("one machine, {blocks} blocks"), &out, &reference);
+        assert!(!out.join(file).exists() || file.starts_with("model"));
+        assert!(
+            files(&out).keys().all(|n| !n.starts_with('.')),
+            "{:?}",
+            files(&out).keys()
+        );
+        ok(&with(&args, &["--force"]));
+        assert_eq!(files(&out), reference);
+    }
+    let w = Work {
+        dir: d.path().join("w"),
+        n: 2,
+    };
+    std::fs::create_dir_all(&w.dir).unwrap();
+    for k in 1..=2 {
+        w.pass1(&base, k);
+    }
+    ok(&w.plan_args(&base, &w.tables()));
+    let out = d.path().join("split");
+    for k in 1..=2 {
+        let (code, err) = sop_limited(4, &w.pass2_args(&base, k, &out));
+        if code != 0 {
+            one_line_error(code, &err, &["File too large"]);
+        }
+        absent_or_whole(&format!("pass 2 of {k}/2"), &out, &reference);
+        ok(&w.pass2_args(&base, k, &out));
+    }
+    let (code, err) = sop_limited(8, &w.finish_args(&base, &w.manifests(), &out));
+    one_line_error(code, &err, &["report.json", "File too large"]);
+    absent_or_whole("final merge", &out, &reference);
+    assert!(files(&out).keys().all(|n| !n.starts_with('.')));
+    ok(&w.finish_args(&base, &w.manifests(), &out));
+    assert_eq!(files(&out), reference);
 }

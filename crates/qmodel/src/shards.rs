@@ -8,14 +8,22 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde_json::{json, Value};
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::QuantizedLayer;
 
-use crate::{dtype_width, file_metadata, from_bytes, layer_tensors, LayerMeta, Loaded, FORMAT, MODEL_FILE};
+use crate::{
+    check, dtype_width, ensure_layers, file_metadata, from_bytes, invalid, layer_tensors, LayerMeta, Loaded,
+    QmodelError, Result, FORMAT, MODEL_FILE,
+};
+
+/// [`QmodelError::Io`] of `what` on `path`.
+fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> QmodelError {
+    let (what, path) = (what.to_string(), path.to_path_buf());
+    move |error| QmodelError::Io { what, path, error }
+}
 
 /// Name of the index of a sharded model inside its directory.
 pub const INDEX_FILE: &str = "model.sop.safetensors.index.json";
@@ -54,7 +62,7 @@ pub struct FileEntry {
 /// entry point (a [`MODEL_FILE`] or [`INDEX_FILE`] of an earlier run) so that readers see
 /// the new model. Returns the index path when one was written.
 pub fn finish_layout(dir: &Path, files: &[FileEntry], extra: &[(&str, String)]) -> Result<Option<PathBuf>> {
-    ensure!(!files.is_empty(), "{}: a model needs at least one file", dir.display());
+    ensure_layers!(!files.is_empty(), "{}: a model needs at least one file", dir.display());
     let (index, stale) = if files.len() == 1 {
         (None, dir.join(INDEX_FILE))
     } else {
@@ -75,7 +83,7 @@ pub fn finish_layout(dir: &Path, files: &[FileEntry], extra: &[(&str, String)]) 
         }
         let shards: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
         let index = json!({"metadata": metadata, "shards": shards, "weight_map": weight_map});
-        let text = serde_json::to_string_pretty(&index)? + "\n";
+        let text = serde_json::to_string_pretty(&index).map_err(|e| QmodelError::Layers(format!("index: {e}")))? + "\n";
         (
             Some(crate::write_atomic(dir, INDEX_FILE, text.as_bytes())?),
             dir.join(MODEL_FILE),
@@ -84,7 +92,7 @@ pub fn finish_layout(dir: &Path, files: &[FileEntry], extra: &[(&str, String)]) 
     match fs::remove_file(&stale) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing the stale {}", stale.display())),
+        Err(e) => return Err(io("removing the stale", &stale)(e)),
     }
     Ok(index)
 }
@@ -120,9 +128,9 @@ fn header(md: &HashMap<String, String>, tensors: &[(String, Dtype, u64)]) -> Res
     for &i in &order {
         let (name, dtype, len) = &tensors[i];
         let shape = *len / dtype_width(*dtype) as u64;
-        let entry =
-            json!({"dtype": serde_json::to_value(dtype)?, "shape": [shape], "data_offsets": [offset, offset + len]});
-        ensure!(
+        let dtype = serde_json::to_value(dtype).map_err(|e| QmodelError::Layers(format!("tensor `{name}`: {e}")))?;
+        let entry = json!({"dtype": dtype, "shape": [shape], "data_offsets": [offset, offset + len]});
+        ensure_layers!(
             map.insert(name.clone(), entry).is_none(),
             "tensor `{name}` appears twice"
         );
@@ -130,7 +138,7 @@ fn header(md: &HashMap<String, String>, tensors: &[(String, Dtype, u64)]) -> Res
     }
     let md: serde_json::Map<String, Value> = md.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
     map.insert("__metadata__".to_string(), Value::Object(md));
-    let mut h = serde_json::to_vec(&Value::Object(map))?;
+    let mut h = serde_json::to_vec(&Value::Object(map)).map_err(|e| QmodelError::Layers(format!("header: {e}")))?;
     h.resize(h.len().next_multiple_of(8), b' ');
     let mut out = Vec::with_capacity(8 + h.len());
     out.extend_from_slice(&(h.len() as u64).to_le_bytes());
@@ -174,14 +182,18 @@ impl ShardWriter {
     /// Appends a layer with its menu option. A layer name given twice is an error.
     pub fn push(&mut self, l: &QuantizedLayer, opt: &MenuOption) -> Result<()> {
         if self.metas.iter().any(|m| m.name == l.name) {
-            bail!("{}: layer `{}` written twice", self.dest.display(), l.name);
+            return Err(QmodelError::Layers(format!(
+                "{}: layer `{}` written twice",
+                self.dest.display(),
+                l.name
+            )));
         }
         let (tensors, meta) = layer_tensors(l, opt)?;
         let spool = self.spool.as_mut().expect("spool open until finish");
         for (name, dtype, bytes) in tensors {
             spool
                 .write_all(&bytes)
-                .with_context(|| format!("writing the spool file {}", self.spool_path.display()))?;
+                .map_err(io("writing the spool file", &self.spool_path))?;
             self.tensors.push((name, dtype, bytes.len() as u64, self.spooled));
             self.spooled += bytes.len() as u64;
         }
@@ -207,7 +219,6 @@ impl ShardWriter {
 
     /// [`ShardWriter::finish`], also returning what an index records of the file.
     pub fn finish_entry(mut self, extra: &[(&str, String)]) -> Result<(PathBuf, FileEntry)> {
-        let spool_err = |what: &str, p: &Path| format!("{what} the spool file {}", p.display());
         // Kept until the end: dropping it removes the spool.
         let spool_file = self
             .spool
@@ -215,11 +226,12 @@ impl ShardWriter {
             .expect("spool open until finish")
             .into_inner()
             .map_err(|e| e.into_error())
-            .with_context(|| spool_err("writing", &self.spool_path))?;
-        let mut spool = File::open(&self.spool_path).with_context(|| spool_err("reading", &self.spool_path))?;
+            .map_err(io("writing the spool file", &self.spool_path))?;
+        let mut spool = File::open(&self.spool_path).map_err(io("reading the spool file", &self.spool_path))?;
         let md = file_metadata(&self.metas, extra)?;
         let list: Vec<(String, Dtype, u64)> = self.tensors.iter().map(|(n, d, l, _)| (n.clone(), *d, *l)).collect();
-        let (head, order) = header(&md, &list).with_context(|| self.dest.display().to_string())?;
+        let (head, order) =
+            header(&md, &list).map_err(|e| QmodelError::Layers(format!("{}: {e}", self.dest.display())))?;
         let entry = FileEntry {
             name: self
                 .dest
@@ -231,21 +243,19 @@ impl ShardWriter {
             file_bytes: head.len() as u64 + self.spooled,
         };
         let mut out = sop_atomic_write::AtomicFile::create(&self.dest)?;
-        out.write_all(&head)
-            .with_context(|| format!("writing {}", self.dest.display()))?;
+        out.write_all(&head).map_err(io("writing", &self.dest))?;
         let mut buf = vec![0u8; 1 << 20];
         for &i in &order {
             let (_, _, mut len, off) = self.tensors[i];
             spool
                 .seek(SeekFrom::Start(off))
-                .with_context(|| spool_err("reading", &self.spool_path))?;
+                .map_err(io("reading the spool file", &self.spool_path))?;
             while len > 0 {
                 let n = len.min(buf.len() as u64) as usize;
                 spool
                     .read_exact(&mut buf[..n])
-                    .with_context(|| spool_err("reading", &self.spool_path))?;
-                out.write_all(&buf[..n])
-                    .with_context(|| format!("writing {}", self.dest.display()))?;
+                    .map_err(io("reading the spool file", &self.spool_path))?;
+                out.write_all(&buf[..n]).map_err(io("writing", &self.dest))?;
                 len -= n as u64;
             }
         }
@@ -277,7 +287,7 @@ impl ModelWriter {
     /// Starts writing into `dir` (which must exist) with `plan[k]` layers in shard `k` (see
     /// [`shard_plan`]) and `extra` metadata in every file.
     pub fn create(dir: &Path, plan: Vec<usize>, extra: &[(&str, String)]) -> Result<Self> {
-        ensure!(
+        ensure_layers!(
             !plan.is_empty() && plan.iter().all(|&n| n > 0),
             "shard plan {plan:?}: every shard needs a layer"
         );
@@ -305,13 +315,13 @@ impl ModelWriter {
     /// Appends the next layer. More layers than the plan holds, or a name given twice, is an
     /// error.
     pub fn push(&mut self, l: &QuantizedLayer, opt: &MenuOption) -> Result<()> {
-        ensure!(
+        ensure_layers!(
             self.shard < self.plan.len(),
             "layer `{}`: the shard plan holds {} layers",
             l.name,
             self.plan.iter().sum::<usize>()
         );
-        ensure!(self.names.insert(l.name.clone()), "layer `{}` written twice", l.name);
+        ensure_layers!(self.names.insert(l.name.clone()), "layer `{}` written twice", l.name);
         if self.current.is_none() {
             self.current = Some(ShardWriter::create(&self.dir, &self.file_name(self.shard))?);
         }
@@ -333,7 +343,7 @@ impl ModelWriter {
     /// Writes the index (sharded models) after checking every planned layer came, removes the
     /// other layout's stale entry point, and returns the files written (the entry point last).
     pub fn finish(mut self) -> Result<Vec<PathBuf>> {
-        ensure!(
+        ensure_layers!(
             self.shard == self.plan.len(),
             "{} layers written, the shard plan holds {}",
             self.names.len(),
@@ -351,9 +361,9 @@ impl ModelWriter {
 /// exactly the tensors the index maps to it, and be a valid model file; layers come in shard
 /// order. Errors name the index, the shard and the tensor.
 pub fn read_index(index: &Path) -> Result<Loaded> {
-    let text = fs::read_to_string(index).with_context(|| format!("reading the index {}", index.display()))?;
-    let v: Value = serde_json::from_str(&text).with_context(|| format!("{}: not a JSON index", index.display()))?;
-    let bad = |what: String| anyhow::anyhow!("{}: {what}", index.display());
+    let text = fs::read_to_string(index).map_err(io("reading the index", index))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| invalid!(index, "not a JSON index: {e}"))?;
+    let bad = |what: String| invalid!(index, "{what}");
     match v["metadata"]["format"].as_str() {
         Some(FORMAT) => {}
         other => return Err(bad(format!("metadata.format is {other:?}, not `{FORMAT}`"))),
@@ -367,7 +377,7 @@ pub fn read_index(index: &Path) -> Result<Loaded> {
                 .ok_or_else(|| bad(format!("shard entry {s} is not a file name")))
         })
         .collect::<Result<_>>()?;
-    ensure!(!shards.is_empty(), bad("the `shards` list is empty".into()));
+    check!(!shards.is_empty(), bad("the `shards` list is empty".into()));
     let map = v["weight_map"]
         .as_object()
         .ok_or_else(|| bad("no `weight_map` object".into()))?;
@@ -394,9 +404,9 @@ pub fn read_index(index: &Path) -> Result<Loaded> {
                 file.display()
             )));
         }
-        let bytes = fs::read(&file).with_context(|| format!("reading the shard {}", file.display()))?;
+        let bytes = fs::read(&file).map_err(io("reading the shard", &file))?;
         let names: BTreeSet<String> = SafeTensors::deserialize(&bytes)
-            .with_context(|| format!("{}: not a SOP quantized model", file.display()))?
+            .map_err(|e| invalid!(file, "not a SOP quantized model: {e}"))?
             .names()
             .into_iter()
             .map(str::to_string)

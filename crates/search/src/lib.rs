@@ -25,10 +25,98 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{bail, ensure, Context, Result};
+use sop_calib::CalibError;
 use sop_model::Model;
+use sop_quantize::QuantError;
 
 pub mod split;
+
+/// A failed search. Every message names the layer, option, file or flag concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// A layer of the model could not be read.
+    #[error(transparent)]
+    Model(#[from] sop_model::ModelError),
+    /// Column weights, or the BERT encoder of measured sensitivities and the embedding check.
+    #[error("{context}: {error}")]
+    Calib {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        error: CalibError,
+    },
+    /// A menu option could not quantize a layer.
+    #[error("{context}: {error}")]
+    Quantize {
+        /// The layer and option.
+        context: String,
+        /// The underlying error.
+        error: QuantError,
+    },
+    /// No assignment of the menu meets the target.
+    #[error("--target-bpw: {0}")]
+    Target(#[from] sop_quantize::mckp::MckpError),
+    /// Reading or writing the quantized model.
+    #[error(transparent)]
+    Qmodel(#[from] sop_qmodel::QmodelError),
+    /// An output file could not be written whole (nothing was left under its name).
+    #[error(transparent)]
+    Write(#[from] sop_atomic_write::Error),
+    /// A file system step failed (`what`, e.g. `--out`).
+    #[error("{what} {}: {error}", path.display())]
+    Io {
+        /// The step.
+        what: String,
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+    /// Inputs that do not fit together: a bad target, an empty menu, a model or calibration
+    /// that changed between the passes, the files of a split run that are not of this run or
+    /// not complete (see [`split`]).
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Results of this crate.
+pub type Result<T, E = SearchError> = std::result::Result<T, E>;
+
+/// [`SearchError::Input`] from a format string.
+macro_rules! input {
+    ($($fmt:tt)*) => {
+        $crate::SearchError::Input(format!($($fmt)*))
+    };
+}
+pub(crate) use input;
+
+/// `return Err(`[`SearchError::Input`]`)` unless `cond`.
+macro_rules! ensure_input {
+    ($cond:expr, $($fmt:tt)*) => {
+        if !$cond {
+            return Err($crate::input!($($fmt)*));
+        }
+    };
+}
+pub(crate) use ensure_input;
+
+/// Maps a calibration error to [`SearchError::Calib`] with `context`.
+fn calib(context: impl Into<String>) -> impl FnOnce(CalibError) -> SearchError {
+    let context = context.into();
+    move |error| SearchError::Calib { context, error }
+}
+
+/// Maps a quantizer error to [`SearchError::Quantize`] with `context`.
+fn quant(context: impl Into<String>) -> impl FnOnce(QuantError) -> SearchError {
+    let context = context.into();
+    move |error| SearchError::Quantize { context, error }
+}
+
+/// Maps an I/O error to [`SearchError::Io`] of `what` on `path`.
+fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> SearchError {
+    let (what, path) = (what.to_string(), path.to_path_buf());
+    move |error| SearchError::Io { what, path, error }
+}
 use sop_quantize::mckp::{solve_exact, solve_greedy, Choice, Selection, DEFAULT_MAX_UNITS};
 use sop_quantize::sparse::{quantize_option, MenuOption};
 use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Quantizer};
@@ -241,7 +329,7 @@ fn column_weights(spec: &Spec<'_>, name: &str, cols: usize) -> Result<Option<Vec
         None => Ok(None),
         Some(s) => s
             .column_weights(name, cols)
-            .with_context(|| format!("{name}: column weights")),
+            .map_err(calib(format!("{name}: column weights"))),
     }
 }
 
@@ -268,10 +356,10 @@ pub fn layer_digest(data: &[f32], column_weights: Option<&[f32]>) -> u64 {
 }
 
 fn quantizers(spec: &Spec<'_>) -> Result<Vec<Quantizer>> {
-    ensure!(!spec.menu.is_empty(), "the menu is empty");
+    ensure_input!(!spec.menu.is_empty(), "the menu is empty");
     spec.menu
         .iter()
-        .map(|o| Quantizer::new(o.point, spec.options).with_context(|| format!("menu option {o}")))
+        .map(|o| Quantizer::new(o.point, spec.options).map_err(quant(format!("menu option {o}"))))
         .collect()
 }
 
@@ -288,14 +376,29 @@ impl Probe {
         if let Some(n) = sentences {
             texts.truncate(n.max(1));
         }
-        let enc = sop_calib::Encoder::load(path, sop_calib::DEFAULT_MAX_SEQ_LEN)?;
-        let seqs = enc.encode(&texts)?;
-        let base = enc.bert.embed(&seqs)?;
+        let enc = sop_calib::Encoder::load(path, sop_calib::DEFAULT_MAX_SEQ_LEN).map_err(calib("the BERT encoder"))?;
+        let seqs = enc
+            .encode(&texts)
+            .map_err(calib("tokenizing the calibration sentences"))?;
+        let base = enc.bert.embed(&seqs).map_err(calib("the unquantized embeddings"))?;
         Ok(Probe { enc, seqs, base })
     }
 
     fn cosine(&self) -> Result<f64> {
-        Ok(mean_cosine(&self.base, &self.enc.bert.embed(&self.seqs)?))
+        let q = self
+            .enc
+            .bert
+            .embed(&self.seqs)
+            .map_err(calib("the quantized embeddings"))?;
+        Ok(mean_cosine(&self.base, &q))
+    }
+
+    /// Replaces the weights of linear layer `name`.
+    fn set(&mut self, name: &str, w: &[f32]) -> Result<()> {
+        self.enc
+            .bert
+            .set_linear_weight(name, w)
+            .map_err(calib(format!("{name}: setting the encoder's weights")))
     }
 }
 
@@ -316,8 +419,13 @@ pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observe
     let quantizers = quantizers(spec)?;
     let mut probe = if spec.sensitivity.needs_measurement() {
         Some(
-            Probe::load(spec.model_path, Some(spec.sensitivity_sentences))
-                .context("--sensitivity measured needs a BERT encoder")?,
+            Probe::load(spec.model_path, Some(spec.sensitivity_sentences)).map_err(|e| match e {
+                SearchError::Calib { context, error } => SearchError::Calib {
+                    context: format!("--sensitivity measured needs a BERT encoder: {context}"),
+                    error,
+                },
+                e => e,
+            })?,
         )
     } else {
         None
@@ -328,7 +436,7 @@ pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observe
         let name = spec
             .layers
             .get(i)
-            .with_context(|| format!("layer index {i}: the run has {} layers", spec.layers.len()))?;
+            .ok_or_else(|| input!("layer index {i}: the run has {} layers", spec.layers.len()))?;
         let w = spec.model.load_f32(name)?;
         obs.layer_start(Pass::Evaluate, name, w.rows, w.cols, spec.menu.len());
         let aw = column_weights(spec, name, w.cols)?;
@@ -383,11 +491,14 @@ pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observe
         // the measurement.
         let mut cheapest: Option<(usize, QuantizedLayer)> = None;
         for (k, (o, q)) in spec.menu.iter().zip(&quantizers).enumerate() {
-            let ql = quantize_option(q, o, lr_eval, aw.as_deref()).with_context(|| format!("{name}: {o}"))?;
+            let ql = quantize_option(q, o, lr_eval, aw.as_deref()).map_err(quant(format!("{name}: {o}")))?;
             let m = metrics(lr_eval.data, &ql.dequantize(), w.cols, aw.as_deref());
             let bits = exact_bits(o, w.rows, w.cols);
             if sample.is_none() && bits != ql.bits() {
-                bail!("{name}: {o}: {} bits stored, {bits} computed from the shape", ql.bits());
+                return Err(input!(
+                    "{name}: {o}: {} bits stored, {bits} computed from the shape",
+                    ql.bits()
+                ));
             }
             options.push(OptionEval { bits, metrics: m });
             if probe.is_some() && !cheapest.as_ref().is_some_and(|(j, _)| bits >= options[*j].bits) {
@@ -399,16 +510,16 @@ pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observe
                 // Sampled: the measurement needs the cheapest option on the whole layer.
                 let (c, w_nmse) = if sample.is_some() {
                     let o = &spec.menu[k];
-                    let full = quantize_option(&quantizers[k], o, lr, aw.as_deref())
-                        .with_context(|| format!("{name}: {o}"))?;
+                    let full =
+                        quantize_option(&quantizers[k], o, lr, aw.as_deref()).map_err(quant(format!("{name}: {o}")))?;
                     let m = metrics(&w.data, &full.dequantize(), w.cols, aw.as_deref());
                     (full, m.w_nmse)
                 } else {
                     (c, options[k].metrics.w_nmse)
                 };
-                p.enc.bert.set_linear_weight(&c.name, &c.dequantize())?;
+                p.set(&c.name, &c.dequantize())?;
                 let cos = p.cosine()?;
-                p.enc.bert.set_linear_weight(&c.name, &w.data)?;
+                p.set(&c.name, &w.data)?;
                 let drop = 1.0 - cos;
                 Some((drop.max(0.0) / w_nmse.max(1e-30)).max(1e-12))
             }
@@ -438,7 +549,7 @@ pub fn sensitivities(eval: &Evaluation, sensitivity: Sensitivity) -> Result<Vec<
             .iter()
             .map(|l| {
                 l.measured
-                    .with_context(|| format!("{}: no measured sensitivity (pass 1 ran without it)", l.name))
+                    .ok_or_else(|| input!("{}: no measured sensitivity (pass 1 ran without it)", l.name))
             })
             .collect()
     };
@@ -508,7 +619,7 @@ pub struct Plan {
 /// Chooses one option per layer: within each cost level of a layer only the option with the
 /// best activation-weighted cosine stays, then the exact knapsack under the target.
 pub fn choose(eval: &Evaluation, sensitivity: &[f64], target_bpw: f64, obs: &mut dyn Observer) -> Result<Plan> {
-    ensure!(
+    ensure_input!(
         sensitivity.len() == eval.layers.len(),
         "{} sensitivities for {} layers",
         sensitivity.len(),
@@ -541,8 +652,8 @@ pub fn choose(eval: &Evaluation, sensitivity: &[f64], target_bpw: f64, obs: &mut
     if let Some(n) = note {
         obs.note(&n);
     }
-    let exact = solve_exact(&menus, total, target, DEFAULT_MAX_UNITS).context("--target-bpw")?;
-    let greedy = solve_greedy(&menus, total, target).context("--target-bpw")?;
+    let exact = solve_exact(&menus, total, target, DEFAULT_MAX_UNITS)?;
+    let greedy = solve_greedy(&menus, total, target)?;
     let greedy_gap = greedy.distortion / exact.distortion.max(f64::MIN_POSITIVE) - 1.0;
     let choice = kept.iter().zip(&exact.choice).map(|(k, &i)| k[i]).collect();
     Ok(Plan {
@@ -635,7 +746,7 @@ fn quantize_chosen(
 ) -> Result<(QuantizedLayer, Chosen)> {
     let opt = spec.menu[k];
     let w = spec.model.load_f32(&l.name)?;
-    ensure!(
+    ensure_input!(
         (w.rows, w.cols) == (l.rows, l.cols),
         "{}: shape {}x{} in pass 2, {}x{} in pass 1",
         l.name,
@@ -646,7 +757,7 @@ fn quantize_chosen(
     );
     obs.layer_start(Pass::Write, &l.name, w.rows, w.cols, 1);
     let aw = column_weights(spec, &l.name, w.cols)?;
-    ensure!(
+    ensure_input!(
         layer_digest(&w.data, aw.as_deref()) == l.digest,
         "{}: the weights or column weights differ from what pass 1 read (digest {:016x}, pass 1 {:016x}): \
          the model or the calibration changed between the passes",
@@ -654,22 +765,22 @@ fn quantize_chosen(
         layer_digest(&w.data, aw.as_deref()),
         l.digest
     );
-    let q = Quantizer::new(opt.point, spec.options).with_context(|| format!("menu option {opt}"))?;
+    let q = Quantizer::new(opt.point, spec.options).map_err(quant(format!("menu option {opt}")))?;
     let lr = LayerRef {
         name: &w.name,
         rows: w.rows,
         cols: w.cols,
         data: &w.data,
     };
-    let ql = quantize_option(&q, &opt, lr, aw.as_deref()).with_context(|| format!("{}: {opt}", l.name))?;
+    let ql = quantize_option(&q, &opt, lr, aw.as_deref()).map_err(quant(format!("{}: {opt}", l.name)))?;
     let e = &l.options[k];
     if ql.bits() != e.bits {
-        bail!(
+        return Err(input!(
             "{}: {opt} gave {} bits when written but {} when evaluated: the quantizer is not deterministic",
             l.name,
             ql.bits(),
             e.bits
-        );
+        ));
     }
     // The chosen option's errors on the whole layer (equal to pass 1's unless sampled).
     let metrics = metrics(&w.data, &ql.dequantize(), w.cols, aw.as_deref());
@@ -694,7 +805,7 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
     } else {
         None
     };
-    std::fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(io("--out", out))?;
     let extra = file_extra(spec);
     let mut writer = sop_qmodel::ModelWriter::create(out, file_plan(spec, eval, plan), &extra)?;
     let mut chosen = Vec::with_capacity(eval.layers.len());
@@ -702,7 +813,7 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
     for (l, &k) in eval.layers.iter().zip(&plan.choice) {
         let (ql, c) = quantize_chosen(spec, l, k, obs)?;
         if let Some(p) = &mut probe {
-            p.enc.bert.set_linear_weight(&ql.name, &ql.dequantize())?;
+            p.set(&ql.name, &ql.dequantize())?;
         }
         writer.push(&ql, &spec.menu[k])?;
         chosen.push(c);
@@ -716,7 +827,7 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
 
 /// The plan, the evaluation and the spec agree on the layers.
 fn check_plan(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan) -> Result<()> {
-    ensure!(
+    ensure_input!(
         plan.choice.len() == eval.layers.len() && eval.layers.len() == spec.layers.len(),
         "plan for {} layers, evaluation of {}, spec of {}",
         plan.choice.len(),
@@ -737,7 +848,7 @@ fn finish_report(
     files: Vec<PathBuf>,
     out: &Path,
 ) -> Result<Outcome> {
-    ensure!(
+    ensure_input!(
         chosen.len() == eval.layers.len(),
         "{} layers written, {} evaluated",
         chosen.len(),
@@ -808,10 +919,8 @@ fn finish_report(
             "chosen_distortion_measured": true_distortion,
         });
     }
-    sop_atomic_write::write(
-        &out.join("report.json"),
-        (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
-    )?;
+    let text = serde_json::to_string_pretty(&report).map_err(|e| input!("report.json: {e}"))? + "\n";
+    sop_atomic_write::write(&out.join("report.json"), text.as_bytes())?;
     sop_atomic_write::write(&out.join("report.md"), report_md(&report).as_bytes())?;
     Ok(Outcome {
         files,
@@ -826,7 +935,7 @@ fn finish_report(
 /// The whole search: [`evaluate`], [`sensitivities`], [`choose`], [`write`]. Returns the
 /// outcome and the plan (for the caller's summary).
 pub fn run(spec: &Spec<'_>, out: &Path, obs: &mut dyn Observer) -> Result<(Outcome, Plan)> {
-    ensure!(
+    ensure_input!(
         spec.target_bpw.is_finite() && spec.target_bpw > 0.0,
         "--target-bpw {}: must be a positive number",
         spec.target_bpw

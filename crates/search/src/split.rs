@@ -31,7 +31,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sop_quantize::Metrics;
@@ -41,6 +40,7 @@ use crate::{
     choose, evaluate_layers, file_extra, file_plan, finish_report, quantize_chosen, sensitivities, Chosen, Evaluation,
     LayerEval, Observer, OptionEval, Outcome, Pass, Plan, Probe, Spec,
 };
+use crate::{ensure_input, input, io, Result};
 
 /// `format` of a pass-1 table.
 pub const PASS1_FORMAT: &str = "sop-quantize-pass1/1";
@@ -122,7 +122,8 @@ impl RunId {
         if self == found {
             return Ok(());
         }
-        let (a, b) = (serde_json::to_value(self)?, serde_json::to_value(found)?);
+        let value = |r: &RunId| serde_json::to_value(r).map_err(|e| input!("run identity: {e}"));
+        let (a, b) = (value(self)?, value(found)?);
         let field = a
             .as_object()
             .into_iter()
@@ -144,11 +145,11 @@ impl RunId {
                 )
             })
             .unwrap_or_else(|| "the runs differ".to_string());
-        bail!(
+        Err(input!(
             "{}: made by another run: {field} (every stage of a split run takes the same model, \
              layers, calibration, menu, target and options)",
             file.display()
-        )
+        ))
     }
 }
 
@@ -228,7 +229,7 @@ impl LayerRecord {
 
     /// The layer, checked against the run (name, shape and option count).
     fn eval(&self, run: &RunId, file: &Path) -> Result<LayerEval> {
-        let bad = |what: String| anyhow::anyhow!("{}: layer {} (`{}`): {what}", file.display(), self.index, self.name);
+        let bad = |what: String| input!("{}: layer {} (`{}`): {what}", file.display(), self.index, self.name);
         let (name, shape) = run
             .layers
             .get(self.index)
@@ -312,26 +313,28 @@ struct Pass2File {
 /// Writes `value` as pretty JSON to `path`, whole or not at all.
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
     }
-    let text = serde_json::to_string_pretty(value)? + "\n";
+    let text = serde_json::to_string_pretty(value).map_err(|e| input!("{}: {e}", path.display()))? + "\n";
     sop_atomic_write::write(path, text.as_bytes())?;
     Ok(())
 }
 
 /// Reads a JSON file of `format` (`what` names it in errors).
 fn read_json<T: DeserializeOwned>(path: &Path, what: &str, format: &str) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the {what} {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(io(&format!("reading the {what}"), path))?;
     let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a {what} (not JSON)", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| input!("{}: not a {what} (not JSON): {e}", path.display()))?;
     match v.get("format").and_then(|f| f.as_str()) {
         Some(f) if f == format => {}
-        other => bail!(
-            "{}: not a {what}: `format` is {other:?}, expected `{format}`",
-            path.display()
-        ),
+        other => {
+            return Err(input!(
+                "{}: not a {what}: `format` is {other:?}, expected `{format}`",
+                path.display()
+            ))
+        }
     }
-    serde_json::from_value(v).with_context(|| format!("{}: malformed {what}", path.display()))
+    serde_json::from_value(v).map_err(|e| input!("{}: malformed {what}: {e}", path.display()))
 }
 
 /// The shards of `files` (each file's `shard` field): all of one count `N`, each `K` once,
@@ -341,28 +344,30 @@ fn check_shards<'a, T>(
     shard: impl Fn(&T) -> &str,
     what: &str,
 ) -> Result<Vec<(Shard, &'a (PathBuf, T))>> {
-    ensure!(!files.is_empty(), "no {what} given");
+    ensure_input!(!files.is_empty(), "no {what} given");
     let mut by_k: BTreeMap<u32, (Shard, &(PathBuf, T))> = BTreeMap::new();
     let mut count: Option<(u32, &Path)> = None;
     for f in files {
         let s: Shard = shard(&f.1)
             .parse()
-            .map_err(|e| anyhow::anyhow!("{}: shard {e}", f.0.display()))?;
+            .map_err(|e| input!("{}: shard {e}", f.0.display()))?;
         match count {
             None => count = Some((s.count, &f.0)),
-            Some((n, first)) if n != s.count => bail!(
-                "{} is shard {s} but {} is of {n} shards: the {what}s come from runs split differently",
-                f.0.display(),
-                first.display()
-            ),
+            Some((n, first)) if n != s.count => {
+                return Err(input!(
+                    "{} is shard {s} but {} is of {n} shards: the {what}s come from runs split differently",
+                    f.0.display(),
+                    first.display()
+                ))
+            }
             Some(_) => {}
         }
         if let Some((_, (other, _))) = by_k.insert(s.index, (s, f)) {
-            bail!(
+            return Err(input!(
                 "shard {s} given twice: {} and {} (a duplicated {what})",
                 other.display(),
                 f.0.display()
-            );
+            ));
         }
     }
     let n = count.expect("non-empty").0;
@@ -370,7 +375,7 @@ fn check_shards<'a, T>(
         .filter(|k| !by_k.contains_key(k))
         .map(|k| format!("{k}/{n}"))
         .collect();
-    ensure!(
+    ensure_input!(
         missing.is_empty(),
         "missing {what} of shard {} ({} of {n} given)",
         missing.join(", "),
@@ -422,7 +427,7 @@ pub fn plan_from_pass1(
     for (s, (p, f)) in check_shards(&read, |f| f.shard.as_str(), "pass-1 table")? {
         let want = s.indices(&weights);
         let got: Vec<usize> = f.layers.iter().map(|l| l.index).collect();
-        ensure!(
+        ensure_input!(
             got == want,
             "{}: shard {s} holds layers {got:?}, but shard {s} of this run is layers {want:?}",
             p.display()
@@ -451,7 +456,7 @@ pub fn plan_from_pass1(
 }
 
 fn check_target(spec: &Spec<'_>) -> Result<()> {
-    ensure!(
+    ensure_input!(
         spec.target_bpw.is_finite() && spec.target_bpw > 0.0,
         "--target-bpw {}: must be a positive number",
         spec.target_bpw
@@ -466,7 +471,7 @@ fn read_plan(spec: &Spec<'_>, path: &Path, obs: &mut dyn Observer) -> Result<(Ru
     let run = RunId::of(spec);
     let f: PlanFile = read_json(path, "plan", PLAN_FORMAT)?;
     run.check(&f.run, path)?;
-    ensure!(
+    ensure_input!(
         f.layers.len() == run.layers.len() && f.layers.iter().enumerate().all(|(i, l)| l.index == i),
         "{}: the plan holds {} layers, not the run's {} in order",
         path.display(),
@@ -477,7 +482,7 @@ fn read_plan(spec: &Spec<'_>, path: &Path, obs: &mut dyn Observer) -> Result<(Ru
         layers: f.layers.iter().map(|l| l.eval(&run, path)).collect::<Result<_>>()?,
     };
     let plan = choose(&eval, &sensitivities(&eval, spec.sensitivity)?, spec.target_bpw, obs)?;
-    ensure!(
+    ensure_input!(
         plan.choice == f.choice,
         "{}: the recorded choice differs from the knapsack's on the recorded evaluation (the plan was edited)",
         path.display()
@@ -522,7 +527,7 @@ pub fn write_shard(
     let (run, eval, plan) = read_plan(spec, plan, obs)?;
     let files = file_layers(spec, &eval, &plan);
     let mine = files_of(shard, &eval, &files);
-    std::fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(io("--out", out))?;
     let extra = file_extra(spec);
     let mut written = Vec::new();
     let mut entries = Vec::new();
@@ -586,21 +591,21 @@ pub fn finish(
     for (s, (p, f)) in check_shards(&read, |f| f.shard.as_str(), "pass-2 manifest")? {
         let want = files_of(s, &eval, &files);
         let got: Vec<usize> = f.files.iter().map(|e| e.0).collect();
-        ensure!(
+        ensure_input!(
             got == want,
             "{}: shard {s} wrote model files {got:?}, but shard {s} of this plan writes {want:?}",
             p.display()
         );
         let want_layers: Vec<usize> = want.iter().flat_map(|&k| files[k].clone()).collect();
         let got_layers: Vec<usize> = f.layers.iter().map(|l| l.index).collect();
-        ensure!(
+        ensure_input!(
             got_layers == want_layers,
             "{}: shard {s} wrote layers {got_layers:?}, its files hold {want_layers:?}",
             p.display()
         );
         for (k, e) in &f.files {
             let name = sop_qmodel::layout_file_name(*k, files.len());
-            ensure!(
+            ensure_input!(
                 e.name == name,
                 "{}: file {k} is `{}`, expected `{name}`",
                 p.display(),
@@ -608,16 +613,16 @@ pub fn finish(
             );
             let path = out.join(&e.name);
             let len = std::fs::metadata(&path)
-                .with_context(|| {
-                    format!(
-                        "{}: missing: pass-2 shard {s} ({}) wrote it; copy it into {} or run that shard again",
+                .map_err(|e| {
+                    input!(
+                        "{}: missing ({e}): pass-2 shard {s} ({}) wrote it; copy it into {} or run that shard again",
                         path.display(),
                         p.display(),
                         out.display()
                     )
                 })?
                 .len();
-            ensure!(
+            ensure_input!(
                 len == e.file_bytes,
                 "{}: {len} bytes, but pass-2 shard {s} ({}) wrote {} bytes: a different or damaged file",
                 path.display(),
@@ -627,7 +632,7 @@ pub fn finish(
             entries[*k] = Some(e.clone());
         }
         for l in &f.layers {
-            ensure!(
+            ensure_input!(
                 l.option == plan.choice[l.index],
                 "{}: layer {} written with option {}, the plan chose {}",
                 p.display(),
@@ -655,7 +660,7 @@ pub fn finish(
     let embedding_cosine = if spec.check_embeddings {
         let mut p = Probe::load(spec.model_path, None)?;
         for (ql, _) in sop_qmodel::read(out)?.layers {
-            p.enc.bert.set_linear_weight(&ql.name, &ql.dequantize())?;
+            p.set(&ql.name, &ql.dequantize())?;
         }
         Some(p.cosine()?)
     } else {
@@ -663,4 +668,61 @@ pub fn finish(
     };
     let outcome = finish_report(spec, &eval, &plan, &chosen, embedding_cosine, written, out)?;
     Ok((outcome, plan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_survive_json_exactly() {
+        let m = Metrics {
+            mse: 1.0 / 3.0,
+            nmse: f64::INFINITY,
+            sqnr_db: f64::NEG_INFINITY,
+            cosine: f64::NAN,
+            w_mse: 5e-324,
+            w_nmse: 0.1 + 0.2,
+            w_sqnr_db: -0.0,
+            w_cosine: 0.999_999_999_999_999_9,
+        };
+        let text = serde_json::to_string(&OptionRecord {
+            bits: 7,
+            metrics: metrics_bits(&m),
+        })
+        .unwrap();
+        let back: OptionRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.metrics, metrics_bits(&m));
+        assert_eq!(metrics_bits(&metrics_from(&back.metrics)), metrics_bits(&m));
+    }
+
+    fn files(shards: &[&str]) -> Vec<(PathBuf, String)> {
+        shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (PathBuf::from(format!("f{i}.json")), s.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_shard_once_of_one_count() {
+        let ok = files(&["2/3", "1/3", "3/3"]);
+        let order: Vec<String> = check_shards(&ok, |s| s.as_str(), "table")
+            .unwrap()
+            .iter()
+            .map(|(s, _)| s.to_string())
+            .collect();
+        assert_eq!(order, ["1/3", "2/3", "3/3"]);
+        let err = |shards: &[&str]| {
+            check_shards(&files(shards), |s| s.as_str(), "table")
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&["1/3", "3/3"]).contains("missing table of shard 2/3"));
+        assert!(err(&["1/2", "1/2", "2/2"]).contains("shard 1/2 given twice: f0.json and f1.json"));
+        assert!(err(&["1/2", "2/3"]).contains("split differently"));
+        assert!(err(&["x"]).contains("f0.json: shard"));
+        assert!(err(&[]).contains("no table given"));
+    }
 }

@@ -194,18 +194,7 @@ fn split_run_bad_input() {
     write_model(&model, 0);
     let other = d.path().join("other.safetensors");
     write_model(&other, 0);
-    let m = s(&model);
-    let base: Vec<String> = [
-        "quantize",
-        "--model",
-        &m,
-        "--target-bpw",
-        "5",
-        "--max-shard-size",
-        "1KB",
-    ]
-    .map(String::from)
-    .to_vec();
+    let base = uniform_1kb(&model);
     let w = Work {
         dir: d.path().join("w"),
         n: 3,
@@ -389,37 +378,55 @@ fn absent_or_whole(what: &str, dir: &Path, reference: &std::collections::BTreeMa
     }
 }
 
-/// Pass 2 of a shard and the final merge, each killed inside each of its atomic writes: the
-/// output directory holds only whole files, and rerunning the stage (then the remaining ones)
-/// gives the one-machine directory byte for byte.
-#[test]
-fn interrupted_split_stages_rerun_to_the_same_bytes() {
-    let d = tempfile::tempdir().unwrap();
-    let model = d.path().join("m.safetensors");
-    write_model(&model, 0);
-    let base: Vec<String> = [
+/// `sop quantize` of `model` at 5 bpw, uniform column weights, model files of at most 1 KB
+/// (one layer each).
+fn uniform_1kb(model: &Path) -> Vec<String> {
+    [
         "quantize",
         "--model",
-        &s(&model),
+        &s(model),
         "--target-bpw",
         "5",
         "--max-shard-size",
         "1KB",
     ]
     .map(String::from)
-    .to_vec();
-    let one = d.path().join("one");
+    .to_vec()
+}
+
+/// The run of the interruption tests (five model files of one layer each, uniform column
+/// weights) and its one-machine output, by file name.
+fn five_files(dir: &Path) -> (Vec<String>, std::collections::BTreeMap<String, Vec<u8>>) {
+    let model = dir.join("m.safetensors");
+    write_model(&model, 0);
+    let base = uniform_1kb(&model);
+    let one = dir.join("one");
     ok(&with(&base, &["--out", &s(&one)]));
-    let reference = files(&one);
+    (base, files(&one))
+}
+
+/// Pass 1 of two shards and the plan, in `dir/w`.
+fn planned(dir: &Path, base: &[String]) -> Work {
     let w = Work {
-        dir: d.path().join("w"),
+        dir: dir.join("w"),
         n: 2,
     };
     std::fs::create_dir_all(&w.dir).unwrap();
     for k in 1..=2 {
-        w.pass1(&base, k);
+        w.pass1(base, k);
     }
-    ok(&w.plan_args(&base, &w.tables()));
+    ok(&w.plan_args(base, &w.tables()));
+    w
+}
+
+/// Pass 2 of a shard and the final merge, each killed inside each of its atomic writes: the
+/// output directory holds only whole files, and rerunning the stage (then the remaining ones)
+/// gives the one-machine directory byte for byte.
+#[test]
+fn interrupted_split_stages_rerun_to_the_same_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let (base, reference) = five_files(d.path());
+    let w = planned(d.path(), &base);
     // Stage 0: pass 2 of shard 1 (shard 2 done before); stage 1: the final merge.
     for stage in 0..2 {
         let mut k = 0;
@@ -474,22 +481,7 @@ fn sop_limited(blocks: u32, args: &[String]) -> (i32, String) {
 #[test]
 fn disk_full_mid_write_leaves_nothing_half_written() {
     let d = tempfile::tempdir().unwrap();
-    let model = d.path().join("m.safetensors");
-    write_model(&model, 0);
-    let base: Vec<String> = [
-        "quantize",
-        "--model",
-        &s(&model),
-        "--target-bpw",
-        "5",
-        "--max-shard-size",
-        "1KB",
-    ]
-    .map(String::from)
-    .to_vec();
-    let one = d.path().join("one");
-    ok(&with(&base, &["--out", &s(&one)]));
-    let reference = files(&one);
+    let (base, reference) = five_files(d.path());
     let big = reference.values().map(Vec::len).max().unwrap();
     assert!(big > 4096 && reference["model-00001-of-00005.sop.safetensors"].len() > 2048);
     // 4 blocks: the first model file fails; 8 blocks: every model file and the index fit, the
@@ -509,15 +501,7 @@ fn disk_full_mid_write_leaves_nothing_half_written() {
         ok(&with(&args, &["--force"]));
         assert_eq!(files(&out), reference);
     }
-    let w = Work {
-        dir: d.path().join("w"),
-        n: 2,
-    };
-    std::fs::create_dir_all(&w.dir).unwrap();
-    for k in 1..=2 {
-        w.pass1(&base, k);
-    }
-    ok(&w.plan_args(&base, &w.tables()));
+    let w = planned(d.path(), &base);
     let out = d.path().join("split");
     for k in 1..=2 {
         let (code, err) = sop_limited(4, &w.pass2_args(&base, k, &out));

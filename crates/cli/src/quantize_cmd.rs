@@ -41,9 +41,10 @@ pub struct QuantizeArgs {
     /// not a valid regex is matched as a plain substring). Default: every linear layer.
     #[arg(long, value_name = "PATTERN")]
     layers: Option<String>,
-    /// Output directory (refused if it exists, unless --force).
+    /// Output directory (refused if it exists, unless --force; pass 2 of a split run and its
+    /// final merge write into an existing one).
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// Write into an existing output directory (files are replaced atomically).
     #[arg(long)]
     force: bool,
@@ -97,6 +98,92 @@ pub struct QuantizeArgs {
     /// `menu_evaluation` states the estimator). 0: every option on every whole layer.
     #[arg(long, value_name = "N", default_value_t = 0)]
     sample_weights: usize,
+    /// A run split across machines (docs/performance.md, "Splitting a run across machines"):
+    /// this is shard K of N (1 <= K <= N). With --pass1-out: pass 1 of the layers shard K gets
+    /// (balanced by weights, as `sop cosim --shard`). With --plan and --pass2-out: pass 2 of
+    /// the output files shard K gets. Every stage of a split run takes the same model, menu,
+    /// target and options as the others.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<sop_shard::Shard>,
+    /// Pass 1 of a split run (with --shard): write this shard's per-layer option table (exact
+    /// bits and errors of every menu option) to FILE.
+    #[arg(long, value_name = "FILE", requires = "shard")]
+    pass1_out: Option<PathBuf>,
+    /// Join the pass-1 tables of every shard (each once), solve the knapsack and write the
+    /// plan (--plan-out).
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "plan_out", conflicts_with_all = ["shard", "plan"])]
+    from_pass1: Vec<PathBuf>,
+    /// Where --from-pass1 writes the plan.
+    #[arg(long, value_name = "FILE", requires = "from_pass1")]
+    plan_out: Option<PathBuf>,
+    /// The plan of a split run: with --shard and --pass2-out, pass 2 of this shard; with
+    /// --from-pass2, the final merge.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// Pass 2 of a split run (with --plan, --shard and --out): write this shard's manifest
+    /// (its model files and its layers' figures) to FILE.
+    #[arg(long, value_name = "FILE", requires_all = ["plan", "shard"])]
+    pass2_out: Option<PathBuf>,
+    /// The final merge of a split run (with --plan and --out): check the pass-2 manifests of
+    /// every shard (each once) and the model files they list in --out, then write the index
+    /// and the reports. The directory then equals a one-machine run's byte for byte.
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "plan", conflicts_with = "shard")]
+    from_pass2: Vec<PathBuf>,
+}
+
+/// `--shard K/N` for clap.
+fn parse_shard(s: &str) -> Result<sop_shard::Shard, String> {
+    s.parse()
+}
+
+/// What one `sop quantize` invocation does.
+enum Stage {
+    /// The whole search on this machine.
+    Whole,
+    /// Pass 1 of one shard.
+    Pass1(sop_shard::Shard, PathBuf),
+    /// The plan from every shard's pass-1 table.
+    Plan(Vec<PathBuf>, PathBuf),
+    /// Pass 2 of one shard.
+    Pass2(PathBuf, sop_shard::Shard, PathBuf),
+    /// The final merge.
+    Finish(PathBuf, Vec<PathBuf>),
+}
+
+impl QuantizeArgs {
+    /// The stage the flags ask for; an incomplete or mixed set of flags is an error saying
+    /// what each stage takes.
+    fn stage(&self) -> Result<Stage> {
+        const STAGES: &str = "a split run's stages are: --shard K/N --pass1-out FILE; --from-pass1 FILE...                               --plan-out FILE; --plan FILE --shard K/N --pass2-out FILE --out DIR;                               --plan FILE --from-pass2 FILE... --out DIR";
+        let stage = match (
+            &self.shard,
+            &self.pass1_out,
+            self.from_pass1.is_empty(),
+            &self.plan,
+            &self.pass2_out,
+            self.from_pass2.is_empty(),
+        ) {
+            (None, None, true, None, None, true) => Stage::Whole,
+            (Some(s), Some(f), true, None, None, true) => Stage::Pass1(*s, f.clone()),
+            (None, None, false, None, None, true) => Stage::Plan(
+                self.from_pass1.clone(),
+                self.plan_out.clone().context("--from-pass1 needs --plan-out FILE")?,
+            ),
+            (Some(s), None, true, Some(p), Some(f), true) => Stage::Pass2(p.clone(), *s, f.clone()),
+            (None, None, true, Some(p), None, false) => Stage::Finish(p.clone(), self.from_pass2.clone()),
+            _ => bail!("incomplete or mixed split-run flags: {STAGES}"),
+        };
+        match (&stage, &self.out) {
+            (Stage::Whole | Stage::Pass2(..) | Stage::Finish(..), None) => {
+                bail!("--out DIR is required (the output directory)")
+            }
+            (Stage::Pass1(..) | Stage::Plan(..), Some(o)) => bail!(
+                "--out {}: pass 1 and the plan of a split run write no model ({STAGES})",
+                o.display()
+            ),
+            _ => Ok(stage),
+        }
+    }
 }
 
 /// A size: bytes, or a number with a unit KB, MB, GB (powers of 1000) or KiB, MiB, GiB.
@@ -127,6 +214,17 @@ fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("`{s}`: must be at least one byte"));
     }
     Ok(bytes as u64)
+}
+
+/// Where the column weights come from, as the output records it.
+fn calibration_name(a: &QuantizeArgs) -> String {
+    if let Some(f) = &a.imatrix {
+        format!("imatrix file {}", f.display())
+    } else if a.calibrate {
+        format!("in-process calibration on {}", sop_calib::BUILTIN_DATASET)
+    } else {
+        "uniform: no calibration given".to_string()
+    }
 }
 
 /// The configurations `--hw` names (`None` for `none`): `committed` is
@@ -200,11 +298,14 @@ impl Observer for CliObserver {
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
     let t0 = Instant::now();
-    if a.out.exists() && !a.force {
-        bail!(
-            "--out {}: already exists; refusing to overwrite (pass --force to replace its files)",
-            a.out.display()
-        );
+    let stage = a.stage()?;
+    if let (Stage::Whole, Some(out)) = (&stage, &a.out) {
+        if out.exists() && !a.force {
+            bail!(
+                "--out {}: already exists; refusing to overwrite (pass --force to replace its files)",
+                out.display()
+            );
+        }
     }
     if !a.target_bpw.is_finite() || a.target_bpw <= 0.0 {
         bail!("--target-bpw {}: must be a positive number", a.target_bpw);
@@ -243,10 +344,14 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     }
     let (path, model) = crate::model_arg::open(&a.model)?;
     let layers = crate::eval_cmd::select_layers(&model, a.layers.as_deref())?;
-    let (stats, calib_source) = if let Some(f) = &a.imatrix {
+    // The plan and the final merge read no weights: they need the calibration's name only.
+    let needs_stats = matches!(stage, Stage::Whole | Stage::Pass1(..) | Stage::Pass2(..));
+    let (stats, calib_source) = if !needs_stats {
+        (None, calibration_name(&a))
+    } else if let Some(f) = &a.imatrix {
         let s = crate::calibrate_cmd::load_imatrix(f, &path, &model)
             .with_context(|| format!("--imatrix {}", f.display()))?;
-        (Some(s), format!("imatrix file {}", f.display()))
+        (Some(s), calibration_name(&a))
     } else if a.calibrate {
         let t = Instant::now();
         let s = sop_llm::calibrate_any(
@@ -256,13 +361,10 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             &mut |_| {},
         )?;
         eprintln!("calibrated in-process in {:.1} s", t.elapsed().as_secs_f64());
-        (
-            Some(s),
-            format!("in-process calibration on {}", sop_calib::BUILTIN_DATASET),
-        )
+        (Some(s), calibration_name(&a))
     } else {
         eprintln!("WARNING: no calibration given (--imatrix FILE or --calibrate): column weights are UNIFORM");
-        (None, "uniform: no calibration given".to_string())
+        (None, calibration_name(&a))
     };
     let sensitivity: Sensitivity = a
         .sensitivity
@@ -285,7 +387,46 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         sample_weights: a.sample_weights,
     };
     let mut obs = CliObserver { progress: None };
-    let (out, plan) = sop_search::run(&spec, &a.out, &mut obs)?;
+    let (out, plan) = match stage {
+        Stage::Whole => sop_search::run(&spec, a.out.as_deref().expect("checked"), &mut obs)?,
+        Stage::Pass1(shard, file) => {
+            let n = sop_search::split::evaluate_shard(&spec, shard, &file, &mut obs)?;
+            println!(
+                "pass 1 of shard {shard}: {n} of {} layers evaluated; wrote {} in {:.1} s",
+                layers.len(),
+                file.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        Stage::Plan(tables, file) => {
+            let (eval, plan) = sop_search::split::plan_from_pass1(&spec, &tables, &file, &mut obs)?;
+            println!(
+                "plan: {} tables joined, {} layers, {:.4} bpw for target {}; wrote {}",
+                tables.len(),
+                eval.layers.len(),
+                plan.exact.bpw(eval.total_weights()),
+                a.target_bpw,
+                file.display()
+            );
+            return Ok(());
+        }
+        Stage::Pass2(plan, shard, manifest) => {
+            let out = a.out.as_deref().expect("checked");
+            let files = sop_search::split::write_shard(&spec, &plan, shard, out, &manifest, &mut obs)?;
+            println!(
+                "pass 2 of shard {shard}: wrote {} model file(s) into {} and {} in {:.1} s",
+                files.len(),
+                out.display(),
+                manifest.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        Stage::Finish(plan, manifests) => {
+            sop_search::split::finish(&spec, &plan, &manifests, a.out.as_deref().expect("checked"), &mut obs)?
+        }
+    };
     let total_weights = out.report["total_weights"].as_u64().unwrap_or(0);
     eprintln!(
         "MCKP: exact {:.4} bpw distortion {:.6e}; greedy {:.4} bpw distortion {:.6e} (gap {:+.3}%)",

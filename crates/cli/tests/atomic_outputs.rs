@@ -8,60 +8,18 @@
 //! during that pause; `SOP_TEST_WRITE_PAUSE_SKIP=K` lets the first `K` writes go unpaused. A second test kills at random instants across whole runs.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sop_atomic_write::{PAUSE_ENV, PAUSE_MARKER, PAUSE_SKIP_ENV};
-
 mod common;
 
-use common::{f32s, files, safetensors, sop};
+use common::{f32s, files, kill_at_pause, safetensors, sop};
 
 /// Runs `sop args` to completion and asserts success.
 fn sop_ok(args: &[&str]) {
     let (code, _, err) = sop(args);
     assert_eq!(code, 0, "sop {args:?}: {err}");
-}
-
-/// Where a paused write was killed: its temporary file and its destination.
-struct Killed {
-    pid: u32,
-    temp: PathBuf,
-    dest: PathBuf,
-}
-
-/// Runs `sop args` with the pause hook and SIGKILLs it during the pause of its `k`-th atomic
-/// write (0-based). `None` if the run finished with fewer than `k + 1` writes.
-fn kill_at_pause(args: &[&str], k: usize) -> Option<Killed> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sop"))
-        .args(args)
-        // Long enough that the kill below always lands inside the pause.
-        .env(PAUSE_ENV, "60000")
-        .env(PAUSE_SKIP_ENV, k.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let Some(rest) = line.strip_prefix(PAUSE_MARKER) else {
-            continue;
-        };
-        child.kill().unwrap(); // SIGKILL: no destructors, no cleanup.
-        child.wait().unwrap();
-        let (temp, dest) = rest.trim().split_once(" -> ").expect("marker: TEMP -> DEST");
-        return Some(Killed {
-            pid,
-            temp: temp.into(),
-            dest: dest.into(),
-        });
-    }
-    let status = child.wait().unwrap();
-    assert!(status.success(), "sop {args:?} failed before pause {k}");
-    None
 }
 
 /// Temporary-file names (`.<name>.tmp-<pid>-<n>`) in `dir`.

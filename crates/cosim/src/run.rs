@@ -438,7 +438,7 @@ fn run_jobs_with(
     // The coverage model covers the whole run's configurations, so that shards' reports
     // have the same bins and merge.
     let model = opts.coverage.as_ref().map(|_| CoverageModel::new(configs));
-    let mine: Vec<WorkItem> = opts.shard.select(items).into_iter().copied().collect();
+    let mine: Vec<WorkItem> = opts.shard.select(items, |i| i.weights).into_iter().copied().collect();
     let threads = effective_threads(opts.threads).min(mine.len().max(1));
     let listed: Vec<(LaneConfig, String)> = configs.iter().cloned().zip(points.iter().cloned()).collect();
     progress(Progress::Start {

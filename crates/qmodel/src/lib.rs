@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
@@ -19,7 +18,73 @@ use sop_quantize::sparse::MenuOption;
 use sop_quantize::{decode_entry, Lut, QuantizedLayer, SparseEntry};
 
 mod shards;
-pub use shards::{read_index, shard_file_name, shard_plan, ModelWriter, ShardWriter, INDEX_FILE};
+
+/// A failed read or write of a quantized model. Every message names the file (or the layer
+/// the writer was given).
+#[derive(Debug, thiserror::Error)]
+pub enum QmodelError {
+    /// `path` is not a valid quantized model, shard or index; `reason` says what is wrong.
+    #[error("{}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the layer or tensor.
+        reason: String,
+    },
+    /// Reading a file failed (`what`: e.g. `reading the quantized model`).
+    #[error("{what} {}: {error}", path.display())]
+    Io {
+        /// The step.
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+    /// An output file could not be written whole (nothing was left under its name).
+    #[error(transparent)]
+    Write(#[from] sop_atomic_write::Error),
+    /// Layers the writer cannot store as given (an option that does not match its layer, a
+    /// layer twice, more or fewer layers than the shard plan), or that do not serialize.
+    #[error("{0}")]
+    Layers(String),
+}
+
+/// Results of this crate.
+pub type Result<T, E = QmodelError> = std::result::Result<T, E>;
+
+/// [`QmodelError::Invalid`] of `path` with a formatted reason.
+macro_rules! invalid {
+    ($path:expr, $($fmt:tt)*) => {
+        $crate::QmodelError::Invalid { path: $path.to_path_buf(), reason: format!($($fmt)*) }
+    };
+}
+pub(crate) use invalid;
+
+/// `Err(`[`QmodelError::Layers`]`)` unless `cond`.
+macro_rules! ensure_layers {
+    ($cond:expr, $($fmt:tt)*) => {
+        if !$cond {
+            return Err($crate::QmodelError::Layers(format!($($fmt)*)));
+        }
+    };
+}
+pub(crate) use ensure_layers;
+
+/// `return Err(err)` unless `cond`.
+macro_rules! check {
+    ($cond:expr, $err:expr) => {
+        if !$cond {
+            return Err($err);
+        }
+    };
+}
+pub(crate) use check;
+
+pub use shards::{
+    finish_layout, layout_file_name, read_index, shard_file_name, shard_plan, FileEntry, ModelWriter, ShardWriter,
+    INDEX_FILE,
+};
 
 /// Value of the `format` metadata key: the format name and its version. Version 2 stores
 /// sparse entries (outliers, residuals) in the lane-output domain, before the tensor scale
@@ -65,12 +130,10 @@ fn sparse_bytes(v: &[SparseEntry]) -> Vec<u8> {
         .collect()
 }
 
-fn sparse_from(b: &[u8]) -> Result<Vec<SparseEntry>> {
-    ensure!(
-        b.len() % 6 == 0,
-        "sparse tensor of {} bytes is not a multiple of 6",
-        b.len()
-    );
+fn sparse_from(b: &[u8]) -> Result<Vec<SparseEntry>, String> {
+    if b.len() % 6 != 0 {
+        return Err(format!("sparse tensor of {} bytes is not a multiple of 6", b.len()));
+    }
     Ok(b.chunks_exact(6)
         .map(|c| SparseEntry {
             index: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
@@ -92,7 +155,7 @@ type Tensor = (String, Dtype, Vec<u8>);
 /// The tensors and the metadata entry of one layer, as [`to_bytes`] and [`ShardWriter`] store
 /// them.
 fn layer_tensors(l: &QuantizedLayer, opt: &MenuOption) -> Result<(Vec<Tensor>, LayerMeta)> {
-    ensure!(
+    ensure_layers!(
         opt.point == l.point,
         "{}: option {opt} does not match point {}",
         l.name,
@@ -104,7 +167,8 @@ fn layer_tensors(l: &QuantizedLayer, opt: &MenuOption) -> Result<(Vec<Tensor>, L
         bufs.push((format!("{n}.{suffix}"), dtype, bytes));
     };
     add("codes", Dtype::U8, l.packed_codes());
-    add("sel", Dtype::U8, pack(&l.sel, 1)?);
+    let sel = pack(&l.sel, 1).map_err(|e| QmodelError::Layers(format!("{}: selection bits: {e}", l.name)))?;
+    add("sel", Dtype::U8, sel);
     let sw = scale_width(&l.point);
     add(
         "scales",
@@ -156,7 +220,10 @@ fn dtype_width(d: Dtype) -> usize {
 fn file_metadata(metas: &[LayerMeta], extra: &[(&str, String)]) -> Result<HashMap<String, String>> {
     let mut md = HashMap::new();
     md.insert("format".to_string(), FORMAT.to_string());
-    md.insert("layers".to_string(), serde_json::to_string(metas)?);
+    md.insert(
+        "layers".to_string(),
+        serde_json::to_string(metas).map_err(|e| QmodelError::Layers(format!("layer metadata: {e}")))?,
+    );
     for (k, v) in extra {
         md.insert(k.to_string(), v.clone());
     }
@@ -178,9 +245,15 @@ pub fn to_bytes(layers: &[(QuantizedLayer, MenuOption)], extra: &[(&str, String)
     let md = file_metadata(&metas, extra)?;
     let views: Vec<(String, TensorView<'_>)> = bufs
         .iter()
-        .map(|(k, d, s, b)| Ok((k.clone(), TensorView::new(*d, s.clone(), b)?)))
+        .map(|(k, d, s, b)| {
+            TensorView::new(*d, s.clone(), b)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| QmodelError::Layers(format!("tensor `{k}`: {e}")))
+        })
         .collect::<Result<_>>()?;
-    sorted_header(&safetensors::serialize(views, Some(md))?)
+    let bytes =
+        safetensors::serialize(views, Some(md)).map_err(|e| QmodelError::Layers(format!("serializing: {e}")))?;
+    sorted_header(&bytes)
 }
 
 /// A loaded quantized model.
@@ -193,31 +266,33 @@ pub struct Loaded {
 
 /// Parses safetensors bytes written by [`to_bytes`].
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
-    let ctx = || format!("{}: not a SOP quantized model", path.display());
-    let (_, md) = SafeTensors::read_metadata(bytes).with_context(ctx)?;
+    let ctx = |e: &dyn std::fmt::Display| invalid!(path, "not a SOP quantized model: {e}");
+    let (_, md) = SafeTensors::read_metadata(bytes).map_err(|e| ctx(&e))?;
     let metadata = md.metadata().clone().unwrap_or_default();
     match metadata.get("format").map(String::as_str) {
         Some(FORMAT) => {}
-        Some(other) if other.starts_with(FORMAT_NAME) => bail!(
-            "{}: metadata key `format` is not `{FORMAT}`: the file is `{other}`, another format \
-             version (quantize the model again with this `sop quantize`)",
-            path.display()
-        ),
-        _ => bail!("{}: metadata key `format` is not `{FORMAT}`", path.display()),
+        Some(other) if other.starts_with(FORMAT_NAME) => {
+            return Err(invalid!(
+                path,
+                "metadata key `format` is not `{FORMAT}`: the file is `{other}`, another format \
+                 version (quantize the model again with this `sop quantize`)"
+            ))
+        }
+        _ => return Err(invalid!(path, "metadata key `format` is not `{FORMAT}`")),
     }
-    let st = SafeTensors::deserialize(bytes).with_context(ctx)?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| ctx(&e))?;
     let metas: Vec<LayerMeta> =
-        serde_json::from_str(metadata.get("layers").map(String::as_str).unwrap_or("")).with_context(ctx)?;
+        serde_json::from_str(metadata.get("layers").map(String::as_str).unwrap_or("")).map_err(|e| ctx(&e))?;
     let mut layers: Vec<(QuantizedLayer, MenuOption)> = Vec::new();
     for m in metas {
-        let bad = |reason: String| anyhow::anyhow!("{}: layer `{}`: {reason}", path.display(), m.name);
+        let bad = |reason: String| invalid!(path, "layer `{}`: {reason}", m.name);
         if layers.iter().any(|(l, _)| l.name == m.name) {
             return Err(bad("appears twice in the `layers` metadata".into()));
         }
         let get = |s: &str| -> Result<Vec<u8>> {
             Ok(st
                 .tensor(&format!("{}.{s}", m.name))
-                .with_context(|| format!("{}: layer `{}` has no `.{s}` tensor", path.display(), m.name))?
+                .map_err(|_| invalid!(path, "layer `{}` has no `.{s}` tensor", m.name))?
                 .data()
                 .to_vec())
         };
@@ -236,11 +311,9 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
         let sel = unpack(&get("sel")?, 1, blocks).map_err(|e| bad(format!("selection bits: {e}")))?;
         let sw = scale_width(&point);
         let sb = get("scales")?;
-        ensure!(
+        check!(
             sb.len() == blocks * sw,
-            "layer `{}`: {} scale bytes for {blocks} blocks",
-            m.name,
-            sb.len()
+            bad(format!("{} scale bytes for {blocks} blocks", sb.len()))
         );
         let scale_codes = sb
             .chunks_exact(sw)
@@ -250,7 +323,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
                 u32::from_le_bytes(w)
             })
             .collect();
-        ensure!(
+        check!(
             m.tables.len() == point.tables() as usize,
             bad(format!(
                 "{} LUTs recorded, option {} has {}",
@@ -262,12 +335,12 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
         let entries = 1usize << point.code_bits();
         let mut tables = Vec::new();
         for (i, t) in m.tables.iter().enumerate() {
-            ensure!(
+            check!(
                 (-100..=100).contains(&t.bias),
                 bad(format!("LUT {i} bias {} is outside -100..=100", t.bias))
             );
             let wb = get(&format!("lut{i}"))?;
-            ensure!(
+            check!(
                 wb.len() == 2 * entries,
                 bad(format!(
                     "LUT {i} has {} bytes, expected {entries} 16-bit words",
@@ -285,7 +358,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
             });
         }
         let ts = get("tensor_scale")?;
-        ensure!(ts.len() == 4, "layer `{}`: tensor_scale must be 4 bytes", m.name);
+        check!(ts.len() == 4, bad("tensor_scale must be 4 bytes".into()));
         let sparse = |s: &str| -> Result<Vec<SparseEntry>> {
             let v = sparse_from(&get(s)?).map_err(|e| bad(format!("{s}: {e}")))?;
             if let Some(e) = v.iter().find(|e| e.index as usize >= n) {
@@ -331,12 +404,9 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Loaded> {
             outliers,
             residuals,
         };
-        ensure!(
+        check!(
             l.bits() == m.bits,
-            "layer `{}`: {} bits recorded, {} loaded",
-            m.name,
-            m.bits,
-            l.bits()
+            bad(format!("{} bits recorded, {} loaded", m.bits, l.bits()))
         );
         layers.push((l, opt));
     }
@@ -357,7 +427,11 @@ pub fn read(path: &Path) -> Result<Loaded> {
     } else {
         path.to_path_buf()
     };
-    let bytes = std::fs::read(&file).with_context(|| format!("reading the quantized model {}", file.display()))?;
+    let bytes = std::fs::read(&file).map_err(|error| QmodelError::Io {
+        what: "reading the quantized model".into(),
+        path: file.clone(),
+        error,
+    })?;
     from_bytes(&bytes, &file)
 }
 
@@ -366,15 +440,16 @@ pub fn read(path: &Path) -> Result<Loaded> {
 /// (and so the header bytes) changes from run to run; the output must be a function of the
 /// inputs alone. The tensor data is unchanged (offsets are relative to the header's end).
 fn sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    let err = |what: &str| QmodelError::Layers(format!("serialized model: {what}"));
     let n = bytes
         .get(..8)
         .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
         .filter(|&n| n <= bytes.len() - 8)
-        .context("serialized model: truncated safetensors header")?;
+        .ok_or_else(|| err("truncated safetensors header"))?;
     // serde_json's `Map` is a `BTreeMap` (no `preserve_order` feature): keys come out sorted.
     let header: serde_json::Value =
-        serde_json::from_slice(&bytes[8..8 + n]).context("serialized model: safetensors header")?;
-    let mut h = serde_json::to_vec(&header)?;
+        serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| err(&format!("safetensors header: {e}")))?;
+    let mut h = serde_json::to_vec(&header).map_err(|e| err(&format!("safetensors header: {e}")))?;
     // Pad with spaces to a multiple of 8 bytes, as safetensors does, to keep the data aligned.
     h.resize(h.len().next_multiple_of(8), b' ');
     let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);

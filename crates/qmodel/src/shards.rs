@@ -8,14 +8,22 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde_json::{json, Value};
 use sop_quantize::sparse::MenuOption;
 use sop_quantize::QuantizedLayer;
 
-use crate::{dtype_width, file_metadata, from_bytes, layer_tensors, LayerMeta, Loaded, FORMAT, MODEL_FILE};
+use crate::{
+    check, dtype_width, ensure_layers, file_metadata, from_bytes, invalid, layer_tensors, LayerMeta, Loaded,
+    QmodelError, Result, FORMAT, MODEL_FILE,
+};
+
+/// [`QmodelError::Io`] of `what` on `path`.
+fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> QmodelError {
+    let (what, path) = (what.to_string(), path.to_path_buf());
+    move |error| QmodelError::Io { what, path, error }
+}
 
 /// Name of the index of a sharded model inside its directory.
 pub const INDEX_FILE: &str = "model.sop.safetensors.index.json";
@@ -23,6 +31,70 @@ pub const INDEX_FILE: &str = "model.sop.safetensors.index.json";
 /// File name of shard `k` (1-based) of `n`: `model-00001-of-00003.sop.safetensors`.
 pub fn shard_file_name(k: usize, n: usize) -> String {
     format!("model-{k:05}-of-{n:05}.sop.safetensors")
+}
+
+/// File name of file `k` (0-based) of a model written as `n` files: [`MODEL_FILE`] when
+/// `n == 1`, else [`shard_file_name`]`(k + 1, n)`.
+pub fn layout_file_name(k: usize, n: usize) -> String {
+    if n == 1 {
+        MODEL_FILE.to_string()
+    } else {
+        shard_file_name(k + 1, n)
+    }
+}
+
+/// What the index of a sharded model records of one written file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileEntry {
+    /// File name inside the model directory ([`layout_file_name`]).
+    pub name: String,
+    /// The tensors it holds.
+    pub tensors: Vec<String>,
+    /// Bytes of tensor data it holds (the index's `total_size` sums them).
+    pub data_bytes: u64,
+    /// Size of the whole file in bytes (header included).
+    pub file_bytes: u64,
+}
+
+/// Completes a model directory whose files `files` (in file order, every one written) are
+/// already in `dir`: writes the [`INDEX_FILE`] when there is more than one file (the index
+/// last, so a model whose index exists is complete), then removes the other layout's stale
+/// entry point (a [`MODEL_FILE`] or [`INDEX_FILE`] of an earlier run) so that readers see
+/// the new model. Returns the index path when one was written.
+pub fn finish_layout(dir: &Path, files: &[FileEntry], extra: &[(&str, String)]) -> Result<Option<PathBuf>> {
+    ensure_layers!(!files.is_empty(), "{}: a model needs at least one file", dir.display());
+    let (index, stale) = if files.len() == 1 {
+        (None, dir.join(INDEX_FILE))
+    } else {
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("format".into(), FORMAT.into());
+        metadata.insert(
+            "total_size".into(),
+            files.iter().map(|f| f.data_bytes).sum::<u64>().into(),
+        );
+        for (k, v) in extra {
+            metadata.insert(k.to_string(), v.clone().into());
+        }
+        let mut weight_map = BTreeMap::new();
+        for f in files {
+            for t in &f.tensors {
+                weight_map.insert(t.clone(), f.name.clone());
+            }
+        }
+        let shards: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        let index = json!({"metadata": metadata, "shards": shards, "weight_map": weight_map});
+        let text = serde_json::to_string_pretty(&index).map_err(|e| QmodelError::Layers(format!("index: {e}")))? + "\n";
+        (
+            Some(crate::write_atomic(dir, INDEX_FILE, text.as_bytes())?),
+            dir.join(MODEL_FILE),
+        )
+    };
+    match fs::remove_file(&stale) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("removing the stale", &stale)(e)),
+    }
+    Ok(index)
 }
 
 /// Splits layers of the given (estimated) stored sizes, in order, into shards of at most
@@ -56,9 +128,9 @@ fn header(md: &HashMap<String, String>, tensors: &[(String, Dtype, u64)]) -> Res
     for &i in &order {
         let (name, dtype, len) = &tensors[i];
         let shape = *len / dtype_width(*dtype) as u64;
-        let entry =
-            json!({"dtype": serde_json::to_value(dtype)?, "shape": [shape], "data_offsets": [offset, offset + len]});
-        ensure!(
+        let dtype = serde_json::to_value(dtype).map_err(|e| QmodelError::Layers(format!("tensor `{name}`: {e}")))?;
+        let entry = json!({"dtype": dtype, "shape": [shape], "data_offsets": [offset, offset + len]});
+        ensure_layers!(
             map.insert(name.clone(), entry).is_none(),
             "tensor `{name}` appears twice"
         );
@@ -66,7 +138,7 @@ fn header(md: &HashMap<String, String>, tensors: &[(String, Dtype, u64)]) -> Res
     }
     let md: serde_json::Map<String, Value> = md.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
     map.insert("__metadata__".to_string(), Value::Object(md));
-    let mut h = serde_json::to_vec(&Value::Object(map))?;
+    let mut h = serde_json::to_vec(&Value::Object(map)).map_err(|e| QmodelError::Layers(format!("header: {e}")))?;
     h.resize(h.len().next_multiple_of(8), b' ');
     let mut out = Vec::with_capacity(8 + h.len());
     out.extend_from_slice(&(h.len() as u64).to_le_bytes());
@@ -110,14 +182,18 @@ impl ShardWriter {
     /// Appends a layer with its menu option. A layer name given twice is an error.
     pub fn push(&mut self, l: &QuantizedLayer, opt: &MenuOption) -> Result<()> {
         if self.metas.iter().any(|m| m.name == l.name) {
-            bail!("{}: layer `{}` written twice", self.dest.display(), l.name);
+            return Err(QmodelError::Layers(format!(
+                "{}: layer `{}` written twice",
+                self.dest.display(),
+                l.name
+            )));
         }
         let (tensors, meta) = layer_tensors(l, opt)?;
         let spool = self.spool.as_mut().expect("spool open until finish");
         for (name, dtype, bytes) in tensors {
             spool
                 .write_all(&bytes)
-                .with_context(|| format!("writing the spool file {}", self.spool_path.display()))?;
+                .map_err(io("writing the spool file", &self.spool_path))?;
             self.tensors.push((name, dtype, bytes.len() as u64, self.spooled));
             self.spooled += bytes.len() as u64;
         }
@@ -137,8 +213,12 @@ impl ShardWriter {
 
     /// Writes the file (header with `extra` metadata, then the data in file order) under its
     /// final name and returns that path.
-    pub fn finish(mut self, extra: &[(&str, String)]) -> Result<PathBuf> {
-        let spool_err = |what: &str, p: &Path| format!("{what} the spool file {}", p.display());
+    pub fn finish(self, extra: &[(&str, String)]) -> Result<PathBuf> {
+        self.finish_entry(extra).map(|(p, _)| p)
+    }
+
+    /// [`ShardWriter::finish`], also returning what an index records of the file.
+    pub fn finish_entry(mut self, extra: &[(&str, String)]) -> Result<(PathBuf, FileEntry)> {
         // Kept until the end: dropping it removes the spool.
         let spool_file = self
             .spool
@@ -146,33 +226,42 @@ impl ShardWriter {
             .expect("spool open until finish")
             .into_inner()
             .map_err(|e| e.into_error())
-            .with_context(|| spool_err("writing", &self.spool_path))?;
-        let mut spool = File::open(&self.spool_path).with_context(|| spool_err("reading", &self.spool_path))?;
+            .map_err(io("writing the spool file", &self.spool_path))?;
+        let mut spool = File::open(&self.spool_path).map_err(io("reading the spool file", &self.spool_path))?;
         let md = file_metadata(&self.metas, extra)?;
         let list: Vec<(String, Dtype, u64)> = self.tensors.iter().map(|(n, d, l, _)| (n.clone(), *d, *l)).collect();
-        let (head, order) = header(&md, &list).with_context(|| self.dest.display().to_string())?;
+        let (head, order) =
+            header(&md, &list).map_err(|e| QmodelError::Layers(format!("{}: {e}", self.dest.display())))?;
+        let entry = FileEntry {
+            name: self
+                .dest
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            tensors: list.iter().map(|t| t.0.clone()).collect(),
+            data_bytes: self.spooled,
+            file_bytes: head.len() as u64 + self.spooled,
+        };
         let mut out = sop_atomic_write::AtomicFile::create(&self.dest)?;
-        out.write_all(&head)
-            .with_context(|| format!("writing {}", self.dest.display()))?;
+        out.write_all(&head).map_err(io("writing", &self.dest))?;
         let mut buf = vec![0u8; 1 << 20];
         for &i in &order {
             let (_, _, mut len, off) = self.tensors[i];
             spool
                 .seek(SeekFrom::Start(off))
-                .with_context(|| spool_err("reading", &self.spool_path))?;
+                .map_err(io("reading the spool file", &self.spool_path))?;
             while len > 0 {
                 let n = len.min(buf.len() as u64) as usize;
                 spool
                     .read_exact(&mut buf[..n])
-                    .with_context(|| spool_err("reading", &self.spool_path))?;
-                out.write_all(&buf[..n])
-                    .with_context(|| format!("writing {}", self.dest.display()))?;
+                    .map_err(io("reading the spool file", &self.spool_path))?;
+                out.write_all(&buf[..n]).map_err(io("writing", &self.dest))?;
                 len -= n as u64;
             }
         }
         let written = out.commit()?;
         drop(spool_file);
-        Ok(written)
+        Ok((written, entry))
     }
 }
 
@@ -190,8 +279,7 @@ pub struct ModelWriter {
     in_shard: usize,
     current: Option<ShardWriter>,
     written: Vec<PathBuf>,
-    weight_map: BTreeMap<String, String>,
-    total_size: u64,
+    entries: Vec<FileEntry>,
     names: BTreeSet<String>,
 }
 
@@ -199,7 +287,7 @@ impl ModelWriter {
     /// Starts writing into `dir` (which must exist) with `plan[k]` layers in shard `k` (see
     /// [`shard_plan`]) and `extra` metadata in every file.
     pub fn create(dir: &Path, plan: Vec<usize>, extra: &[(&str, String)]) -> Result<Self> {
-        ensure!(
+        ensure_layers!(
             !plan.is_empty() && plan.iter().all(|&n| n > 0),
             "shard plan {plan:?}: every shard needs a layer"
         );
@@ -211,18 +299,13 @@ impl ModelWriter {
             in_shard: 0,
             current: None,
             written: Vec::new(),
-            weight_map: BTreeMap::new(),
-            total_size: 0,
+            entries: Vec::new(),
             names: BTreeSet::new(),
         })
     }
 
     fn file_name(&self, k: usize) -> String {
-        if self.plan.len() == 1 {
-            MODEL_FILE.to_string()
-        } else {
-            shard_file_name(k + 1, self.plan.len())
-        }
+        layout_file_name(k, self.plan.len())
     }
 
     fn extra(&self) -> Vec<(&str, String)> {
@@ -232,13 +315,13 @@ impl ModelWriter {
     /// Appends the next layer. More layers than the plan holds, or a name given twice, is an
     /// error.
     pub fn push(&mut self, l: &QuantizedLayer, opt: &MenuOption) -> Result<()> {
-        ensure!(
+        ensure_layers!(
             self.shard < self.plan.len(),
             "layer `{}`: the shard plan holds {} layers",
             l.name,
             self.plan.iter().sum::<usize>()
         );
-        ensure!(self.names.insert(l.name.clone()), "layer `{}` written twice", l.name);
+        ensure_layers!(self.names.insert(l.name.clone()), "layer `{}` written twice", l.name);
         if self.current.is_none() {
             self.current = Some(ShardWriter::create(&self.dir, &self.file_name(self.shard))?);
         }
@@ -247,13 +330,10 @@ impl ModelWriter {
         self.in_shard += 1;
         if self.in_shard == self.plan[self.shard] {
             let w = self.current.take().expect("open shard");
-            let file = self.file_name(self.shard);
-            for t in w.tensor_names() {
-                self.weight_map.insert(t.to_string(), file.clone());
-            }
-            self.total_size += w.data_bytes();
             let extra = self.extra();
-            self.written.push(w.finish(&extra)?);
+            let (path, entry) = w.finish_entry(&extra)?;
+            self.written.push(path);
+            self.entries.push(entry);
             self.shard += 1;
             self.in_shard = 0;
         }
@@ -263,32 +343,15 @@ impl ModelWriter {
     /// Writes the index (sharded models) after checking every planned layer came, removes the
     /// other layout's stale entry point, and returns the files written (the entry point last).
     pub fn finish(mut self) -> Result<Vec<PathBuf>> {
-        ensure!(
+        ensure_layers!(
             self.shard == self.plan.len(),
             "{} layers written, the shard plan holds {}",
             self.names.len(),
             self.plan.iter().sum::<usize>()
         );
-        let stale = if self.plan.len() == 1 {
-            self.dir.join(INDEX_FILE)
-        } else {
-            let mut metadata = serde_json::Map::new();
-            metadata.insert("format".into(), FORMAT.into());
-            metadata.insert("total_size".into(), self.total_size.into());
-            for (k, v) in &self.extra {
-                metadata.insert(k.clone(), v.clone().into());
-            }
-            let shards: Vec<String> = (0..self.plan.len()).map(|k| self.file_name(k)).collect();
-            let index = json!({"metadata": metadata, "shards": shards, "weight_map": self.weight_map});
-            let text = serde_json::to_string_pretty(&index)? + "\n";
-            self.written
-                .push(crate::write_atomic(&self.dir, INDEX_FILE, text.as_bytes())?);
-            self.dir.join(MODEL_FILE)
-        };
-        match fs::remove_file(&stale) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing the stale {}", stale.display())),
+        let extra = self.extra();
+        if let Some(index) = finish_layout(&self.dir, &self.entries, &extra)? {
+            self.written.push(index);
         }
         Ok(self.written)
     }
@@ -298,9 +361,9 @@ impl ModelWriter {
 /// exactly the tensors the index maps to it, and be a valid model file; layers come in shard
 /// order. Errors name the index, the shard and the tensor.
 pub fn read_index(index: &Path) -> Result<Loaded> {
-    let text = fs::read_to_string(index).with_context(|| format!("reading the index {}", index.display()))?;
-    let v: Value = serde_json::from_str(&text).with_context(|| format!("{}: not a JSON index", index.display()))?;
-    let bad = |what: String| anyhow::anyhow!("{}: {what}", index.display());
+    let text = fs::read_to_string(index).map_err(io("reading the index", index))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| invalid!(index, "not a JSON index: {e}"))?;
+    let bad = |what: String| invalid!(index, "{what}");
     match v["metadata"]["format"].as_str() {
         Some(FORMAT) => {}
         other => return Err(bad(format!("metadata.format is {other:?}, not `{FORMAT}`"))),
@@ -314,7 +377,7 @@ pub fn read_index(index: &Path) -> Result<Loaded> {
                 .ok_or_else(|| bad(format!("shard entry {s} is not a file name")))
         })
         .collect::<Result<_>>()?;
-    ensure!(!shards.is_empty(), bad("the `shards` list is empty".into()));
+    check!(!shards.is_empty(), bad("the `shards` list is empty".into()));
     let map = v["weight_map"]
         .as_object()
         .ok_or_else(|| bad("no `weight_map` object".into()))?;
@@ -341,9 +404,9 @@ pub fn read_index(index: &Path) -> Result<Loaded> {
                 file.display()
             )));
         }
-        let bytes = fs::read(&file).with_context(|| format!("reading the shard {}", file.display()))?;
+        let bytes = fs::read(&file).map_err(io("reading the shard", &file))?;
         let names: BTreeSet<String> = SafeTensors::deserialize(&bytes)
-            .with_context(|| format!("{}: not a SOP quantized model", file.display()))?
+            .map_err(|e| invalid!(file, "not a SOP quantized model: {e}"))?
             .names()
             .into_iter()
             .map(str::to_string)

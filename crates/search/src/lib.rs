@@ -17,6 +17,7 @@
 //!    [`Spec::max_shard_bytes`]); then `report.json` and `report.md`.
 //!
 //! [`run`] chains the three. Nothing here prints: progress and notes go to an [`Observer`].
+//! [`split`] runs the passes per shard on many machines, byte-identical to [`run`].
 
 #![warn(missing_docs)]
 
@@ -24,8 +25,98 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{bail, ensure, Context, Result};
+use sop_calib::CalibError;
 use sop_model::Model;
+use sop_quantize::QuantError;
+
+pub mod split;
+
+/// A failed search. Every message names the layer, option, file or flag concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// A layer of the model could not be read.
+    #[error(transparent)]
+    Model(#[from] sop_model::ModelError),
+    /// Column weights, or the BERT encoder of measured sensitivities and the embedding check.
+    #[error("{context}: {error}")]
+    Calib {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        error: CalibError,
+    },
+    /// A menu option could not quantize a layer.
+    #[error("{context}: {error}")]
+    Quantize {
+        /// The layer and option.
+        context: String,
+        /// The underlying error.
+        error: QuantError,
+    },
+    /// No assignment of the menu meets the target.
+    #[error("--target-bpw: {0}")]
+    Target(#[from] sop_quantize::mckp::MckpError),
+    /// Reading or writing the quantized model.
+    #[error(transparent)]
+    Qmodel(#[from] sop_qmodel::QmodelError),
+    /// An output file could not be written whole (nothing was left under its name).
+    #[error(transparent)]
+    Write(#[from] sop_atomic_write::Error),
+    /// A file system step failed (`what`, e.g. `--out`).
+    #[error("{what} {}: {error}", path.display())]
+    Io {
+        /// The step.
+        what: String,
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+    /// Inputs that do not fit together: a bad target, an empty menu, a model or calibration
+    /// that changed between the passes, the files of a split run that are not of this run or
+    /// not complete (see [`split`]).
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Results of this crate.
+pub type Result<T, E = SearchError> = std::result::Result<T, E>;
+
+/// [`SearchError::Input`] from a format string.
+macro_rules! input {
+    ($($fmt:tt)*) => {
+        $crate::SearchError::Input(format!($($fmt)*))
+    };
+}
+pub(crate) use input;
+
+/// `return Err(`[`SearchError::Input`]`)` unless `cond`.
+macro_rules! ensure_input {
+    ($cond:expr, $($fmt:tt)*) => {
+        if !$cond {
+            return Err($crate::input!($($fmt)*));
+        }
+    };
+}
+pub(crate) use ensure_input;
+
+/// Maps a calibration error to [`SearchError::Calib`] with `context`.
+fn calib(context: impl Into<String>) -> impl FnOnce(CalibError) -> SearchError {
+    let context = context.into();
+    move |error| SearchError::Calib { context, error }
+}
+
+/// Maps a quantizer error to [`SearchError::Quantize`] with `context`.
+fn quant(context: impl Into<String>) -> impl FnOnce(QuantError) -> SearchError {
+    let context = context.into();
+    move |error| SearchError::Quantize { context, error }
+}
+
+/// Maps an I/O error to [`SearchError::Io`] of `what` on `path`.
+fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> SearchError {
+    let (what, path) = (what.to_string(), path.to_path_buf());
+    move |error| SearchError::Io { what, path, error }
+}
 use sop_quantize::mckp::{solve_exact, solve_greedy, Choice, Selection, DEFAULT_MAX_UNITS};
 use sop_quantize::sparse::{quantize_option, MenuOption};
 use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Quantizer};
@@ -206,6 +297,9 @@ pub struct LayerEval {
     pub measured: Option<f64>,
     /// Rows the options were evaluated on when sampled ([`sample_rows`]); `None`: all rows.
     pub sampled_rows: Option<usize>,
+    /// [`layer_digest`] of the weights and column weights pass 1 read: pass 2 checks that it
+    /// reads the same (a model or calibration changed in between is an error).
+    pub digest: u64,
 }
 
 impl LayerEval {
@@ -235,15 +329,37 @@ fn column_weights(spec: &Spec<'_>, name: &str, cols: usize) -> Result<Option<Vec
         None => Ok(None),
         Some(s) => s
             .column_weights(name, cols)
-            .with_context(|| format!("{name}: column weights")),
+            .map_err(calib(format!("{name}: column weights"))),
     }
 }
 
+/// FNV-1a (64-bit) digest of a layer's f32 weights and, when given, its column weights (their
+/// bit patterns, little-endian, in order): what identifies the layer's input between the
+/// passes, cheap next to quantizing it.
+pub fn layer_digest(data: &[f32], column_weights: Option<&[f32]>) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: &[f32]| {
+        for x in v {
+            for b in x.to_bits().to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+            }
+        }
+    };
+    eat(data);
+    // A marker between the two parts: uniform and all-ones column weights differ.
+    eat(&[f32::from_bits(u32::from(column_weights.is_some()))]);
+    if let Some(a) = column_weights {
+        eat(a);
+    }
+    h
+}
+
 fn quantizers(spec: &Spec<'_>) -> Result<Vec<Quantizer>> {
-    ensure!(!spec.menu.is_empty(), "the menu is empty");
+    ensure_input!(!spec.menu.is_empty(), "the menu is empty");
     spec.menu
         .iter()
-        .map(|o| Quantizer::new(o.point, spec.options).with_context(|| format!("menu option {o}")))
+        .map(|o| Quantizer::new(o.point, spec.options).map_err(quant(format!("menu option {o}"))))
         .collect()
 }
 
@@ -260,14 +376,29 @@ impl Probe {
         if let Some(n) = sentences {
             texts.truncate(n.max(1));
         }
-        let enc = sop_calib::Encoder::load(path, sop_calib::DEFAULT_MAX_SEQ_LEN)?;
-        let seqs = enc.encode(&texts)?;
-        let base = enc.bert.embed(&seqs)?;
+        let enc = sop_calib::Encoder::load(path, sop_calib::DEFAULT_MAX_SEQ_LEN).map_err(calib("the BERT encoder"))?;
+        let seqs = enc
+            .encode(&texts)
+            .map_err(calib("tokenizing the calibration sentences"))?;
+        let base = enc.bert.embed(&seqs).map_err(calib("the unquantized embeddings"))?;
         Ok(Probe { enc, seqs, base })
     }
 
     fn cosine(&self) -> Result<f64> {
-        Ok(mean_cosine(&self.base, &self.enc.bert.embed(&self.seqs)?))
+        let q = self
+            .enc
+            .bert
+            .embed(&self.seqs)
+            .map_err(calib("the quantized embeddings"))?;
+        Ok(mean_cosine(&self.base, &q))
+    }
+
+    /// Replaces the weights of linear layer `name`.
+    fn set(&mut self, name: &str, w: &[f32]) -> Result<()> {
+        self.enc
+            .bert
+            .set_linear_weight(name, w)
+            .map_err(calib(format!("{name}: setting the encoder's weights")))
     }
 }
 
@@ -275,18 +406,37 @@ impl Probe {
 /// Measured sensitivities (`s_i = (1 - cos_i) / aw-NMSE_i`, `cos_i` the mean output-embedding
 /// cosine when only layer `i` is replaced by its cheapest option) are measured here.
 pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
+    let all: Vec<usize> = (0..spec.layers.len()).collect();
+    Ok(Evaluation {
+        layers: evaluate_layers(spec, &all, obs)?,
+    })
+}
+
+/// Pass 1 over the layers `spec.layers[i]` for `i` in `indices` (in that order): what
+/// [`evaluate`] does for all of them, and one shard of a run split across machines does for
+/// its share.
+pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observer) -> Result<Vec<LayerEval>> {
     let quantizers = quantizers(spec)?;
     let mut probe = if spec.sensitivity.needs_measurement() {
         Some(
-            Probe::load(spec.model_path, Some(spec.sensitivity_sentences))
-                .context("--sensitivity measured needs a BERT encoder")?,
+            Probe::load(spec.model_path, Some(spec.sensitivity_sentences)).map_err(|e| match e {
+                SearchError::Calib { context, error } => SearchError::Calib {
+                    context: format!("--sensitivity measured needs a BERT encoder: {context}"),
+                    error,
+                },
+                e => e,
+            })?,
         )
     } else {
         None
     };
-    let mut layers = Vec::with_capacity(spec.layers.len());
-    obs.pass_start(Pass::Evaluate, spec.layers.len());
-    for name in spec.layers {
+    let mut layers = Vec::with_capacity(indices.len());
+    obs.pass_start(Pass::Evaluate, indices.len());
+    for &i in indices {
+        let name = spec
+            .layers
+            .get(i)
+            .ok_or_else(|| input!("layer index {i}: the run has {} layers", spec.layers.len()))?;
         let w = spec.model.load_f32(name)?;
         obs.layer_start(Pass::Evaluate, name, w.rows, w.cols, spec.menu.len());
         let aw = column_weights(spec, name, w.cols)?;
@@ -341,11 +491,14 @@ pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
         // the measurement.
         let mut cheapest: Option<(usize, QuantizedLayer)> = None;
         for (k, (o, q)) in spec.menu.iter().zip(&quantizers).enumerate() {
-            let ql = quantize_option(q, o, lr_eval, aw.as_deref()).with_context(|| format!("{name}: {o}"))?;
+            let ql = quantize_option(q, o, lr_eval, aw.as_deref()).map_err(quant(format!("{name}: {o}")))?;
             let m = metrics(lr_eval.data, &ql.dequantize(), w.cols, aw.as_deref());
             let bits = exact_bits(o, w.rows, w.cols);
             if sample.is_none() && bits != ql.bits() {
-                bail!("{name}: {o}: {} bits stored, {bits} computed from the shape", ql.bits());
+                return Err(input!(
+                    "{name}: {o}: {} bits stored, {bits} computed from the shape",
+                    ql.bits()
+                ));
             }
             options.push(OptionEval { bits, metrics: m });
             if probe.is_some() && !cheapest.as_ref().is_some_and(|(j, _)| bits >= options[*j].bits) {
@@ -357,16 +510,16 @@ pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
                 // Sampled: the measurement needs the cheapest option on the whole layer.
                 let (c, w_nmse) = if sample.is_some() {
                     let o = &spec.menu[k];
-                    let full = quantize_option(&quantizers[k], o, lr, aw.as_deref())
-                        .with_context(|| format!("{name}: {o}"))?;
+                    let full =
+                        quantize_option(&quantizers[k], o, lr, aw.as_deref()).map_err(quant(format!("{name}: {o}")))?;
                     let m = metrics(&w.data, &full.dequantize(), w.cols, aw.as_deref());
                     (full, m.w_nmse)
                 } else {
                     (c, options[k].metrics.w_nmse)
                 };
-                p.enc.bert.set_linear_weight(&c.name, &c.dequantize())?;
+                p.set(&c.name, &c.dequantize())?;
                 let cos = p.cosine()?;
-                p.enc.bert.set_linear_weight(&c.name, &w.data)?;
+                p.set(&c.name, &w.data)?;
                 let drop = 1.0 - cos;
                 Some((drop.max(0.0) / w_nmse.max(1e-30)).max(1e-12))
             }
@@ -380,11 +533,12 @@ pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
             options,
             measured,
             sampled_rows: sample.map(|r| r.len()),
+            digest: layer_digest(&w.data, aw.as_deref()),
         });
         obs.layer_done(Pass::Evaluate);
     }
     obs.pass_done(Pass::Evaluate);
-    Ok(Evaluation { layers })
+    Ok(layers)
 }
 
 /// Per-layer sensitivity factors (see [`Sensitivity`]); `measured` / `hybrid` need the
@@ -395,7 +549,7 @@ pub fn sensitivities(eval: &Evaluation, sensitivity: Sensitivity) -> Result<Vec<
             .iter()
             .map(|l| {
                 l.measured
-                    .with_context(|| format!("{}: no measured sensitivity (pass 1 ran without it)", l.name))
+                    .ok_or_else(|| input!("{}: no measured sensitivity (pass 1 ran without it)", l.name))
             })
             .collect()
     };
@@ -465,7 +619,7 @@ pub struct Plan {
 /// Chooses one option per layer: within each cost level of a layer only the option with the
 /// best activation-weighted cosine stays, then the exact knapsack under the target.
 pub fn choose(eval: &Evaluation, sensitivity: &[f64], target_bpw: f64, obs: &mut dyn Observer) -> Result<Plan> {
-    ensure!(
+    ensure_input!(
         sensitivity.len() == eval.layers.len(),
         "{} sensitivities for {} layers",
         sensitivity.len(),
@@ -498,8 +652,8 @@ pub fn choose(eval: &Evaluation, sensitivity: &[f64], target_bpw: f64, obs: &mut
     if let Some(n) = note {
         obs.note(&n);
     }
-    let exact = solve_exact(&menus, total, target, DEFAULT_MAX_UNITS).context("--target-bpw")?;
-    let greedy = solve_greedy(&menus, total, target).context("--target-bpw")?;
+    let exact = solve_exact(&menus, total, target, DEFAULT_MAX_UNITS)?;
+    let greedy = solve_greedy(&menus, total, target)?;
     let greedy_gap = greedy.distortion / exact.distortion.max(f64::MIN_POSITIVE) - 1.0;
     let choice = kept.iter().zip(&exact.choice).map(|(k, &i)| k[i]).collect();
     Ok(Plan {
@@ -542,98 +696,185 @@ pub struct Outcome {
     pub report: serde_json::Value,
 }
 
-/// Pass 2: quantizes each layer with its chosen option, streams it into `out` (created if
-/// needed; one model file, or shards and an index above [`Spec::max_shard_bytes`]), and writes
-/// `report.json` and `report.md`. A layer whose bits differ from pass 1 is an error.
-pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &mut dyn Observer) -> Result<Outcome> {
-    ensure!(
-        plan.choice.len() == eval.layers.len() && eval.layers.len() == spec.layers.len(),
-        "plan for {} layers, evaluation of {}, spec of {}",
-        plan.choice.len(),
-        eval.layers.len(),
-        spec.layers.len()
-    );
-    let total_weights = eval.total_weights();
-    let mut probe = if spec.check_embeddings {
-        Some(Probe::load(spec.model_path, None)?)
-    } else {
-        None
-    };
-    std::fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
+/// One layer of pass 2: its chosen option quantized on the whole layer, and what the report
+/// says of it. Everything a run split across machines carries from pass 2 to the final merge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chosen {
+    /// Menu index of the option.
+    pub option: usize,
+    /// Exact stored bits.
+    pub bits: u64,
+    /// Stored bits per weight ([`QuantizedLayer::bpw`]).
+    pub bpw: f64,
+    /// The errors on the whole layer.
+    pub metrics: Metrics,
+    /// Outlier entries stored.
+    pub outliers: usize,
+    /// Residual entries stored.
+    pub residuals: usize,
+}
+
+/// The `extra` metadata every model file of the run carries.
+fn file_extra(spec: &Spec<'_>) -> [(&'static str, String); 4] {
+    [
+        ("model", spec.model_path.display().to_string()),
+        ("calibration", spec.calibration.clone()),
+        ("target_bpw", spec.target_bpw.to_string()),
+        ("hardware", spec.hardware.clone()),
+    ]
+}
+
+/// The model files of the output: `shard_plan` of the chosen options' sizes, as the number of
+/// layers in each file (consecutive layers, in order).
+pub fn file_plan(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan) -> Vec<usize> {
     let sizes: Vec<u64> = eval
         .layers
         .iter()
         .zip(&plan.choice)
         .map(|(l, &k)| l.options[k].bits.div_ceil(8))
         .collect();
-    let extra = [
-        ("model", spec.model_path.display().to_string()),
-        ("calibration", spec.calibration.clone()),
-        ("target_bpw", spec.target_bpw.to_string()),
-        ("hardware", spec.hardware.clone()),
-    ];
-    let mut writer =
-        sop_qmodel::ModelWriter::create(out, sop_qmodel::shard_plan(&sizes, spec.max_shard_bytes), &extra)?;
-    let mut layers_json = Vec::with_capacity(eval.layers.len());
-    let mut chosen_nmse = Vec::with_capacity(eval.layers.len());
-    let sens = sensitivities(eval, spec.sensitivity)?;
-    let mut true_distortion = 0.0;
+    sop_qmodel::shard_plan(&sizes, spec.max_shard_bytes)
+}
+
+/// Quantizes layer `l` with menu option `k` on the whole layer (pass 2) after checking that
+/// its shape and [`layer_digest`] are what pass 1 saw, and that the bits are pass 1's.
+fn quantize_chosen(
+    spec: &Spec<'_>,
+    l: &LayerEval,
+    k: usize,
+    obs: &mut dyn Observer,
+) -> Result<(QuantizedLayer, Chosen)> {
+    let opt = spec.menu[k];
+    let w = spec.model.load_f32(&l.name)?;
+    ensure_input!(
+        (w.rows, w.cols) == (l.rows, l.cols),
+        "{}: shape {}x{} in pass 2, {}x{} in pass 1",
+        l.name,
+        w.rows,
+        w.cols,
+        l.rows,
+        l.cols
+    );
+    obs.layer_start(Pass::Write, &l.name, w.rows, w.cols, 1);
+    let aw = column_weights(spec, &l.name, w.cols)?;
+    ensure_input!(
+        layer_digest(&w.data, aw.as_deref()) == l.digest,
+        "{}: the weights or column weights differ from what pass 1 read (digest {:016x}, pass 1 {:016x}): \
+         the model or the calibration changed between the passes",
+        l.name,
+        layer_digest(&w.data, aw.as_deref()),
+        l.digest
+    );
+    let q = Quantizer::new(opt.point, spec.options).map_err(quant(format!("menu option {opt}")))?;
+    let lr = LayerRef {
+        name: &w.name,
+        rows: w.rows,
+        cols: w.cols,
+        data: &w.data,
+    };
+    let ql = quantize_option(&q, &opt, lr, aw.as_deref()).map_err(quant(format!("{}: {opt}", l.name)))?;
+    let e = &l.options[k];
+    if ql.bits() != e.bits {
+        return Err(input!(
+            "{}: {opt} gave {} bits when written but {} when evaluated: the quantizer is not deterministic",
+            l.name,
+            ql.bits(),
+            e.bits
+        ));
+    }
+    // The chosen option's errors on the whole layer (equal to pass 1's unless sampled).
+    let metrics = metrics(&w.data, &ql.dequantize(), w.cols, aw.as_deref());
+    let c = Chosen {
+        option: k,
+        bits: ql.bits(),
+        bpw: ql.bpw(),
+        metrics,
+        outliers: ql.outliers.len(),
+        residuals: ql.residuals.len(),
+    };
+    Ok((ql, c))
+}
+
+/// Pass 2: quantizes each layer with its chosen option, streams it into `out` (created if
+/// needed; one model file, or shards and an index above [`Spec::max_shard_bytes`]), and writes
+/// `report.json` and `report.md`. A layer whose bits or input differ from pass 1 is an error.
+pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &mut dyn Observer) -> Result<Outcome> {
+    check_plan(spec, eval, plan)?;
+    let mut probe = if spec.check_embeddings {
+        Some(Probe::load(spec.model_path, None)?)
+    } else {
+        None
+    };
+    std::fs::create_dir_all(out).map_err(io("--out", out))?;
+    let extra = file_extra(spec);
+    let mut writer = sop_qmodel::ModelWriter::create(out, file_plan(spec, eval, plan), &extra)?;
+    let mut chosen = Vec::with_capacity(eval.layers.len());
     obs.pass_start(Pass::Write, eval.layers.len());
     for (l, &k) in eval.layers.iter().zip(&plan.choice) {
-        let opt = spec.menu[k];
-        let w = spec.model.load_f32(&l.name)?;
-        ensure!(
-            (w.rows, w.cols) == (l.rows, l.cols),
-            "{}: shape {}x{} in pass 2, {}x{} in pass 1",
-            l.name,
-            w.rows,
-            w.cols,
-            l.rows,
-            l.cols
-        );
-        obs.layer_start(Pass::Write, &l.name, w.rows, w.cols, 1);
-        let aw = column_weights(spec, &l.name, w.cols)?;
-        let q = Quantizer::new(opt.point, spec.options).with_context(|| format!("menu option {opt}"))?;
-        let lr = LayerRef {
-            name: &w.name,
-            rows: w.rows,
-            cols: w.cols,
-            data: &w.data,
-        };
-        let ql = quantize_option(&q, &opt, lr, aw.as_deref()).with_context(|| format!("{}: {opt}", l.name))?;
-        let e = &l.options[k];
-        if ql.bits() != e.bits {
-            bail!(
-                "{}: {opt} gave {} bits when written but {} when evaluated: the quantizer is not deterministic",
-                l.name,
-                ql.bits(),
-                e.bits
-            );
-        }
+        let (ql, c) = quantize_chosen(spec, l, k, obs)?;
         if let Some(p) = &mut probe {
-            p.enc.bert.set_linear_weight(&ql.name, &ql.dequantize())?;
+            p.set(&ql.name, &ql.dequantize())?;
         }
-        writer.push(&ql, &opt)?;
-        // The chosen option's errors on the whole layer (equal to pass 1's unless sampled).
-        let m = metrics(&w.data, &ql.dequantize(), w.cols, aw.as_deref());
-        chosen_nmse.push(m.nmse);
-        let mut j = serde_json::json!({
-            "name": ql.name, "shape": [ql.rows, ql.cols], "option": opt.to_string(),
-            "bpw": ql.bpw(), "bits": ql.bits(), "nmse": m.nmse, "w_nmse": m.w_nmse,
-            "w_cosine": m.w_cosine, "outliers": ql.outliers.len(), "residuals": ql.residuals.len(),
-            "calibrated": l.calibrated,
-        });
-        if let Some(r) = l.sampled_rows {
-            j["sampled_rows"] = r.into();
-            j["w_nmse_estimate"] = e.metrics.w_nmse.into();
-        }
-        true_distortion += distortion(&m, sens[layers_json.len()]);
-        layers_json.push(j);
+        writer.push(&ql, &spec.menu[k])?;
+        chosen.push(c);
         obs.layer_done(Pass::Write);
     }
     let files = writer.finish()?;
     obs.pass_done(Pass::Write);
     let embedding_cosine = probe.map(|p| p.cosine()).transpose()?;
+    finish_report(spec, eval, plan, &chosen, embedding_cosine, files, out)
+}
+
+/// The plan, the evaluation and the spec agree on the layers.
+fn check_plan(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan) -> Result<()> {
+    ensure_input!(
+        plan.choice.len() == eval.layers.len() && eval.layers.len() == spec.layers.len(),
+        "plan for {} layers, evaluation of {}, spec of {}",
+        plan.choice.len(),
+        eval.layers.len(),
+        spec.layers.len()
+    );
+    Ok(())
+}
+
+/// The report of a finished pass 2 (`chosen`: every layer, in order), written as
+/// `report.json` and `report.md` into `out`; the outcome with the model `files`.
+fn finish_report(
+    spec: &Spec<'_>,
+    eval: &Evaluation,
+    plan: &Plan,
+    chosen: &[Chosen],
+    embedding_cosine: Option<f64>,
+    files: Vec<PathBuf>,
+    out: &Path,
+) -> Result<Outcome> {
+    ensure_input!(
+        chosen.len() == eval.layers.len(),
+        "{} layers written, {} evaluated",
+        chosen.len(),
+        eval.layers.len()
+    );
+    let total_weights = eval.total_weights();
+    let sens = sensitivities(eval, spec.sensitivity)?;
+    let mut layers_json = Vec::with_capacity(eval.layers.len());
+    let mut chosen_nmse = Vec::with_capacity(eval.layers.len());
+    let mut true_distortion = 0.0;
+    for ((l, c), s_i) in eval.layers.iter().zip(chosen).zip(&sens) {
+        let m = &c.metrics;
+        chosen_nmse.push(m.nmse);
+        let mut j = serde_json::json!({
+            "name": l.name, "shape": [l.rows, l.cols], "option": spec.menu[c.option].to_string(),
+            "bpw": c.bpw, "bits": c.bits, "nmse": m.nmse, "w_nmse": m.w_nmse,
+            "w_cosine": m.w_cosine, "outliers": c.outliers, "residuals": c.residuals,
+            "calibrated": l.calibrated,
+        });
+        if let Some(r) = l.sampled_rows {
+            j["sampled_rows"] = r.into();
+            j["w_nmse_estimate"] = l.options[c.option].metrics.w_nmse.into();
+        }
+        true_distortion += distortion(m, *s_i);
+        layers_json.push(j);
+    }
 
     // Baseline medians of every menu option (for the targets).
     let mut baselines = serde_json::Map::new();
@@ -678,10 +919,8 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
             "chosen_distortion_measured": true_distortion,
         });
     }
-    sop_atomic_write::write(
-        &out.join("report.json"),
-        (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
-    )?;
+    let text = serde_json::to_string_pretty(&report).map_err(|e| input!("report.json: {e}"))? + "\n";
+    sop_atomic_write::write(&out.join("report.json"), text.as_bytes())?;
     sop_atomic_write::write(&out.join("report.md"), report_md(&report).as_bytes())?;
     Ok(Outcome {
         files,
@@ -696,7 +935,7 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
 /// The whole search: [`evaluate`], [`sensitivities`], [`choose`], [`write`]. Returns the
 /// outcome and the plan (for the caller's summary).
 pub fn run(spec: &Spec<'_>, out: &Path, obs: &mut dyn Observer) -> Result<(Outcome, Plan)> {
-    ensure!(
+    ensure_input!(
         spec.target_bpw.is_finite() && spec.target_bpw > 0.0,
         "--target-bpw {}: must be a positive number",
         spec.target_bpw
@@ -1120,6 +1359,7 @@ mod tests {
             options: vec![],
             measured,
             sampled_rows: None,
+            digest: 0,
         };
         let e = Evaluation {
             layers: vec![l(1, Some(1.0)), l(3, Some(3.0))],

@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sop_atomic_write::{PAUSE_ENV, PAUSE_MARKER, PAUSE_SKIP_ENV};
 
 /// Asserts a failed run that printed exactly one `error:` line containing every needle,
 /// and no panic.
@@ -114,4 +117,46 @@ pub fn imatrix(path: &Path, layers: &[(&str, usize)]) {
     }
     .write(path)
     .unwrap();
+}
+
+/// Where a paused write was killed: its temporary file and its destination.
+pub struct Killed {
+    /// The killed process.
+    pub pid: u32,
+    /// Its temporary file.
+    pub temp: PathBuf,
+    /// The destination of that file.
+    pub dest: PathBuf,
+}
+
+/// Runs `sop args` with the pause hook and SIGKILLs it during the pause of its `k`-th atomic
+/// write (0-based). `None` if the run finished with fewer than `k + 1` writes.
+pub fn kill_at_pause(args: &[&str], k: usize) -> Option<Killed> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sop"))
+        .args(args)
+        // Long enough that the kill below always lands inside the pause.
+        .env(PAUSE_ENV, "60000")
+        .env(PAUSE_SKIP_ENV, k.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let Some(rest) = line.strip_prefix(PAUSE_MARKER) else {
+            continue;
+        };
+        child.kill().unwrap(); // SIGKILL: no destructors, no cleanup.
+        child.wait().unwrap();
+        let (temp, dest) = rest.trim().split_once(" -> ").expect("marker: TEMP -> DEST");
+        return Some(Killed {
+            pid,
+            temp: temp.into(),
+            dest: dest.into(),
+        });
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "sop {args:?} failed before pause {k}");
+    None
 }

@@ -224,6 +224,12 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             a.out.display()
         );
     }
+    if matches!(a.sensitivity.as_str(), "measured" | "hybrid") && a.sensitivity_tokens < 2 {
+        bail!(
+            "--sensitivity-tokens {}: at least 2 are needed to measure a KL divergence",
+            a.sensitivity_tokens
+        );
+    }
     if a.fidelity && a.fidelity_tokens < 2 {
         bail!(
             "--fidelity-tokens {}: at least 2 are needed to score a prediction",

@@ -338,6 +338,29 @@ fn measured_sensitivity_on_a_decoder() {
     );
 }
 
+/// `--sensitivity-tokens` below 2 with a measured sensitivity: one error naming the option,
+/// nothing written.
+#[test]
+fn too_few_sensitivity_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("q");
+    let (code, _, err) = sop(&[
+        "quantize",
+        "--model",
+        "smollm2",
+        "--target-bpw",
+        "5",
+        "--sensitivity",
+        "hybrid",
+        "--sensitivity-tokens",
+        "1",
+        "--out",
+        q.to_str().unwrap(),
+    ]);
+    one_line_error(code, &err, &["--sensitivity-tokens 1", "at least 2"]);
+    assert!(!q.exists());
+}
+
 /// The decoder imatrix (`sop calibrate` on smollm2) is the same file at 1 and 2 threads.
 #[test]
 fn decoder_imatrix_is_the_same_at_1_and_2_threads() {

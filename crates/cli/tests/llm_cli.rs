@@ -122,6 +122,26 @@ fn fidelity_with_a_quantized_model_of_another_model() {
     one_line_error(code, &err, &["blk.0.attn_k.weight", "not a tensor of"]);
 }
 
+/// `sop quantize --model <model> --layers <layers> --menu E2M1sE4M3b16 --target-bpw 4.5
+/// --out <out> <extra...>`: every selected layer at the NVFP4-like point.
+fn quantize_nvfp4(model: &str, layers: &str, out: &std::path::Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "quantize",
+        "--model",
+        model,
+        "--layers",
+        layers,
+        "--menu",
+        "E2M1sE4M3b16",
+        "--target-bpw",
+        "4.5",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    sop(&args)
+}
+
 /// `sop quantize --fidelity` on a decoder: the fidelity pass runs on the model just written,
 /// its figures land in report.json (`fidelity`), report.md and the printed summary, and they
 /// are the figures `sop fidelity` gives for the same directory.
@@ -129,22 +149,12 @@ fn fidelity_with_a_quantized_model_of_another_model() {
 fn quantize_with_fidelity_on_smollm2() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
-    let (code, out, err) = sop(&[
-        "quantize",
-        "--model",
+    let (code, out, err) = quantize_nvfp4(
         "smollm2",
-        "--layers",
         "blk\\.2\\.attn_[kv]",
-        "--menu",
-        "E2M1sE4M3b16",
-        "--target-bpw",
-        "4.5",
-        "--out",
-        q.to_str().unwrap(),
-        "--fidelity",
-        "--fidelity-tokens",
-        "24",
-    ]);
+        &q,
+        &["--fidelity", "--fidelity-tokens", "24"],
+    );
     assert_eq!(code, 0, "{err}");
     let line = out
         .lines()
@@ -194,45 +204,17 @@ fn quantize_with_fidelity_on_smollm2() {
 fn quantize_with_fidelity_on_an_encoder_and_bad_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
-    let (code, out, err) = sop(&[
-        "quantize",
-        "--model",
-        "minilm",
-        "--layers",
-        "layer\\.0\\.attention\\.self\\.query",
-        "--menu",
-        "E2M1sE4M3b16",
-        "--target-bpw",
-        "4.5",
-        "--out",
-        q.to_str().unwrap(),
-        "--fidelity",
-        "--fidelity-tokens",
-        "200",
-    ]);
+    let layer = "layer\\.0\\.attention\\.self\\.query";
+    let (code, out, err) = quantize_nvfp4("minilm", layer, &q, &["--fidelity", "--fidelity-tokens", "200"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("output-embedding cosine"), "{out}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(q.join("report.json")).unwrap()).unwrap();
     let c = r["fidelity"]["embedding_cosine"].as_f64().unwrap();
     assert!(c > 0.99 && c <= 1.0 + 1e-9, "{c}");
-    let (code, _, err) = sop(&[
-        "quantize",
-        "--model",
-        "minilm",
-        "--layers",
-        "layer\\.0\\.attention\\.self\\.query",
-        "--menu",
-        "E2M1sE4M3b16",
-        "--target-bpw",
-        "4.5",
-        "--out",
-        dir.path().join("q2").to_str().unwrap(),
-        "--fidelity",
-        "--fidelity-tokens",
-        "1",
-    ]);
+    let q2 = dir.path().join("q2");
+    let (code, _, err) = quantize_nvfp4("minilm", layer, &q2, &["--fidelity", "--fidelity-tokens", "1"]);
     one_line_error(code, &err, &["--fidelity-tokens 1", "at least 2"]);
-    assert!(!dir.path().join("q2").exists());
+    assert!(!q2.exists());
 }
 
 /// `--sensitivity measured` on a decoder: each layer's measured sensitivity is the mean KL
@@ -287,25 +269,19 @@ fn measured_sensitivity_on_a_decoder() {
 
     // One layer, one option (so the cheapest is the chosen one): s * aw-NMSE is the mean KLD
     // that `sop fidelity` measures on the same 16 calibration tokens.
-    let (code, _, err) = sop(&[
-        "quantize",
-        "--model",
+    let (code, _, err) = quantize_nvfp4(
         "smollm2",
-        "--layers",
         "blk\\.3\\.attn_v",
-        "--menu",
-        "E2M1sE4M3b16",
-        "--target-bpw",
-        "4.5",
-        "--sensitivity",
-        "measured",
-        "--sensitivity-tokens",
-        "16",
-        "--hw",
-        "none",
-        "--out",
-        &d("one"),
-    ]);
+        &dir.path().join("one"),
+        &[
+            "--sensitivity",
+            "measured",
+            "--sensitivity-tokens",
+            "16",
+            "--hw",
+            "none",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(d("one/report.json")).unwrap()).unwrap();
     let l = &r["layers"][0];

@@ -165,7 +165,7 @@ fn forward_from_a_block_input_is_the_whole_pass() {
     // One layer of block 17 halved: from block 17 on is the whole pass with that layer.
     let name = "blk.17.attn_v.weight";
     let w: Vec<f32> = model.load_f32(name).unwrap().data.iter().map(|v| v * 0.5).collect();
-    let mut sub = || sop_llm::fidelity::Substitute {
+    let sub = || sop_llm::fidelity::Substitute {
         weights: [(name.to_string(), w.clone())].into(),
         used: Vec::new(),
     };

@@ -257,12 +257,13 @@ fn quantizers(spec: &Spec<'_>) -> Result<Vec<Quantizer>> {
 /// calibration tokens, their unquantized logits and every block's unquantized input.
 enum Probe {
     Bert {
-        enc: sop_calib::Encoder,
+        // Both models boxed: the variants stay small and alike.
+        enc: Box<sop_calib::Encoder>,
         seqs: Vec<Vec<u32>>,
         base: Vec<Vec<f32>>,
     },
     Llama {
-        llama: sop_llm::Llama,
+        llama: Box<sop_llm::Llama>,
         tokens: Vec<u32>,
         logits: Vec<f32>,
         inputs: Vec<Vec<f32>>,
@@ -279,7 +280,11 @@ impl Probe {
         let enc = sop_calib::Encoder::load(path, sop_calib::DEFAULT_MAX_SEQ_LEN)?;
         let seqs = enc.encode(&texts)?;
         let base = enc.bert.embed(&seqs)?;
-        Ok(Probe::Bert { enc, seqs, base })
+        Ok(Probe::Bert {
+            enc: Box::new(enc),
+            seqs,
+            base,
+        })
     }
 
     /// The probe of a measured sensitivity: a decoder ([`sop_llm::is_decoder`]) on the first
@@ -301,7 +306,7 @@ impl Probe {
         let logits = llama.forward_with(&ids, &mut sop_calib::F32Linear)?;
         let inputs = llama.block_inputs(&ids)?;
         Ok(Probe::Llama {
-            llama,
+            llama: Box::new(llama),
             tokens: ids,
             logits,
             inputs,

@@ -12,6 +12,9 @@ use sop_calib::{F32Linear, HELDOUT_TEXT};
 use sop_llm::fidelity::{evaluate, Fidelity, Substitute};
 use sop_llm::{Llama, LlmTokenizer};
 
+/// Decoders: the default window length in tokens (each window a fresh sequence).
+pub const DEFAULT_WINDOW: usize = 512;
+
 #[derive(Args)]
 pub struct FidelityArgs {
     /// The original model: a GGUF file, a Hugging Face directory, a safetensors file, or an
@@ -30,7 +33,7 @@ pub struct FidelityArgs {
     tokens: usize,
     /// Decoders: window length in tokens; the text is scored in consecutive windows, each a
     /// fresh sequence.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = DEFAULT_WINDOW)]
     window: usize,
     /// The decode hardware that delivers the weights (as for `sop export --hw`). Layers no
     /// configuration decodes use the software reconstruction (named on stderr).
@@ -50,16 +53,56 @@ fn is_bert(path: &Path) -> bool {
         .is_some_and(|v| v.get("model_type").and_then(|m| m.as_str()) == Some("bert"))
 }
 
+/// What [`measure`] compares: the original model, the quantized directory, the text and how
+/// much of it, and the hardware that delivers the weights.
+pub struct FidelityInput<'a> {
+    /// The original model's path (resolved).
+    pub path: &'a Path,
+    /// The original model, opened.
+    pub model: &'a sop_model::Model,
+    /// Directory written by `sop quantize` (or its model file).
+    pub quantized: &'a Path,
+    /// Held-out text file; `None`: the built-in held-out text.
+    pub text: Option<&'a Path>,
+    /// Decoders: tokens scored; encoders: the token budget of the sentences.
+    pub tokens: usize,
+    /// Decoders: window length in tokens.
+    pub window: usize,
+    /// The `--hw` value (as for `sop export --hw`).
+    pub hw: &'a str,
+}
+
 pub fn run(a: FidelityArgs) -> Result<()> {
+    let (path, model) = crate::model_arg::open(&a.model)?;
+    let (json, line) = measure(&FidelityInput {
+        path: &path,
+        model: &model,
+        quantized: &a.quantized,
+        text: a.text.as_deref(),
+        tokens: a.tokens,
+        window: a.window,
+        hw: &a.hw,
+    })?;
+    println!("{line}");
+    if let Some(file) = &a.json {
+        let text = serde_json::to_string_pretty(&json).context("serializing the results")?;
+        sop_atomic_write::write(file, (text + "\n").as_bytes()).context("--json")?;
+    }
+    Ok(())
+}
+
+/// Runs the original and the quantized model over the held-out text: the figures as JSON
+/// (the `sop fidelity --json` object) and the one-line summary. Notes go to stderr.
+pub fn measure(a: &FidelityInput<'_>) -> Result<(serde_json::Value, String)> {
     if a.tokens < 2 {
         bail!("--tokens {}: at least 2 are needed", a.tokens);
     }
     if a.window < 2 {
         bail!("--window {}: at least 2 tokens", a.window);
     }
-    let (path, model) = crate::model_arg::open(&a.model)?;
-    let loaded = sop_qmodel::read(&a.quantized).with_context(|| format!("--quantized {}", a.quantized.display()))?;
-    let hw = crate::quantize_cmd::hardware_configs(&a.hw)?.unwrap_or_default();
+    let (path, model) = (a.path, a.model);
+    let loaded = sop_qmodel::read(a.quantized).with_context(|| format!("--quantized {}", a.quantized.display()))?;
+    let hw = crate::quantize_cmd::hardware_configs(a.hw)?.unwrap_or_default();
     let mut weights = HashMap::new();
     let (mut n_hw, mut n_sw) = (0usize, 0usize);
     for (l, o) in &loaded.layers {
@@ -91,13 +134,12 @@ pub fn run(a: FidelityArgs) -> Result<()> {
         weights.insert(l.name.clone(), v);
     }
     eprintln!("weights: {n_hw} layers as the hardware delivers them, {n_sw} software reconstruction");
-    let text = match &a.text {
+    let text = match a.text {
         Some(f) => std::fs::read_to_string(f).with_context(|| format!("--text {}", f.display()))?,
         None => HELDOUT_TEXT.to_string(),
     };
     let text_name = a
         .text
-        .as_ref()
         .map_or("built-in held-out text (sop-calib heldout.txt)".to_string(), |f| {
             f.display().to_string()
         });
@@ -114,8 +156,8 @@ pub fn run(a: FidelityArgs) -> Result<()> {
         "layers_hardware": n_hw,
         "layers_software": n_sw,
     });
-    let line = if is_bert(&path) {
-        let enc = sop_calib::Encoder::load(&path, sop_calib::DEFAULT_MAX_SEQ_LEN)?;
+    let line = if is_bert(path) {
+        let enc = sop_calib::Encoder::load(path, sop_calib::DEFAULT_MAX_SEQ_LEN)?;
         let mut sentences = Vec::new();
         let mut budget = 0usize;
         for s in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -138,8 +180,8 @@ pub fn run(a: FidelityArgs) -> Result<()> {
             sentences.len()
         )
     } else {
-        let llama = Llama::load(&path)?;
-        let tok = LlmTokenizer::load(&path, model.gguf_metadata())?;
+        let llama = Llama::load(path)?;
+        let tok = LlmTokenizer::load(path, model.gguf_metadata())?;
         let mut ids = tok.encode(&text)?;
         if ids.len() < 2 {
             bail!("{text_name}: {} tokens; at least 2 are needed", ids.len());
@@ -173,10 +215,5 @@ pub fn run(a: FidelityArgs) -> Result<()> {
         );
     }
     eprintln!("both models evaluated in {:.1} s", t0.elapsed().as_secs_f64());
-    println!("{line}");
-    if let Some(file) = &a.json {
-        let text = serde_json::to_string_pretty(&json).context("serializing the results")?;
-        sop_atomic_write::write(file, (text + "\n").as_bytes()).context("--json")?;
-    }
-    Ok(())
+    Ok((json, line))
 }

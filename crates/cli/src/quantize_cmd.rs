@@ -28,7 +28,8 @@ pub struct QuantizeArgs {
     /// Per-column activation statistics (imatrix.gguf / .dat, e.g. from `sop calibrate`).
     #[arg(long, value_name = "FILE", conflicts_with = "calibrate")]
     imatrix: Option<PathBuf>,
-    /// Calibrate in-process on the built-in text set (BERT encoders only) instead of --imatrix.
+    /// Calibrate in-process on the built-in text set instead of --imatrix (BERT encoders and
+    /// Llama-family decoders, as `sop calibrate` with its defaults).
     #[arg(long)]
     calibrate: bool,
     /// Target average bits per weight over the quantized linear layers (total bits / total
@@ -72,19 +73,27 @@ pub struct QuantizeArgs {
     /// Per-layer sensitivity weighting the activation-weighted NMSE in the MCKP distortion:
     /// `layer` (every layer counts equally: distortion = aw-NMSE, i.e. sensitivity
     /// 1 / sum a w^2 on the activation-weighted squared error) or `params` (distortion =
-    /// weights in the layer x aw-NMSE) or `measured` (BERT encoders: aw-NMSE x s_i, with s_i
-    /// the measured drop of output-embedding cosine per unit aw-NMSE when layer i alone is
-    /// quantized with its cheapest option, on the first --sensitivity-sentences sentences) or
-    /// `hybrid` (aw-NMSE x (1/2 + s_i / (2 mean s)): half per-layer, half measured).
+    /// weights in the layer x aw-NMSE) or `measured` (aw-NMSE x s_i, with s_i the measured
+    /// output change per unit aw-NMSE when layer i alone is quantized with its cheapest
+    /// option: for BERT encoders the drop of output-embedding cosine on the first
+    /// --sensitivity-sentences calibration sentences, for Llama-family decoders the mean KL
+    /// divergence of the next-token distributions on the first --sensitivity-tokens
+    /// calibration tokens) or `hybrid` (aw-NMSE x (1/2 + s_i / (2 mean s)): half per-layer,
+    /// half measured).
     #[arg(long, default_value = "layer", value_parser = ["layer", "params", "measured", "hybrid"])]
     sensitivity: String,
     /// Scale codes tried on each side of each block's absmax code (larger: lower error,
     /// slower; at most sop_quantize::MAX_RADIUS).
     #[arg(long, default_value_t = QuantOptions::default().search_radius)]
     search_radius: u32,
-    /// Calibration sentences used by `--sensitivity measured`.
+    /// Calibration sentences used by `--sensitivity measured` (BERT encoders).
     #[arg(long, default_value_t = 64)]
     sensitivity_sentences: usize,
+    /// Calibration tokens used by `--sensitivity measured` (decoders: the first N tokens of
+    /// the calibration text as one sequence; one forward pass per layer, from the layer's
+    /// block on).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    sensitivity_tokens: usize,
     /// Largest output file: above it the model is written as shards
     /// (`model-00001-of-0000N.sop.safetensors`) with an index (`model.sop.safetensors.index.json`,
     /// as Hugging Face's `model.safetensors.index.json`), read by `sop inspect`, `sop cosim
@@ -129,6 +138,15 @@ pub struct QuantizeArgs {
     /// and the reports. The directory then equals a one-machine run's byte for byte.
     #[arg(long, value_name = "FILE", num_args = 1.., requires = "plan", conflicts_with = "shard")]
     from_pass2: Vec<PathBuf>,
+    /// After writing the model, run `sop fidelity` on it (decoders: perplexity, mean KLD and
+    /// top-1 agreement on the built-in held-out text; encoders: the output-embedding cosine)
+    /// with the weights the --hw hardware delivers, and add the figures to report.json
+    /// (`fidelity`), report.md and the summary.
+    #[arg(long)]
+    fidelity: bool,
+    /// Tokens of the held-out text `--fidelity` scores (windows of 512 tokens).
+    #[arg(long, value_name = "N", default_value_t = 1024, requires = "fidelity")]
+    fidelity_tokens: usize,
 }
 
 /// `--shard K/N` for clap.
@@ -307,6 +325,18 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             );
         }
     }
+    if matches!(a.sensitivity.as_str(), "measured" | "hybrid") && a.sensitivity_tokens < 2 {
+        bail!(
+            "--sensitivity-tokens {}: at least 2 are needed to measure a KL divergence",
+            a.sensitivity_tokens
+        );
+    }
+    if a.fidelity && a.fidelity_tokens < 2 {
+        bail!(
+            "--fidelity-tokens {}: at least 2 are needed to score a prediction",
+            a.fidelity_tokens
+        );
+    }
     if !a.target_bpw.is_finite() || a.target_bpw <= 0.0 {
         bail!("--target-bpw {}: must be a positive number", a.target_bpw);
     }
@@ -381,13 +411,14 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         target_bpw: a.target_bpw,
         sensitivity,
         sensitivity_sentences: a.sensitivity_sentences,
+        sensitivity_tokens: a.sensitivity_tokens,
         check_embeddings: a.check_embeddings,
         hardware: a.hw.clone(),
         max_shard_bytes: a.max_shard_size,
         sample_weights: a.sample_weights,
     };
     let mut obs = CliObserver { progress: None };
-    let (out, plan) = match stage {
+    let (mut out, plan) = match stage {
         Stage::Whole => sop_search::run(&spec, a.out.as_deref().expect("checked"), &mut obs)?,
         Stage::Pass1(shard, file) => {
             let n = sop_search::split::evaluate_shard(&spec, shard, &file, &mut obs)?;
@@ -427,6 +458,24 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             sop_search::split::finish(&spec, &plan, &manifests, a.out.as_deref().expect("checked"), &mut obs)?
         }
     };
+    let out_dir = a.out.as_deref().expect("checked");
+    let fidelity_line = if a.fidelity {
+        let (json, line) = crate::fidelity_cmd::measure(&crate::fidelity_cmd::FidelityInput {
+            path: &path,
+            model: &model,
+            quantized: out_dir,
+            text: None,
+            tokens: a.fidelity_tokens,
+            window: crate::fidelity_cmd::DEFAULT_WINDOW,
+            hw: &a.hw,
+        })
+        .context("--fidelity")?;
+        out.report["fidelity"] = json;
+        sop_search::write_reports(out_dir, &out.report)?;
+        Some(line)
+    } else {
+        None
+    };
     let total_weights = out.report["total_weights"].as_u64().unwrap_or(0);
     eprintln!(
         "MCKP: exact {:.4} bpw distortion {:.6e}; greedy {:.4} bpw distortion {:.6e} (gap {:+.3}%)",
@@ -455,6 +504,9 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         spec.calibration,
         t0.elapsed().as_secs_f64()
     );
+    if let Some(line) = fidelity_line {
+        println!("{line}");
+    }
     Ok(())
 }
 

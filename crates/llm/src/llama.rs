@@ -227,6 +227,72 @@ impl Llama {
     ///
     /// Errors: no tokens, more than the context length, an id outside the vocabulary.
     pub fn forward_with(&self, tokens: &[u32], exec: &mut dyn LinearExec) -> Result<Vec<f32>, LlmError> {
+        let x = self.embed(tokens)?;
+        let x = self.run_blocks(tokens.len(), 0, x, exec, None);
+        Ok(self.head(&x, exec))
+    }
+
+    /// The input of every block (the residual stream entering it, `[tokens.len(), hidden]`
+    /// row-major, block order), then the final residual stream (the head's input): one more
+    /// entry than blocks, for one sequence with every linear layer by the f32 kernel. Entry
+    /// `i` is the starting point of [`Self::forward_from`] at block `i`. Errors as
+    /// [`Self::forward_with`].
+    pub fn block_inputs(&self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, LlmError> {
+        let x = self.embed(tokens)?;
+        let mut inputs = Vec::with_capacity(self.blocks.len() + 1);
+        let last = self.run_blocks(tokens.len(), 0, x, &mut F32Linear, Some(&mut inputs));
+        inputs.push(last);
+        Ok(inputs)
+    }
+
+    /// The logits of one sequence computed from block `first` on, `x` being that block's input
+    /// (from [`Self::block_inputs`]; `first` = the number of blocks runs the output head
+    /// only, on the final residual stream). With `x` from `block_inputs`, the logits are
+    /// bit for bit those of [`Self::forward_with`] when `exec` computes the layers of the
+    /// blocks before `first` with the f32 kernel (tested): changing one layer of block `b`
+    /// needs only blocks `b..`.
+    ///
+    /// Errors: as [`Self::forward_with`], `first` beyond the blocks, `x` of the wrong length.
+    pub fn forward_from(
+        &self,
+        tokens: &[u32],
+        first: usize,
+        x: Vec<f32>,
+        exec: &mut dyn LinearExec,
+    ) -> Result<Vec<f32>, LlmError> {
+        self.check_tokens(tokens)?;
+        if first > self.blocks.len() || x.len() != tokens.len() * self.cfg.hidden {
+            return Err(LlmError::Invalid(format!(
+                "forward from block {first} of {} with {} values for {} tokens of width {}",
+                self.blocks.len(),
+                x.len(),
+                tokens.len(),
+                self.cfg.hidden
+            )));
+        }
+        let x = self.run_blocks(tokens.len(), first, x, exec, None);
+        Ok(self.head(&x, exec))
+    }
+
+    /// The block (0-based) that runs the linear layer `name`; the number of blocks for a
+    /// separate output head; `None` for a name that is not a linear layer of the pass.
+    pub fn block_of(&self, name: &str) -> Option<usize> {
+        if let Some(i) = self.blocks.iter().position(|b| {
+            [&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down]
+                .iter()
+                .any(|l| l.name == name)
+        }) {
+            return Some(i);
+        }
+        match &self.head {
+            Some(h) if self.head_is_layer && h.name == name => Some(self.blocks.len()),
+            _ => None,
+        }
+    }
+
+    /// Errors for a sequence the pass cannot run: empty, longer than the context, an id
+    /// outside the vocabulary.
+    fn check_tokens(&self, tokens: &[u32]) -> Result<(), LlmError> {
         let c = &self.cfg;
         let n = tokens.len();
         if n == 0 || n > c.context {
@@ -241,13 +307,36 @@ impl Llama {
                 c.vocab
             )));
         }
-        let h = c.hidden;
-        let mut x = vec![0f32; n * h];
+        Ok(())
+    }
+
+    /// The token embeddings `[n, hidden]` of a checked sequence.
+    fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>, LlmError> {
+        self.check_tokens(tokens)?;
+        let h = self.cfg.hidden;
+        let mut x = vec![0f32; tokens.len() * h];
         x.par_chunks_mut(h).zip(tokens.par_iter()).for_each(|(row, &id)| {
             row.copy_from_slice(&self.embd[id as usize * h..][..h]);
         });
+        Ok(x)
+    }
+
+    /// Runs blocks `first..` on the residual stream `x` (`[n, hidden]`), pushing each block's
+    /// input to `inputs` when given; returns the final residual stream.
+    fn run_blocks(
+        &self,
+        n: usize,
+        first: usize,
+        mut x: Vec<f32>,
+        exec: &mut dyn LinearExec,
+        mut inputs: Option<&mut Vec<Vec<f32>>>,
+    ) -> Vec<f32> {
+        let c = &self.cfg;
         let (cos, sin) = self.rope_tables(n);
-        for b in &self.blocks {
+        for b in &self.blocks[first..] {
+            if let Some(v) = inputs.as_deref_mut() {
+                v.push(x.clone());
+            }
             let xn = rms_norm(&x, &b.attn_norm, c.eps);
             let mut q = exec.apply(&b.q.as_ref(), &xn);
             let mut k = exec.apply(&b.k.as_ref(), &xn);
@@ -270,8 +359,15 @@ impl Llama {
             let d = exec.apply(&b.down.as_ref(), &g);
             add_assign(&mut x, &d);
         }
-        let xn = rms_norm(&x, &self.out_norm, c.eps);
-        Ok(match &self.head {
+        x
+    }
+
+    /// The final RMSNorm and the output head (tied to the embedding, or a separate matrix
+    /// that goes through `exec` when it is one of the model's linear layers): the logits.
+    fn head(&self, x: &[f32], exec: &mut dyn LinearExec) -> Vec<f32> {
+        let c = &self.cfg;
+        let xn = rms_norm(x, &self.out_norm, c.eps);
+        match &self.head {
             Some(head) if self.head_is_layer => exec.apply(&head.as_ref(), &xn),
             Some(head) => F32Linear.apply(&head.as_ref(), &xn),
             None => {
@@ -279,13 +375,13 @@ impl Llama {
                 let tied = LinearRef {
                     name: "token_embd.weight",
                     rows: c.vocab,
-                    cols: h,
+                    cols: c.hidden,
                     w: &self.embd,
                     b: &zero,
                 };
                 F32Linear.apply(&tied, &xn)
             }
-        })
+        }
     }
 
     /// Greedy decoding: appends `steps` arg-max tokens to `prompt` (stopping early at

@@ -139,3 +139,43 @@ fn answers_the_capital_of_france() {
     eprintln!("answer: {text:?}");
     assert!(text.contains("Paris"), "{text:?}");
 }
+
+/// `forward_from` a block's recorded input gives the logits of the whole pass bit for bit,
+/// with the original weights and with one layer of that block substituted; `block_of` names
+/// the block of each linear layer.
+#[test]
+fn forward_from_a_block_input_is_the_whole_pass() {
+    let path = smollm2();
+    let llama = Llama::load(&path).unwrap();
+    let model = sop_model::Model::open(&path).unwrap();
+    let tok = LlmTokenizer::load(&path, model.gguf_metadata()).unwrap();
+    let tokens = heldout_tokens(&tok, 12);
+    let full = llama.forward_with(&tokens, &mut F32Linear).unwrap();
+    let inputs = llama.block_inputs(&tokens).unwrap();
+    assert_eq!(inputs.len(), llama.cfg.layers + 1);
+    for b in [0, 17, llama.cfg.layers] {
+        let x = inputs[b].clone();
+        assert!(
+            llama.forward_from(&tokens, b, x, &mut F32Linear).unwrap() == full,
+            "block {b}"
+        );
+    }
+    assert_eq!(llama.block_of("blk.17.ffn_up.weight"), Some(17));
+    assert_eq!(llama.block_of("token_embd.weight"), None);
+    // One layer of block 17 halved: from block 17 on is the whole pass with that layer.
+    let name = "blk.17.attn_v.weight";
+    let w: Vec<f32> = model.load_f32(name).unwrap().data.iter().map(|v| v * 0.5).collect();
+    let sub = || sop_llm::fidelity::Substitute {
+        weights: [(name.to_string(), w.clone())].into(),
+        used: Vec::new(),
+    };
+    let whole = llama.forward_with(&tokens, &mut sub()).unwrap();
+    assert!(whole != full);
+    let from = llama.forward_from(&tokens, 17, inputs[17].clone(), &mut sub()).unwrap();
+    assert!(from == whole);
+    // A block input of the wrong length, a block beyond the last: errors.
+    assert!(llama.forward_from(&tokens, 3, vec![0.0; 5], &mut F32Linear).is_err());
+    assert!(llama
+        .forward_from(&tokens, llama.cfg.layers + 1, inputs[0].clone(), &mut F32Linear)
+        .is_err());
+}

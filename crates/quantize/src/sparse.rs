@@ -238,6 +238,33 @@ pub fn quantize_option(
     Ok(ql)
 }
 
+/// [`quantize_option`] with the plain quantization of the option's point shared between the
+/// options of one layer: when `option` takes no outliers on this layer, its result is that
+/// plain quantization plus its residuals, so `base` (the plain quantization of `w` by `q`,
+/// computed here on first use and kept for the next option of the same point and layer) is
+/// reused instead of quantizing again. The result is identical to [`quantize_option`]'s
+/// (tested). A `base` of another point, tensor name or shape is replaced; the caller clears it
+/// when the weights of a same-named layer change.
+pub fn quantize_option_reusing(
+    q: &Quantizer,
+    option: &MenuOption,
+    w: LayerRef<'_>,
+    a: Option<&[f32]>,
+    base: &mut Option<QuantizedLayer>,
+) -> Result<QuantizedLayer, QuantError> {
+    if q.point() != option.point || count_for(option.outlier_pct, w.data.len()) > 0 {
+        return quantize_option(q, option, w, a);
+    }
+    // A cached layer of another point, tensor or shape is replaced, never reused.
+    let fits = |b: &QuantizedLayer| b.point == q.point() && b.name == w.name && (b.rows, b.cols) == (w.rows, w.cols);
+    let mut ql = match base {
+        Some(b) if fits(b) => b.clone(),
+        _ => base.insert(q.quantize(w, a)?).clone(),
+    };
+    add_residuals(&mut ql, w.data, a, option.residual_pct);
+    Ok(ql)
+}
+
 /// Replaces `ql`'s residuals by the top `pct` percent (of all weights) by activation-weighted
 /// squared error of its reconstruction against `w`, never at an outlier position, with values
 /// in the lane-output domain (module docs).
@@ -285,6 +312,42 @@ mod tests {
         }
         assert!("E2M1sE4M3b16+X1%".parse::<MenuOption>().is_err());
         assert!("E2M1sE4M3b16+O200%".parse::<MenuOption>().is_err());
+    }
+
+    #[test]
+    fn reusing_the_plain_quantization_gives_the_same_layers() {
+        let data: Vec<f32> = (0..8192).map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 250.0).collect();
+        let a: Vec<f32> = (0..128).map(|c| 0.5 + (c % 7) as f32).collect();
+        let w = LayerRef {
+            name: "w",
+            rows: 64,
+            cols: 128,
+            data: &data,
+        };
+        let p = "E2M3sUE4M4".parse().unwrap();
+        let q = Quantizer::new(p, QuantOptions::default()).unwrap();
+        let mut base = None;
+        // Plain, residuals (reused), outliers (quantized anew), residuals again.
+        for o in ["E2M3sUE4M4", "E2M3sUE4M4+R1%", "E2M3sUE4M4+O0.1%", "E2M3sUE4M4+R0.5%"] {
+            let opt: MenuOption = o.parse().unwrap();
+            let direct = quantize_option(&q, &opt, w, Some(&a)).unwrap();
+            let reused = quantize_option_reusing(&q, &opt, w, Some(&a), &mut base).unwrap();
+            assert_eq!(reused, direct, "{o}");
+            assert!(base.is_some(), "{o}");
+        }
+        // The cached plain quantization is the dense option's layer.
+        assert_eq!(
+            base.unwrap(),
+            quantize_option(&q, &MenuOption::dense(p), w, Some(&a)).unwrap()
+        );
+        // A quantizer of another point is not served from the cache.
+        let q2 = Quantizer::new("E2M1sE4M3b16".parse().unwrap(), QuantOptions::default()).unwrap();
+        let opt2 = MenuOption::dense(q2.point());
+        let mut stale = Some(quantize_option(&q, &MenuOption::dense(p), w, None).unwrap());
+        assert_eq!(
+            quantize_option_reusing(&q2, &opt2, w, None, &mut stale).unwrap(),
+            quantize_option(&q2, &opt2, w, None).unwrap()
+        );
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn main() -> Result<()> {
         target_bpw: targets[0],
         sensitivity: Sensitivity::Layer,
         sensitivity_sentences: 64,
+        sensitivity_tokens: 128,
         check_embeddings: false,
         hardware: "none".into(),
         max_shard_bytes: u64::MAX,

@@ -45,6 +45,14 @@ pub enum SearchError {
         /// The underlying error.
         error: CalibError,
     },
+    /// The Llama-family decoder of measured sensitivities.
+    #[error("{context}: {error}")]
+    Llm {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        error: sop_llm::LlmError,
+    },
     /// A menu option could not quantize a layer.
     #[error("{context}: {error}")]
     Quantize {
@@ -106,6 +114,12 @@ fn calib(context: impl Into<String>) -> impl FnOnce(CalibError) -> SearchError {
     move |error| SearchError::Calib { context, error }
 }
 
+/// Maps an error of the decoder's forward pass to [`SearchError::Llm`] with `context`.
+fn llm(context: impl Into<String>) -> impl FnOnce(sop_llm::LlmError) -> SearchError {
+    let context = context.into();
+    move |error| SearchError::Llm { context, error }
+}
+
 /// Maps a quantizer error to [`SearchError::Quantize`] with `context`.
 fn quant(context: impl Into<String>) -> impl FnOnce(QuantError) -> SearchError {
     let context = context.into();
@@ -118,7 +132,7 @@ fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> SearchError {
     move |error| SearchError::Io { what, path, error }
 }
 use sop_quantize::mckp::{solve_exact, solve_greedy, Choice, Selection, DEFAULT_MAX_UNITS};
-use sop_quantize::sparse::{quantize_option, MenuOption};
+use sop_quantize::sparse::{quantize_option, quantize_option_reusing, MenuOption};
 use sop_quantize::{metrics, LayerRef, Metrics, QuantOptions, QuantizedLayer, Quantizer};
 
 /// Bits of each layer's f32 tensor scale: counted in a layer's bits, not in the nominal bpw
@@ -137,8 +151,10 @@ pub enum Sensitivity {
     Layer,
     /// Distortion = weights in the layer x aw-NMSE.
     Params,
-    /// BERT encoders: aw-NMSE x s_i, with s_i the measured drop of output-embedding cosine
-    /// per unit aw-NMSE when layer i alone is quantized with its cheapest option.
+    /// aw-NMSE x s_i, with s_i the measured output change per unit aw-NMSE when layer i alone
+    /// is quantized with its cheapest option: the drop of output-embedding cosine (BERT
+    /// encoders) or the mean KL divergence of the next-token distributions in nats
+    /// (Llama-family decoders).
     Measured,
     /// aw-NMSE x (1/2 + s_i / (2 mean s)): half per-layer, half measured.
     Hybrid,
@@ -193,8 +209,11 @@ pub struct Spec<'a> {
     pub target_bpw: f64,
     /// Per-layer sensitivity.
     pub sensitivity: Sensitivity,
-    /// Calibration sentences for measured sensitivities.
+    /// Calibration sentences for measured sensitivities (BERT encoders).
     pub sensitivity_sentences: usize,
+    /// Calibration tokens for measured sensitivities (decoders: the first this many tokens of
+    /// the calibration text, one sequence).
+    pub sensitivity_tokens: usize,
     /// Also measure the output-embedding cosine of the quantized encoder (BERT only).
     pub check_embeddings: bool,
     /// The `--hw` value (recorded in the output).
@@ -363,15 +382,27 @@ fn quantizers(spec: &Spec<'_>) -> Result<Vec<Quantizer>> {
         .collect()
 }
 
-/// A BERT encoder with tokenized sentences and their unquantized embeddings.
-struct Probe {
-    enc: sop_calib::Encoder,
-    seqs: Vec<Vec<u32>>,
-    base: Vec<Vec<f32>>,
+/// The forward pass that measures sensitivities and `check_embeddings`: a BERT encoder with
+/// tokenized sentences and their unquantized embeddings, or a Llama-family decoder with
+/// calibration tokens, their unquantized logits and every block's unquantized input.
+enum Probe {
+    Bert {
+        // Both models boxed: the variants stay small and alike.
+        enc: Box<sop_calib::Encoder>,
+        seqs: Vec<Vec<u32>>,
+        base: Vec<Vec<f32>>,
+    },
+    Llama {
+        llama: Box<sop_llm::Llama>,
+        tokens: Vec<u32>,
+        logits: Vec<f32>,
+        inputs: Vec<Vec<f32>>,
+    },
 }
 
 impl Probe {
-    fn load(path: &Path, sentences: Option<usize>) -> Result<Self> {
+    /// A BERT encoder on the first `sentences` calibration sentences (all when `None`).
+    fn bert(path: &Path, sentences: Option<usize>) -> Result<Self> {
         let mut texts = sop_calib::builtin_texts();
         if let Some(n) = sentences {
             texts.truncate(n.max(1));
@@ -381,24 +412,109 @@ impl Probe {
             .encode(&texts)
             .map_err(calib("tokenizing the calibration sentences"))?;
         let base = enc.bert.embed(&seqs).map_err(calib("the unquantized embeddings"))?;
-        Ok(Probe { enc, seqs, base })
+        Ok(Probe::Bert {
+            enc: Box::new(enc),
+            seqs,
+            base,
+        })
     }
 
-    fn cosine(&self) -> Result<f64> {
-        let q = self
-            .enc
-            .bert
-            .embed(&self.seqs)
-            .map_err(calib("the quantized embeddings"))?;
-        Ok(mean_cosine(&self.base, &q))
+    /// The probe of a measured sensitivity: a decoder ([`sop_llm::is_decoder`]) on the first
+    /// `tokens` tokens of the calibration text (one sequence, at most the context), a BERT
+    /// encoder on the first `sentences` calibration sentences.
+    fn for_sensitivity(path: &Path, sentences: usize, tokens: usize) -> Result<Self> {
+        if !sop_llm::is_decoder(path) {
+            return Probe::bert(path, Some(sentences));
+        }
+        let llama = sop_llm::Llama::load(path).map_err(llm("the decoder"))?;
+        let model = Model::open(path)?;
+        let tok = sop_llm::LlmTokenizer::load(path, model.gguf_metadata()).map_err(llm("the decoder's tokenizer"))?;
+        let mut ids = tok
+            .encode(&sop_calib::builtin_texts().join("\n"))
+            .map_err(llm("tokenizing the calibration text"))?;
+        ids.truncate(tokens.min(llama.cfg.context));
+        ensure_input!(
+            ids.len() >= 2,
+            "--sensitivity-tokens {tokens}: at least 2 tokens are needed to measure a KL divergence"
+        );
+        let logits = llama
+            .forward_with(&ids, &mut sop_calib::F32Linear)
+            .map_err(llm("the unquantized forward pass"))?;
+        let inputs = llama
+            .block_inputs(&ids)
+            .map_err(llm("the unquantized blocks' inputs"))?;
+        Ok(Probe::Llama {
+            llama: Box::new(llama),
+            tokens: ids,
+            logits,
+            inputs,
+        })
     }
 
-    /// Replaces the weights of linear layer `name`.
-    fn set(&mut self, name: &str, w: &[f32]) -> Result<()> {
-        self.enc
-            .bert
-            .set_linear_weight(name, w)
-            .map_err(calib(format!("{name}: setting the encoder's weights")))
+    /// How far the output moves when linear layer `name` alone has the weights `w`: the
+    /// encoder's `1 -` mean output-embedding cosine, the decoder's mean KL divergence (nats)
+    /// of the next-token distributions from the unquantized ones (only the blocks from the
+    /// layer's on are run again).
+    fn drop_with(&mut self, name: &str, w: &[f32], original: &[f32]) -> Result<f64> {
+        match self {
+            Probe::Bert { enc, seqs, base } => {
+                let ctx = || format!("{name}: setting the encoder's weights");
+                enc.bert.set_linear_weight(name, w).map_err(calib(ctx()))?;
+                let e = enc.bert.embed(seqs);
+                enc.bert.set_linear_weight(name, original).map_err(calib(ctx()))?;
+                let e = e.map_err(calib(format!("{name}: the embeddings with the cheapest option")))?;
+                Ok(1.0 - mean_cosine(base, &e))
+            }
+            Probe::Llama {
+                llama,
+                tokens,
+                logits,
+                inputs,
+            } => {
+                let b = llama.block_of(name).ok_or_else(|| {
+                    input!(
+                        "{name}: not a linear layer of the forward pass of {}",
+                        llama.path().display()
+                    )
+                })?;
+                let mut sub = sop_llm::fidelity::Substitute::default();
+                sub.weights.insert(name.to_string(), w.to_vec());
+                let l1 = llama
+                    .forward_from(tokens, b, inputs[b].clone(), &mut sub)
+                    .map_err(llm(format!("{name}: the forward pass with the cheapest option")))?;
+                ensure_input!(
+                    sub.used.len() == 1,
+                    "{name}: the forward pass did not use the substitute weights"
+                );
+                let stats = sop_llm::fidelity::compare(logits, &l1, tokens, llama.cfg.vocab);
+                let f = sop_llm::fidelity::Fidelity::summarize(&stats)
+                    .ok_or_else(|| input!("{name}: no scored positions for the KL divergence"))?;
+                Ok(f.mean_kld)
+            }
+        }
+    }
+
+    /// The encoder with its current (quantized) weights: mean output-embedding cosine
+    /// against the unquantized embeddings.
+    fn bert_cosine(&self) -> Result<f64> {
+        match self {
+            Probe::Bert { enc, seqs, base } => {
+                let e = enc.bert.embed(seqs).map_err(calib("the quantized embeddings"))?;
+                Ok(mean_cosine(base, &e))
+            }
+            Probe::Llama { .. } => Err(input!("the output-embedding cosine needs a BERT encoder")),
+        }
+    }
+
+    /// The encoder's linear layer `name` gets the weights `w` (`check_embeddings`).
+    fn set_bert_weight(&mut self, name: &str, w: &[f32]) -> Result<()> {
+        match self {
+            Probe::Bert { enc, .. } => enc
+                .bert
+                .set_linear_weight(name, w)
+                .map_err(calib(format!("{name}: setting the encoder's weights"))),
+            Probe::Llama { .. } => Err(input!("the output-embedding cosine needs a BERT encoder")),
+        }
     }
 }
 
@@ -417,15 +533,26 @@ pub fn evaluate(spec: &Spec<'_>, obs: &mut dyn Observer) -> Result<Evaluation> {
 /// its share.
 pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observer) -> Result<Vec<LayerEval>> {
     let quantizers = quantizers(spec)?;
+    // Menu indices grouped by point (groups in order of first appearance, menu order within).
+    let first = |k: usize| {
+        spec.menu
+            .iter()
+            .position(|o| o.point == spec.menu[k].point)
+            .unwrap_or(k)
+    };
+    let mut order: Vec<usize> = (0..spec.menu.len()).collect();
+    order.sort_by_key(|&k| (first(k), k));
     let mut probe = if spec.sensitivity.needs_measurement() {
         Some(
-            Probe::load(spec.model_path, Some(spec.sensitivity_sentences)).map_err(|e| match e {
-                SearchError::Calib { context, error } => SearchError::Calib {
-                    context: format!("--sensitivity measured needs a BERT encoder: {context}"),
-                    error,
+            Probe::for_sensitivity(spec.model_path, spec.sensitivity_sentences, spec.sensitivity_tokens).map_err(
+                |e| match e {
+                    SearchError::Calib { context, error } => SearchError::Calib {
+                        context: format!("--sensitivity measured needs a forward pass (a BERT encoder or a Llama-family decoder): {context}"),
+                        error,
+                    },
+                    e => e,
                 },
-                e => e,
-            })?,
+            )?,
         )
     } else {
         None
@@ -451,7 +578,7 @@ pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observe
             cols: w.cols,
             data: &w.data,
         };
-        let mut options = Vec::with_capacity(spec.menu.len());
+        let mut options: Vec<Option<OptionEval>> = vec![None; spec.menu.len()];
         // Sampled evaluation: the sampled rows as a layer of their own.
         let sample = sample_rows(w.rows, w.cols, spec.sample_weights).map(|mut rs| {
             // The row of the layer's largest magnitude joins the sample: the tensor scale is a
@@ -487,11 +614,17 @@ pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observe
             },
             _ => lr,
         };
-        // The cheapest option so far (the first of the lowest bits) and its menu index, for
-        // the measurement.
-        let mut cheapest: Option<(usize, QuantizedLayer)> = None;
-        for (k, (o, q)) in spec.menu.iter().zip(&quantizers).enumerate() {
-            let ql = quantize_option(q, o, lr_eval, aw.as_deref()).map_err(quant(format!("{name}: {o}")))?;
+        // The cheapest option (the first in menu order of the lowest bits) and its menu
+        // index, for the measurement.
+        let mut cheapest: Option<(usize, u64, QuantizedLayer)> = None;
+        // Options of one point are evaluated together so that their plain quantization is
+        // computed once ([`quantize_option_reusing`]); one cached layer at a time keeps the
+        // memory bound.
+        let mut base = None;
+        for &k in &order {
+            let (o, q) = (&spec.menu[k], &quantizers[k]);
+            let ql = quantize_option_reusing(q, o, lr_eval, aw.as_deref(), &mut base)
+                .map_err(quant(format!("{name}: {o}")))?;
             let m = metrics(lr_eval.data, &ql.dequantize(), w.cols, aw.as_deref());
             let bits = exact_bits(o, w.rows, w.cols);
             if sample.is_none() && bits != ql.bits() {
@@ -500,11 +633,14 @@ pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observe
                     ql.bits()
                 ));
             }
-            options.push(OptionEval { bits, metrics: m });
-            if probe.is_some() && !cheapest.as_ref().is_some_and(|(j, _)| bits >= options[*j].bits) {
-                cheapest = Some((k, ql));
+            options[k] = Some(OptionEval { bits, metrics: m });
+            if probe.is_some() && !cheapest.as_ref().is_some_and(|&(j, b, _)| (b, j) < (bits, k)) {
+                cheapest = Some((k, bits, ql));
             }
         }
+        drop(base);
+        let options: Vec<OptionEval> = options.into_iter().flatten().collect();
+        let cheapest = cheapest.map(|(k, _, ql)| (k, ql));
         let measured = match (&mut probe, cheapest) {
             (Some(p), Some((k, c))) => {
                 // Sampled: the measurement needs the cheapest option on the whole layer.
@@ -517,10 +653,7 @@ pub fn evaluate_layers(spec: &Spec<'_>, indices: &[usize], obs: &mut dyn Observe
                 } else {
                     (c, options[k].metrics.w_nmse)
                 };
-                p.set(&c.name, &c.dequantize())?;
-                let cos = p.cosine()?;
-                p.set(&c.name, &w.data)?;
-                let drop = 1.0 - cos;
+                let drop = p.drop_with(&c.name, &c.dequantize(), &w.data)?;
                 Some((drop.max(0.0) / w_nmse.max(1e-30)).max(1e-12))
             }
             _ => None,
@@ -801,7 +934,7 @@ fn quantize_chosen(
 pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &mut dyn Observer) -> Result<Outcome> {
     check_plan(spec, eval, plan)?;
     let mut probe = if spec.check_embeddings {
-        Some(Probe::load(spec.model_path, None)?)
+        Some(Probe::bert(spec.model_path, None)?)
     } else {
         None
     };
@@ -813,7 +946,7 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
     for (l, &k) in eval.layers.iter().zip(&plan.choice) {
         let (ql, c) = quantize_chosen(spec, l, k, obs)?;
         if let Some(p) = &mut probe {
-            p.set(&ql.name, &ql.dequantize())?;
+            p.set_bert_weight(&ql.name, &ql.dequantize())?;
         }
         writer.push(&ql, &spec.menu[k])?;
         chosen.push(c);
@@ -821,7 +954,7 @@ pub fn write(spec: &Spec<'_>, eval: &Evaluation, plan: &Plan, out: &Path, obs: &
     }
     let files = writer.finish()?;
     obs.pass_done(Pass::Write);
-    let embedding_cosine = probe.map(|p| p.cosine()).transpose()?;
+    let embedding_cosine = probe.map(|p| p.bert_cosine()).transpose()?;
     finish_report(spec, eval, plan, &chosen, embedding_cosine, files, out)
 }
 
@@ -868,6 +1001,9 @@ fn finish_report(
             "w_cosine": m.w_cosine, "outliers": c.outliers, "residuals": c.residuals,
             "calibrated": l.calibrated,
         });
+        if let Some(s) = l.measured {
+            j["measured_sensitivity"] = s.into();
+        }
         if let Some(r) = l.sampled_rows {
             j["sampled_rows"] = r.into();
             j["w_nmse_estimate"] = l.options[c.option].metrics.w_nmse.into();
@@ -919,9 +1055,7 @@ fn finish_report(
             "chosen_distortion_measured": true_distortion,
         });
     }
-    let text = serde_json::to_string_pretty(&report).map_err(|e| input!("report.json: {e}"))? + "\n";
-    sop_atomic_write::write(&out.join("report.json"), text.as_bytes())?;
-    sop_atomic_write::write(&out.join("report.md"), report_md(&report).as_bytes())?;
+    write_reports(out, &report)?;
     Ok(Outcome {
         files,
         layers: eval.layers.len(),
@@ -930,6 +1064,15 @@ fn finish_report(
         embedding_cosine,
         report,
     })
+}
+
+/// Writes `report` as `report.json` and `report.md` ([`report_md`]) into `out` (atomically;
+/// used again by callers that add figures after the search, e.g. `sop quantize --fidelity`).
+pub fn write_reports(out: &Path, report: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(report).map_err(|e| input!("report.json: {e}"))? + "\n";
+    sop_atomic_write::write(&out.join("report.json"), text.as_bytes())?;
+    sop_atomic_write::write(&out.join("report.md"), report_md(report).as_bytes())?;
+    Ok(())
 }
 
 /// The whole search: [`evaluate`], [`sensitivities`], [`choose`], [`write`]. Returns the
@@ -995,6 +1138,23 @@ pub fn report_md(r: &serde_json::Value) -> String {
     );
     if let Some(c) = r["output_embedding_cosine"].as_f64() {
         let _ = writeln!(s, "- output-embedding cosine vs unquantized: {c:.6}");
+    }
+    let f = &r["fidelity"];
+    if let Some(k) = f["mean_kld"].as_f64() {
+        let _ = writeln!(
+            s,
+            "- fidelity ({} held-out tokens): perplexity {:.4} -> {:.4}, mean KLD {k:.6}, top-1 agreement {:.2} %",
+            f["tokens"],
+            f["perplexity_original"].as_f64().unwrap_or(0.0),
+            f["perplexity_quantized"].as_f64().unwrap_or(0.0),
+            f["top1_agreement_pct"].as_f64().unwrap_or(0.0)
+        );
+    } else if let Some(c) = f["embedding_cosine"].as_f64() {
+        let _ = writeln!(
+            s,
+            "- fidelity ({} held-out sentences): output-embedding cosine {c:.6}",
+            f["sentences"]
+        );
     }
     let _ = writeln!(
         s,
@@ -1085,6 +1245,7 @@ mod tests {
             target_bpw: target,
             sensitivity: Sensitivity::Layer,
             sensitivity_sentences: 8,
+            sensitivity_tokens: 16,
             check_embeddings: false,
             hardware: "none".into(),
             max_shard_bytes: DEFAULT_MAX_SHARD_BYTES,

@@ -67,8 +67,10 @@ pub struct RunId {
     pub target_bpw: String,
     /// [`crate::Sensitivity::as_str`].
     pub sensitivity: String,
-    /// Calibration sentences of measured sensitivities.
+    /// Calibration sentences of measured sensitivities (encoders).
     pub sensitivity_sentences: usize,
+    /// Calibration tokens of measured sensitivities (decoders).
+    pub sensitivity_tokens: usize,
     /// [`Spec::sample_weights`].
     pub sample_weights: usize,
     /// [`Spec::check_embeddings`].
@@ -101,6 +103,7 @@ impl RunId {
             target_bpw: spec.target_bpw.to_string(),
             sensitivity: spec.sensitivity.as_str().to_string(),
             sensitivity_sentences: spec.sensitivity_sentences,
+            sensitivity_tokens: spec.sensitivity_tokens,
             sample_weights: spec.sample_weights,
             check_embeddings: spec.check_embeddings,
             hardware: spec.hardware.clone(),
@@ -658,11 +661,11 @@ pub fn finish(
         written.push(index);
     }
     let embedding_cosine = if spec.check_embeddings {
-        let mut p = Probe::load(spec.model_path, None)?;
+        let mut p = Probe::bert(spec.model_path, None)?;
         for (ql, _) in sop_qmodel::read(out)?.layers {
-            p.set(&ql.name, &ql.dequantize())?;
+            p.set_bert_weight(&ql.name, &ql.dequantize())?;
         }
-        Some(p.cosine()?)
+        Some(p.bert_cosine()?)
     } else {
         None
     };

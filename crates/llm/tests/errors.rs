@@ -84,3 +84,35 @@ fn gguf_without_a_tokenizer() {
     let e = LlmTokenizer::load(&p, Some(&[])).unwrap_err().to_string();
     assert!(e.contains("tokenizer.ggml.model"), "{e}");
 }
+
+/// An imatrix (or any GGUF without `general.architecture`) given as the model.
+#[test]
+fn gguf_without_an_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.gguf");
+    let t = OutTensor {
+        name: "blk.0.ffn_up.weight".into(),
+        ne: vec![4, 2],
+        data: vec![0.25; 8],
+    };
+    std::fs::write(&p, gguf::write(&[], &[t])).unwrap();
+    let e = Llama::load(&p).unwrap_err();
+    assert!(matches!(e, LlmError::Config { .. }), "{e:?}");
+    let e = e.to_string();
+    assert!(e.contains("m.gguf") && e.contains("lacks general.architecture"), "{e}");
+}
+
+/// A Llama `config.json` without the context length.
+#[test]
+fn hf_config_without_max_position_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_safetensors(dir.path());
+    let config = r#"{"model_type": "llama", "hidden_size": 4, "num_attention_heads": 2,
+        "num_hidden_layers": 1, "intermediate_size": 2, "vocab_size": 8}"#;
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    let e = Llama::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("config.json") && e.contains("lacks a positive integer `max_position_embeddings`"),
+        "{e}"
+    );
+}

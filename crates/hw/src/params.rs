@@ -198,9 +198,10 @@ pub const LATENCY: u32 = 4;
 /// (`docs/hardware.md`, "Sparse correction unit").
 pub const CORR_LATENCY: u32 = 3;
 
-/// Minimum number of cycles between two adds into the dot-product tile's FP32 block
-/// accumulator (`docs/hardware.md`, "Dot-product tile"): an add presented in cycle `n` is in
-/// the accumulator from cycle `n + 4`, so a tile block has at least this many weights.
+/// Minimum number of cycles between two adds into one bank of the four-stage FP32
+/// accumulator (`FpAccDepth::SHALLOW`, the conventional tile's; `docs/hardware.md`, "FP32
+/// block accumulator"): an add presented in cycle `n` is in the accumulator from cycle
+/// `n + 4`. The HIF tile's deep pipeline adds to it (`FpAccDepth::spacing`).
 pub const FPACC_SPACING: u32 = 4;
 
 impl Params {

@@ -836,7 +836,7 @@ mod tests {
     /// One add: presents the value for a cycle, then idles until it has landed; returns the
     /// accumulator.
     fn add(u: &mut FpAcc, neg: bool, mag: u64, exp: u64) -> u32 {
-        let latency = if u.p_valid.is_empty() { 0 } else { 1 } + 4 + u.m_valid.len();
+        let latency = depth_of(u).latency() as usize;
         u.add.next = true;
         u.v_neg.next = neg;
         u.v_mag.next = mag.into();
@@ -896,6 +896,14 @@ mod tests {
         (r.below(2) == 1, mag, exp)
     }
 
+    /// The pipeline depth `u` was built with, from its optional stages.
+    fn depth_of(u: &FpAcc) -> FpAccDepth {
+        FpAccDepth {
+            pre_norm: !u.p_valid.is_empty(),
+            split_add: !u.m_valid.is_empty(),
+        }
+    }
+
     /// Every pipeline depth, in a fresh accumulator.
     fn depths() -> impl Iterator<Item = (FpAccDepth, FpAcc)> {
         let all = [FpAccDepth::SHALLOW, FpAccDepth::DEEP];
@@ -909,6 +917,7 @@ mod tests {
     #[test]
     fn latency_is_what_the_depth_says() {
         for (d, u) in depths() {
+            assert_eq!(depth_of(&u), d);
             let stages = 4 + u.p_valid.len() + u.m_valid.len();
             assert_eq!(d.latency() as usize, stages, "{d:?}");
             assert_eq!(d.spacing() as usize, 4 + u.m_valid.len(), "{d:?}");
